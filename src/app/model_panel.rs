@@ -1,0 +1,84 @@
+//! Model panel: which model is loaded, on which device, and how to load another one (a path,
+//! a recent file, or a .gguf / folder dropped anywhere on the window).
+
+use super::state::Settings;
+use super::worker::{Request, Worker};
+use crate::checkpoint::ModelInfo;
+use crate::device::{DeviceChoice, DeviceInfo};
+use std::path::PathBuf;
+
+#[derive(Default)]
+pub struct ModelPanel {
+    pub path_text: String,
+    pub loaded: Option<(ModelInfo, DeviceInfo)>,
+}
+
+impl ModelPanel {
+    pub fn load(&mut self, settings: &mut Settings, worker: &Worker, path: Option<PathBuf>) {
+        if let Some(p) = &path {
+            settings.remember_model(p.clone());
+            self.path_text = p.display().to_string();
+        }
+        worker.send(Request::LoadModel { path, device: settings.device });
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, settings: &mut Settings, worker: &Worker, busy: bool) {
+        ui.heading("Model");
+        match &self.loaded {
+            Some((info, device)) => info_card(ui, info, device),
+            None => {
+                ui.label("No model loaded yet. The default model (SmolLM2-135M-Instruct) loads when it is installed;");
+                ui.label("otherwise run `memtrain fetch-model`, or drop a .gguf file or a Hugging Face folder on this window.");
+            }
+        }
+        ui.separator();
+        ui.horizontal(|ui| {
+            ui.label("Device:");
+            for (choice, label) in [(DeviceChoice::Auto, "Auto"), (DeviceChoice::Wgpu, "GPU (wgpu)"), (DeviceChoice::Cpu, "CPU")] {
+                ui.selectable_value(&mut settings.device, choice, label);
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.label("Model path:");
+            ui.add(egui::TextEdit::singleline(&mut self.path_text).hint_text(".gguf file or HF folder").desired_width(420.0));
+            let path = (!self.path_text.trim().is_empty()).then(|| PathBuf::from(self.path_text.trim()));
+            if ui.add_enabled(!busy, egui::Button::new("Load")).clicked() {
+                self.load(settings, worker, path);
+            }
+            if ui.add_enabled(!busy, egui::Button::new("Load default")).clicked() {
+                self.load(settings, worker, None);
+            }
+        });
+        if !settings.recent_models.is_empty() {
+            ui.label("Recent:");
+            for p in settings.recent_models.clone() {
+                if ui.add_enabled(!busy, egui::Link::new(p.display().to_string())).clicked() {
+                    self.load(settings, worker, Some(p));
+                }
+            }
+        }
+    }
+}
+
+fn info_card(ui: &mut egui::Ui, info: &ModelInfo, device: &DeviceInfo) {
+    let c = &info.config;
+    egui::Grid::new("model-info").num_columns(2).striped(true).show(ui, |ui| {
+        let mut row = |k: &str, v: String| {
+            ui.label(k);
+            ui.label(v);
+            ui.end_row();
+        };
+        row("Name", info.name.clone());
+        row("File", info.path.display().to_string());
+        row("Architecture", c.architecture.name().to_string());
+        row("Parameters", format!("{:.1} M", info.parameters as f64 / 1e6));
+        row("Layers / hidden", format!("{} / {}", c.num_layers, c.hidden_size));
+        row("Heads (kv)", format!("{} ({})", c.num_heads, c.num_kv_heads));
+        row("Vocabulary", c.vocab_size.to_string());
+        row("Context", c.max_position_embeddings.to_string());
+        let types: Vec<String> = info.tensor_types.iter().map(|(k, v)| format!("{k}×{v}")).collect();
+        row("Tensor types", types.join(", "));
+        row("Chat template", if info.has_chat_template { "yes".into() } else { "ChatML fallback".into() });
+        row("Runs on", device.to_string());
+    });
+}

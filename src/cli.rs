@@ -1,0 +1,171 @@
+//! Command-line interface: parsing and calling, no logic of its own. Without a subcommand the
+//! desktop app opens. Generated text goes to stdout; diagnostics go to stderr.
+
+use crate::checkpoint::{self, chat_template::ChatMessage};
+use crate::device::DeviceChoice;
+use crate::generate::SamplingParams;
+use crate::session::Session;
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "memtrain", version, about = "MemTrain Studio: teach small language models to remember what they read")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Architecture, parameter count, tensor types, vocabulary, context length, chat template.
+    Info {
+        /// A .gguf file or a Hugging Face folder (default: the default model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
+    /// Generate text; only the generated text goes to stdout.
+    Generate {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Raw prompt (BOS added if the model wants it).
+        #[arg(long, conflicts_with = "chat", required_unless_present = "chat")]
+        prompt: Option<String>,
+        /// One user message, wrapped with the model's chat template.
+        #[arg(long)]
+        chat: Option<String>,
+        #[arg(long, default_value_t = 128)]
+        max_tokens: usize,
+        /// 0 is greedy.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f32,
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        device: DeviceChoice,
+    },
+    /// Download the default model (SmolLM2-135M-Instruct, Q4_1 GGUF) into the user's model folder.
+    FetchModel,
+    /// Throughput benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Prefill and decode tokens/s.
+    Generate {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        device: DeviceChoice,
+        /// Sequences decoded together.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Prompt length in tokens.
+        #[arg(long, default_value_t = 128)]
+        prompt_tokens: usize,
+        /// Tokens decoded per sequence.
+        #[arg(long, default_value_t = 64)]
+        decode_tokens: usize,
+        /// Write the result as JSON here too.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => crate::app::run(),
+        Some(cmd) => run_command(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command(cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Info { model } => info(model),
+        Command::Generate { model, prompt, chat, max_tokens, temperature, top_k, top_p, seed, device } => {
+            let session = Session::open(model.as_deref(), device)?;
+            eprintln!("model: {} on {}", session.loaded.info.name, session.device_info);
+            let (text, is_chat) = match (prompt, chat) {
+                (Some(p), _) => (p, false),
+                (None, Some(c)) => (session.chat_prompt(&[ChatMessage { role: "user".into(), content: c }])?, true),
+                (None, None) => unreachable!("clap requires one of --prompt/--chat"),
+            };
+            let ids = session.encode_prompt(&text, is_chat)?;
+            let params = SamplingParams { temperature, top_k, top_p, seed, max_new_tokens: max_tokens };
+            let mut stdout = std::io::stdout();
+            let mut shown = String::new();
+            let mut tokens = Vec::new();
+            session.generate_ids(&[ids], &params, &mut |ev| {
+                // Decode the whole tail each time: a token can end in the middle of a UTF-8 char.
+                tokens.push(ev.token);
+                if let Ok(text) = session.decode(&tokens) {
+                    if text.len() > shown.len() && text.starts_with(&shown) && !text.ends_with('\u{FFFD}') {
+                        let _ = write!(stdout, "{}", &text[shown.len()..]);
+                        let _ = stdout.flush();
+                        shown = text;
+                    }
+                }
+                true
+            })?;
+            let full = session.decode(&tokens)?;
+            if full.len() > shown.len() && full.starts_with(&shown) {
+                write!(stdout, "{}", &full[shown.len()..])?;
+            }
+            writeln!(stdout)?;
+            Ok(())
+        }
+        Command::FetchModel => {
+            let path = checkpoint::default_model::fetch()?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Command::Bench { what: BenchCommand::Generate { model, device, batch, prompt_tokens, decode_tokens, json } } => {
+            let report = crate::bench::generate(model.as_deref(), device, batch, prompt_tokens, decode_tokens)?;
+            println!("{}", report.markdown_row());
+            if let Some(p) = json {
+                std::fs::write(&p, serde_json::to_string_pretty(&report)?)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn info(model: Option<PathBuf>) -> Result<()> {
+    let path = checkpoint::default_model::resolve(model.as_deref())?;
+    let info = checkpoint::inspect(&path)?;
+    let c = &info.config;
+    println!("model:           {}", info.name);
+    println!("path:            {}", info.path.display());
+    println!("format:          {:?}", info.format);
+    println!("architecture:    {}", c.architecture.name());
+    println!("parameters:      {} ({:.1} M)", info.parameters, info.parameters as f64 / 1e6);
+    println!("layers:          {}", c.num_layers);
+    println!("hidden size:     {}", c.hidden_size);
+    println!("heads:           {} (kv {}; head dim {})", c.num_heads, c.num_kv_heads, c.head_dim);
+    println!("vocab size:      {}", c.vocab_size);
+    println!("context length:  {}", c.max_position_embeddings);
+    println!("rope theta:      {}", c.rope_theta);
+    println!("tied embeddings: {}", c.tie_word_embeddings);
+    let types: Vec<String> = info.tensor_types.iter().map(|(k, v)| format!("{k} x{v}")).collect();
+    println!("tensor types:    {}", types.join(", "));
+    println!("chat template:   {}", if info.has_chat_template { "yes" } else { "no (ChatML fallback)" });
+    Ok(())
+}

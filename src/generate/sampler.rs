@@ -1,0 +1,132 @@
+//! Token sampling from one row of logits: greedy, temperature, top-k, top-p, with a seeded RNG
+//! per sequence so that a sequence samples the same tokens alone or inside a batch.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SamplingParams {
+    /// 0 means greedy.
+    pub temperature: f32,
+    /// 0 disables top-k.
+    pub top_k: usize,
+    /// 1.0 disables top-p.
+    pub top_p: f32,
+    pub seed: u64,
+    pub max_new_tokens: usize,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        SamplingParams { temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0, max_new_tokens: 128 }
+    }
+}
+
+/// The RNG of sequence `index` in a call seeded with `seed`.
+pub fn sequence_rng(seed: u64, index: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Log-probability of `token` under softmax(logits) at temperature 1 (what GRPO needs).
+pub fn log_prob(logits: &[f32], token: u32) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| ((l - max) as f64).exp()).sum();
+    (logits[token as usize] - max) - sum.ln() as f32
+}
+
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &l) in logits.iter().enumerate() {
+        if l > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Picks the next token.
+pub fn sample(logits: &[f32], p: &SamplingParams, rng: &mut ChaCha8Rng) -> u32 {
+    if p.temperature <= 0.0 {
+        return argmax(logits);
+    }
+    let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
+    idx.sort_unstable_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
+    if p.top_k > 0 && p.top_k < idx.len() {
+        idx.truncate(p.top_k);
+    }
+    let max = logits[idx[0] as usize];
+    let mut probs: Vec<f64> = idx.iter().map(|&i| (((logits[i as usize] - max) / p.temperature) as f64).exp()).collect();
+    let total: f64 = probs.iter().sum();
+    probs.iter_mut().for_each(|x| *x /= total);
+    if p.top_p < 1.0 {
+        let mut cum = 0.0;
+        let mut keep = probs.len();
+        for (n, &x) in probs.iter().enumerate() {
+            cum += x;
+            if cum >= p.top_p as f64 {
+                keep = n + 1;
+                break;
+            }
+        }
+        probs.truncate(keep);
+        idx.truncate(keep);
+    }
+    let total: f64 = probs.iter().sum();
+    let mut r = rng.random::<f64>() * total;
+    for (n, &x) in probs.iter().enumerate() {
+        if r < x {
+            return idx[n];
+        }
+        r -= x;
+    }
+    *idx.last().unwrap_or(&0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greedy_takes_the_largest_logit() {
+        let p = SamplingParams::default();
+        assert_eq!(sample(&[0.1, 3.0, -1.0, 2.9], &p, &mut sequence_rng(0, 0)), 1);
+    }
+
+    #[test]
+    fn top_k_one_is_greedy_even_when_hot() {
+        let p = SamplingParams { temperature: 5.0, top_k: 1, ..Default::default() };
+        let mut rng = sequence_rng(7, 0);
+        for _ in 0..50 {
+            assert_eq!(sample(&[0.1, 3.0, -1.0, 2.9], &p, &mut rng), 1);
+        }
+    }
+
+    #[test]
+    fn top_p_keeps_only_the_nucleus() {
+        // probabilities ~ [0.665, 0.245, 0.09]: top_p 0.5 keeps only the first token.
+        let logits = [2.0, 1.0, 0.0];
+        let p = SamplingParams { temperature: 1.0, top_p: 0.5, ..Default::default() };
+        let mut rng = sequence_rng(3, 1);
+        assert!((0..100).all(|_| sample(&logits, &p, &mut rng) == 0));
+        // top_p 0.8 allows the second token too, and it does show up.
+        let p = SamplingParams { temperature: 1.0, top_p: 0.8, ..Default::default() };
+        let seen: Vec<u32> = (0..200).map(|_| sample(&logits, &p, &mut rng)).collect();
+        assert!(seen.contains(&1) && !seen.contains(&2));
+    }
+
+    #[test]
+    fn temperature_sampling_follows_the_distribution() {
+        let logits = [0.0f32, (3.0f32).ln()]; // p = [0.25, 0.75]
+        let p = SamplingParams { temperature: 1.0, ..Default::default() };
+        let mut rng = sequence_rng(11, 0);
+        let ones = (0..4000).filter(|_| sample(&logits, &p, &mut rng) == 1).count();
+        assert!((2850..3150).contains(&ones), "{ones}");
+    }
+
+    #[test]
+    fn log_prob_matches_the_closed_form() {
+        let lp = log_prob(&[1.0, 2.0, 3.0], 2);
+        let expect = 3.0 - (1f32.exp() + 2f32.exp() + 3f32.exp()).ln();
+        assert!((lp - expect).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,265 @@
+//! The decoder-only Llama family in Burn: RMSNorm, rotate_half RoPE, grouped-query attention
+//! (optionally with q/k/v biases or per-head q/k RMSNorm), SwiGLU MLP, tied or untied LM head.
+//! One forward serves training (no cache, autodiff device) and generation (KV cache, left-padded
+//! batches). The model is built from a config and a weight source; it never reads files.
+
+use super::config::ModelConfig;
+use super::kv_cache::{KvCache, LayerCache};
+use super::rope;
+use anyhow::{Result, bail};
+use burn::module::Param;
+use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::prelude::*;
+use burn::tensor::activation::{silu, softmax};
+
+/// Tensors by Hugging Face name (`model.layers.0.self_attn.q_proj.weight`), with HF shapes
+/// (`[out, in]` for projections). Checkpoint readers implement it.
+pub trait WeightSource {
+    fn take(&mut self, name: &str) -> Result<Option<(Vec<f32>, Vec<usize>)>>;
+}
+
+#[derive(Module, Debug)]
+pub struct Attention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+    pub q_norm: Option<RmsNorm>,
+    pub k_norm: Option<RmsNorm>,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+}
+
+#[derive(Module, Debug)]
+pub struct Mlp {
+    pub gate_proj: Linear,
+    pub up_proj: Linear,
+    pub down_proj: Linear,
+}
+
+#[derive(Module, Debug)]
+pub struct Block {
+    pub input_layernorm: RmsNorm,
+    pub self_attn: Attention,
+    pub post_attention_layernorm: RmsNorm,
+    pub mlp: Mlp,
+}
+
+#[derive(Module, Debug)]
+pub struct Llama {
+    pub embed_tokens: Embedding,
+    pub layers: Vec<Block>,
+    pub norm: RmsNorm,
+    /// `None` when the LM head is tied to the embedding table.
+    pub lm_head: Option<Linear>,
+}
+
+/// Where each token of a forward call sits: RoPE positions and the additive attention bias.
+pub struct StepLayout {
+    pub cos: Tensor<4>,
+    pub sin: Tensor<4>,
+    /// `[batch, 1, q_len, k_len]`: 0 where attention is allowed, a large negative value elsewhere.
+    pub bias: Tensor<4>,
+}
+
+impl StepLayout {
+    /// Layout for `q_len` new columns after `past` cached ones, with per-sequence left padding.
+    /// Padding columns are masked for every query; a padding query attends only to itself so
+    /// its softmax stays finite (its output is never used).
+    pub fn new(inv_freq: &[f64], pad: &[usize], past: usize, q_len: usize, device: &Device) -> Self {
+        let k_len = past + q_len;
+        let b = pad.len();
+        let mut positions = Vec::with_capacity(b);
+        let mut bias = Vec::with_capacity(b * q_len * k_len);
+        for &p in pad {
+            positions.push((0..q_len).map(|i| (past + i).saturating_sub(p)).collect::<Vec<_>>());
+            for i in 0..q_len {
+                let qc = past + i;
+                for kc in 0..k_len {
+                    let allowed = if qc < p { kc == qc } else { kc >= p && kc <= qc };
+                    bias.push(if allowed { 0.0f32 } else { -1e9 });
+                }
+            }
+        }
+        let (cos, sin) = rope::cos_sin(inv_freq, &positions, device);
+        let bias = Tensor::from_data(TensorData::new(bias, [b, 1, q_len, k_len]), device);
+        StepLayout { cos, sin, bias }
+    }
+}
+
+impl Attention {
+    fn forward(&self, x: Tensor<3>, layout: &StepLayout, cache: Option<&mut LayerCache>) -> Tensor<3> {
+        let [b, s, _] = x.dims();
+        let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let heads = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2);
+        let mut q = heads(self.q_proj.forward(x.clone()), h);
+        let mut k = heads(self.k_proj.forward(x.clone()), kvh);
+        let v = heads(self.v_proj.forward(x), kvh);
+        if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
+            q = qn.forward(q);
+            k = kn.forward(k);
+        }
+        let q = rope::apply(q, &layout.cos, &layout.sin);
+        let k = rope::apply(k, &layout.cos, &layout.sin);
+        let (k, v) = match cache {
+            Some(c) => c.append(k, v),
+            None => (k, v),
+        };
+        let k_len = k.dims()[2];
+        // Grouped-query attention without copying K/V: the `g` query heads that share a KV head
+        // are stacked along the sequence axis, so one matmul per KV head serves them all.
+        let g = h / kvh;
+        let q = q.reshape([b, kvh, g * s, hd]);
+        let scale = 1.0 / (hd as f64).sqrt();
+        let bias = if g == 1 { layout.bias.clone() } else { layout.bias.clone().repeat_dim(2, g) };
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + bias;
+        let probs = softmax(scores, 3);
+        let out = probs.matmul(v).reshape([b, h, s, hd]);
+        let _ = k_len;
+        self.o_proj.forward(out.swap_dims(1, 2).reshape([b, s, h * hd]))
+    }
+}
+
+impl Mlp {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.down_proj.forward(silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x))
+    }
+}
+
+impl Block {
+    fn forward(&self, x: Tensor<3>, layout: &StepLayout, cache: Option<&mut LayerCache>) -> Tensor<3> {
+        let h = x.clone() + self.self_attn.forward(self.input_layernorm.forward(x), layout, cache);
+        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+    }
+}
+
+impl Llama {
+    /// Final hidden states `[batch, seq, hidden]` (after the last norm).
+    pub fn forward_hidden(&self, tokens: Tensor<2, Int>, layout: &StepLayout, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+        let mut x = self.embed_tokens.forward(tokens);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            x = layer.forward(x, layout, layer_cache);
+        }
+        if let Some(c) = cache {
+            c.len += x.dims()[1];
+        }
+        self.norm.forward(x)
+    }
+
+    /// Logits `[batch, seq, vocab]` for hidden states.
+    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        match &self.lm_head {
+            Some(head) => head.forward(hidden),
+            None => {
+                let [b, s, d] = hidden.dims();
+                let table = self.embed_tokens.weight.val(); // [vocab, d]
+                let vocab = table.dims()[0];
+                hidden.reshape([b * s, d]).matmul(table.transpose()).reshape([b, s, vocab])
+            }
+        }
+    }
+
+    /// Full-sequence logits without a cache, all sequences starting at column 0 (training path).
+    pub fn forward(&self, tokens: Tensor<2, Int>, inv_freq: &[f64]) -> Tensor<3> {
+        let [b, s] = tokens.dims();
+        let layout = StepLayout::new(inv_freq, &vec![0; b], 0, s, &tokens.device());
+        let hidden = self.forward_hidden(tokens, &layout, None);
+        self.logits(hidden)
+    }
+
+    /// Builds the model from HF-named weights, checking every shape against the config.
+    pub fn from_weights(cfg: &ModelConfig, src: &mut dyn WeightSource, device: &Device) -> Result<Self> {
+        cfg.validate()?;
+        let mut w = Loader { src, device };
+        let (d, hd) = (cfg.hidden_size, cfg.head_dim);
+        let bias = cfg.architecture.has_qkv_bias();
+        let mut layers = Vec::with_capacity(cfg.num_layers);
+        for i in 0..cfg.num_layers {
+            let p = format!("model.layers.{i}");
+            let qk_norm = cfg.architecture.has_qk_norm();
+            layers.push(Block {
+                input_layernorm: w.norm(&format!("{p}.input_layernorm.weight"), d, cfg.rms_norm_eps)?,
+                self_attn: Attention {
+                    q_proj: w.linear(&format!("{p}.self_attn.q_proj"), d, cfg.num_heads * hd, bias)?,
+                    k_proj: w.linear(&format!("{p}.self_attn.k_proj"), d, cfg.num_kv_heads * hd, bias)?,
+                    v_proj: w.linear(&format!("{p}.self_attn.v_proj"), d, cfg.num_kv_heads * hd, bias)?,
+                    o_proj: w.linear(&format!("{p}.self_attn.o_proj"), cfg.num_heads * hd, d, false)?,
+                    q_norm: if qk_norm { Some(w.norm(&format!("{p}.self_attn.q_norm.weight"), hd, cfg.rms_norm_eps)?) } else { None },
+                    k_norm: if qk_norm { Some(w.norm(&format!("{p}.self_attn.k_norm.weight"), hd, cfg.rms_norm_eps)?) } else { None },
+                    num_heads: cfg.num_heads,
+                    num_kv_heads: cfg.num_kv_heads,
+                    head_dim: hd,
+                },
+                post_attention_layernorm: w.norm(&format!("{p}.post_attention_layernorm.weight"), d, cfg.rms_norm_eps)?,
+                mlp: Mlp {
+                    gate_proj: w.linear(&format!("{p}.mlp.gate_proj"), d, cfg.intermediate_size, false)?,
+                    up_proj: w.linear(&format!("{p}.mlp.up_proj"), d, cfg.intermediate_size, false)?,
+                    down_proj: w.linear(&format!("{p}.mlp.down_proj"), cfg.intermediate_size, d, false)?,
+                },
+            });
+        }
+        let table = w.tensor2("model.embed_tokens.weight", [cfg.vocab_size, d])?;
+        let lm_head = if cfg.tie_word_embeddings {
+            None
+        } else {
+            Some(w.linear("lm_head", d, cfg.vocab_size, false)?)
+        };
+        Ok(Llama {
+            embed_tokens: Embedding { weight: Param::from_tensor(table) },
+            layers,
+            norm: w.norm("model.norm.weight", d, cfg.rms_norm_eps)?,
+            lm_head,
+        })
+    }
+}
+
+struct Loader<'a> {
+    src: &'a mut dyn WeightSource,
+    device: &'a Device,
+}
+
+impl Loader<'_> {
+    fn raw(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let Some((data, got)) = self.src.take(name)? else { bail!("missing tensor {name}") };
+        if got != shape {
+            bail!("tensor {name} has shape {got:?}, the config implies {shape:?}");
+        }
+        Ok(data)
+    }
+
+    fn tensor2(&mut self, name: &str, shape: [usize; 2]) -> Result<Tensor<2>> {
+        let data = self.raw(name, &shape)?;
+        Ok(Tensor::from_data(TensorData::new(data, shape), self.device))
+    }
+
+    fn norm(&mut self, name: &str, d: usize, eps: f64) -> Result<RmsNorm> {
+        let data = self.raw(name, &[d])?;
+        Ok(RmsNorm { gamma: Param::from_tensor(Tensor::from_data(TensorData::new(data, [d]), self.device)), epsilon: eps })
+    }
+
+    /// HF stores projections as `[out, in]`; Burn's `Linear` wants `[in, out]`.
+    fn linear(&mut self, prefix: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Linear> {
+        let w = self.raw(&format!("{prefix}.weight"), &[d_out, d_in])?;
+        let weight = Tensor::from_data(TensorData::new(transpose(&w, d_out, d_in), [d_in, d_out]), self.device);
+        let bias = if bias {
+            let b = self.raw(&format!("{prefix}.bias"), &[d_out])?;
+            Some(Param::from_tensor(Tensor::from_data(TensorData::new(b, [d_out]), self.device)))
+        } else {
+            None
+        };
+        Ok(Linear { weight: Param::from_tensor(weight), bias })
+    }
+}
+
+/// Row-major `[rows, cols]` → `[cols, rows]`.
+pub fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; data.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = data[r * cols + c];
+        }
+    }
+    out
+}

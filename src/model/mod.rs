@@ -1,0 +1,9 @@
+//! The model: config, rotary embeddings, KV cache and the Llama-family decoder.
+
+pub mod config;
+pub mod kv_cache;
+pub mod llama;
+pub mod rope;
+
+pub use config::{Architecture, ModelConfig};
+pub use llama::{Llama, StepLayout, WeightSource};

@@ -1,0 +1,46 @@
+//! Shared test helpers: fixture paths, devices, the real model.
+#![allow(dead_code)]
+
+use burn::prelude::*;
+use std::path::PathBuf;
+
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The real SmolLM2 GGUF, or `None` (with a note) when `MEMTRAIN_MODEL` is unset and the default
+/// model is not installed. CI sets `MEMTRAIN_REQUIRE_MODEL=1`, which turns a missing model into a
+/// failure so the real-model tests can never be skipped silently there.
+pub fn real_model() -> Option<PathBuf> {
+    let p = memtrain::checkpoint::default_model::path();
+    if p.exists() {
+        return Some(p);
+    }
+    if std::env::var_os("MEMTRAIN_REQUIRE_MODEL").is_some() {
+        panic!("MEMTRAIN_REQUIRE_MODEL is set but {} does not exist", p.display());
+    }
+    eprintln!("skipped: the real model is not installed (run `memtrain fetch-model` or set MEMTRAIN_MODEL)");
+    None
+}
+
+/// The wgpu device (lavapipe in CI), or `None` when no adapter opens and wgpu is not required.
+/// CI sets `MEMTRAIN_REQUIRE_WGPU=1` so that wgpu tests cannot pass by skipping.
+pub fn wgpu_device() -> Option<Device> {
+    match memtrain::device::wgpu() {
+        Ok((d, info)) => {
+            eprintln!("wgpu adapter: {info}");
+            Some(d)
+        }
+        Err(e) => {
+            if std::env::var_os("MEMTRAIN_REQUIRE_WGPU").is_some() {
+                panic!("MEMTRAIN_REQUIRE_WGPU is set but {e}");
+            }
+            eprintln!("skipped on wgpu: {e}");
+            None
+        }
+    }
+}
+
+pub fn to_vec3(t: Tensor<3>) -> Vec<f32> {
+    t.into_data().to_vec().expect("f32 data")
+}
