@@ -8,6 +8,13 @@ pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod device;
+// TEMPORARY while src/documents and src/exercises are being written in parallel: they compile
+// only with `--features docs` (e.g. `cargo test --release --features docs --test documents_x`).
+// The lead removes this gate when they land.
+#[cfg(feature = "docs")]
+pub mod documents;
+#[cfg(feature = "docs")]
+pub mod exercises;
 pub mod generate;
 pub mod model;
 pub mod session;

@@ -73,7 +73,7 @@ impl StudioApp {
     }
 
     fn handle_drops(&mut self, ui: &egui::Ui) {
-        let dropped: Vec<std::path::PathBuf> = ui.input(|i| i.raw.dropped_files.iter().filter_map(|f| f.path()).collect());
+        let dropped: Vec<std::path::PathBuf> = ui.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
         if let Some(p) = dropped.into_iter().find(|p| p.is_dir() || p.extension().is_some_and(|e| e == "gguf")) {
             self.model.load(&mut self.settings, &self.worker, Some(p));
             self.tab = Tab::Model;

@@ -69,7 +69,7 @@ pub fn generate(
         let last = hidden.narrow(1, q_len - 1, 1);
         let logits = model.logits(last);
         let vocab = logits.dims()[2];
-        let host: Vec<f32> = logits.into_data().to_vec().map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?;
+        let host: Vec<f32> = logits.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?;
         let mut next = Vec::with_capacity(active.len());
         let mut keep = Vec::with_capacity(active.len());
         for (row, &seq) in active.iter().enumerate() {
