@@ -92,7 +92,7 @@ fn parity_tolerance_catches_a_wrong_rope_pairing_and_a_wrong_epsilon() {
         for (lin, heads) in [(&mut layer.self_attn.q_proj, config.num_heads), (&mut layer.self_attn.k_proj, config.num_kv_heads)] {
             let w = lin.weight.val();
             let [d_in, d_out] = w.dims();
-            let host: Vec<f32> = w.into_data().to_vec().unwrap();
+            let host: Vec<f32> = w.into_data().try_to_vec().unwrap();
             let hf = memtrain::model::llama::transpose(&host, d_in, d_out); // [out, in]
             let p = memtrain::checkpoint::gguf_weights::permute_rope_rows(&hf, heads, d_out, d_in);
             let back = memtrain::model::llama::transpose(&p, d_out, d_in);

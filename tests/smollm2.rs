@@ -20,8 +20,9 @@ fn case(name: &str) -> Case {
     let path = common::fixtures().join("models/smollm2/reference.json");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let c = &v[name];
-    let get = |k: &str| serde_json::from_value(c[k].clone()).unwrap();
-    Case { input_ids: get("input_ids"), top_ids: get("top_ids"), top_logits: get("top_logits"), greedy_ids: get("greedy_ids") }
+    let ids = |k: &str| -> Vec<u32> { serde_json::from_value(c[k].clone()).unwrap() };
+    let top_logits: Vec<f32> = serde_json::from_value(c["top_logits"].clone()).unwrap();
+    Case { input_ids: ids("input_ids"), top_ids: ids("top_ids"), top_logits, greedy_ids: ids("greedy_ids") }
 }
 
 fn greedy(lm: &LoadedModel, prompts: &[Vec<u32>], n: usize) -> Vec<Vec<u32>> {
@@ -38,7 +39,7 @@ fn last_logits(lm: &LoadedModel, ids: &[u32], device: &Device) -> Vec<f32> {
     let tokens = Tensor::<2, Int>::from_data(TensorData::new(data, [1, ids.len()]), device);
     let layout = StepLayout::new(&lm.inv_freq, &[0], 0, ids.len(), device);
     let hidden = lm.model.forward_hidden(tokens, &layout, None).narrow(1, ids.len() - 1, 1);
-    lm.model.logits(hidden).into_data().to_vec().unwrap()
+    lm.model.logits(hidden).into_data().try_to_vec().unwrap()
 }
 
 fn check_against_transformers(device: &Device) {
@@ -49,7 +50,7 @@ fn check_against_transformers(device: &Device) {
         let logits = last_logits(&lm, &c.input_ids, device);
         let worst = c.top_ids.iter().zip(&c.top_logits).map(|(&i, &e)| (logits[i as usize] - e).abs()).fold(0.0f32, f32::max);
         eprintln!("{name}: max |Δlogit| over HF's top 20 = {worst:.2e}");
-        assert!(worst < 2e-2, "{name}: logits differ from transformers by {worst}");
+        assert!(worst < 1e-3, "{name}: logits differ from transformers by {worst}");
         assert_eq!(memtrain::generate::sampler::argmax(&logits), c.top_ids[0], "{name}: next token");
         let ours = &greedy(&lm, &[c.input_ids.clone()], c.greedy_ids.len())[0];
         assert_eq!(ours, &c.greedy_ids, "{name}: greedy continuation differs from transformers");

@@ -130,7 +130,10 @@ impl ModelConfig {
             Some(h) => h as usize,
             None => hidden_size / num_heads.max(1),
         };
-        let rope_scaling = parse_rope_scaling(&v["rope_scaling"])?;
+        // transformers ≥ 5 writes `rope_parameters` (theta included); older files `rope_scaling`.
+        let rope = if v["rope_parameters"].is_object() { &v["rope_parameters"] } else { &v["rope_scaling"] };
+        let rope_scaling = parse_rope_scaling(rope)?;
+        let rope_theta = v["rope_theta"].as_f64().or(rope["rope_theta"].as_f64()).unwrap_or(10_000.0);
         let cfg = ModelConfig {
             architecture,
             vocab_size: req("vocab_size")?,
@@ -141,7 +144,7 @@ impl ModelConfig {
             num_kv_heads: v["num_key_value_heads"].as_u64().map(|x| x as usize).unwrap_or(num_heads),
             head_dim,
             rms_norm_eps: v["rms_norm_eps"].as_f64().unwrap_or(1e-6),
-            rope_theta: v["rope_theta"].as_f64().unwrap_or(10_000.0),
+            rope_theta,
             rope_scaling,
             max_position_embeddings: v["max_position_embeddings"].as_u64().unwrap_or(2048) as usize,
             tie_word_embeddings: v["tie_word_embeddings"].as_bool().unwrap_or(false),

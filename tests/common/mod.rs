@@ -42,5 +42,5 @@ pub fn wgpu_device() -> Option<Device> {
 }
 
 pub fn to_vec3(t: Tensor<3>) -> Vec<f32> {
-    t.into_data().to_vec().expect("f32 data")
+    t.into_data().try_to_vec().expect("f32 data")
 }
