@@ -50,6 +50,32 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
         device: DeviceChoice,
     },
+    /// Turn documents (files or folders: txt, md, html, pdf, docx, epub) into memory exercises.
+    Exercises {
+        /// Files or folders, read recursively.
+        #[arg(long, num_args = 1.., required = true)]
+        docs: Vec<PathBuf>,
+        /// Output folder: exercises.jsonl and manifest.ron.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "small", value_parser = ["tiny", "small", "paper"])]
+        preset: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Count tokens with this model's tokenizer (default: the default model when installed,
+        /// else an approximate counter).
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
+    /// Write seeded synthetic documents with known entities.
+    SynthDocs {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Download the default model (SmolLM2-135M-Instruct, Q4_1 GGUF) into the user's model folder.
     FetchModel,
     /// Throughput benchmarks.
@@ -61,6 +87,13 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Exercise building throughput (MB/s, peak memory) on synthetic text.
+    Exercises {
+        #[arg(long, default_value_t = 100)]
+        megabytes: usize,
+        #[arg(long, default_value = "small", value_parser = ["tiny", "small", "paper"])]
+        preset: String,
+    },
     /// Prefill and decode tokens/s.
     Generate {
         #[arg(long)]
@@ -132,6 +165,17 @@ fn run_command(cmd: Command) -> Result<()> {
             writeln!(stdout)?;
             Ok(())
         }
+        Command::Exercises { docs, out, preset, seed, model } => exercises(docs, out, &preset, seed, model),
+        Command::SynthDocs { out, count, seed } => {
+            let files = crate::exercises::synth::write_documents(&out, count, seed)?;
+            eprintln!("wrote {} documents to {}", files.len(), out.display());
+            Ok(())
+        }
+        Command::Bench { what: BenchCommand::Exercises { megabytes, preset } } => {
+            let opts = crate::exercises::bench::BenchOptions { megabytes, preset: preset.parse()?, ..Default::default() };
+            println!("{}", crate::exercises::bench::bench(&opts)?.report());
+            Ok(())
+        }
         Command::FetchModel => {
             let path = checkpoint::default_model::fetch()?;
             println!("{}", path.display());
@@ -146,6 +190,27 @@ fn run_command(cmd: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn exercises(docs: Vec<PathBuf>, out: PathBuf, preset: &str, seed: u64, model: Option<PathBuf>) -> Result<()> {
+    use crate::exercises::dataset;
+    let mut opts = dataset::DatasetOptions::new(docs, out);
+    opts.preset = preset.parse()?;
+    opts.seed = seed;
+    let model = model.or_else(|| Some(checkpoint::default_model::path()).filter(|p| p.exists()));
+    if let Some(m) = &model {
+        opts.counter = Some(dataset::counter_from_model(m)?);
+        eprintln!("counting tokens with the tokenizer of {}", m.display());
+    } else {
+        eprintln!("no model: counting tokens approximately");
+    }
+    let summary = dataset::build(&opts, &mut |p| {
+        eprint!("\r{}/{} files, {} exercises", p.files_done, p.files_total, p.exercises);
+        true
+    })?;
+    eprintln!();
+    println!("{}", summary.report());
+    Ok(())
 }
 
 fn info(model: Option<PathBuf>) -> Result<()> {

@@ -2,6 +2,7 @@
 
 use crate::device::DeviceChoice;
 use crate::generate::{self, SamplingParams};
+use crate::model::{ModelConfig, random::RandomWeights, rope};
 use crate::session::Session;
 use anyhow::Result;
 use std::path::Path;
@@ -29,25 +30,55 @@ impl GenerateReport {
     }
 }
 
-/// Prompts of exactly `len` tokens made from ordinary text, shifted per sequence so that the
-/// batch is not one prompt repeated.
-fn prompts(session: &Session, batch: usize, len: usize) -> Result<Vec<Vec<u32>>> {
-    let text = "The history of the city begins with a small harbour where fishermen traded salt, \
-                wool and timber with merchants who came from the islands in the south. ";
-    let ids = session.loaded.tokenizer.encode(&text.repeat(len / 8 + 4), false)?;
-    Ok((0..batch).map(|b| ids.iter().cycle().skip(b).take(len).copied().collect()).collect())
+/// The model a benchmark runs: a real checkpoint, or `random:smollm2-135m`, the random-weight
+/// twin with SmolLM2-135M's shape (same arithmetic, no file to carry).
+struct BenchModel {
+    name: String,
+    model: crate::model::Llama,
+    inv_freq: Vec<f64>,
+    device: String,
+    vocab: usize,
+}
+
+fn open(model: Option<&Path>, choice: DeviceChoice) -> Result<BenchModel> {
+    if let Some(spec) = model.and_then(|p| p.to_str()).and_then(|s| s.strip_prefix("random:")) {
+        let config = match spec {
+            "smollm2-135m" => ModelConfig::smollm2_135m(),
+            other => anyhow::bail!("unknown random model {other:?} (known: smollm2-135m)"),
+        };
+        let (device, info) = crate::device::select(choice)?;
+        let mut weights = RandomWeights::new(config.clone(), 0);
+        let model = crate::model::Llama::from_weights(&config, &mut weights, &device)?;
+        return Ok(BenchModel {
+            name: format!("random {spec}"),
+            model,
+            inv_freq: rope::inverse_frequencies(&config),
+            device: info.to_string(),
+            vocab: config.vocab_size,
+        });
+    }
+    let s = Session::open(model, choice)?;
+    let vocab = s.loaded.info.config.vocab_size;
+    Ok(BenchModel { name: s.loaded.info.name.clone(), device: s.device_info.to_string(), vocab, model: s.loaded.model, inv_freq: s.loaded.inv_freq })
+}
+
+/// Prompts of exactly `len` tokens, different per sequence (a fixed pseudo-random id stream:
+/// prefill and decode cost do not depend on which ids they are).
+fn prompts(vocab: usize, batch: usize, len: usize) -> Vec<Vec<u32>> {
+    (0..batch)
+        .map(|b| (0..len).map(|i| ((i * 7919 + b * 104_729 + 13) % vocab) as u32).collect())
+        .collect()
 }
 
 pub fn generate(model: Option<&Path>, device: DeviceChoice, batch: usize, prompt_len: usize, decode: usize) -> Result<GenerateReport> {
-    let session = Session::open(model, device)?;
-    eprintln!("bench: {} on {}", session.loaded.info.name, session.device_info);
-    let lm = &session.loaded;
+    let m = open(model, device)?;
+    eprintln!("bench: {} on {}", m.name, m.device);
     let run = |prompts: &[Vec<u32>], steps: usize| -> Result<(f64, f64)> {
         let params = SamplingParams { max_new_tokens: steps, ..Default::default() };
         let start = Instant::now();
         let mut first: Option<f64> = None;
         let mut count = 0usize;
-        generate::generate(&lm.model, &lm.inv_freq, prompts, &params, &[], &mut |_| {
+        generate::generate(&m.model, &m.inv_freq, prompts, &params, &[], &mut |_| {
             count += 1;
             if count == prompts.len() {
                 first = Some(start.elapsed().as_secs_f64());
@@ -58,13 +89,13 @@ pub fn generate(model: Option<&Path>, device: DeviceChoice, batch: usize, prompt
         let prefill = first.unwrap_or(total);
         Ok((prefill, total - prefill))
     };
-    // Warm-up: kernels compile (wgpu) and buffers get allocated for these shapes.
-    let p = prompts(&session, batch, prompt_len)?;
-    run(&p, 3)?;
+    // Warm-up over the same shapes: kernels compile (wgpu) and buffers get allocated.
+    let p = prompts(m.vocab, batch, prompt_len);
+    run(&p, decode)?;
     let (prefill_s, decode_s) = run(&p, decode)?;
     Ok(GenerateReport {
-        model: lm.info.name.clone(),
-        device: session.device_info.to_string(),
+        model: m.name.clone(),
+        device: m.device.clone(),
         batch,
         prompt_tokens: prompt_len,
         decode_tokens: decode,

@@ -67,6 +67,25 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// SmolLM2-135M's shape (for the random-weight twin used in benchmarks).
+    pub fn smollm2_135m() -> Self {
+        ModelConfig {
+            architecture: Architecture::Llama,
+            vocab_size: 49152,
+            hidden_size: 576,
+            intermediate_size: 1536,
+            num_layers: 30,
+            num_heads: 9,
+            num_kv_heads: 3,
+            head_dim: 64,
+            rms_norm_eps: 1e-5,
+            rope_theta: 100_000.0,
+            rope_scaling: None,
+            max_position_embeddings: 8192,
+            tie_word_embeddings: true,
+        }
+    }
+
     /// Parameter count of the float model (embeddings counted once when tied).
     pub fn parameter_count(&self) -> usize {
         let (d, f, hd) = (self.hidden_size, self.intermediate_size, self.head_dim);

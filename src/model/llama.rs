@@ -153,10 +153,12 @@ impl Llama {
         match &self.lm_head {
             Some(head) => head.forward(hidden),
             None => {
+                // table · hiddenᵀ, then transpose the small result: transposing the
+                // [vocab, d] table instead would copy it on every call.
                 let [b, s, d] = hidden.dims();
                 let table = self.embed_tokens.weight.val(); // [vocab, d]
                 let vocab = table.dims()[0];
-                hidden.reshape([b * s, d]).matmul(table.transpose()).reshape([b, s, vocab])
+                table.matmul(hidden.reshape([b * s, d]).transpose()).transpose().reshape([b, s, vocab])
             }
         }
     }

@@ -3,6 +3,7 @@
 pub mod config;
 pub mod kv_cache;
 pub mod llama;
+pub mod random;
 pub mod rope;
 
 pub use config::{Architecture, ModelConfig};
