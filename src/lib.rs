@@ -14,3 +14,5 @@ pub mod exercises;
 pub mod generate;
 pub mod model;
 pub mod session;
+pub mod agent;
+pub mod train;

@@ -2,29 +2,53 @@
 //! settings that persist between launches.
 
 pub mod chat_panel;
+pub mod documents_panel;
+pub mod exercises_panel;
 pub mod model_panel;
 pub mod state;
 pub mod worker;
 
 use chat_panel::ChatPanel;
+use documents_panel::DocumentsPanel;
+use exercises_panel::{ExercisesAction, ExercisesPanel};
 use model_panel::ModelPanel;
 use state::Settings;
+use std::path::{Path, PathBuf};
 use worker::{Event, Worker};
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tab {
     Model,
+    Documents,
+    Exercises,
     Chat,
 }
 
+impl Tab {
+    /// `MEMTRAIN_START_TAB=documents` and friends (screenshots, demos).
+    fn from_name(name: &str) -> Option<Tab> {
+        match name.to_ascii_lowercase().as_str() {
+            "model" => Some(Tab::Model),
+            "documents" => Some(Tab::Documents),
+            "exercises" => Some(Tab::Exercises),
+            "chat" => Some(Tab::Chat),
+            _ => None,
+        }
+    }
+}
+
 pub struct StudioApp {
-    settings: Settings,
+    pub settings: Settings,
     worker: Worker,
-    tab: Tab,
-    model: ModelPanel,
-    chat: ChatPanel,
-    busy: Option<String>,
-    error: Option<String>,
+    pub tab: Tab,
+    pub model: ModelPanel,
+    pub documents: DocumentsPanel,
+    pub exercises: ExercisesPanel,
+    pub chat: ChatPanel,
+    pub busy: Option<String>,
+    pub error: Option<String>,
+    /// Where datasets are written (`<data dir>/datasets/<name>`).
+    pub data_dir: PathBuf,
 }
 
 const SETTINGS_KEY: &str = "memtrain-settings";
@@ -32,16 +56,45 @@ const SETTINGS_KEY: &str = "memtrain-settings";
 impl StudioApp {
     pub fn new(ctx: &egui::Context, storage: Option<&dyn eframe::Storage>) -> Self {
         let settings: Settings = storage.and_then(|s| eframe::get_value(s, SETTINGS_KEY)).unwrap_or_default();
-        let wake_ctx = ctx.clone();
-        let worker = Worker::spawn(move || wake_ctx.request_repaint());
-        let mut app = StudioApp { settings, worker, tab: Tab::Model, model: ModelPanel::default(), chat: ChatPanel::default(), busy: None, error: None };
+        let mut app = Self::with_settings(ctx, settings, crate::checkpoint::default_model::data_dir());
         // First launch: the last model, else the default one (if installed).
         let start = app.settings.model_path.clone().filter(|p| p.exists());
         let default_there = crate::checkpoint::default_model::path().exists();
         if start.is_some() || default_there {
             app.model.load(&mut app.settings, &app.worker, start);
         }
+        // Screenshots and demos: `MEMTRAIN_OPEN=a.pdf:folder:dataset-dir` acts as a drop (a
+        // folder holding exercises.jsonl opens as a dataset); `MEMTRAIN_START_TAB=exercises`.
+        if let Some(list) = std::env::var_os("MEMTRAIN_OPEN") {
+            let (datasets, drops): (Vec<PathBuf>, Vec<PathBuf>) =
+                std::env::split_paths(&list).partition(|p| p.join(crate::exercises::dataset::EXERCISES_FILE).is_file());
+            app.drop_paths(drops);
+            for dir in datasets {
+                app.worker.send(worker::Request::OpenDataset { dir });
+            }
+        }
+        if let Some(tab) = std::env::var("MEMTRAIN_START_TAB").ok().and_then(|t| Tab::from_name(&t)) {
+            app.tab = tab;
+        }
         app
+    }
+
+    /// The app without loading any model: what tests build (`data_dir` receives datasets).
+    pub fn with_settings(ctx: &egui::Context, settings: Settings, data_dir: PathBuf) -> Self {
+        let wake_ctx = ctx.clone();
+        let worker = Worker::spawn(move || wake_ctx.request_repaint());
+        StudioApp {
+            settings,
+            worker,
+            tab: Tab::Documents,
+            model: ModelPanel::default(),
+            documents: DocumentsPanel::default(),
+            exercises: ExercisesPanel::default(),
+            chat: ChatPanel::default(),
+            busy: None,
+            error: None,
+            data_dir,
+        }
     }
 
     fn drain_events(&mut self) {
@@ -54,15 +107,35 @@ impl StudioApp {
                     self.model.path_text = info.path.display().to_string();
                     self.model.loaded = Some((*info, device));
                     self.chat.last_stats = Some(format!("model loaded in {seconds:.1} s"));
-                    self.tab = Tab::Chat;
+                    if self.tab == Tab::Model {
+                        self.tab = Tab::Chat;
+                    }
                 }
                 Event::ChatText(t) => self.chat.pending = Some(t),
                 Event::ChatDone { tokens, seconds, cancelled } => {
                     let note = if cancelled { " (stopped)" } else { "" };
                     self.chat.finish(format!("{tokens} tokens in {seconds:.1} s{note}"));
                 }
+                Event::DocProgress { done, total, current } => self.documents.progress = Some((done, total, current)),
+                Event::DocLoaded(r) => self.documents.loaded(*r),
+                Event::DocFailed(e) => self.documents.failed(e),
+                Event::DocsDone { cancelled } => {
+                    self.busy = None;
+                    self.documents.done(cancelled);
+                }
+                Event::ExercisesProgress(p) => self.exercises.progress = Some(p),
+                Event::ExercisesReady(view) => {
+                    self.busy = None;
+                    self.exercises.ready(*view);
+                }
+                Event::ExercisesCancelled => {
+                    self.busy = None;
+                    self.exercises.cancelled();
+                }
                 Event::Error(e) => {
                     self.busy = None;
+                    self.documents.loading = false;
+                    self.exercises.running = false;
                     if self.chat.pending.is_some() {
                         self.chat.finish("failed".into());
                     }
@@ -73,23 +146,66 @@ impl StudioApp {
     }
 
     fn handle_drops(&mut self, ui: &egui::Ui) {
-        let dropped: Vec<std::path::PathBuf> = ui.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
-        if let Some(p) = dropped.into_iter().find(|p| p.is_dir() || p.extension().is_some_and(|e| e == "gguf")) {
+        let dropped: Vec<PathBuf> = ui.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
+        self.drop_paths(dropped);
+    }
+
+    /// What a drop on the window does: a `.gguf` file or a folder holding a model loads that
+    /// model; everything else goes to the Documents panel.
+    pub fn drop_paths(&mut self, paths: Vec<PathBuf>) {
+        if paths.is_empty() {
+            return;
+        }
+        let (models, docs): (Vec<PathBuf>, Vec<PathBuf>) = paths.into_iter().partition(|p| is_model(p));
+        if let Some(p) = models.into_iter().next() {
             self.model.load(&mut self.settings, &self.worker, Some(p));
             self.tab = Tab::Model;
         }
+        if !docs.is_empty() {
+            self.documents.add_paths(docs, &self.settings, &self.worker);
+            self.tab = Tab::Documents;
+        }
     }
+
+    /// Draws the drop hint while files hover over the window.
+    fn drop_overlay(&self, ui: &egui::Ui) {
+        let hovering = ui.input(|i| i.raw.hovered_files.len());
+        if hovering == 0 {
+            return;
+        }
+        let ctx = ui.ctx();
+        let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop-overlay")));
+        let rect = ctx.content_rect();
+        painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(180));
+        let text = format!("Drop {hovering} item(s): documents are read, a .gguf file or model folder is loaded");
+        painter.text(rect.center(), egui::Align2::CENTER_CENTER, text, egui::FontId::proportional(20.0), egui::Color32::WHITE);
+    }
+}
+
+/// A `.gguf` file, or a folder with `config.json` or a `.gguf` file at its top level.
+fn is_model(p: &Path) -> bool {
+    if p.is_dir() {
+        if p.join("config.json").is_file() {
+            return true;
+        }
+        let Ok(rd) = std::fs::read_dir(p) else { return false };
+        return rd.filter_map(|e| e.ok()).any(|e| e.path().extension().is_some_and(|x| x.eq_ignore_ascii_case("gguf")));
+    }
+    p.extension().is_some_and(|x| x.eq_ignore_ascii_case("gguf"))
 }
 
 impl eframe::App for StudioApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.drain_events();
         self.handle_drops(ui);
+        self.drop_overlay(ui);
         egui::Panel::top("tabs").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.strong("MemTrain Studio");
                 ui.separator();
                 ui.selectable_value(&mut self.tab, Tab::Model, "Model");
+                ui.selectable_value(&mut self.tab, Tab::Documents, "Documents");
+                ui.selectable_value(&mut self.tab, Tab::Exercises, "Exercises");
                 ui.selectable_value(&mut self.tab, Tab::Chat, "Chat");
                 if let Some(b) = &self.busy {
                     ui.separator();
@@ -110,10 +226,19 @@ impl eframe::App for StudioApp {
         }
         let busy = self.busy.is_some();
         let ready = self.model.loaded.is_some() && !busy;
+        let mut action = ExercisesAction::None;
         egui::CentralPanel::default().show(ui, |ui| match self.tab {
             Tab::Model => self.model.ui(ui, &mut self.settings, &self.worker, busy),
+            Tab::Documents => self.documents.ui(ui, &self.settings, &self.worker, busy),
+            Tab::Exercises => {
+                let docs = self.documents.doc_paths();
+                action = self.exercises.ui(ui, &mut self.settings, &self.worker, &docs, &self.data_dir, busy);
+            }
             Tab::Chat => self.chat.ui(ui, &mut self.settings, &self.worker, ready),
         });
+        if action == ExercisesAction::ShowDocuments {
+            self.tab = Tab::Documents;
+        }
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

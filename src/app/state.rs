@@ -1,6 +1,8 @@
-//! What survives a restart: the last model, the device choice and the chat settings.
+//! What survives a restart: the last model, the device choice, the chat settings and the
+//! exercise preset and seed.
 
 use crate::device::DeviceChoice;
+use crate::exercises::curriculum::Preset;
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -11,11 +13,13 @@ pub struct Settings {
     pub temperature: f32,
     pub max_tokens: usize,
     pub recent_models: Vec<PathBuf>,
+    pub preset: Preset,
+    pub seed: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { model_path: None, device: DeviceChoice::Auto, temperature: 0.0, max_tokens: 256, recent_models: vec![] }
+        Settings { model_path: None, device: DeviceChoice::Auto, temperature: 0.0, max_tokens: 256, recent_models: vec![], preset: Preset::Tiny, seed: 0 }
     }
 }
 

@@ -1,11 +1,19 @@
 //! The app's engine thread. Panels send `Request`s and read `Event`s; nothing heavy ever runs
 //! on the UI thread, and every long task can be cancelled through the shared flag.
+//!
+//! Long tasks (loading documents, building exercises) report progress after each file and
+//! check the cancel flag between files; a cancelled task says so with its own event.
 
 use crate::checkpoint::{ModelInfo, chat_template::ChatMessage};
 use crate::device::{DeviceChoice, DeviceInfo};
 use crate::generate::SamplingParams;
 use crate::session::Session;
-use std::path::PathBuf;
+use crate::documents::chunk::{ApproxCounter, TokenCounter};
+use crate::documents::{DocError, Document};
+use crate::exercises::curriculum::{Curriculum, Preset};
+use crate::exercises::dataset::{self, DatasetOptions, DatasetSummary, Exercise};
+use crate::exercises::entities::{EntityKind, EntityTagger, Mention, RuleTagger, Vocab};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -13,6 +21,40 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 pub enum Request {
     LoadModel { path: Option<PathBuf>, device: DeviceChoice },
     Chat { history: Vec<ChatMessage>, params: SamplingParams },
+    /// Files and folders (read recursively) to read and analyse for the Documents panel.
+    LoadDocuments { paths: Vec<PathBuf>, preset: Preset },
+    /// Runs `dataset::build` over `docs` into `out`.
+    BuildExercises { docs: Vec<PathBuf>, out: PathBuf, preset: Preset, seed: u64 },
+    /// Reads a dataset folder written earlier.
+    OpenDataset { dir: PathBuf },
+}
+
+/// One document as the Documents panel shows it: the text plus what the pipeline sees in it.
+#[derive(Debug, Clone)]
+pub struct DocReport {
+    pub doc: Document,
+    /// Chunks at the preset's chunk size.
+    pub chunks: usize,
+    pub tokens: usize,
+    /// Which counter gave `tokens` ("approximate" or the model's tokenizer).
+    pub counter: String,
+    /// Distinct entities (case-folded) in the whole text.
+    pub entities: usize,
+    /// Distinct entities per kind.
+    pub kinds: Vec<(EntityKind, usize)>,
+    /// Mentions inside the first `PREVIEW_CHARS` of text (byte offsets into `doc.text`).
+    pub preview_mentions: Vec<Mention>,
+}
+
+/// How much of a document the preview shows (characters).
+pub const PREVIEW_CHARS: usize = 20_000;
+
+/// A dataset read back for browsing.
+#[derive(Debug)]
+pub struct DatasetView {
+    pub dir: PathBuf,
+    pub summary: Option<DatasetSummary>,
+    pub exercises: Vec<Exercise>,
 }
 
 #[derive(Debug)]
@@ -22,6 +64,14 @@ pub enum Event {
     /// Text generated so far for the current chat answer.
     ChatText(String),
     ChatDone { tokens: usize, seconds: f64, cancelled: bool },
+    /// Documents: `done` of `total` files handled so far.
+    DocProgress { done: usize, total: usize, current: PathBuf },
+    DocLoaded(Box<DocReport>),
+    DocFailed(DocError),
+    DocsDone { cancelled: bool },
+    ExercisesProgress(dataset::Progress),
+    ExercisesReady(Box<DatasetView>),
+    ExercisesCancelled,
     Error(String),
 }
 
@@ -88,6 +138,39 @@ fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicB
                     send(Event::Error(format!("{e:#}")));
                 }
             }
+            Request::LoadDocuments { paths, preset } => {
+                let counter: &dyn TokenCounter = match &session {
+                    Some(s) => &s.loaded.tokenizer,
+                    None => &ApproxCounter,
+                };
+                let counter_name = if session.is_some() { "model tokenizer" } else { "approximate" };
+                load_documents(&paths, preset, counter, counter_name, &cancel, &send);
+            }
+            Request::BuildExercises { docs, out, preset, seed } => {
+                send(Event::Busy("generating exercises…".into()));
+                let mut opts = DatasetOptions::new(docs, out.clone());
+                opts.preset = preset;
+                opts.seed = seed;
+                if let Some(s) = &session {
+                    opts.counter = dataset::counter_from_model(&s.loaded.info.path).ok();
+                }
+                let result = dataset::build(&opts, &mut |p| {
+                    send(Event::ExercisesProgress(p));
+                    !cancel.load(Ordering::SeqCst)
+                });
+                match result {
+                    Ok(summary) => match open_dataset(&out, Some(summary)) {
+                        Ok(view) => send(Event::ExercisesReady(Box::new(view))),
+                        Err(e) => send(Event::Error(format!("{e:#}"))),
+                    },
+                    Err(e) if e.is::<dataset::Cancelled>() => send(Event::ExercisesCancelled),
+                    Err(e) => send(Event::Error(format!("{e:#}"))),
+                }
+            }
+            Request::OpenDataset { dir } => match open_dataset(&dir, None) {
+                Ok(view) => send(Event::ExercisesReady(Box::new(view))),
+                Err(e) => send(Event::Error(format!("{e:#}"))),
+            },
         }
     }
 }
@@ -108,4 +191,56 @@ fn chat(s: &Session, history: &[ChatMessage], params: &SamplingParams, cancel: &
     send(Event::ChatText(s.decode(&tokens)?));
     send(Event::ChatDone { tokens: tokens.len(), seconds: start.elapsed().as_secs_f64(), cancelled });
     Ok(())
+}
+
+/// Reads and analyses each file, one event per file; stops between files when cancelled.
+fn load_documents(paths: &[PathBuf], preset: Preset, counter: &dyn TokenCounter, counter_name: &str, cancel: &AtomicBool, send: &dyn Fn(Event)) {
+    send(Event::Busy("reading documents…".into()));
+    let (files, list_errors) = crate::documents::list_files(paths);
+    for e in list_errors {
+        send(Event::DocFailed(e));
+    }
+    let opts = crate::documents::LoadOptions::default();
+    let budget = Curriculum::preset(preset).chunk_tokens;
+    let total = files.len();
+    for (i, f) in files.iter().enumerate() {
+        if cancel.load(Ordering::SeqCst) {
+            send(Event::DocsDone { cancelled: true });
+            return;
+        }
+        send(Event::DocProgress { done: i, total, current: f.clone() });
+        match crate::documents::load_file(f, &opts) {
+            Ok(doc) => send(Event::DocLoaded(Box::new(analyse(doc, budget, counter, counter_name)))),
+            Err(e) => send(Event::DocFailed(e)),
+        }
+    }
+    send(Event::DocsDone { cancelled: false });
+}
+
+/// Chunks, tokens and entities of one document (what the exercise builder will see).
+pub fn analyse(doc: Document, chunk_tokens: usize, counter: &dyn TokenCounter, counter_name: &str) -> DocReport {
+    let chunks = crate::documents::chunk::chunk_text(&doc.text, chunk_tokens, counter).len();
+    let tokens = counter.count(&doc.text);
+    let vocab = Vocab::from_text(&doc.text);
+    let mut mentions = RuleTagger.tag(&doc.text, &vocab);
+    mentions.sort_by_key(|m| (m.start, m.end));
+    let groups = crate::exercises::entities::group(&doc.text, &mentions);
+    let kinds = EntityKind::ALL
+        .iter()
+        .map(|k| (*k, groups.iter().filter(|g| g.kind == *k).count()))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let preview_end = preview_end(&doc.text);
+    let preview_mentions = mentions.into_iter().filter(|m| m.end <= preview_end).collect();
+    DocReport { chunks, tokens, counter: counter_name.to_string(), entities: groups.len(), kinds, preview_mentions, doc }
+}
+
+/// Byte offset where the preview of `text` ends (a char boundary).
+pub fn preview_end(text: &str) -> usize {
+    text.char_indices().nth(PREVIEW_CHARS).map_or(text.len(), |(i, _)| i)
+}
+
+fn open_dataset(dir: &Path, summary: Option<DatasetSummary>) -> anyhow::Result<DatasetView> {
+    let exercises = dataset::read_exercises(&dir.join(dataset::EXERCISES_FILE))?;
+    Ok(DatasetView { dir: dir.to_path_buf(), summary, exercises })
 }

@@ -1,0 +1,260 @@
+//! GRPO for the memory agent (method notes §4.1, §8.1): group-relative advantages, token-level
+//! PPO-clip with ε_low/ε_high, and a k3 KL penalty to a frozen reference, on teacher-forced
+//! per-token log-probs.
+//!
+//! Contract:
+//! - rewards come in GRPO group order (document-major, `group` rollouts each, as
+//!   [`crate::agent::run_agent`] returns them); advantage = reward − group mean, optionally ÷
+//!   (group std + 1e-6); groups whose rewards are all equal are dropped and counted;
+//! - every generated token of every turn of a rollout gets that rollout's advantage; prompt
+//!   tokens never enter the loss;
+//! - the loss is the token mean over all response tokens of the batch of
+//!   `−min(r·A, clip(r, 1−ε_low, 1+ε_high)·A) + β·k3`, with `r = exp(logπ − logπ_old)` and
+//!   `k3 = exp(logπ_ref − logπ) − (logπ_ref − logπ) − 1`; β = 0 needs no reference model;
+//! - log-probs are read only at response positions: hidden states are picked first, so the
+//!   vocabulary-wide log-softmax covers response tokens only.
+
+use crate::agent::{RecallAnswer, Trace, Turn};
+use crate::model::{Llama, StepLayout};
+use anyhow::{Result, bail};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GrpoConfig {
+    pub clip_low: f32,
+    pub clip_high: f32,
+    /// β of the KL penalty; 0 keeps no reference model.
+    pub kl_beta: f32,
+    /// Divide advantages by the group std (MemTrain does not: Dr.-GRPO style).
+    pub scale_by_std: bool,
+}
+
+impl Default for GrpoConfig {
+    /// The MemTrain stage: ε = 0.2 both sides, β = 1e-3, no std scaling (notes §4.2).
+    fn default() -> Self {
+        GrpoConfig { clip_low: 0.2, clip_high: 0.2, kl_beta: 1e-3, scale_by_std: false }
+    }
+}
+
+/// Advantages per rollout, `None` for rollouts of dropped groups.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupAdvantages {
+    pub per_rollout: Vec<Option<f32>>,
+    pub groups: usize,
+    pub dropped_groups: usize,
+}
+
+/// Group-relative advantages over consecutive groups of `group` rewards.
+pub fn group_advantages(rewards: &[f32], group: usize, scale_by_std: bool) -> Result<GroupAdvantages> {
+    if group == 0 || rewards.len() % group != 0 {
+        bail!("{} rewards do not split into groups of {group}", rewards.len());
+    }
+    let mut per_rollout = Vec::with_capacity(rewards.len());
+    let mut dropped_groups = 0;
+    for g in rewards.chunks(group) {
+        let mean = g.iter().sum::<f32>() / g.len() as f32;
+        let spread = g.iter().fold(f32::NEG_INFINITY, |m, &r| m.max(r)) - g.iter().fold(f32::INFINITY, |m, &r| m.min(r));
+        // All-equal rewards carry no signal (every advantage would be 0): drop, as DAPO does.
+        if spread <= 1e-6 {
+            dropped_groups += 1;
+            per_rollout.extend(std::iter::repeat_n(None, g.len()));
+            continue;
+        }
+        let scale = if scale_by_std { sample_std(g, mean) + 1e-6 } else { 1.0 };
+        per_rollout.extend(g.iter().map(|&r| Some((r - mean) / scale)));
+    }
+    Ok(GroupAdvantages { per_rollout, groups: rewards.len() / group, dropped_groups })
+}
+
+/// Unbiased std (n − 1), as `torch.std` in veRL's GRPO advantage.
+fn sample_std(g: &[f32], mean: f32) -> f32 {
+    if g.len() < 2 {
+        return 0.0;
+    }
+    (g.iter().map(|&r| (r - mean).powi(2)).sum::<f32>() / (g.len() - 1) as f32).sqrt()
+}
+
+/// One (prompt, response) conversation to train on, with the advantage of its rollout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicySample {
+    pub prompt: Vec<u32>,
+    pub response: Vec<u32>,
+    /// Log-probs of `response` under the policy that sampled it.
+    pub old_logprobs: Vec<f32>,
+    pub advantage: f32,
+}
+
+/// Every turn of every kept rollout becomes a sample carrying its rollout's advantage.
+pub fn samples_from_traces(traces: &[Trace], advantages: &[Option<f32>]) -> Vec<PolicySample> {
+    traces
+        .iter()
+        .zip(advantages)
+        .filter_map(|(t, a)| a.map(|a| (t, a)))
+        .flat_map(|(t, advantage)| t.turns.iter().filter_map(move |turn| sample_of(turn, advantage)))
+        .collect()
+}
+
+/// Each recall answer of a kept group becomes one sample with its own group's advantage
+/// (recall groups are separate from the rollout groups, notes §3.3).
+pub fn samples_from_recall(answers: &[RecallAnswer], advantages: &[Option<f32>]) -> Vec<PolicySample> {
+    answers.iter().zip(advantages).filter_map(|(r, a)| a.and_then(|a| sample_of(&r.turn, a))).collect()
+}
+
+fn sample_of(turn: &Turn, advantage: f32) -> Option<PolicySample> {
+    (!turn.generated_ids.is_empty()).then(|| PolicySample { prompt: turn.prompt_ids.clone(), response: turn.generated_ids.clone(), old_logprobs: turn.logprobs.clone(), advantage })
+}
+
+/// Samples laid out for one teacher-forced forward: right-padded inputs (causal attention never
+/// looks right, so padding cannot leak into real positions) and, per response token, the flat
+/// `row * width + column` of the hidden state that predicts it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenBatch {
+    pub rows: usize,
+    pub width: usize,
+    pub inputs: Vec<i64>,
+    pub positions: Vec<i64>,
+    pub targets: Vec<i64>,
+    pub old_logprobs: Vec<f32>,
+    pub advantages: Vec<f32>,
+}
+
+impl TokenBatch {
+    pub fn new(samples: &[PolicySample]) -> Result<Self> {
+        if let Some(i) = samples.iter().position(|s| s.prompt.is_empty() || s.response.is_empty() || s.response.len() != s.old_logprobs.len()) {
+            bail!("sample {i} needs a prompt, a response and one old log-prob per response token");
+        }
+        // The last response token is only ever a target, never an input.
+        let width = samples.iter().map(|s| s.prompt.len() + s.response.len() - 1).max().unwrap_or(0);
+        let mut b = TokenBatch { rows: samples.len(), width, inputs: vec![0; samples.len() * width], positions: vec![], targets: vec![], old_logprobs: vec![], advantages: vec![] };
+        for (row, s) in samples.iter().enumerate() {
+            let sequence = s.prompt.iter().chain(&s.response).take(s.prompt.len() + s.response.len() - 1);
+            for (col, &t) in sequence.enumerate() {
+                b.inputs[row * width + col] = t as i64;
+            }
+            for (j, &t) in s.response.iter().enumerate() {
+                b.positions.push((row * width + s.prompt.len() - 1 + j) as i64);
+                b.targets.push(t as i64);
+            }
+            b.old_logprobs.extend(&s.old_logprobs);
+            b.advantages.extend(std::iter::repeat_n(s.advantage, s.response.len()));
+        }
+        Ok(b)
+    }
+
+    pub fn tokens(&self) -> usize {
+        self.targets.len()
+    }
+}
+
+/// Log-probs `[tokens]` of the batch's response tokens under `model` (differentiable on an
+/// autodiff device).
+pub fn token_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: &Device) -> Tensor<1> {
+    let (rows, width, n) = (batch.rows, batch.width, batch.tokens());
+    let tokens = Tensor::<2, Int>::from_data(TensorData::new(batch.inputs.clone(), [rows, width]), device);
+    let layout = StepLayout::new(inv_freq, &vec![0; rows], 0, width, device);
+    let hidden = model.forward_hidden(tokens, &layout, None);
+    let d = hidden.dims()[2];
+    let positions = Tensor::<1, Int>::from_data(TensorData::new(batch.positions.clone(), [n]), device);
+    let picked = hidden.reshape([rows * width, d]).select(0, positions).reshape([1, n, d]);
+    let logp = log_softmax(model.logits(picked), 2);
+    let targets = Tensor::<3, Int>::from_data(TensorData::new(batch.targets.clone(), [1, n, 1]), device);
+    logp.gather(2, targets).reshape([n])
+}
+
+/// Host copy of the response log-probs under a frozen model (the KL reference).
+pub fn reference_logprobs(reference: &Llama, inv_freq: &[f64], batch: &TokenBatch) -> Result<Vec<f32>> {
+    let device = reference.embed_tokens.weight.val().device();
+    to_host(token_logprobs(reference, inv_freq, batch, &device).detach())
+}
+
+fn to_host(t: Tensor<1>) -> Result<Vec<f32>> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("reading a tensor: {e:?}"))
+}
+
+/// Numbers of one loss evaluation, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct LossStats {
+    pub loss: f32,
+    pub policy_loss: f32,
+    /// Mean k3 KL to the reference (0 without one).
+    pub kl: f32,
+    /// Share of tokens whose clipped term was the active one.
+    pub clip_fraction: f32,
+    pub mean_ratio: f32,
+    pub tokens: usize,
+}
+
+/// The GRPO loss as a scalar tensor `[1]` (token mean), from per-token log-probs.
+pub fn clipped_policy_loss(new_logp: Tensor<1>, old_logp: Tensor<1>, advantages: Tensor<1>, ref_logp: Option<Tensor<1>>, cfg: &GrpoConfig) -> (Tensor<1>, LossStats) {
+    let n = new_logp.dims()[0];
+    let ratio = (new_logp.clone() - old_logp).exp();
+    let unclipped = ratio.clone() * advantages.clone();
+    let clipped = ratio.clone().clamp(1.0 - cfg.clip_low, 1.0 + cfg.clip_high) * advantages.clone();
+    let policy = unclipped.min_pair(clipped).neg();
+    let (per_token, kl) = match ref_logp {
+        Some(r) if cfg.kl_beta != 0.0 => {
+            let k3 = k3_kl(new_logp, r);
+            (policy.clone() + k3.clone().mul_scalar(cfg.kl_beta), Some(k3))
+        }
+        _ => (policy.clone(), None),
+    };
+    let loss = per_token.mean();
+    let stats = loss_stats(&loss, &policy, kl, &ratio, &advantages, cfg, n);
+    (loss, stats)
+}
+
+/// k3 (low-variance, always ≥ 0) estimator of KL(π‖π_ref) per token.
+pub fn k3_kl(logp: Tensor<1>, ref_logp: Tensor<1>) -> Tensor<1> {
+    let log_ratio = ref_logp - logp;
+    log_ratio.clone().exp() - log_ratio - 1.0
+}
+
+fn loss_stats(loss: &Tensor<1>, policy: &Tensor<1>, kl: Option<Tensor<1>>, ratio: &Tensor<1>, adv: &Tensor<1>, cfg: &GrpoConfig, n: usize) -> LossStats {
+    let host = |t: Tensor<1>| to_host(t.detach()).unwrap_or_default();
+    let ratios = host(ratio.clone());
+    let advs = host(adv.clone());
+    let clipped = ratios.iter().zip(&advs).filter(|&(&r, &a)| (a > 0.0 && r > 1.0 + cfg.clip_high) || (a < 0.0 && r < 1.0 - cfg.clip_low)).count();
+    let first = |v: Vec<f32>| v.first().copied().unwrap_or(0.0);
+    LossStats {
+        loss: first(host(loss.clone())),
+        policy_loss: first(host(policy.clone().mean())),
+        kl: kl.map(|k| first(host(k.mean()))).unwrap_or(0.0),
+        clip_fraction: if n == 0 { 0.0 } else { clipped as f32 / n as f32 },
+        mean_ratio: if n == 0 { 0.0 } else { ratios.iter().sum::<f32>() / n as f32 },
+        tokens: n,
+    }
+}
+
+/// The loss of `model` on `batch` (differentiable when `device` is an autodiff device).
+pub fn batch_loss(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, ref_logprobs: Option<&[f32]>, cfg: &GrpoConfig, device: &Device) -> (Tensor<1>, LossStats) {
+    let n = batch.tokens();
+    let host = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [n]), device);
+    let new_logp = token_logprobs(model, inv_freq, batch, device);
+    clipped_policy_loss(new_logp, host(&batch.old_logprobs), host(&batch.advantages), ref_logprobs.map(host), cfg)
+}
+
+/// One optimizer step on `samples`: forward, backward, AdamW update. `model` must live on an
+/// autodiff device; `reference` (used only when β > 0) on any device.
+pub fn grpo_step(model: Llama, optim: &mut ModuleOptimizer, lr: f64, inv_freq: &[f64], samples: &[PolicySample], reference: Option<&Llama>, cfg: &GrpoConfig) -> Result<(Llama, LossStats)> {
+    if samples.is_empty() {
+        bail!("no samples to train on (every group may have been dropped): skip the step instead");
+    }
+    let device = model.embed_tokens.weight.val().device();
+    if !device.is_autodiff() {
+        bail!("grpo_step needs the model on an autodiff device (device.autodiff())");
+    }
+    let batch = TokenBatch::new(samples)?;
+    let ref_logprobs = match reference {
+        Some(r) if cfg.kl_beta != 0.0 => Some(reference_logprobs(r, inv_freq, &batch)?),
+        _ => None,
+    };
+    let (loss, stats) = batch_loss(&model, inv_freq, &batch, ref_logprobs.as_deref(), cfg, &device);
+    if !stats.loss.is_finite() {
+        bail!("loss is {}: step skipped", stats.loss);
+    }
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    Ok((optim.step(lr, model, grads), stats))
+}

@@ -1,0 +1,76 @@
+//! One record per training step, appended to `RUN/metrics.jsonl` (issue 5 item 7).
+//!
+//! Contract: each call to [`append_record`] writes exactly one JSON object and a newline, so a
+//! run killed mid-way leaves every completed step readable; fields the step did not measure
+//! are written as `null` rather than a fake 0.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
+/// Mean and standard deviation of a set of values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MeanStd {
+    pub mean: f32,
+    pub std: f32,
+}
+
+impl MeanStd {
+    /// Population statistics; empty input gives zeros.
+    pub fn of(values: &[f32]) -> Self {
+        if values.is_empty() {
+            return MeanStd::default();
+        }
+        let n = values.len() as f32;
+        let mean = values.iter().sum::<f32>() / n;
+        let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
+        MeanStd { mean, std }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub step: u64,
+    /// Objective-1 reward (exact match) over rollouts.
+    pub reward_end_to_end: MeanStd,
+    /// Objective-2 blended reward, when recall is enabled.
+    pub reward_blended: Option<MeanStd>,
+    pub exact_match: f32,
+    pub f1: f32,
+    pub recall: Option<f32>,
+    pub loss: Option<f32>,
+    pub kl: Option<f32>,
+    pub clip_fraction: Option<f32>,
+    pub entropy: Option<f32>,
+    pub memory_tokens: MeanStd,
+    pub answer_tokens: MeanStd,
+    pub groups: usize,
+    pub dropped_groups: usize,
+    pub tokens_per_second: Option<f32>,
+    pub seconds_generation: f32,
+    pub seconds_reward: f32,
+    pub seconds_forward_backward: f32,
+    pub seconds_optimizer: f32,
+    /// Why the update was skipped (no groups left, non-finite loss), if it was.
+    pub skipped: Option<String>,
+}
+
+/// Appends one record as a JSON line, creating the file if needed.
+pub fn append_record(path: &Path, record: &StepRecord) -> Result<()> {
+    let mut line = serde_json::to_string(record)?;
+    line.push('\n');
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    // One write per line, so a concurrent reader never sees half a record from us.
+    f.write_all(line.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Reads every complete record back (the app's charts, resume).
+pub fn read_records(path: &Path) -> Result<Vec<StepRecord>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}: not a step record", path.display(), i + 1)))
+        .collect()
+}

@@ -1,0 +1,139 @@
+//! The app driven headless with egui_kittest: drop a sample document and see it listed with its
+//! character count, generate tiny-preset exercises and see their count, cancel a long load.
+//! No window and no model: the worker thread runs for real, so each test steps the harness
+//! until the event it waits for has arrived (or a timeout says which one never came).
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use memtrain::app::state::Settings;
+use memtrain::app::{StudioApp, Tab};
+use memtrain::exercises::dataset;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/samples")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("memtrain-app-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn harness(data_dir: PathBuf) -> Harness<'static, StudioApp> {
+    Harness::builder()
+        .with_size([1100.0, 760.0])
+        .with_accessibility_check(false)
+        .build_eframe(move |cc| StudioApp::with_settings(&cc.egui_ctx, Settings::default(), data_dir))
+}
+
+/// Steps the harness until `done` holds, failing after `secs` with `what`.
+fn wait_for(h: &mut Harness<'_, StudioApp>, secs: u64, what: &str, done: impl Fn(&StudioApp) -> bool) {
+    let start = Instant::now();
+    loop {
+        h.step();
+        if done(h.state()) {
+            h.step();
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(secs), "timed out after {secs} s waiting for {what}; error: {:?}", h.state().error);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A file dropped on the window, as winit would hand it to egui.
+#[derive(Debug)]
+struct TestDrop(PathBuf);
+
+impl egui::DroppedFile for TestDrop {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn has_label(h: &Harness<'_, StudioApp>, text: &str) -> bool {
+    h.query_all_by_label(text).next().is_some()
+}
+
+#[test]
+fn dropped_sample_document_is_listed_with_its_character_count() {
+    let mut h = harness(scratch("drop"));
+    h.step();
+    assert!(h.query_by_label_contains("No documents yet").is_some(), "the empty state guides a first-time user");
+    let file = samples().join("harbour-town-chronicle.md");
+    let expected = memtrain::documents::load_path(&file).remove(0).unwrap().chars;
+    h.input_mut().dropped_files.push(Arc::new(TestDrop(file)));
+    wait_for(&mut h, 30, "the dropped document", |app| !app.documents.loading && !app.documents.reports.is_empty());
+    assert_eq!(h.state().tab, Tab::Documents);
+    assert!(has_label(&h, "harbour-town-chronicle.md"), "the file is listed by name");
+    assert!(has_label(&h, &expected.to_string()), "the list shows its {expected} characters");
+    let r = &h.state().documents.reports[0];
+    assert!(r.entities > 0 && r.chunks > 0 && r.tokens > 0, "entities, chunks and tokens are counted");
+    assert!(!r.preview_mentions.is_empty(), "the preview has entities to highlight");
+}
+
+#[test]
+fn samples_give_tiny_exercises_whose_count_is_shown() {
+    let data = scratch("exercises");
+    let mut h = harness(data.clone());
+    h.step();
+    h.get_by_label("Add samples").click();
+    wait_for(&mut h, 60, "the six samples", |app| !app.documents.loading && app.documents.reports.len() + app.documents.errors.len() >= 6);
+    assert_eq!(h.state().documents.reports.len(), 6, "every sample reads: {:?}", h.state().documents.errors);
+
+    h.state_mut().tab = Tab::Exercises;
+    h.step();
+    assert!(h.query_by_label_contains("documents are ready").is_some(), "the empty state says what to do next");
+    assert_eq!(h.state().settings.preset, memtrain::exercises::curriculum::Preset::Tiny);
+    h.get_by_label("Generate").click();
+    wait_for(&mut h, 120, "the exercises", |app| app.exercises.view.is_some());
+
+    let out = data.join("datasets").join("tiny-seed0");
+    let written = dataset::read_exercises(&out.join(dataset::EXERCISES_FILE)).unwrap();
+    assert!(!written.is_empty());
+    assert_eq!(h.state().exercises.view.as_ref().unwrap().exercises.len(), written.len());
+    let summary = format!("{} exercises (", written.len());
+    assert!(h.query_by_label_contains(&summary).is_some(), "the panel shows the count {}", written.len());
+    assert!(h.query_by_label_contains("Chunk 1 of").is_some(), "the first exercise is shown chunk by chunk");
+}
+
+#[test]
+fn cancel_stops_a_long_document_load() {
+    let dir = scratch("cancel");
+    let docs = dir.join("many");
+    std::fs::create_dir_all(&docs).unwrap();
+    let para = "Captain Mary Holloway sailed from Port Elias to Grey Harbour in March 1887 with 42 crew. ";
+    for i in 0..3000 {
+        std::fs::write(docs.join(format!("note-{i:04}.txt")), format!("Note {i}.\n\n{}", para.repeat(40))).unwrap();
+    }
+    let mut h = harness(dir.join("data"));
+    h.step();
+    h.state_mut().drop_paths(vec![docs]);
+    wait_for(&mut h, 30, "the load to start", |app| app.documents.progress.as_ref().is_some_and(|p| p.0 > 0));
+    h.get_by_label("Cancel").click();
+    wait_for(&mut h, 30, "the load to stop", |app| !app.documents.loading);
+    let app = h.state();
+    assert!(app.documents.reports.len() < 3000, "cancel stopped the load ({} files read)", app.documents.reports.len());
+    assert!(app.documents.note.as_deref().is_some_and(|n| n.starts_with("Stopped after")));
+    assert!(app.busy.is_none(), "the app is idle again");
+}
+
+#[test]
+fn a_dropped_model_folder_goes_to_the_model_panel_not_documents() {
+    let dir = scratch("model-drop");
+    let model = dir.join("not-really-a-model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("config.json"), "{}").unwrap();
+    let mut h = harness(dir.join("data"));
+    h.step();
+    h.state_mut().drop_paths(vec![model]);
+    assert_eq!(h.state().tab, Tab::Model);
+    assert!(!h.state().documents.loading, "a model folder is not read as documents");
+    wait_for(&mut h, 60, "the load error", |app| app.error.is_some());
+}
