@@ -15,7 +15,8 @@ mkdir -p docs/screenshots "$WORK/bad"
 printf 'not a pdf at all' > "$WORK/bad/scanned-letter.pdf"
 "$BIN" exercises --docs assets/samples --out "$WORK/datasets/tiny-seed0" --preset tiny >/dev/null
 shot() { # tab, output name, MEMTRAIN_OPEN list
-  MEMTRAIN_OPEN="$3" MEMTRAIN_START_TAB="$1" "$BIN" >"$WORK/$2.log" 2>&1 </dev/null &
+  if [ -n "$3" ]; then export MEMTRAIN_OPEN="$3"; else unset MEMTRAIN_OPEN; fi
+  MEMTRAIN_START_TAB="$1" "$BIN" >"$WORK/$2.log" 2>&1 </dev/null &
   local app=$!
   sleep 15
   xwd -root -silent -display :99 | convert xwd:- -crop 980x700+0+0 +repage "docs/screenshots/$2.png"

@@ -67,7 +67,7 @@ impl StudioApp {
         // folder holding exercises.jsonl opens as a dataset); `MEMTRAIN_START_TAB=exercises`.
         if let Some(list) = std::env::var_os("MEMTRAIN_OPEN") {
             let (datasets, drops): (Vec<PathBuf>, Vec<PathBuf>) =
-                std::env::split_paths(&list).partition(|p| p.join(crate::exercises::dataset::EXERCISES_FILE).is_file());
+                std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()).partition(|p| p.join(crate::exercises::dataset::EXERCISES_FILE).is_file());
             app.drop_paths(drops);
             for dir in datasets {
                 app.worker.send(worker::Request::OpenDataset { dir });

@@ -109,34 +109,27 @@ impl WeightSource for GgufWeights<'_> {
     }
 }
 
-/// Inverse of llama.cpp's `permute`: within each head, output row `i*2 + j` (pair `i`, coord
-/// `j`) came from HF row `j*half + i`; put it back.
+/// Inverse of llama.cpp's `permute`: within each head, GGUF row `i*2 + j` (pair `i`, coord `j`)
+/// is HF row `j*half + i`; put it back.
 pub fn unpermute_rope_rows(data: &[f32], heads: usize, rows: usize, cols: usize) -> Vec<f32> {
-    let hd = rows / heads;
-    let half = hd / 2;
-    let mut out = vec![0.0; data.len()];
-    for h in 0..heads {
-        for i in 0..half {
-            for j in 0..2 {
-                let src = h * hd + i * 2 + j;
-                let dst = h * hd + j * half + i;
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&data[src * cols..(src + 1) * cols]);
-            }
-        }
-    }
-    out
+    move_rope_rows(data, heads, rows, cols, true)
 }
 
-/// The inverse of [`unpermute_rope_rows`], used when exporting a Llama model to GGUF.
+/// llama.cpp's `permute` (HF layout → GGUF layout), used when exporting a Llama model to GGUF.
 pub fn permute_rope_rows(data: &[f32], heads: usize, rows: usize, cols: usize) -> Vec<f32> {
+    move_rope_rows(data, heads, rows, cols, false)
+}
+
+fn move_rope_rows(data: &[f32], heads: usize, rows: usize, cols: usize, to_hf: bool) -> Vec<f32> {
     let hd = rows / heads;
     let half = hd / 2;
     let mut out = vec![0.0; data.len()];
     for h in 0..heads {
         for i in 0..half {
             for j in 0..2 {
-                let dst = h * hd + i * 2 + j;
-                let src = h * hd + j * half + i;
+                let gguf_row = h * hd + i * 2 + j;
+                let hf_row = h * hd + j * half + i;
+                let (src, dst) = if to_hf { (gguf_row, hf_row) } else { (hf_row, gguf_row) };
                 out[dst * cols..(dst + 1) * cols].copy_from_slice(&data[src * cols..(src + 1) * cols]);
             }
         }
