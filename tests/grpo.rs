@@ -2,11 +2,14 @@
 //! prompt masking), teacher-forced log-probs against generation's, and one AdamW step on a tiny
 //! random model that must move the weights and lower the loss on its batch.
 
+mod common;
+
 use burn::prelude::*;
+use common::tiny_config;
 use memtrain::agent::{RecallAnswer, Trace, Turn, TurnKind};
 use memtrain::generate::{SamplingParams, StopReason, generate};
 use memtrain::model::random::RandomWeights;
-use memtrain::model::{Architecture, Llama, ModelConfig, rope};
+use memtrain::model::{Llama, rope};
 use memtrain::train::grpo::*;
 
 fn close(a: f32, b: f32) -> bool {
@@ -162,24 +165,6 @@ fn recall_answers_train_with_their_own_group_advantage() {
     let adv = group_advantages(&[1.0, 0.0, 0.0, 0.0], 2, false).unwrap();
     let samples = samples_from_recall(&answers, &adv.per_rollout);
     assert_eq!(samples.iter().map(|s| (s.response[0], s.advantage)).collect::<Vec<_>>(), [(1, 0.5), (2, -0.5)]);
-}
-
-fn tiny_config() -> ModelConfig {
-    ModelConfig {
-        architecture: Architecture::Llama,
-        vocab_size: 64,
-        hidden_size: 32,
-        intermediate_size: 64,
-        num_layers: 2,
-        num_heads: 4,
-        num_kv_heads: 2,
-        head_dim: 8,
-        rms_norm_eps: 1e-5,
-        rope_theta: 10_000.0,
-        rope_scaling: None,
-        max_position_embeddings: 256,
-        tie_word_embeddings: true,
-    }
 }
 
 fn tiny_model(device: &Device) -> (Llama, Vec<f64>) {

@@ -1,29 +1,14 @@
 //! The supervised warm start lowers its loss on a fixed batch within a few steps on a tiny
 //! random model, and step records survive a JSONL round trip one line per step.
 
+mod common;
+
 use burn::prelude::*;
+use common::tiny_config;
 use memtrain::model::random::RandomWeights;
-use memtrain::model::{Architecture, Llama, ModelConfig, rope};
+use memtrain::model::{Llama, rope};
 use memtrain::train::metrics::{MeanStd, StepRecord, append_record, read_records};
 use memtrain::train::sft::{SftExample, sft_loss, sft_step};
-
-fn tiny_config() -> ModelConfig {
-    ModelConfig {
-        architecture: Architecture::Llama,
-        vocab_size: 64,
-        hidden_size: 32,
-        intermediate_size: 64,
-        num_layers: 2,
-        num_heads: 4,
-        num_kv_heads: 2,
-        head_dim: 8,
-        rms_norm_eps: 1e-5,
-        rope_theta: 10_000.0,
-        rope_scaling: None,
-        max_position_embeddings: 256,
-        tie_word_embeddings: true,
-    }
-}
 
 #[test]
 fn a_few_sft_steps_lower_the_loss_on_their_batch() {

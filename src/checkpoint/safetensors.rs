@@ -48,8 +48,7 @@ impl SafetensorsWeights {
     /// Tensor names with their dtype, for `memtrain info`.
     pub fn dtypes(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
-        for (path, bytes) in &self.files {
-            let _ = path;
+        for bytes in self.files.values() {
             if let Ok(st) = SafeTensors::deserialize(bytes) {
                 for (_, view) in st.tensors() {
                     *counts.entry(format!("{:?}", view.dtype())).or_insert(0) += 1;

@@ -106,7 +106,6 @@ impl Attention {
             Some(c) => c.append(k, v),
             None => (k, v),
         };
-        let k_len = k.dims()[2];
         // Grouped-query attention without copying K/V: the `g` query heads that share a KV head
         // are stacked along the sequence axis, so one matmul per KV head serves them all.
         let g = h / kvh;
@@ -116,7 +115,6 @@ impl Attention {
         let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + bias;
         let probs = softmax(scores, 3);
         let out = probs.matmul(v).reshape([b, h, s, hd]);
-        let _ = k_len;
         self.o_proj.forward(out.swap_dims(1, 2).reshape([b, s, h * hd]))
     }
 }

@@ -44,3 +44,22 @@ pub fn wgpu_device() -> Option<Device> {
 pub fn to_vec3(t: Tensor<3>) -> Vec<f32> {
     t.into_data().try_to_vec().expect("f32 data")
 }
+
+/// A tiny Llama-shaped config for training-step tests on random weights.
+pub fn tiny_config() -> memtrain::model::ModelConfig {
+    memtrain::model::ModelConfig {
+        architecture: memtrain::model::Architecture::Llama,
+        vocab_size: 64,
+        hidden_size: 32,
+        intermediate_size: 64,
+        num_layers: 2,
+        num_heads: 4,
+        num_kv_heads: 2,
+        head_dim: 8,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10_000.0,
+        rope_scaling: None,
+        max_position_embeddings: 256,
+        tie_word_embeddings: true,
+    }
+}
