@@ -76,6 +76,64 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Run the memory agent on one document: the answer on stdout, the memory after each chunk on stderr.
+    Agent {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// A document (txt, md, html, pdf, docx, epub).
+        #[arg(long)]
+        doc: PathBuf,
+        #[arg(long)]
+        question: String,
+        #[arg(long, default_value_t = 384)]
+        chunk_tokens: usize,
+        #[arg(long, default_value_t = 192)]
+        memory_tokens: usize,
+        #[arg(long, default_value_t = 32)]
+        answer_tokens: usize,
+        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        device: DeviceChoice,
+    },
+    /// Train the memory agent on an exercises folder (SFT warm start, then GRPO).
+    Train {
+        /// Folder with exercises.jsonl (from `memtrain exercises`).
+        #[arg(long)]
+        data: PathBuf,
+        /// Run folder: metrics.jsonl, eval.jsonl, checkpoints/, initial/, final/.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "tiny-cpu", conflicts_with = "config")]
+        preset: String,
+        /// A RON training config (see `memtrain train-config --preset NAME`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// GRPO steps (after the SFT warm start); overrides the config.
+        #[arg(long)]
+        steps: Option<usize>,
+        /// SFT warm-start steps; overrides the config.
+        #[arg(long)]
+        sft_steps: Option<usize>,
+        #[arg(long, value_enum)]
+        device: Option<DeviceChoice>,
+        /// Continue the run in --out from its newest checkpoint.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Print a preset's training config as RON, to edit and pass with --config.
+    TrainConfig {
+        #[arg(long, default_value = "tiny-cpu")]
+        preset: String,
+    },
+    /// Export a run's trained model (or any model) as a Hugging Face folder or GGUF.
+    Export {
+        /// A run folder, an HF folder or a GGUF file.
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, value_enum)]
+        format: checkpoint::export::ExportFormat,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Download the default model (SmolLM2-135M-Instruct, Q4_1 GGUF) into the user's model folder.
     FetchModel,
     /// Throughput benchmarks.
@@ -176,6 +234,17 @@ fn run_command(cmd: Command) -> Result<()> {
             println!("{}", crate::exercises::bench::bench(&opts)?.report());
             Ok(())
         }
+        Command::Agent { model, doc, question, chunk_tokens, memory_tokens, answer_tokens, device } => agent(model, &doc, &question, chunk_tokens, memory_tokens, answer_tokens, device),
+        Command::Train { data, out, preset, config, steps, sft_steps, device, resume } => train(&data, &out, &preset, config, steps, sft_steps, device, resume),
+        Command::TrainConfig { preset } => {
+            print!("{}", crate::train::TrainConfig::preset(&preset)?.to_ron());
+            Ok(())
+        }
+        Command::Export { from, format, out } => {
+            checkpoint::export::export(&from, format, &out)?;
+            eprintln!("exported {} to {}", from.display(), out.display());
+            Ok(())
+        }
         Command::FetchModel => {
             let path = checkpoint::default_model::fetch()?;
             println!("{}", path.display());
@@ -210,6 +279,59 @@ fn exercises(docs: Vec<PathBuf>, out: PathBuf, preset: &str, seed: u64, model: O
     })?;
     eprintln!();
     println!("{}", summary.report());
+    Ok(())
+}
+
+fn agent(model: Option<PathBuf>, doc: &std::path::Path, question: &str, chunk_tokens: usize, memory_tokens: usize, answer_tokens: usize, device: DeviceChoice) -> Result<()> {
+    use crate::agent::{AgentInput, AgentParams, Policy, run_agent};
+    let document = crate::documents::load_path(doc).into_iter().next().ok_or_else(|| anyhow::anyhow!("{}: not a document", doc.display()))?.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let session = Session::open(model.as_deref(), device)?;
+    let chunks = crate::documents::chunk::chunk_text(&document.text, chunk_tokens, &session.loaded.tokenizer);
+    eprintln!("model: {} on {}; {} chunks of ≤ {chunk_tokens} tokens", session.loaded.info.name, session.device_info, chunks.len());
+    let params = AgentParams { sampling: SamplingParams::default(), memory_tokens, answer_tokens };
+    let traces = run_agent(&Policy::from_loaded(&session.loaded), &[AgentInput { chunks, question: question.to_string() }], 1, &params)?;
+    let trace = &traces[0];
+    for (i, m) in trace.memories.iter().enumerate() {
+        eprintln!("--- memory after chunk {} ---\n{m}", i + 1);
+    }
+    println!("{}", trace.answer);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train(data: &std::path::Path, out: &std::path::Path, preset: &str, config: Option<PathBuf>, steps: Option<usize>, sft_steps: Option<usize>, device: Option<DeviceChoice>, resume: bool) -> Result<()> {
+    use crate::train::{Outcome, TrainConfig, Trainer, console};
+    let mut cfg = match &config {
+        Some(p) => TrainConfig::load(p)?,
+        None if resume => Trainer::saved_config(out)?,
+        None => TrainConfig::preset(preset)?,
+    };
+    if let Some(s) = steps {
+        cfg.grpo_steps = s;
+    }
+    if let Some(s) = sft_steps {
+        cfg.sft.steps = s;
+    }
+    if let Some(d) = device {
+        cfg.device = d;
+    }
+    let mut trainer = Trainer::open(cfg, data, out, resume)?;
+    eprintln!(
+        "training {} on {} from step {} of {} ({} training exercises, {} held out) into {}",
+        trainer.run.read_info().map(|i| i.model).unwrap_or_default(),
+        trainer.device_info,
+        trainer.state.step,
+        trainer.total_steps(),
+        trainer.data.train.len(),
+        trainer.data.held_out.len(),
+        out.display()
+    );
+    let cancel = console::install_ctrl_c();
+    let mut progress = console::Progress::default();
+    match trainer.run(&cancel, &mut |e| progress.on_event(e))? {
+        Outcome::Finished => eprintln!("\ndone: {}", trainer.run.final_model().display()),
+        Outcome::Cancelled { step } => eprintln!("\nstopped at step {step}; resume with --resume"),
+    }
     Ok(())
 }
 

@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod device;
 pub mod documents;
+pub mod eval;
 pub mod exercises;
 pub mod generate;
 pub mod model;

@@ -37,11 +37,7 @@ impl<'a> Policy<'a> {
 
     /// Token ids of `user_text` as the single user turn of a chat, ready for the assistant reply.
     pub fn chat_prompt_ids(&self, user_text: &str) -> Result<Vec<u32>> {
-        let t = self.tokenizer;
-        let messages = [ChatMessage { role: "user".into(), content: user_text.into() }];
-        let text = render_chat(t.chat_template.as_deref(), &messages, true, &t.bos_token, &t.eos_token)?;
-        // The rendered chat already carries its special tokens.
-        t.encode(&text, false)
+        chat_prompt_ids(self.tokenizer, user_text)
     }
 
     /// Generates for all prompts in one batch with the given token cap.
@@ -52,6 +48,15 @@ impl<'a> Policy<'a> {
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.tokenizer.decode(ids, true)
     }
+}
+
+/// Token ids of `user_text` as the single user turn of a chat, ready for the assistant reply
+/// (also what SFT reference traces are trained on, so both see the same prompt).
+pub fn chat_prompt_ids(t: &TextTokenizer, user_text: &str) -> Result<Vec<u32>> {
+    let messages = [ChatMessage { role: "user".into(), content: user_text.into() }];
+    let text = render_chat(t.chat_template.as_deref(), &messages, true, &t.bos_token, &t.eos_token)?;
+    // The rendered chat already carries its special tokens.
+    t.encode(&text, false)
 }
 
 /// One document for the agent: its chunks in reading order and the problem to answer.

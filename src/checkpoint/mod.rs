@@ -4,8 +4,11 @@
 pub mod chat_template;
 pub mod default_model;
 pub mod dequant;
+pub mod export;
 pub mod gguf;
 pub mod gguf_weights;
+pub mod gguf_writer;
+pub mod hf_export;
 pub mod safetensors;
 pub mod tokenizer;
 
@@ -102,6 +105,14 @@ fn open(path: &Path) -> Result<(ModelInfo, Source, TextTokenizer)> {
     }
 }
 
+/// The tokenizer of a GGUF file or HF folder, without its weights.
+pub fn load_tokenizer(path: &Path) -> Result<TextTokenizer> {
+    match format_of(path)? {
+        ModelFormat::Gguf => TextTokenizer::from_gguf(&gguf::GgufFile::open(path)?),
+        ModelFormat::HfFolder => TextTokenizer::from_hf_dir(path),
+    }
+}
+
 /// Describes a model without building it (for `memtrain info`).
 pub fn inspect(path: &Path) -> Result<ModelInfo> {
     Ok(open(path)?.0)
@@ -127,3 +138,65 @@ pub fn load_hf_weights(dir: &Path, device: &Device) -> Result<(ModelConfig, Llam
     Ok((config, model))
 }
 
+
+/// Writes `bytes` to `path` and flushes them to disk.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes a file through `fill` under a temporary name, fsyncs it and renames it to `path`, so a
+/// crash leaves either the old file or the new one, never half of one.
+pub fn atomic_write(path: &Path, fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>) -> Result<()> {
+    let tmp = temp_name(path);
+    let result = (|| {
+        let f = std::fs::File::create(&tmp)?;
+        let mut w = std::io::BufWriter::new(f);
+        fill(&mut w)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("cannot write {}", path.display()))?;
+    sync_parent(path);
+    Ok(())
+}
+
+/// Fills a temporary folder through `fill`, then swaps it in for `dir` (a folder of that name is
+/// replaced); on error the temporary folder is removed and `dir` is untouched.
+pub fn atomic_dir(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let tmp = temp_name(dir);
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    if let Err(e) = fill(&tmp) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    let old = dir.with_file_name(format!("{}.old", dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()));
+    if dir.exists() {
+        let _ = std::fs::remove_dir_all(&old);
+        std::fs::rename(dir, &old).with_context(|| format!("cannot replace {}", dir.display()))?;
+    }
+    std::fs::rename(&tmp, dir).with_context(|| format!("cannot move {} to {}", tmp.display(), dir.display()))?;
+    let _ = std::fs::remove_dir_all(&old);
+    sync_parent(dir);
+    Ok(())
+}
+
+fn temp_name(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Makes a rename durable (best effort: not every platform can open a folder).
+fn sync_parent(path: &Path) {
+    if let Some(parent) = path.parent()
+        && let Ok(d) = std::fs::File::open(if parent.as_os_str().is_empty() { Path::new(".") } else { parent })
+    {
+        let _ = d.sync_all();
+    }
+}

@@ -5,6 +5,7 @@ pub mod kv_cache;
 pub mod llama;
 pub mod random;
 pub mod rope;
+pub mod weights_out;
 
 pub use config::{Architecture, ModelConfig};
 pub use llama::{Llama, StepLayout, WeightSource};

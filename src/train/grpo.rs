@@ -187,6 +187,15 @@ pub struct LossStats {
     pub tokens: usize,
 }
 
+impl LossStats {
+    /// Token-weighted mean of the stats of several micro-batches.
+    pub fn weighted_mean(parts: &[LossStats]) -> LossStats {
+        let tokens: usize = parts.iter().map(|p| p.tokens).sum();
+        let w = |f: fn(&LossStats) -> f32| if tokens == 0 { 0.0 } else { parts.iter().map(|p| f(p) * p.tokens as f32).sum::<f32>() / tokens as f32 };
+        LossStats { loss: w(|p| p.loss), policy_loss: w(|p| p.policy_loss), kl: w(|p| p.kl), clip_fraction: w(|p| p.clip_fraction), mean_ratio: w(|p| p.mean_ratio), tokens }
+    }
+}
+
 /// The GRPO loss as a scalar tensor `[1]` (token mean), from per-token log-probs.
 pub fn clipped_policy_loss(new_logp: Tensor<1>, old_logp: Tensor<1>, advantages: Tensor<1>, ref_logp: Option<Tensor<1>>, cfg: &GrpoConfig) -> (Tensor<1>, LossStats) {
     let n = new_logp.dims()[0];

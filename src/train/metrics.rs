@@ -32,6 +32,9 @@ impl MeanStd {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     pub step: u64,
+    /// "sft" or "grpo".
+    #[serde(default)]
+    pub phase: Option<String>,
     /// Objective-1 reward (exact match) over rollouts.
     pub reward_end_to_end: MeanStd,
     /// Objective-2 blended reward, when recall is enabled.
@@ -47,7 +50,15 @@ pub struct StepRecord {
     pub answer_tokens: MeanStd,
     pub groups: usize,
     pub dropped_groups: usize,
+    /// Response tokens the update trained on.
+    #[serde(default)]
+    pub trained_tokens: Option<usize>,
+    /// Generated tokens per second of generation (GRPO) or trained tokens per second of
+    /// forward-backward (SFT).
     pub tokens_per_second: Option<f32>,
+    /// Resident memory of the process after the step.
+    #[serde(default)]
+    pub rss_mb: Option<f32>,
     pub seconds_generation: f32,
     pub seconds_reward: f32,
     pub seconds_forward_backward: f32,
@@ -58,7 +69,19 @@ pub struct StepRecord {
 
 /// Appends one record as a JSON line, creating the file if needed.
 pub fn append_record(path: &Path, record: &StepRecord) -> Result<()> {
-    let mut line = serde_json::to_string(record)?;
+    append_json(path, record)
+}
+
+/// Resident set size of this process in MiB (Linux; `None` elsewhere).
+pub fn rss_mb() -> Option<f32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f32 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Appends any serialisable value as one JSON line.
+pub fn append_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut line = serde_json::to_string(value)?;
     line.push('\n');
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
     // One write per line, so a concurrent reader never sees half a record from us.

@@ -1,7 +1,19 @@
 //! Training the memory agent: rewards of the two objectives, the GRPO update, the supervised
-//! warm start and per-step metrics. Rollouts come from [`crate::agent`].
+//! warm start, per-step metrics, and the loop that runs them ([`trainer`]) from a RON
+//! [`config`] into a run folder ([`run_dir`]). Rollouts come from [`crate::agent`].
 
+pub mod config;
+pub mod console;
+pub mod data;
 pub mod grpo;
 pub mod metrics;
+pub mod reference;
 pub mod rewards;
+pub mod run_dir;
+pub mod schedule;
 pub mod sft;
+pub mod trainer;
+pub mod update;
+
+pub use config::TrainConfig;
+pub use trainer::{Outcome, TrainEvent, Trainer};

@@ -1,0 +1,313 @@
+//! The training configuration: one RON file (or a named preset) that says which model, which
+//! device, which data, and every knob of the objectives, GRPO, SFT, LoRA, the schedule and the
+//! checkpoint policy.
+//!
+//! Contract: [`TrainConfig::validate`] runs before any model is loaded and names the field and
+//! the fix of every problem it finds (all of them, not just the first); a config that passes it
+//! never fails later on a shape or divisibility error of its own making.
+
+use super::grpo::GrpoConfig;
+use crate::device::DeviceChoice;
+use crate::model::{Architecture, ModelConfig};
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Where the weights that training starts from come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ModelSource {
+    /// The default model (SmolLM2-135M-Instruct, `memtrain fetch-model`).
+    Default,
+    /// A GGUF file or a Hugging Face folder.
+    Path(PathBuf),
+    /// Seeded random weights of the given shape, with the tokenizer (and chat template) of
+    /// `tokenizer_from`, a model file or folder (default: the default model).
+    Scratch { config: ModelConfig, tokenizer_from: Option<PathBuf>, seed: u64 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Schedule {
+    Constant,
+    /// Cosine decay from the peak to `min_lr_ratio` × peak at the last step.
+    Cosine { min_lr_ratio_percent: u32 },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OptimConfig {
+    pub lr: f64,
+    pub weight_decay: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    /// Linear warm-up from 0 over this many steps of each phase.
+    pub warmup_steps: usize,
+    pub schedule: Schedule,
+    /// Per-parameter gradient norm clipping (Burn's `GradientClipping::Norm`); `None` disables.
+    pub grad_clip_norm: Option<f32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentKnobs {
+    /// M: the memory budget in tokens (the cap of every memory turn).
+    pub memory_tokens: usize,
+    pub answer_tokens: usize,
+    pub temperature: f32,
+    pub top_p: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObjectiveConfig {
+    /// Objective 2 on: sample recall answers from intermediate memories.
+    pub recall: bool,
+    /// λ: weight of the mean recall EM in the rollout reward.
+    pub recall_weight: f32,
+    /// G2: recall answers sampled per request (their own GRPO group).
+    pub recall_group: usize,
+    /// Weight of token F1 added to every EM reward (0 = the paper's pure EM). A denser reward
+    /// for tiny models (method notes §8.2 item 3); EM and F1 are always reported separately.
+    pub partial_credit: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GrpoKnobs {
+    /// G1: rollouts per document.
+    pub group: usize,
+    /// Documents per step.
+    pub batch_docs: usize,
+    /// Conversations per forward-backward pass; gradients are accumulated over the step.
+    pub micro_batch: usize,
+    pub loss: GrpoConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SftConfig {
+    /// Supervised warm-start steps on reference traces, before any GRPO step (0 = none).
+    pub steps: usize,
+    /// Conversations per SFT step.
+    pub batch: usize,
+    pub lr: f64,
+    /// Continued pre-training on the documents' own text instead of reference traces.
+    pub documents_text: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoraConfig {
+    pub rank: usize,
+    pub alpha: f32,
+    /// Module names to adapt, e.g. ["q_proj", "v_proj"].
+    pub targets: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointPolicy {
+    /// Save every this many steps (a checkpoint is also written on stop and on Ctrl-C).
+    pub every: usize,
+    /// Checkpoints kept on disk (the newest ones).
+    pub keep: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalKnobs {
+    /// Greedy held-out evaluation every this many steps (and at step 0 and at the end); 0 = never.
+    pub every: usize,
+    /// Held-out exercises per objective in each evaluation (0 = all).
+    pub exercises: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub model: ModelSource,
+    pub device: DeviceChoice,
+    pub seed: u64,
+    /// GRPO steps after the SFT warm start.
+    pub grpo_steps: usize,
+    /// Only exercises of curriculum levels up to this one (None = all levels).
+    pub max_level: Option<u32>,
+    pub agent: AgentKnobs,
+    pub objectives: ObjectiveConfig,
+    pub grpo: GrpoKnobs,
+    pub sft: SftConfig,
+    pub optim: OptimConfig,
+    pub lora: Option<LoraConfig>,
+    pub checkpoint: CheckpointPolicy,
+    pub eval: EvalKnobs,
+    /// Training stops (last good checkpoint kept) after this many skipped non-finite steps in a row.
+    pub max_bad_steps: usize,
+}
+
+pub const PRESETS: &[&str] = &["tiny-cpu", "smollm2-135m"];
+
+impl TrainConfig {
+    pub fn preset(name: &str) -> Result<Self> {
+        match name {
+            "tiny-cpu" => Ok(Self::tiny_cpu()),
+            "smollm2-135m" => Ok(Self::smollm2_135m()),
+            _ => bail!("unknown preset {name:?} (expected one of: {})", PRESETS.join(", ")),
+        }
+    }
+
+    /// A small model from scratch on 2 CPU cores: a long SFT warm start (it cannot start RL from
+    /// nothing), then a few GRPO steps with partial credit, on the `tiny` curriculum's levels 1–2.
+    pub fn tiny_cpu() -> Self {
+        TrainConfig {
+            model: ModelSource::Scratch {
+                config: ModelConfig {
+                    architecture: Architecture::Llama,
+                    vocab_size: 49152,
+                    hidden_size: 128,
+                    intermediate_size: 384,
+                    num_layers: 4,
+                    num_heads: 4,
+                    num_kv_heads: 2,
+                    head_dim: 32,
+                    rms_norm_eps: 1e-5,
+                    rope_theta: 10_000.0,
+                    rope_scaling: None,
+                    max_position_embeddings: 2048,
+                    tie_word_embeddings: true,
+                },
+                tokenizer_from: None,
+                seed: 0,
+            },
+            device: DeviceChoice::Cpu,
+            seed: 0,
+            grpo_steps: 20,
+            max_level: Some(2),
+            agent: AgentKnobs { memory_tokens: 48, answer_tokens: 12, temperature: 1.0, top_p: 1.0 },
+            objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5 },
+            grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 16, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
+            sft: SftConfig { steps: 300, batch: 16, lr: 2e-3, documents_text: false },
+            optim: OptimConfig { lr: 1e-4, weight_decay: 0.0, beta1: 0.9, beta2: 0.99, warmup_steps: 10, schedule: Schedule::Constant, grad_clip_norm: Some(1.0) },
+            lora: None,
+            checkpoint: CheckpointPolicy { every: 25, keep: 2 },
+            eval: EvalKnobs { every: 50, exercises: 32 },
+            max_bad_steps: 5,
+        }
+    }
+
+    /// The real default model on a GPU, with the small-model settings of the method notes §8.2.
+    pub fn smollm2_135m() -> Self {
+        TrainConfig {
+            model: ModelSource::Default,
+            device: DeviceChoice::Auto,
+            seed: 0,
+            grpo_steps: 300,
+            max_level: None,
+            agent: AgentKnobs { memory_tokens: 128, answer_tokens: 16, temperature: 1.0, top_p: 1.0 },
+            objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 4, partial_credit: 0.0 },
+            grpo: GrpoKnobs { group: 8, batch_docs: 4, micro_batch: 8, loss: GrpoConfig::default() },
+            sft: SftConfig { steps: 50, batch: 8, lr: 2e-5, documents_text: false },
+            optim: OptimConfig { lr: 1e-5, weight_decay: 0.01, beta1: 0.9, beta2: 0.999, warmup_steps: 10, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
+            lora: None,
+            checkpoint: CheckpointPolicy { every: 10, keep: 3 },
+            eval: EvalKnobs { every: 25, exercises: 64 },
+            max_bad_steps: 5,
+        }
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.sft.steps + self.grpo_steps
+    }
+
+    pub fn from_ron(text: &str, origin: &Path) -> Result<Self> {
+        ron::from_str(text).map_err(|e| anyhow::anyhow!("{}: not a training config: {e}", origin.display()))
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Self::from_ron(&text, path)
+    }
+
+    pub fn to_ron(&self) -> String {
+        ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default()).expect("a config always serialises")
+    }
+
+    /// Every problem at once, one per line, each naming the field.
+    pub fn validate(&self) -> Result<()> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, msg: String| {
+            if !ok {
+                problems.push(msg);
+            }
+        };
+        if let ModelSource::Scratch { config, .. } = &self.model
+            && let Err(e) = config.validate()
+        {
+            check(false, format!("model.Scratch.config: {e}"));
+        }
+        if let ModelSource::Path(p) = &self.model {
+            check(p.exists(), format!("model: {} does not exist", p.display()));
+        }
+        check(self.total_steps() > 0, "sft.steps + grpo_steps is 0: nothing to train".into());
+        check(self.agent.memory_tokens > 0, "agent.memory_tokens must be at least 1".into());
+        check(self.agent.answer_tokens > 0, "agent.answer_tokens must be at least 1".into());
+        check(self.agent.temperature > 0.0, format!("agent.temperature = {}: GRPO needs sampling (> 0)", self.agent.temperature));
+        check(self.agent.top_p > 0.0 && self.agent.top_p <= 1.0, format!("agent.top_p = {} must be in (0, 1]", self.agent.top_p));
+        check(self.grpo.group >= 2, format!("grpo.group = {}: a group needs at least 2 rollouts to compare", self.grpo.group));
+        check(self.grpo.batch_docs >= 1, "grpo.batch_docs must be at least 1".into());
+        check(self.grpo.micro_batch >= 1, "grpo.micro_batch must be at least 1".into());
+        let rollouts = self.grpo.group * self.grpo.batch_docs;
+        check(
+            rollouts % self.grpo.micro_batch == 0 || self.grpo.micro_batch >= rollouts,
+            format!("grpo.micro_batch = {} does not divide the {rollouts} rollouts of a step (group {} × batch_docs {})", self.grpo.micro_batch, self.grpo.group, self.grpo.batch_docs),
+        );
+        if self.objectives.recall {
+            check(self.objectives.recall_group >= 2, format!("objectives.recall_group = {}: recall groups need at least 2 answers", self.objectives.recall_group));
+        }
+        check((0.0..=10.0).contains(&self.objectives.recall_weight), format!("objectives.recall_weight = {} is outside [0, 10]", self.objectives.recall_weight));
+        check((0.0..=1.0).contains(&self.objectives.partial_credit), format!("objectives.partial_credit = {} is outside [0, 1]", self.objectives.partial_credit));
+        let l = &self.grpo.loss;
+        check(l.clip_low > 0.0 && l.clip_low < 1.0, format!("grpo.loss.clip_low = {} must be in (0, 1)", l.clip_low));
+        check(l.clip_high > 0.0, format!("grpo.loss.clip_high = {} must be positive", l.clip_high));
+        check(l.kl_beta >= 0.0, format!("grpo.loss.kl_beta = {} must be ≥ 0", l.kl_beta));
+        if self.sft.steps > 0 {
+            check(self.sft.batch >= 1, "sft.batch must be at least 1".into());
+            check(self.sft.lr > 0.0, format!("sft.lr = {} must be positive", self.sft.lr));
+        }
+        check(self.optim.lr > 0.0 && self.optim.lr < 1.0, format!("optim.lr = {} must be in (0, 1)", self.optim.lr));
+        check((0.0..1.0).contains(&self.optim.beta1) && (0.0..1.0).contains(&self.optim.beta2), "optim.beta1 and optim.beta2 must be in [0, 1)".into());
+        check(self.optim.grad_clip_norm.is_none_or(|c| c > 0.0), "optim.grad_clip_norm must be positive (or None)".into());
+        if let Schedule::Cosine { min_lr_ratio_percent } = self.optim.schedule {
+            check(min_lr_ratio_percent <= 100, format!("optim.schedule: min_lr_ratio_percent = {min_lr_ratio_percent} is over 100"));
+        }
+        if let Some(lora) = &self.lora {
+            check(lora.rank >= 1, "lora.rank must be at least 1".into());
+            check(!lora.targets.is_empty(), "lora.targets is empty: name the projections to adapt, e.g. [\"q_proj\", \"v_proj\"]".into());
+        }
+        check(self.checkpoint.every >= 1, "checkpoint.every must be at least 1".into());
+        check(self.checkpoint.keep >= 1, "checkpoint.keep must be at least 1".into());
+        check(self.max_bad_steps >= 1, "max_bad_steps must be at least 1".into());
+        if problems.is_empty() { Ok(()) } else { bail!("invalid training config:\n  - {}", problems.join("\n  - ")) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid_and_round_trip_through_ron() {
+        for name in PRESETS {
+            let c = TrainConfig::preset(name).unwrap();
+            c.validate().unwrap();
+            assert_eq!(TrainConfig::from_ron(&c.to_ron(), Path::new("x.ron")).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn validation_lists_every_problem_with_its_field() {
+        let mut c = TrainConfig::tiny_cpu();
+        c.grpo.group = 3;
+        c.grpo.batch_docs = 2;
+        c.grpo.micro_batch = 4;
+        c.optim.lr = 0.0;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("grpo.micro_batch = 4 does not divide the 6 rollouts"), "{e}");
+        assert!(e.contains("optim.lr = 0"), "{e}");
+    }
+
+    #[test]
+    fn unknown_preset_names_the_known_ones() {
+        let e = TrainConfig::preset("huge").unwrap_err().to_string();
+        assert!(e.contains("tiny-cpu") && e.contains("smollm2-135m"), "{e}");
+    }
+}

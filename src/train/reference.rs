@@ -1,0 +1,141 @@
+//! Reference traces for the SFT warm start (method notes §8.2 item 1): what a good memory agent
+//! would have written for an exercise, built by a heuristic teacher.
+//!
+//! Contract: the teacher's memory after each chunk is the previous memory plus every sentence
+//! of the chunk that mentions `[MASK]` or an entity a recall probe will ask about, with the
+//! oldest sentences dropped until it fits `memory_tokens`; the answer turn replies
+//! `\boxed{answer}`; each recall probe gets a turn from the memory written after its chunk.
+//! Prompts are exactly the agent's ([`crate::agent::prompts`]), so SFT teaches the real format.
+
+use crate::agent::prompts;
+use crate::exercises::jsonl::Exercise;
+use crate::exercises::masked_entity::MASK;
+use crate::exercises::textmatch;
+
+/// One user turn and the assistant reply to learn.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conversation {
+    pub prompt: String,
+    pub reply: String,
+}
+
+/// Every conversation of the teacher's trace of `exercise` (memory turns, the answer, recalls).
+pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, count_tokens: &dyn Fn(&str) -> usize) -> Vec<Conversation> {
+    let keys: Vec<&str> = std::iter::once(MASK).chain(probes.iter().map(|p| p.answer.as_str())).collect();
+    let mut kept: Vec<String> = Vec::new();
+    let mut memories: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for chunk in &exercise.chunks {
+        let before = memories.last().cloned().unwrap_or_else(|| prompts::INITIAL_MEMORY.to_string());
+        kept.extend(sentences(chunk).filter(|s| keys.iter().any(|k| textmatch::contains(s, k))).map(str::to_string));
+        while kept.len() > 1 && count_tokens(&kept.join(" ")) > memory_tokens {
+            kept.remove(0);
+        }
+        let memory = if kept.is_empty() { before.clone() } else { truncate_to(&kept.join(" "), memory_tokens, count_tokens) };
+        out.push(Conversation { prompt: prompts::memory_update(&exercise.question, &before, chunk), reply: memory.clone() });
+        memories.push(memory);
+    }
+    let last = memories.last().map(String::as_str).unwrap_or(prompts::INITIAL_MEMORY);
+    out.push(Conversation { prompt: prompts::final_answer(&exercise.question, last), reply: boxed(&exercise.answer) });
+    for p in probes {
+        if let (Some(chunk), Some(text)) = (p.probe_chunk, &p.probe_text)
+            && let Some(memory) = memories.get(chunk)
+        {
+            out.push(Conversation { prompt: prompts::memory_recall(memory, text), reply: boxed(&p.answer) });
+        }
+    }
+    out
+}
+
+pub fn boxed(answer: &str) -> String {
+    format!("\\boxed{{{answer}}}")
+}
+
+/// Sentences with their closing punctuation; paragraph breaks also end a sentence.
+fn sentences(text: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    let mut cuts = Vec::new();
+    for i in 0..bytes.len() {
+        let end = matches!(bytes[i], b'.' | b'!' | b'?') && bytes.get(i + 1).is_none_or(|b| b.is_ascii_whitespace());
+        if end || bytes[i] == b'\n' {
+            cuts.push((start, i + 1));
+            start = i + 1;
+        }
+    }
+    cuts.push((start, bytes.len()));
+    cuts.into_iter().map(move |(a, b)| text[a..b].trim()).filter(|s| !s.is_empty())
+}
+
+/// The longest prefix (on a word boundary) of `text` that fits `max_tokens`.
+fn truncate_to(text: &str, max_tokens: usize, count_tokens: &dyn Fn(&str) -> usize) -> String {
+    if count_tokens(text) <= max_tokens {
+        return text.to_string();
+    }
+    let words: Vec<&str> = text.split(' ').collect();
+    let (mut lo, mut hi) = (0, words.len());
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if count_tokens(&words[..mid].join(" ")) <= max_tokens { lo = mid } else { hi = mid - 1 }
+    }
+    words[..lo].join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exercises::curriculum::Difficulty;
+
+    fn exercise(chunks: &[&str], answer: &str) -> Exercise {
+        Exercise {
+            id: "e".into(),
+            doc_id: "d".into(),
+            split: "train".into(),
+            objective: "masked_entity".into(),
+            chunks: chunks.iter().map(|c| c.to_string()).collect(),
+            question: "Which entity is [MASK]?".into(),
+            answer: answer.into(),
+            entity_type: crate::exercises::EntityKind::Person,
+            difficulty: Difficulty { level: 1, chunks: chunks.len(), distance: 1, distractors: 0, pivot_in_first_chunk: false, answer_words: 1, masked_occurrences: 1 },
+            pivot_chunk: Some(1),
+            probe_chunk: None,
+            probe_text: None,
+            parent: None,
+        }
+    }
+
+    fn words(s: &str) -> usize {
+        s.split_whitespace().count()
+    }
+
+    #[test]
+    fn memory_keeps_the_sentences_with_the_mask_and_probed_entities() {
+        let e = exercise(&["Anna Berg sailed north. The sea was calm.", "Rain fell. [MASK] wrote a letter."], "Olav");
+        let mut probe = exercise(&[], "Anna Berg");
+        probe.probe_chunk = Some(0);
+        probe.probe_text = Some("[TARGET] sailed north. The sea was calm.".into());
+        let c = reference_conversations(&e, &[probe], 100, &words);
+        assert_eq!(c.len(), 4);
+        assert_eq!(c[0].reply, "Anna Berg sailed north.");
+        assert!(c[1].prompt.contains("<memory>\nAnna Berg sailed north.\n</memory>"));
+        assert_eq!(c[1].reply, "Anna Berg sailed north. [MASK] wrote a letter.");
+        assert_eq!(c[2].reply, "\\boxed{Olav}");
+        assert!(c[3].prompt.contains("<memory>\nAnna Berg sailed north.\n</memory>") && c[3].prompt.contains("[TARGET] sailed"));
+        assert_eq!(c[3].reply, "\\boxed{Anna Berg}");
+    }
+
+    #[test]
+    fn memory_drops_the_oldest_sentences_to_fit_the_budget() {
+        let e = exercise(&["[MASK] ran one two three.", "[MASK] hid four five six."], "X");
+        let c = reference_conversations(&e, &[], 6, &words);
+        assert_eq!(c[1].reply, "[MASK] hid four five six.");
+    }
+
+    #[test]
+    fn a_chunk_without_keys_keeps_the_previous_memory() {
+        let e = exercise(&["Nothing here.", "Still nothing."], "X");
+        let c = reference_conversations(&e, &[], 50, &words);
+        assert_eq!(c[0].reply, prompts::INITIAL_MEMORY);
+        assert_eq!(c[1].reply, prompts::INITIAL_MEMORY);
+    }
+}

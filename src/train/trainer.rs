@@ -1,0 +1,445 @@
+//! The training loop: SFT warm-start steps, then GRPO steps on both MemTrain objectives, with
+//! held-out evaluation, metrics, checkpoints and exact resume (issue 5 items 2–9).
+//!
+//! Contract:
+//! - step `s` (0-based, counted over both phases) reads the documents, sampling seeds and learning
+//!   rate that are pure functions of (config, s); with the model and optimizer restored from a
+//!   checkpoint, a resumed run therefore repeats an uninterrupted one exactly;
+//! - a step whose loss is not finite changes nothing, is recorded with `skipped`, and after
+//!   `max_bad_steps` of them in a row training stops with an error naming the last checkpoint;
+//! - cancelling (Ctrl-C, the app's Stop) finishes the current step, writes a checkpoint and
+//!   returns; nothing already written is lost.
+
+use super::config::{ModelSource, TrainConfig};
+use super::data::{TrainData, batch_indices};
+use super::grpo::{PolicySample, TokenBatch, batch_loss, group_advantages, reference_logprobs, samples_from_recall, samples_from_traces};
+use super::metrics::{MeanStd, StepRecord, append_record};
+use super::reference::reference_conversations;
+use super::run_dir::{RunDir, RunInfo, TrainState};
+use super::schedule::lr_at;
+use super::sft::{SftExample, sft_loss};
+use super::update::{Update, UpdateTimes, accumulated_step};
+use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, Trace, TurnKind, run_agent, run_recall};
+use crate::checkpoint::{self, tokenizer::TextTokenizer};
+use crate::device::{self, DeviceInfo};
+use crate::eval::{self, HeldOutEval};
+use crate::generate::SamplingParams;
+use crate::model::random::RandomWeights;
+use crate::model::weights_out::{NamedTensors, hf_tensors};
+use crate::model::{Llama, ModelConfig, rope};
+use crate::train::rewards::score_answer;
+use anyhow::{Context, Result, bail};
+use burn::optim::{AdamWConfig, ModuleOptimizer};
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// What the loop reports as it goes (the CLI's progress bar, the app's charts).
+pub enum TrainEvent<'a> {
+    Step { record: &'a StepRecord, total: usize, lr: f64 },
+    Evaluated(&'a HeldOutEval),
+    Checkpoint { step: usize, path: &'a Path },
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    Finished,
+    /// Stopped on request after `step` steps; a checkpoint of that step was written.
+    Cancelled { step: usize },
+}
+
+pub struct Trainer {
+    pub cfg: TrainConfig,
+    pub run: RunDir,
+    pub data: TrainData,
+    pub model_config: ModelConfig,
+    pub device_info: DeviceInfo,
+    pub state: TrainState,
+    model: Option<Llama>,
+    reference: Option<Llama>,
+    optim: ModuleOptimizer,
+    tokenizer: TextTokenizer,
+    inv_freq: Vec<f64>,
+    sft_examples: Vec<SftExample>,
+}
+
+fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
+    let o = &cfg.optim;
+    AdamWConfig::new()
+        .with_beta_1(o.beta1)
+        .with_beta_2(o.beta2)
+        .with_weight_decay(o.weight_decay)
+        .with_grad_clipping(o.grad_clip_norm.map(GradientClippingConfig::Norm))
+        .init()
+}
+
+/// The model to start from, on `device`, with its tokenizer and where that tokenizer came from.
+fn load_start(source: &ModelSource, device: &Device) -> Result<(ModelConfig, Llama, TextTokenizer, PathBuf, String)> {
+    match source {
+        ModelSource::Default | ModelSource::Path(_) => {
+            let path = checkpoint::default_model::resolve(match source {
+                ModelSource::Path(p) => Some(p.as_path()),
+                _ => None,
+            })?;
+            let loaded = checkpoint::load(&path, device)?;
+            Ok((loaded.info.config.clone(), loaded.model, loaded.tokenizer, path, loaded.info.name))
+        }
+        ModelSource::Scratch { config, tokenizer_from, seed } => {
+            let tpath = checkpoint::default_model::resolve(tokenizer_from.as_deref()).context("the from-scratch model borrows a tokenizer")?;
+            let tokenizer = checkpoint::load_tokenizer(&tpath)?;
+            if tokenizer.vocab_size() > config.vocab_size {
+                bail!("model.Scratch.config.vocab_size = {} is smaller than the tokenizer of {} ({} ids)", config.vocab_size, tpath.display(), tokenizer.vocab_size());
+            }
+            let model = Llama::from_weights(config, &mut RandomWeights::new(config.clone(), *seed), device)?;
+            Ok((config.clone(), model, tokenizer, tpath, format!("from scratch ({} parameters)", config.parameter_count())))
+        }
+    }
+}
+
+impl Trainer {
+    /// Prepares a run in `out` (a new one, or the one there when `resume`), loading data, model
+    /// and, when resuming, the newest checkpoint. `cfg` is validated before anything is loaded.
+    /// To resume with the run's own settings pass [`Trainer::saved_config`] (possibly with more
+    /// steps): anything else that changes the step function breaks exact resumption.
+    pub fn open(cfg: TrainConfig, data_dir: &Path, out: &Path, resume: bool) -> Result<Self> {
+        cfg.validate()?;
+        let run = RunDir::new(out);
+        if resume && !run.config().exists() {
+            bail!("--resume: {} holds no run to resume", out.display());
+        }
+        if !resume && run.has_run() {
+            bail!("{} already holds a run: pass --resume to continue it, or choose another --out", out.display());
+        }
+        let data = TrainData::load(data_dir, cfg.max_level)?;
+        let (base, device_info) = device::select(cfg.device)?;
+        let device = base.clone().autodiff();
+        let (model_config, model, tokenizer, tokenizer_source, model_name) = load_start(&cfg.model, &device)?;
+        let inv_freq = rope::inverse_frequencies(&model_config);
+        let reference = if cfg.grpo.loss.kl_beta > 0.0 && cfg.grpo_steps > 0 {
+            Some(Llama::from_weights(&model_config, &mut NamedTensors::from(hf_tensors(&model)?), &base)?)
+        } else {
+            None
+        };
+        let mut optim = build_optimizer(&cfg);
+        let mut model = model;
+        let mut state = TrainState::default();
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        if resume {
+            if let Some((m, o, s)) = run.load_latest(model.clone(), optim)? {
+                (model, optim, state) = (m, o, s);
+            } else {
+                optim = build_optimizer(&cfg);
+            }
+            run.truncate_history(state.step)?;
+        } else {
+            RunDir::write_ron(&run.config(), &cfg)?;
+            let info = RunInfo { model: model_name, tokenizer_source, data: data.source.clone(), device: device_info.to_string() };
+            RunDir::write_ron(&run.info(), &info)?;
+            checkpoint::hf_export::write_hf_folder(&run.initial(), &model_config, &hf_tensors(&model)?, &tokenizer)?;
+        }
+        let sft_examples = if cfg.sft.steps > 0 { build_sft_examples(&cfg, &data, &tokenizer)? } else { vec![] };
+        Ok(Trainer { cfg, run, data, model_config, device_info, state, model: Some(model), reference, optim, tokenizer, inv_freq, sft_examples })
+    }
+
+    /// The config a run in `out` was started with.
+    pub fn saved_config(out: &Path) -> Result<TrainConfig> {
+        let path = RunDir::new(out).config();
+        if !path.exists() {
+            bail!("--resume: {} holds no run to resume", out.display());
+        }
+        TrainConfig::load(&path)
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.cfg.total_steps()
+    }
+
+    fn model(&self) -> &Llama {
+        self.model.as_ref().expect("the model is only taken during an update")
+    }
+
+    /// Runs until the configured number of steps, a cancel request or a fatal error.
+    pub fn run(&mut self, cancel: &AtomicBool, on_event: &mut dyn FnMut(TrainEvent)) -> Result<Outcome> {
+        let total = self.total_steps();
+        while self.state.step < total {
+            self.maybe_evaluate(on_event)?;
+            if cancel.load(Ordering::Relaxed) {
+                self.checkpoint(on_event)?;
+                return Ok(Outcome::Cancelled { step: self.state.step });
+            }
+            let (record, lr) = self.step()?;
+            append_record(&self.run.metrics(), &record)?;
+            self.state.step += 1;
+            self.state.bad_in_row = if record.skipped.as_deref().is_some_and(|s| s.starts_with("non-finite")) { self.state.bad_in_row + 1 } else { 0 };
+            on_event(TrainEvent::Step { record: &record, total, lr });
+            if self.state.bad_in_row >= self.cfg.max_bad_steps {
+                let last = self.run.list_checkpoints().pop().map(|(_, p)| p.display().to_string()).unwrap_or_else(|| "none (initial/ holds the starting model)".into());
+                bail!("training stopped: {} steps in a row had a non-finite loss (lower the learning rate?); the last good checkpoint is {last}", self.state.bad_in_row);
+            }
+            if self.state.step % self.cfg.checkpoint.every == 0 && self.state.step < total {
+                self.checkpoint(on_event)?;
+            }
+        }
+        self.maybe_evaluate(on_event)?;
+        self.checkpoint(on_event)?;
+        checkpoint::hf_export::write_hf_folder(&self.run.final_model(), &self.model_config, &hf_tensors(self.model())?, &self.tokenizer)?;
+        Ok(Outcome::Finished)
+    }
+
+    fn checkpoint(&mut self, on_event: &mut dyn FnMut(TrainEvent)) -> Result<()> {
+        let path = self.run.save_checkpoint(self.model(), &self.optim, &self.state, self.cfg.checkpoint.keep)?;
+        on_event(TrainEvent::Checkpoint { step: self.state.step, path: &path });
+        Ok(())
+    }
+
+    /// Greedy held-out evaluation at step 0, every `eval.every` steps and at the end.
+    fn maybe_evaluate(&mut self, on_event: &mut dyn FnMut(TrainEvent)) -> Result<()> {
+        let (every, step) = (self.cfg.eval.every, self.state.step);
+        if every == 0 || (step % every != 0 && step != self.total_steps()) || self.data.held_out.is_empty() {
+            return Ok(());
+        }
+        let summary = self.evaluate()?.summary;
+        super::metrics::append_json(&self.run.eval(), &summary)?;
+        on_event(TrainEvent::Evaluated(&summary));
+        Ok(())
+    }
+
+    /// Greedy evaluation of the current weights on the held-out split.
+    pub fn evaluate(&self) -> Result<eval::EvalRun> {
+        let n = match self.cfg.eval.exercises {
+            0 => self.data.held_out.len(),
+            n => n.min(self.data.held_out.len()),
+        };
+        let infer = self.model().valid();
+        let policy = Policy { model: &infer, inv_freq: &self.inv_freq, tokenizer: &self.tokenizer };
+        let params = eval::greedy(self.cfg.agent.memory_tokens, self.cfg.agent.answer_tokens);
+        eval::evaluate(&policy, self.state.step, &self.data.held_out[..n], &self.data.held_out_recall, &params)
+    }
+
+    fn step(&mut self) -> Result<(StepRecord, f64)> {
+        let step = self.state.step;
+        if step < self.cfg.sft.steps {
+            let lr = lr_at(self.cfg.sft.lr, step, self.cfg.sft.steps, self.cfg.optim.warmup_steps, self.cfg.optim.schedule);
+            Ok((self.sft_step(step, lr)?, lr))
+        } else {
+            let k = step - self.cfg.sft.steps;
+            let lr = lr_at(self.cfg.optim.lr, k, self.cfg.grpo_steps, self.cfg.optim.warmup_steps, self.cfg.optim.schedule);
+            Ok((self.grpo_step(step, k, lr)?, lr))
+        }
+    }
+
+    /// Applies `update` to the model, putting the model back whatever happens.
+    fn update(&mut self, lr: f64, run: impl FnOnce(Llama, &mut ModuleOptimizer, f64) -> Result<Update>) -> Result<(UpdateTimes, Option<String>)> {
+        let model = self.model.take().expect("model present between steps");
+        let backup = model.clone();
+        match run(model, &mut self.optim, lr) {
+            Ok(Update::Applied(m, times)) => {
+                self.model = Some(m);
+                Ok((times, None))
+            }
+            Ok(Update::Skipped(m, why)) => {
+                self.model = Some(m);
+                Ok((UpdateTimes::default(), Some(format!("non-finite: {why}"))))
+            }
+            Err(e) => {
+                self.model = Some(backup);
+                Err(e)
+            }
+        }
+    }
+
+    fn sft_step(&mut self, step: usize, lr: f64) -> Result<StepRecord> {
+        let picked: Vec<SftExample> = batch_indices(self.cfg.seed, step, self.cfg.sft.batch, self.sft_examples.len()).into_iter().map(|i| self.sft_examples[i].clone()).collect();
+        let total_tokens: usize = picked.iter().map(|e| e.target.len()).sum();
+        let inv_freq = self.inv_freq.clone();
+        let micro = self.cfg.grpo.micro_batch;
+        let mut losses = Vec::new();
+        let (times, skipped) = self.update(lr, |model, optim, lr| {
+            accumulated_step(model, optim, lr, &picked, micro, |m, part| {
+                let device = m.embed_tokens.weight.val().device();
+                let share = part.iter().map(|e| e.target.len()).sum::<usize>() as f32 / total_tokens as f32;
+                let loss = sft_loss(m, &inv_freq, part, &device)?;
+                losses.push(super::update::scalar(&loss)? * share);
+                Ok(loss.mul_scalar(share))
+            })
+        })?;
+        Ok(StepRecord {
+            step: step as u64,
+            phase: Some("sft".into()),
+            loss: skipped.is_none().then(|| losses.iter().sum()),
+            trained_tokens: Some(total_tokens),
+            seconds_forward_backward: times.forward_backward,
+            seconds_optimizer: times.optimizer,
+            tokens_per_second: (times.forward_backward > 0.0).then(|| total_tokens as f32 / times.forward_backward),
+            rss_mb: super::metrics::rss_mb(),
+            skipped,
+            ..Default::default()
+        })
+    }
+
+    fn grpo_step(&mut self, step: usize, k: usize, lr: f64) -> Result<StepRecord> {
+        let cfg = self.cfg.clone();
+        let (group, g2) = (cfg.grpo.group, cfg.objectives.recall_group);
+        let docs: Vec<usize> = self.data.batch(cfg.seed, k, cfg.grpo.batch_docs);
+        let inputs: Vec<AgentInput> = docs.iter().map(|&i| AgentInput::from(&self.data.train[i])).collect();
+        let seed = cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step as u64;
+        let sampling = SamplingParams { temperature: cfg.agent.temperature, top_p: cfg.agent.top_p, top_k: 0, seed, max_new_tokens: 0 };
+        let params = AgentParams { sampling: sampling.clone(), memory_tokens: cfg.agent.memory_tokens, answer_tokens: cfg.agent.answer_tokens };
+
+        let t = Instant::now();
+        let infer = self.model().valid();
+        let policy = Policy { model: &infer, inv_freq: &self.inv_freq, tokenizer: &self.tokenizer };
+        let traces = run_agent(&policy, &inputs, group, &params)?;
+        let (requests, recall_golds, request_of_trace) = if cfg.objectives.recall { self.recall_requests(&traces, &docs, seed) } else { (vec![], vec![], vec![]) };
+        let answers = if requests.is_empty() { vec![] } else { run_recall(&policy, &requests, g2, &sampling, cfg.agent.answer_tokens, usize::MAX / 4)? };
+        let seconds_generation = t.elapsed().as_secs_f32();
+
+        let t = Instant::now();
+        let partial = cfg.objectives.partial_credit;
+        let scores: Vec<_> = traces.iter().map(|tr| score_answer(&tr.answer, &self.data.train[docs[tr.doc]].answer)).collect();
+        let recall_scores: Vec<_> = answers.iter().map(|a| score_answer(&a.answer, &recall_golds[a.request])).collect();
+        let recall_rewards: Vec<f32> = recall_scores.iter().map(|s| s.exact + partial * s.f1).collect();
+        let end_to_end: Vec<f32> = scores.iter().map(|s| s.exact + partial * s.f1).collect();
+        let blended: Vec<f32> = end_to_end
+            .iter()
+            .enumerate()
+            .map(|(r, &e)| match request_of_trace.get(r).copied().flatten() {
+                Some(q) => e + cfg.objectives.recall_weight * recall_rewards[q * g2..(q + 1) * g2].iter().sum::<f32>() / g2 as f32,
+                None => e,
+            })
+            .collect();
+        let adv = group_advantages(&blended, group, cfg.grpo.loss.scale_by_std)?;
+        let recall_adv = if answers.is_empty() { None } else { Some(group_advantages(&recall_rewards, g2, cfg.grpo.loss.scale_by_std)?) };
+        let mut samples = samples_from_traces(&traces, &adv.per_rollout);
+        if let Some(ra) = &recall_adv {
+            samples.extend(samples_from_recall(&answers, &ra.per_rollout));
+        }
+        let seconds_reward = t.elapsed().as_secs_f32();
+
+        let mut record = StepRecord {
+            step: step as u64,
+            phase: Some("grpo".into()),
+            reward_end_to_end: MeanStd::of(&end_to_end),
+            reward_blended: cfg.objectives.recall.then(|| MeanStd::of(&blended)),
+            exact_match: mean(scores.iter().map(|s| s.exact)),
+            f1: mean(scores.iter().map(|s| s.f1)),
+            recall: (!recall_scores.is_empty()).then(|| mean(recall_scores.iter().map(|s| s.exact))),
+            entropy: Some(-mean(traces.iter().flat_map(|t| t.turns.iter().flat_map(|u| u.logprobs.iter().copied())))),
+            memory_tokens: MeanStd::of(&turn_lengths(&traces, true)),
+            answer_tokens: MeanStd::of(&turn_lengths(&traces, false)),
+            groups: adv.groups + recall_adv.as_ref().map_or(0, |r| r.groups),
+            dropped_groups: adv.dropped_groups + recall_adv.as_ref().map_or(0, |r| r.dropped_groups),
+            seconds_generation,
+            seconds_reward,
+            tokens_per_second: Some(traces.iter().map(Trace::generated_tokens).sum::<usize>() as f32 / seconds_generation.max(1e-6)),
+            rss_mb: super::metrics::rss_mb(),
+            ..Default::default()
+        };
+        if samples.is_empty() {
+            record.skipped = Some("every group had equal rewards: nothing to learn from".into());
+            return Ok(record);
+        }
+        let (stats, times, skipped) = self.grpo_update(&samples, lr)?;
+        record.loss = skipped.is_none().then_some(stats.loss);
+        record.kl = (cfg.grpo.loss.kl_beta > 0.0 && skipped.is_none()).then_some(stats.kl);
+        record.clip_fraction = skipped.is_none().then_some(stats.clip_fraction);
+        record.trained_tokens = Some(stats.tokens);
+        record.seconds_forward_backward = times.forward_backward;
+        record.seconds_optimizer = times.optimizer;
+        record.skipped = skipped;
+        Ok(record)
+    }
+
+    /// One recall request per trace that has a probe: the probe (seeded choice among the
+    /// exercise's probes) asked from an intermediate memory written at or after its section.
+    fn recall_requests(&self, traces: &[Trace], docs: &[usize], seed: u64) -> (Vec<RecallInput>, Vec<String>, Vec<Option<usize>>) {
+        let mut requests = Vec::new();
+        let mut golds = Vec::new();
+        let mut of_trace = Vec::new();
+        for (r, tr) in traces.iter().enumerate() {
+            let probes = self.data.recall_probes(&self.data.train[docs[tr.doc]]);
+            let n = tr.memories.len();
+            let usable: Vec<_> = probes.iter().filter(|p| p.probe_chunk.is_some_and(|c| c < n) && p.probe_text.is_some()).collect();
+            if usable.is_empty() {
+                of_trace.push(None);
+                continue;
+            }
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (r as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93));
+            let probe = usable[rng.random_range(0..usable.len())];
+            let l = probe.probe_chunk.unwrap_or(0);
+            // An intermediate memory (the input of a later memory turn) when there is one.
+            let k = if l + 1 < n { rng.random_range(l..n - 1) } else { n - 1 };
+            of_trace.push(Some(requests.len()));
+            requests.push(RecallInput { memory: tr.memories[k].clone(), masked_section: probe.probe_text.clone().unwrap_or_default() });
+            golds.push(probe.answer.clone());
+        }
+        (requests, golds, of_trace)
+    }
+
+    fn grpo_update(&mut self, samples: &[PolicySample], lr: f64) -> Result<(super::grpo::LossStats, UpdateTimes, Option<String>)> {
+        let total_tokens: usize = samples.iter().map(|s| s.response.len()).sum();
+        let (inv_freq, loss_cfg, micro) = (self.inv_freq.clone(), self.cfg.grpo.loss.clone(), self.cfg.grpo.micro_batch);
+        let reference = self.reference.clone();
+        let mut parts: Vec<super::grpo::LossStats> = Vec::new();
+        let (times, skipped) = self.update(lr, |model, optim, lr| {
+            accumulated_step(model, optim, lr, samples, micro, |m, part| {
+                let batch = TokenBatch::new(part)?;
+                let refs = match &reference {
+                    Some(r) => Some(reference_logprobs(r, &inv_freq, &batch)?),
+                    None => None,
+                };
+                let device = m.embed_tokens.weight.val().device();
+                let (loss, stats) = batch_loss(m, &inv_freq, &batch, refs.as_deref(), &loss_cfg, &device);
+                parts.push(stats);
+                Ok(loss.mul_scalar(batch.tokens() as f32 / total_tokens as f32))
+            })
+        })?;
+        Ok((super::grpo::LossStats::weighted_mean(&parts), times, skipped))
+    }
+}
+
+fn mean(values: impl Iterator<Item = f32>) -> f32 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 { 0.0 } else { sum / n as f32 }
+}
+
+fn turn_lengths(traces: &[Trace], memory: bool) -> Vec<f32> {
+    traces
+        .iter()
+        .flat_map(|t| t.turns.iter())
+        .filter(|u| matches!(u.kind, TurnKind::Memory { .. }) == memory && u.kind != TurnKind::Recall)
+        .map(|u| u.generated_ids.len() as f32)
+        .collect()
+}
+
+/// Token ids of every reference conversation (or of the documents' text, for continued
+/// pre-training) of the training split.
+fn build_sft_examples(cfg: &TrainConfig, data: &TrainData, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
+    let count = |s: &str| tokenizer.encode(s, false).map(|ids| ids.len()).unwrap_or(usize::MAX);
+    let end = tokenizer.stop_ids.first().copied().or(tokenizer.eos_id);
+    let mut out = Vec::new();
+    for e in &data.train {
+        if cfg.sft.documents_text {
+            for chunk in &e.chunks {
+                let ids = tokenizer.encode(chunk, true)?;
+                if ids.len() >= 2 {
+                    out.push(SftExample { prompt: ids[..1].to_vec(), target: ids[1..].to_vec() });
+                }
+            }
+            continue;
+        }
+        for c in reference_conversations(e, data.recall_probes(e), cfg.agent.memory_tokens, &count) {
+            let mut target = tokenizer.encode(&c.reply, false)?;
+            target.extend(end);
+            out.push(SftExample { prompt: crate::agent::chat_prompt_ids(tokenizer, &c.prompt)?, target });
+        }
+    }
+    if out.is_empty() {
+        bail!("no SFT examples could be built from {}", data.source.display());
+    }
+    Ok(out)
+}

@@ -1,0 +1,51 @@
+//! One optimizer step over more conversations than fit one forward pass: the batch is cut into
+//! micro-batches, each micro-batch's loss (already weighted by its share of the batch) is
+//! back-propagated and its gradients accumulated, then the optimizer steps once.
+//!
+//! Contract: the accumulated gradient equals the gradient of the whole-batch loss (up to float
+//! summation order), so `micro` is a memory knob, not a hyper-parameter. A non-finite
+//! micro-batch loss abandons the step before any weight changes and hands the model back.
+
+use crate::model::Llama;
+use anyhow::Result;
+use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UpdateTimes {
+    pub forward_backward: f32,
+    pub optimizer: f32,
+}
+
+pub enum Update {
+    Applied(Llama, UpdateTimes),
+    /// The loss was NaN or infinite: nothing was changed; the reason says which.
+    Skipped(Llama, String),
+}
+
+/// Reads a scalar tensor back to the host.
+pub fn scalar(t: &Tensor<1>) -> Result<f32> {
+    let v = t.clone().detach().into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("reading a loss: {e:?}"))?;
+    Ok(v.first().copied().unwrap_or(f32::NAN))
+}
+
+/// Accumulates the gradients of `loss_of(model, part)` over `items` in parts of `micro`, then
+/// applies one optimizer step at `lr`.
+pub fn accumulated_step<T>(model: Llama, optim: &mut ModuleOptimizer, lr: f64, items: &[T], micro: usize, mut loss_of: impl FnMut(&Llama, &[T]) -> Result<Tensor<1>>) -> Result<Update> {
+    let start = Instant::now();
+    let mut acc = GradientsAccumulator::<Llama>::new();
+    for part in items.chunks(micro.max(1)) {
+        let loss = loss_of(&model, part)?;
+        let value = scalar(&loss)?;
+        if !value.is_finite() {
+            return Ok(Update::Skipped(model, format!("loss is {value}")));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        acc.accumulate(&model, grads);
+    }
+    let forward_backward = start.elapsed().as_secs_f32();
+    let start = Instant::now();
+    let model = optim.step(lr, model, acc.grads());
+    Ok(Update::Applied(model, UpdateTimes { forward_backward, optimizer: start.elapsed().as_secs_f32() }))
+}

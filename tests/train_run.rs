@@ -1,0 +1,177 @@
+//! The training loop end to end on synthetic documents with a small from-scratch model (the
+//! SmolLM2 tokenizer from the fixtures, so no download is needed):
+//! - a run killed at a random moment (SIGKILL, no chance to clean up) and resumed repeats the
+//!   uninterrupted run exactly: the same losses, rewards and final weights, bit for bit;
+//! - a config that cannot work is refused before any model is loaded, naming the field;
+//! - a run folder is never silently overwritten.
+
+mod common;
+
+use memtrain::exercises::{DatasetOptions, Preset, build};
+use memtrain::train::config::ModelSource;
+use memtrain::train::metrics::read_records;
+use memtrain::train::{Outcome, TrainConfig, Trainer};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("memtrain-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn tokenizer_dir() -> PathBuf {
+    common::fixtures().join("tokenizer/smollm2_hf")
+}
+
+/// Exercises from seeded synthetic documents, counted with the SmolLM2 tokenizer.
+fn exercises(dir: &Path, docs: usize) -> PathBuf {
+    let src = dir.join("docs");
+    memtrain::exercises::synth::write_documents(&src, docs, 3).unwrap();
+    let out = dir.join("exercises");
+    let mut opts = DatasetOptions::new(vec![src], out.clone());
+    opts.preset = Preset::Tiny;
+    opts.counter = Some(memtrain::exercises::dataset::counter_from_model(&tokenizer_dir()).unwrap());
+    build(&opts, &mut |_| true).unwrap();
+    out
+}
+
+/// A hand-made exercises file whose every answer is "Oslo": a tiny model learns it within a
+/// few SFT steps, so that its sampled answers are sometimes right and sometimes wrong, GRPO
+/// groups have rewards that differ, and the GRPO steps really update the model.
+fn learnable_exercises(dir: &Path) -> PathBuf {
+    let out = dir.join("oslo");
+    std::fs::create_dir_all(&out).unwrap();
+    let difficulty = r#"{"level":1,"chunks":2,"distance":1,"distractors":0,"pivot_in_first_chunk":true,"answer_words":1,"masked_occurrences":1}"#;
+    let mut lines = String::new();
+    for (i, split) in ["train", "train", "train", "held_out"].iter().enumerate() {
+        let chunks = format!(r#"["Anna {i} sailed to Oslo in May.","Later [MASK] was cold."]"#);
+        lines += &format!(r#"{{"id":"e{i}","doc_id":"d{i}","split":"{split}","objective":"masked_entity","chunks":{chunks},"question":"Which entity is [MASK]?","answer":"Oslo","entity_type":"place","difficulty":{difficulty},"pivot_chunk":1}}"#);
+        lines += "\n";
+        lines += &format!(r#"{{"id":"e{i}-r0","doc_id":"d{i}","split":"{split}","objective":"memory_recall","chunks":{chunks},"question":"Which entity is [TARGET]?","answer":"Oslo","entity_type":"place","difficulty":{difficulty},"probe_chunk":0,"probe_text":"Anna {i} sailed to [TARGET] in May.","parent":"e{i}"}}"#);
+        lines += "\n";
+    }
+    std::fs::write(out.join("exercises.jsonl"), lines).unwrap();
+    out
+}
+
+/// A small, fast config: 45 SFT steps, 3 GRPO steps with recall, a checkpoint every step.
+fn small_config() -> TrainConfig {
+    let mut c = TrainConfig::tiny_cpu();
+    if let ModelSource::Scratch { config, tokenizer_from, .. } = &mut c.model {
+        config.hidden_size = 32;
+        config.intermediate_size = 64;
+        config.num_layers = 2;
+        config.head_dim = 8;
+        *tokenizer_from = Some(tokenizer_dir());
+    }
+    c.sft.steps = 45;
+    c.sft.batch = 8;
+    c.sft.lr = 1e-2;
+    c.grpo_steps = 3;
+    c.grpo.group = 4;
+    c.grpo.batch_docs = 1;
+    c.grpo.micro_batch = 4;
+    c.objectives.recall_group = 2;
+    // Dense reward so that some groups differ and GRPO really updates.
+    c.objectives.partial_credit = 1.0;
+    c.agent.memory_tokens = 12;
+    c.agent.answer_tokens = 10;
+    c.checkpoint.every = 1;
+    c.checkpoint.keep = 2;
+    c.eval.every = 0;
+    c
+}
+
+fn run_to_end(cfg: TrainConfig, data: &Path, out: &Path, resume: bool) -> Outcome {
+    let mut t = Trainer::open(cfg, data, out, resume).unwrap();
+    t.run(&AtomicBool::new(false), &mut |_| {}).unwrap()
+}
+
+#[test]
+fn a_run_killed_at_a_random_moment_resumes_exactly() {
+    let dir = temp("resume");
+    let data = learnable_exercises(&dir);
+    let cfg = small_config();
+    let cfg_path = dir.join("config.ron");
+    std::fs::write(&cfg_path, cfg.to_ron()).unwrap();
+
+    // Uninterrupted reference run, in-process.
+    let straight = dir.join("straight");
+    assert_eq!(run_to_end(cfg.clone(), &data, &straight, false), Outcome::Finished);
+
+    // The same run as a process, killed at a random moment after its first checkpoint.
+    let killed = dir.join("killed");
+    let bin = env!("CARGO_BIN_EXE_memtrain");
+    let args = |resume: bool| {
+        let mut a = vec!["train".to_string(), "--data".into(), data.display().to_string(), "--out".into(), killed.display().to_string(), "--config".into(), cfg_path.display().to_string(), "--device".into(), "cpu".into()];
+        if resume {
+            a.push("--resume".into());
+        }
+        a
+    };
+    let mut child = Command::new(bin).args(args(false)).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !killed.join("checkpoints/step-000001/state.ron").exists() {
+        assert!(Instant::now() < deadline, "no checkpoint within 5 minutes");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("training exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A pseudo-random delay from the clock: somewhere inside a later step (or a save).
+    let jitter = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64) % 1500;
+    std::thread::sleep(Duration::from_millis(jitter));
+    assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed: make it longer");
+    let _ = child.kill();
+    let _ = child.wait();
+    let before = read_records(&killed.join("metrics.jsonl")).map(|r| r.len()).unwrap_or(0);
+    eprintln!("killed after {jitter} ms with {before} step records written");
+
+    let status = Command::new(bin).args(args(true)).status().unwrap();
+    assert!(status.success(), "resume failed: {status}");
+
+    let a = read_records(&straight.join("metrics.jsonl")).unwrap();
+    let b = read_records(&killed.join("metrics.jsonl")).unwrap();
+    assert_eq!(a.len(), cfg.total_steps());
+    assert_eq!(b.len(), a.len(), "the resumed history has one record per step");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((x.step, &x.phase, x.loss, x.reward_end_to_end, x.recall, x.dropped_groups, &x.skipped), (y.step, &y.phase, y.loss, y.reward_end_to_end, y.recall, y.dropped_groups, &y.skipped), "step {} differs", x.step);
+    }
+    assert!(a.iter().any(|r| r.phase.as_deref() == Some("grpo") && r.skipped.is_none()), "no GRPO step updated the model, so the test would not cover it: {a:?}");
+    let weights = |run: &Path| std::fs::read(run.join("final/model.safetensors")).unwrap();
+    assert!(weights(&straight) == weights(&killed), "final weights differ after resume");
+    assert_ne!(weights(&straight), std::fs::read(straight.join("initial/model.safetensors")).unwrap(), "training changed nothing");
+    assert!(std::fs::read_dir(straight.join("checkpoints")).unwrap().count() <= 2, "old checkpoints are pruned");
+}
+
+#[test]
+fn impossible_configs_are_refused_before_loading_anything() {
+    let dir = temp("invalid");
+    let mut cfg = small_config();
+    cfg.grpo.group = 1;
+    cfg.optim.lr = -1.0;
+    cfg.model = ModelSource::Path(dir.join("missing.gguf"));
+    // The data folder does not exist either: the config is checked first.
+    let e = Trainer::open(cfg, &dir.join("no-data"), &dir.join("run"), false).err().expect("must fail").to_string();
+    assert!(e.contains("grpo.group = 1") && e.contains("optim.lr = -1") && e.contains("missing.gguf"), "{e}");
+    assert!(!dir.join("run").exists(), "nothing is written for a refused config");
+}
+
+#[test]
+fn an_existing_run_is_never_overwritten_and_a_missing_one_cannot_resume() {
+    let dir = temp("exists");
+    let data = exercises(&dir, 3);
+    let mut cfg = small_config();
+    cfg.sft.steps = 1;
+    cfg.grpo_steps = 0;
+    let out = dir.join("run");
+    run_to_end(cfg.clone(), &data, &out, false);
+    let e = Trainer::open(cfg.clone(), &data, &out, false).err().expect("must refuse").to_string();
+    assert!(e.contains("already holds a run") && e.contains("--resume"), "{e}");
+    let e = Trainer::open(cfg, &data, &dir.join("nothing"), true).err().expect("must refuse").to_string();
+    assert!(e.contains("no run to resume"), "{e}");
+}
