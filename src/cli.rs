@@ -152,6 +152,34 @@ enum BenchCommand {
         #[arg(long, default_value = "small", value_parser = ["tiny", "small", "paper"])]
         preset: String,
     },
+    /// One GRPO step of the memory agent, timed by phase (generation, rewards, forward-backward, optimizer).
+    Train {
+        /// A model, or random:smollm2-135m (default: the default model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Tokenizer for a random model (default: the default model's).
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        device: DeviceChoice,
+        #[arg(long, default_value_t = 4)]
+        docs: usize,
+        #[arg(long, default_value_t = 8)]
+        group: usize,
+        #[arg(long, default_value_t = 4)]
+        recall_group: usize,
+        #[arg(long, default_value_t = 64)]
+        memory_tokens: usize,
+        #[arg(long, default_value_t = 16)]
+        answer_tokens: usize,
+        #[arg(long, default_value_t = 16)]
+        micro_batch: usize,
+        /// Write the update's token batch as JSON (for scripts/bench_train_torch.py).
+        #[arg(long)]
+        dump_batch: Option<PathBuf>,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Prefill and decode tokens/s.
     Generate {
         #[arg(long)]
@@ -248,6 +276,15 @@ fn run_command(cmd: Command) -> Result<()> {
         Command::FetchModel => {
             let path = checkpoint::default_model::fetch()?;
             println!("{}", path.display());
+            Ok(())
+        }
+        Command::Bench { what: BenchCommand::Train { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, json } } => {
+            let opts = crate::bench::train::TrainBenchOptions { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch };
+            let report = crate::bench::train::train_step(&opts)?;
+            println!("{}", report.text());
+            if let Some(p) = json {
+                std::fs::write(&p, serde_json::to_string_pretty(&report)?)?;
+            }
             Ok(())
         }
         Command::Bench { what: BenchCommand::Generate { model, device, batch, prompt_tokens, decode_tokens, json } } => {

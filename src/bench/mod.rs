@@ -6,6 +6,8 @@ use crate::model::{ModelConfig, random::RandomWeights, rope};
 use crate::session::Session;
 use anyhow::Result;
 use std::path::Path;
+
+pub mod train;
 use std::time::Instant;
 
 #[derive(Debug, serde::Serialize)]

@@ -110,7 +110,7 @@ fn sample_of(turn: &Turn, advantage: f32) -> Option<PolicySample> {
 /// Samples laid out for one teacher-forced forward: right-padded inputs (causal attention never
 /// looks right, so padding cannot leak into real positions) and, per response token, the flat
 /// `row * width + column` of the hidden state that predicts it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TokenBatch {
     pub rows: usize,
     pub width: usize,

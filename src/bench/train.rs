@@ -1,0 +1,177 @@
+//! `memtrain bench train`: one GRPO step of the memory agent, timed by phase (generation,
+//! rewards, forward-backward, optimizer) with tokens/s for each, on synthetic documents.
+//!
+//! Contract: the step is the trainer's (same rollouts, rewards, loss and accumulation); when
+//! every group of the step has equal rewards (a random or untrained model scores 0 everywhere)
+//! the advantages are replaced by ±1 so that the forward-backward still runs and is timed, and
+//! the report says so. `--dump-batch` writes the exact token batch of the update as JSON for
+//! `scripts/bench_train_torch.py`, which times the same forward-backward in PyTorch.
+
+use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, run_agent, run_recall};
+use crate::device::DeviceChoice;
+use crate::exercises::{DatasetOptions, Preset, build};
+use crate::generate::SamplingParams;
+use crate::model::{Llama, ModelConfig, random::RandomWeights, rope};
+use crate::train::data::TrainData;
+use crate::train::grpo::{GrpoConfig, PolicySample, TokenBatch, batch_loss, group_advantages, samples_from_recall, samples_from_traces};
+use crate::train::rewards::score_answer;
+use crate::train::update::{Update, accumulated_step};
+use anyhow::{Result, bail};
+use burn::module::Module;
+use burn::optim::AdamWConfig;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Clone, Debug)]
+pub struct TrainBenchOptions {
+    /// A model file/folder, `random:smollm2-135m`, or `None` for the default model.
+    pub model: Option<PathBuf>,
+    /// Tokenizer for a random model (default: the default model's).
+    pub tokenizer: Option<PathBuf>,
+    pub device: DeviceChoice,
+    pub docs: usize,
+    pub group: usize,
+    pub recall_group: usize,
+    pub memory_tokens: usize,
+    pub answer_tokens: usize,
+    pub micro_batch: usize,
+    pub dump_batch: Option<PathBuf>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct TrainBenchReport {
+    pub model: String,
+    pub device: String,
+    pub rollouts: usize,
+    pub recall_answers: usize,
+    pub generated_tokens: usize,
+    pub trained_conversations: usize,
+    pub trained_tokens: usize,
+    pub sequence_tokens: usize,
+    pub seconds_generation: f64,
+    pub seconds_reward: f64,
+    pub seconds_forward_backward: f64,
+    pub seconds_optimizer: f64,
+    pub synthetic_advantages: bool,
+}
+
+impl TrainBenchReport {
+    pub fn text(&self) -> String {
+        let total = self.seconds_generation + self.seconds_reward + self.seconds_forward_backward + self.seconds_optimizer;
+        let pct = |s: f64| 100.0 * s / total.max(1e-9);
+        format!(
+            "model {} on {}\n{} rollouts + {} recall answers, {} generated tokens; update on {} conversations ({} response / {} total tokens){}\n\
+             generation       {:8.2} s ({:4.1} %)  {:8.1} generated tok/s\n\
+             rewards          {:8.3} s ({:4.1} %)\n\
+             forward-backward {:8.2} s ({:4.1} %)  {:8.1} tok/s (all positions)\n\
+             optimizer        {:8.3} s ({:4.1} %)\n\
+             step             {:8.2} s",
+            self.model, self.device, self.rollouts, self.recall_answers, self.generated_tokens, self.trained_conversations, self.trained_tokens, self.sequence_tokens,
+            if self.synthetic_advantages { " [±1 advantages: every group had equal rewards]" } else { "" },
+            self.seconds_generation, pct(self.seconds_generation), self.generated_tokens as f64 / self.seconds_generation.max(1e-9),
+            self.seconds_reward, pct(self.seconds_reward),
+            self.seconds_forward_backward, pct(self.seconds_forward_backward), self.sequence_tokens as f64 / self.seconds_forward_backward.max(1e-9),
+            self.seconds_optimizer, pct(self.seconds_optimizer), total
+        )
+    }
+}
+
+fn open_model(opts: &TrainBenchOptions, device: &burn::prelude::Device) -> Result<(String, ModelConfig, Llama, crate::checkpoint::tokenizer::TextTokenizer, PathBuf)> {
+    if let Some(spec) = opts.model.as_deref().and_then(|p| p.to_str()).and_then(|s| s.strip_prefix("random:")) {
+        if spec != "smollm2-135m" {
+            bail!("unknown random model {spec:?} (known: smollm2-135m)");
+        }
+        let config = ModelConfig::smollm2_135m();
+        let tpath = crate::checkpoint::default_model::resolve(opts.tokenizer.as_deref())?;
+        let tokenizer = crate::checkpoint::load_tokenizer(&tpath)?;
+        let model = Llama::from_weights(&config, &mut RandomWeights::new(config.clone(), 0), device)?;
+        return Ok((format!("random {spec}"), config, model, tokenizer, tpath));
+    }
+    let path = crate::checkpoint::default_model::resolve(opts.model.as_deref())?;
+    let loaded = crate::checkpoint::load(&path, device)?;
+    Ok((loaded.info.name.clone(), loaded.info.config.clone(), loaded.model, loaded.tokenizer, path))
+}
+
+pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
+    let (base, info) = crate::device::select(opts.device)?;
+    let device = base.autodiff();
+    let (name, config, model, tokenizer, tokenizer_source) = open_model(opts, &device)?;
+    let inv_freq = rope::inverse_frequencies(&config);
+    eprintln!("bench train: {name} on {info}");
+
+    // Synthetic documents → tiny-curriculum exercises, counted with the model's tokenizer.
+    let dir = std::env::temp_dir().join(format!("memtrain-bench-train-{}", std::process::id()));
+    let docs_dir = dir.join("docs");
+    crate::exercises::synth::write_documents(&docs_dir, opts.docs.max(4) * 2, 0)?;
+    let mut dopts = DatasetOptions::new(vec![docs_dir], dir.join("exercises"));
+    dopts.preset = Preset::Tiny;
+    dopts.counter = Some(crate::exercises::dataset::counter_from_model(&tokenizer_source)?);
+    build(&dopts, &mut |_| true)?;
+    let data = TrainData::load(&dir.join("exercises"), Some(2))?;
+    let exercises: Vec<_> = data.batch(0, 0, opts.docs).into_iter().map(|i| data.train[i].clone()).collect();
+
+    let sampling = SamplingParams { temperature: 1.0, seed: 1, ..Default::default() };
+    let params = AgentParams { sampling: sampling.clone(), memory_tokens: opts.memory_tokens, answer_tokens: opts.answer_tokens };
+    let inputs: Vec<AgentInput> = exercises.iter().map(AgentInput::from).collect();
+    let infer = model.valid();
+    let policy = Policy { model: &infer, inv_freq: &inv_freq, tokenizer: &tokenizer };
+    let t = Instant::now();
+    let traces = run_agent(&policy, &inputs, opts.group, &params)?;
+    // One recall request per rollout, from its last memory and the exercise's first probe.
+    let mut requests = Vec::new();
+    let mut golds = Vec::new();
+    for tr in &traces {
+        if let Some(p) = data.recall_probes(&exercises[tr.doc]).first()
+            && let (Some(text), Some(memory)) = (&p.probe_text, tr.memories.last())
+        {
+            requests.push(RecallInput { memory: memory.clone(), masked_section: text.clone() });
+            golds.push(p.answer.clone());
+        }
+    }
+    let answers = if requests.is_empty() { vec![] } else { run_recall(&policy, &requests, opts.recall_group, &sampling, opts.answer_tokens, 1 << 20)? };
+    let seconds_generation = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let rewards: Vec<f32> = traces.iter().map(|tr| score_answer(&tr.answer, &exercises[tr.doc].answer).exact).collect();
+    let recall_rewards: Vec<f32> = answers.iter().map(|a| score_answer(&a.answer, &golds[a.request]).exact).collect();
+    let mut adv = group_advantages(&rewards, opts.group, false)?.per_rollout;
+    let mut radv = if answers.is_empty() { vec![] } else { group_advantages(&recall_rewards, opts.recall_group, false)?.per_rollout };
+    let seconds_reward = t.elapsed().as_secs_f64();
+    let synthetic = adv.iter().chain(&radv).all(Option::is_none);
+    if synthetic {
+        adv = (0..adv.len()).map(|i| Some(if i % 2 == 0 { 1.0 } else { -1.0 })).collect();
+        radv = (0..radv.len()).map(|i| Some(if i % 2 == 0 { 1.0 } else { -1.0 })).collect();
+    }
+    let mut samples: Vec<PolicySample> = samples_from_traces(&traces, &adv);
+    samples.extend(samples_from_recall(&answers, &radv));
+    if let Some(path) = &opts.dump_batch {
+        let batch = TokenBatch::new(&samples)?;
+        std::fs::write(path, serde_json::to_vec(&serde_json::json!({ "model": name, "micro_batch": opts.micro_batch, "batch": batch }))?)?;
+    }
+    let total: usize = samples.iter().map(|s| s.response.len()).sum();
+    let sequence_tokens: usize = samples.iter().map(|s| s.prompt.len() + s.response.len() - 1).sum();
+    let cfg = GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() };
+    let mut optim = AdamWConfig::new().init();
+    let update = accumulated_step(model, &mut optim, 1e-6, &samples, opts.micro_batch, |m, part| {
+        let batch = TokenBatch::new(part)?;
+        let (loss, _) = batch_loss(m, &inv_freq, &batch, None, &cfg, &device);
+        Ok(loss.mul_scalar(batch.tokens() as f32 / total as f32))
+    })?;
+    let Update::Applied(_, times) = update else { bail!("the loss was not finite") };
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(TrainBenchReport {
+        model: name,
+        device: info.to_string(),
+        rollouts: traces.len(),
+        recall_answers: answers.len(),
+        generated_tokens: traces.iter().map(|t| t.generated_tokens()).sum::<usize>() + answers.iter().map(|a| a.turn.generated_ids.len()).sum::<usize>(),
+        trained_conversations: samples.len(),
+        trained_tokens: total,
+        sequence_tokens,
+        seconds_generation,
+        seconds_reward,
+        seconds_forward_backward: times.forward_backward as f64,
+        seconds_optimizer: times.optimizer as f64,
+        synthetic_advantages: synthetic,
+    })
+}
