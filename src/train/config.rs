@@ -272,6 +272,10 @@ impl TrainConfig {
         if let Some(lora) = &self.lora {
             check(lora.rank >= 1, "lora.rank must be at least 1".into());
             check(!lora.targets.is_empty(), "lora.targets is empty: name the projections to adapt, e.g. [\"q_proj\", \"v_proj\"]".into());
+            for t in &lora.targets {
+                let known: Vec<&str> = super::lora::TARGETS.iter().map(|(n, _)| *n).collect();
+                check(known.contains(&t.as_str()), format!("lora.targets: unknown projection {t:?} (known: {})", known.join(", ")));
+            }
         }
         check(self.checkpoint.every >= 1, "checkpoint.every must be at least 1".into());
         check(self.checkpoint.keep >= 1, "checkpoint.keep must be at least 1".into());

@@ -6,6 +6,7 @@ pub mod config;
 pub mod console;
 pub mod data;
 pub mod grpo;
+pub mod lora;
 pub mod metrics;
 pub mod reference;
 pub mod rewards;

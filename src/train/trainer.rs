@@ -31,6 +31,7 @@ use crate::train::rewards::score_answer;
 use anyhow::{Context, Result, bail};
 use burn::optim::{AdamWConfig, ModuleOptimizer};
 use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::module::Module;
 use burn::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -119,8 +120,12 @@ impl Trainer {
         let device = base.clone().autodiff();
         let (model_config, model, tokenizer, tokenizer_source, model_name) = load_start(&cfg.model, &device)?;
         let inv_freq = rope::inverse_frequencies(&model_config);
+        let model = match &cfg.lora {
+            Some(l) => super::lora::attach(model, l, model_config.num_layers, cfg.seed),
+            None => model,
+        };
         let reference = if cfg.grpo.loss.kl_beta > 0.0 && cfg.grpo_steps > 0 {
-            Some(Llama::from_weights(&model_config, &mut NamedTensors::from(hf_tensors(&model)?), &base)?)
+            Some(Llama::from_weights(&model_config, &mut NamedTensors::from(hf_tensors(&model.clone().materialize())?), &base)?)
         } else {
             None
         };
@@ -139,7 +144,7 @@ impl Trainer {
             RunDir::write_ron(&run.config(), &cfg)?;
             let info = RunInfo { model: model_name, tokenizer_source, data: data.source.clone(), device: device_info.to_string() };
             RunDir::write_ron(&run.info(), &info)?;
-            checkpoint::hf_export::write_hf_folder(&run.initial(), &model_config, &hf_tensors(&model)?, &tokenizer)?;
+            checkpoint::hf_export::write_hf_folder(&run.initial(), &model_config, &hf_tensors(&model.clone().materialize())?, &tokenizer)?;
         }
         let sft_examples = if cfg.sft.steps > 0 { build_sft_examples(&cfg, &data, &tokenizer)? } else { vec![] };
         Ok(Trainer { cfg, run, data, model_config, device_info, state, model: Some(model), reference, optim, tokenizer, inv_freq, sft_examples })
@@ -186,7 +191,8 @@ impl Trainer {
         }
         self.maybe_evaluate(on_event)?;
         self.checkpoint(on_event)?;
-        checkpoint::hf_export::write_hf_folder(&self.run.final_model(), &self.model_config, &hf_tensors(self.model())?, &self.tokenizer)?;
+        // LoRA adapters are merged into the exported weights.
+        checkpoint::hf_export::write_hf_folder(&self.run.final_model(), &self.model_config, &hf_tensors(&self.model().clone().materialize())?, &self.tokenizer)?;
         Ok(Outcome::Finished)
     }
 
