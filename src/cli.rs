@@ -119,6 +119,27 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// Greedy held-out evaluation: masked-entity and recall EM/F1, and the teacher-trace NLL.
+    Eval {
+        /// A model (a run's final/ or initial/, a GGUF, an HF folder; default: the default model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Folder with exercises.jsonl.
+        #[arg(long)]
+        data: PathBuf,
+        /// Held-out exercises to use (0 = all).
+        #[arg(long, default_value_t = 32)]
+        limit: usize,
+        #[arg(long, default_value_t = 48)]
+        memory_tokens: usize,
+        #[arg(long, default_value_t = 12)]
+        answer_tokens: usize,
+        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        device: DeviceChoice,
+        /// Write the result as JSON here too.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Print a preset's training config as RON, to edit and pass with --config.
     TrainConfig {
         #[arg(long, default_value = "tiny-cpu")]
@@ -264,6 +285,14 @@ fn run_command(cmd: Command) -> Result<()> {
         }
         Command::Agent { model, doc, question, chunk_tokens, memory_tokens, answer_tokens, device } => agent(model, &doc, &question, chunk_tokens, memory_tokens, answer_tokens, device),
         Command::Train { data, out, preset, config, steps, sft_steps, device, resume } => train(&data, &out, &preset, config, steps, sft_steps, device, resume),
+        Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json } => {
+            let e = crate::eval::evaluate_model(model.as_deref(), &data, limit, memory_tokens, answer_tokens, device)?;
+            println!("masked-entity EM {:.3} F1 {:.3} (n={}) | recall EM {:.3} F1 {:.3} (n={}) | reference NLL {:.3} | {:.0} s", e.masked.exact_match, e.masked.f1, e.masked.n, e.recall.exact_match, e.recall.f1, e.recall.n, e.reference_nll.unwrap_or(f32::NAN), e.seconds);
+            if let Some(p) = json {
+                std::fs::write(&p, serde_json::to_string_pretty(&e)?)?;
+            }
+            Ok(())
+        }
         Command::TrainConfig { preset } => {
             print!("{}", crate::train::TrainConfig::preset(&preset)?.to_ron());
             Ok(())

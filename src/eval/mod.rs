@@ -39,6 +39,10 @@ pub struct HeldOutEval {
     pub step: usize,
     pub masked: ScoreSet,
     pub recall: ScoreSet,
+    /// Mean negative log-likelihood per token of the reference (teacher) conversations of the
+    /// same exercises: how well the model predicts what a good memory agent writes.
+    #[serde(default)]
+    pub reference_nll: Option<f32>,
     pub seconds: f32,
 }
 
@@ -70,11 +74,59 @@ pub fn evaluate(policy: &Policy, step: usize, masked: &[Exercise], recall: &[Exe
     }
     let answers = if requests.is_empty() { vec![] } else { run_recall(policy, &requests, 1, &params.sampling, params.answer_tokens, usize::MAX / 2)? };
     let recall_scores: Vec<(f32, f32)> = answers.iter().map(|a| pair(&a.answer, golds[a.request])).collect();
-    let summary = HeldOutEval { step, masked: ScoreSet::of(&masked_scores), recall: ScoreSet::of(&recall_scores), seconds: start.elapsed().as_secs_f32() };
+    let summary = HeldOutEval { step, masked: ScoreSet::of(&masked_scores), recall: ScoreSet::of(&recall_scores), reference_nll: None, seconds: start.elapsed().as_secs_f32() };
     Ok(EvalRun { summary, traces })
 }
 
 fn pair(answer: &str, gold: &str) -> (f32, f32) {
     let s = score_answer(answer, gold);
     (s.exact, s.f1)
+}
+
+/// Token-weighted mean NLL of `examples` (teacher-forced, no gradients kept).
+pub fn reference_nll(model: &crate::model::Llama, inv_freq: &[f64], examples: &[crate::train::sft::SftExample], micro: usize) -> Result<f32> {
+    let device = model.embed_tokens.weight.val().device();
+    let total: usize = examples.iter().map(|e| e.target.len()).sum();
+    let mut sum = 0.0f32;
+    for part in examples.chunks(micro.max(1)) {
+        let tokens: usize = part.iter().map(|e| e.target.len()).sum();
+        let loss = crate::train::sft::sft_loss(model, inv_freq, part, &device)?;
+        sum += crate::train::update::scalar(&loss)? * tokens as f32;
+    }
+    Ok(if total == 0 { f32::NAN } else { sum / total as f32 })
+}
+
+/// One JSON line per evaluated exercise: gold, answer, and the memory after every chunk (the
+/// inspector's material).
+pub fn write_samples(path: &std::path::Path, exercises: &[Exercise], traces: &[Trace]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut text = String::new();
+    for (e, t) in exercises.iter().zip(traces) {
+        text += &serde_json::to_string(&serde_json::json!({ "id": e.id, "gold": e.answer, "answer": t.answer, "memories": t.memories }))?;
+        text.push('\n');
+    }
+    crate::checkpoint::atomic_write(path, |f| std::io::Write::write_all(f, text.as_bytes()))
+}
+
+/// `memtrain eval`: a model (a run's `final/`, `initial/`, any GGUF or HF folder) on the held-out
+/// split of an exercises folder, with the teacher-trace NLL beside EM and F1.
+pub fn evaluate_model(model: Option<&std::path::Path>, data: &std::path::Path, limit: usize, memory_tokens: usize, answer_tokens: usize, device: crate::device::DeviceChoice) -> Result<HeldOutEval> {
+    let session = crate::session::Session::open(model, device)?;
+    let data = crate::train::data::TrainData::load(data, None)?;
+    if data.held_out.is_empty() {
+        anyhow::bail!("{}: no held-out exercises to evaluate on", data.source.display());
+    }
+    let n = if limit == 0 { data.held_out.len() } else { limit.min(data.held_out.len()) };
+    eprintln!("evaluating {} on {} ({n} held-out exercises)", session.loaded.info.name, session.device_info);
+    let policy = Policy::from_loaded(&session.loaded);
+    let mut run = evaluate(&policy, 0, &data.held_out[..n], &data.held_out_recall, &greedy(memory_tokens, answer_tokens))?;
+    let mut references = Vec::new();
+    for e in &data.held_out[..n] {
+        let probes: Vec<_> = data.held_out_recall.iter().filter(|p| p.parent.as_deref() == Some(e.id.as_str())).cloned().collect();
+        references.extend(crate::train::reference::tokenized(e, &probes, memory_tokens, &session.loaded.tokenizer)?);
+    }
+    run.summary.reference_nll = Some(reference_nll(&session.loaded.model, &session.loaded.inv_freq, &references, 8)?);
+    Ok(run.summary)
 }

@@ -8,7 +8,10 @@
 //! Prompts are exactly the agent's ([`crate::agent::prompts`]), so SFT teaches the real format.
 
 use crate::agent::prompts;
+use crate::checkpoint::tokenizer::TextTokenizer;
 use crate::exercises::jsonl::Exercise;
+use crate::train::sft::SftExample;
+use anyhow::Result;
 use crate::exercises::masked_entity::MASK;
 use crate::exercises::textmatch;
 
@@ -45,6 +48,21 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
         }
     }
     out
+}
+
+/// The teacher's conversations as token ids: the agent's chat prompt, and the reply followed by
+/// the end-of-turn token (the policy must learn to stop).
+pub fn tokenized(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
+    let count = |s: &str| tokenizer.encode(s, false).map(|ids| ids.len()).unwrap_or(usize::MAX);
+    let end = tokenizer.stop_ids.first().copied().or(tokenizer.eos_id);
+    reference_conversations(exercise, probes, memory_tokens, &count)
+        .into_iter()
+        .map(|c| {
+            let mut target = tokenizer.encode(&c.reply, false)?;
+            target.extend(end);
+            Ok(SftExample { prompt: crate::agent::chat_prompt_ids(tokenizer, &c.prompt)?, target })
+        })
+        .collect()
 }
 
 pub fn boxed(answer: &str) -> String {

@@ -14,7 +14,6 @@ use super::config::{ModelSource, TrainConfig};
 use super::data::{TrainData, batch_indices};
 use super::grpo::{PolicySample, TokenBatch, batch_loss, group_advantages, reference_logprobs, samples_from_recall, samples_from_traces};
 use super::metrics::{MeanStd, StepRecord, append_record};
-use super::reference::reference_conversations;
 use super::run_dir::{RunDir, RunInfo, TrainState};
 use super::schedule::lr_at;
 use super::sft::{SftExample, sft_loss};
@@ -208,8 +207,10 @@ impl Trainer {
         if every == 0 || (step % every != 0 && step != self.total_steps()) || self.data.held_out.is_empty() {
             return Ok(());
         }
-        let summary = self.evaluate()?.summary;
+        let run = self.evaluate()?;
+        let summary = run.summary;
         super::metrics::append_json(&self.run.eval(), &summary)?;
+        eval::write_samples(&self.run.root.join("samples").join(format!("step-{step:06}.jsonl")), &self.data.held_out, &run.traces)?;
         on_event(TrainEvent::Evaluated(&summary));
         Ok(())
     }
@@ -223,7 +224,14 @@ impl Trainer {
         let infer = self.model().valid();
         let policy = Policy { model: &infer, inv_freq: &self.inv_freq, tokenizer: &self.tokenizer };
         let params = eval::greedy(self.cfg.agent.memory_tokens, self.cfg.agent.answer_tokens);
-        eval::evaluate(&policy, self.state.step, &self.data.held_out[..n], &self.data.held_out_recall, &params)
+        let mut run = eval::evaluate(&policy, self.state.step, &self.data.held_out[..n], &self.data.held_out_recall, &params)?;
+        let mut references = Vec::new();
+        for e in &self.data.held_out[..n] {
+            let probes: Vec<_> = self.data.held_out_recall.iter().filter(|p| p.parent.as_deref() == Some(e.id.as_str())).cloned().collect();
+            references.extend(super::reference::tokenized(e, &probes, self.cfg.agent.memory_tokens, &self.tokenizer)?);
+        }
+        run.summary.reference_nll = Some(eval::reference_nll(&infer, &self.inv_freq, &references, self.cfg.grpo.micro_batch)?);
+        Ok(run)
     }
 
     fn step(&mut self) -> Result<(StepRecord, f64)> {
@@ -425,8 +433,6 @@ fn turn_lengths(traces: &[Trace], memory: bool) -> Vec<f32> {
 /// Token ids of every reference conversation (or of the documents' text, for continued
 /// pre-training) of the training split.
 fn build_sft_examples(cfg: &TrainConfig, data: &TrainData, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
-    let count = |s: &str| tokenizer.encode(s, false).map(|ids| ids.len()).unwrap_or(usize::MAX);
-    let end = tokenizer.stop_ids.first().copied().or(tokenizer.eos_id);
     let mut out = Vec::new();
     for e in &data.train {
         if cfg.sft.documents_text {
@@ -436,12 +442,8 @@ fn build_sft_examples(cfg: &TrainConfig, data: &TrainData, tokenizer: &TextToken
                     out.push(SftExample { prompt: ids[..1].to_vec(), target: ids[1..].to_vec() });
                 }
             }
-            continue;
-        }
-        for c in reference_conversations(e, data.recall_probes(e), cfg.agent.memory_tokens, &count) {
-            let mut target = tokenizer.encode(&c.reply, false)?;
-            target.extend(end);
-            out.push(SftExample { prompt: crate::agent::chat_prompt_ids(tokenizer, &c.prompt)?, target });
+        } else {
+            out.extend(super::reference::tokenized(e, data.recall_probes(e), cfg.agent.memory_tokens, tokenizer)?);
         }
     }
     if out.is_empty() {
