@@ -137,3 +137,43 @@ fn a_dropped_model_folder_goes_to_the_model_panel_not_documents() {
     assert!(!h.state().documents.loading, "a model folder is not read as documents");
     wait_for(&mut h, 60, "the load error", |app| app.error.is_some());
 }
+
+/// Exercises from the samples, then the Train tab: a short run from the tiny preset streams its
+/// steps and held-out evaluations into the panel and leaves a trained model in the run folder.
+/// Needs the default model's tokenizer (CI fetches the model); skipped without it.
+#[test]
+fn train_tab_runs_a_short_training_and_charts_it() {
+    if memtrain::checkpoint::default_model::resolve(None).is_err() {
+        assert!(std::env::var_os("MEMTRAIN_REQUIRE_MODEL").is_none(), "MEMTRAIN_REQUIRE_MODEL is set but the default model is missing");
+        eprintln!("skipped: the tiny preset borrows the default model's tokenizer, which is not installed");
+        return;
+    }
+    let data = scratch("train");
+    let mut h = harness(data.clone());
+    h.step();
+    h.state_mut().tab = Tab::Train;
+    h.step();
+    assert!(h.query_by_label_contains("Generate or open a dataset").is_some(), "the empty state says what to do first");
+    h.get_by_label("Documents").click();
+    h.step();
+    h.get_by_label("Add samples").click();
+    wait_for(&mut h, 60, "the samples", |app| !app.documents.loading && app.documents.reports.len() + app.documents.errors.len() >= 6);
+    h.state_mut().tab = Tab::Exercises;
+    h.step();
+    h.get_by_label("Generate").click();
+    wait_for(&mut h, 120, "the exercises", |app| app.exercises.view.is_some());
+
+    h.state_mut().tab = Tab::Train;
+    h.state_mut().train.sft_steps = 3;
+    h.state_mut().train.grpo_steps = 1;
+    h.step();
+    h.get_by_label("Start training").click();
+    wait_for(&mut h, 600, "the end of training", |app| !app.train.running && app.train.note.is_some());
+    let app = h.state();
+    assert!(app.train.note.as_deref().unwrap().starts_with("finished"), "{:?}", app.train.note);
+    assert_eq!(app.train.steps.len(), 4, "one record per step reached the panel");
+    assert_eq!(app.train.evals.first().map(|e| e.step), Some(0), "the baseline evaluation is charted");
+    let run = app.train.run_dir.clone().unwrap();
+    assert!(run.join("final/model.safetensors").exists() && run.join("metrics.jsonl").exists());
+    assert!(h.query_by_label_contains("step 4/4").is_some(), "the progress bar shows the last step");
+}

@@ -6,6 +6,7 @@ pub mod documents_panel;
 pub mod exercises_panel;
 pub mod model_panel;
 pub mod state;
+pub mod train_panel;
 pub mod worker;
 
 use chat_panel::ChatPanel;
@@ -13,6 +14,7 @@ use documents_panel::DocumentsPanel;
 use exercises_panel::{ExercisesAction, ExercisesPanel};
 use model_panel::ModelPanel;
 use state::Settings;
+use train_panel::TrainPanel;
 use std::path::{Path, PathBuf};
 use worker::{Event, Worker};
 
@@ -21,6 +23,7 @@ pub enum Tab {
     Model,
     Documents,
     Exercises,
+    Train,
     Chat,
 }
 
@@ -31,6 +34,7 @@ impl Tab {
             "model" => Some(Tab::Model),
             "documents" => Some(Tab::Documents),
             "exercises" => Some(Tab::Exercises),
+            "train" => Some(Tab::Train),
             "chat" => Some(Tab::Chat),
             _ => None,
         }
@@ -44,6 +48,7 @@ pub struct StudioApp {
     pub model: ModelPanel,
     pub documents: DocumentsPanel,
     pub exercises: ExercisesPanel,
+    pub train: TrainPanel,
     pub chat: ChatPanel,
     pub busy: Option<String>,
     pub error: Option<String>,
@@ -90,6 +95,7 @@ impl StudioApp {
             model: ModelPanel::default(),
             documents: DocumentsPanel::default(),
             exercises: ExercisesPanel::default(),
+            train: TrainPanel::default(),
             chat: ChatPanel::default(),
             busy: None,
             error: None,
@@ -131,6 +137,12 @@ impl StudioApp {
                 Event::ExercisesCancelled => {
                     self.busy = None;
                     self.exercises.cancelled();
+                }
+                Event::TrainStep { record, total } => self.train.on_step(*record, total),
+                Event::TrainEval(e) => self.train.on_eval(*e),
+                Event::TrainDone(note) => {
+                    self.busy = None;
+                    self.train.finished(note);
                 }
                 Event::Error(e) => {
                     self.busy = None;
@@ -206,6 +218,7 @@ impl eframe::App for StudioApp {
                 ui.selectable_value(&mut self.tab, Tab::Model, "Model");
                 ui.selectable_value(&mut self.tab, Tab::Documents, "Documents");
                 ui.selectable_value(&mut self.tab, Tab::Exercises, "Exercises");
+                ui.selectable_value(&mut self.tab, Tab::Train, "Train");
                 ui.selectable_value(&mut self.tab, Tab::Chat, "Chat");
                 if let Some(b) = &self.busy {
                     ui.separator();
@@ -233,6 +246,10 @@ impl eframe::App for StudioApp {
             Tab::Exercises => {
                 let docs = self.documents.doc_paths();
                 action = self.exercises.ui(ui, &mut self.settings, &self.worker, &docs, &self.data_dir, busy);
+            }
+            Tab::Train => {
+                let dataset = self.exercises.view.as_ref().map(|v| v.dir.clone());
+                self.train.ui(ui, &self.worker, dataset.as_deref(), &self.data_dir, self.settings.device, busy && !self.train.running);
             }
             Tab::Chat => self.chat.ui(ui, &mut self.settings, &self.worker, ready),
         });

@@ -27,6 +27,8 @@ pub enum Request {
     BuildExercises { docs: Vec<PathBuf>, out: PathBuf, preset: Preset, seed: u64 },
     /// Reads a dataset folder written earlier.
     OpenDataset { dir: PathBuf },
+    /// Trains on `data` into the run folder `out` (or resumes the run there); Stop = cancel.
+    Train { data: PathBuf, out: PathBuf, preset: String, sft_steps: usize, grpo_steps: usize, device: DeviceChoice, resume: bool },
 }
 
 /// One document as the Documents panel shows it: the text plus what the pipeline sees in it.
@@ -72,6 +74,10 @@ pub enum Event {
     ExercisesProgress(dataset::Progress),
     ExercisesReady(Box<DatasetView>),
     ExercisesCancelled,
+    TrainStep { record: Box<crate::train::metrics::StepRecord>, total: usize },
+    TrainEval(Box<crate::eval::HeldOutEval>),
+    /// The run ended: finished, stopped with a checkpoint, or failed (the message says which).
+    TrainDone(String),
     Error(String),
 }
 
@@ -167,12 +173,39 @@ fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicB
                     Err(e) => send(Event::Error(format!("{e:#}"))),
                 }
             }
+            Request::Train { data, out, preset, sft_steps, grpo_steps, device, resume } => {
+                send(Event::Busy(if resume { "resuming training…" } else { "preparing training…" }.into()));
+                let note = match train(&data, &out, &preset, sft_steps, grpo_steps, device, resume, &cancel, &send) {
+                    Ok(crate::train::Outcome::Finished) => format!("finished: the trained model is in {}", out.join("final").display()),
+                    Ok(crate::train::Outcome::Cancelled { step }) => format!("stopped at step {step} with a checkpoint: Resume continues from there"),
+                    Err(e) => format!("training failed: {e:#}"),
+                };
+                send(Event::TrainDone(note));
+            }
             Request::OpenDataset { dir } => match open_dataset(&dir, None) {
                 Ok(view) => send(Event::ExercisesReady(Box::new(view))),
                 Err(e) => send(Event::Error(format!("{e:#}"))),
             },
         }
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train(data: &Path, out: &Path, preset: &str, sft_steps: usize, grpo_steps: usize, device: DeviceChoice, resume: bool, cancel: &AtomicBool, send: &dyn Fn(Event)) -> anyhow::Result<crate::train::Outcome> {
+    use crate::train::{TrainConfig, TrainEvent, Trainer};
+    let mut cfg = if resume { Trainer::saved_config(out)? } else { TrainConfig::preset(preset)? };
+    cfg.sft.steps = if resume { cfg.sft.steps.max(sft_steps) } else { sft_steps };
+    cfg.grpo_steps = if resume { cfg.grpo_steps.max(grpo_steps) } else { grpo_steps };
+    if !resume && device != DeviceChoice::Auto {
+        cfg.device = device;
+    }
+    let mut trainer = Trainer::open(cfg, data, out, resume)?;
+    send(Event::Busy(format!("training on {}…", trainer.device_info)));
+    trainer.run(cancel, &mut |e| match e {
+        TrainEvent::Step { record, total, .. } => send(Event::TrainStep { record: Box::new(record.clone()), total }),
+        TrainEvent::Evaluated(e) => send(Event::TrainEval(Box::new(e.clone()))),
+        TrainEvent::Checkpoint { .. } => {}
+    })
 }
 
 fn chat(s: &Session, history: &[ChatMessage], params: &SamplingParams, cancel: &AtomicBool, send: &dyn Fn(Event)) -> anyhow::Result<()> {
