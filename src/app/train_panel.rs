@@ -107,6 +107,10 @@ impl TrainPanel {
         });
         let out = run_dir_for(data_dir, dataset, &self.preset);
         let exists = out.join("config.ron").exists();
+        // After a restart, the charts of this dataset's run come back on their own.
+        if exists && self.run_dir.is_none() && !self.running {
+            self.open_history(&out);
+        }
         ui.horizontal(|ui| {
             if self.running {
                 if ui.button("Stop (checkpoint and stop)").clicked() {

@@ -122,11 +122,17 @@ pub fn evaluate_model(model: Option<&std::path::Path>, data: &std::path::Path, l
     eprintln!("evaluating {} on {} ({n} held-out exercises)", session.loaded.info.name, session.device_info);
     let policy = Policy::from_loaded(&session.loaded);
     let mut run = evaluate(&policy, 0, &data.held_out[..n], &data.held_out_recall, &greedy(memory_tokens, answer_tokens))?;
-    let mut references = Vec::new();
-    for e in &data.held_out[..n] {
-        let probes: Vec<_> = data.held_out_recall.iter().filter(|p| p.parent.as_deref() == Some(e.id.as_str())).cloned().collect();
-        references.extend(crate::train::reference::tokenized(e, &probes, memory_tokens, &session.loaded.tokenizer)?);
-    }
+    let references = held_out_references(&data, n, memory_tokens, &session.loaded.tokenizer)?;
     run.summary.reference_nll = Some(reference_nll(&session.loaded.model, &session.loaded.inv_freq, &references, 8)?);
     Ok(run.summary)
+}
+
+/// The teacher conversations of the first `n` held-out exercises and their recall probes.
+pub fn held_out_references(data: &crate::train::data::TrainData, n: usize, memory_tokens: usize, tokenizer: &crate::checkpoint::tokenizer::TextTokenizer) -> Result<Vec<crate::train::sft::SftExample>> {
+    let mut out = Vec::new();
+    for e in &data.held_out[..n.min(data.held_out.len())] {
+        let probes: Vec<_> = data.held_out_recall.iter().filter(|p| p.parent.as_deref() == Some(e.id.as_str())).cloned().collect();
+        out.extend(crate::train::reference::tokenized(e, &probes, memory_tokens, tokenizer)?);
+    }
+    Ok(out)
 }

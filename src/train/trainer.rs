@@ -225,11 +225,7 @@ impl Trainer {
         let policy = Policy { model: &infer, inv_freq: &self.inv_freq, tokenizer: &self.tokenizer };
         let params = eval::greedy(self.cfg.agent.memory_tokens, self.cfg.agent.answer_tokens);
         let mut run = eval::evaluate(&policy, self.state.step, &self.data.held_out[..n], &self.data.held_out_recall, &params)?;
-        let mut references = Vec::new();
-        for e in &self.data.held_out[..n] {
-            let probes: Vec<_> = self.data.held_out_recall.iter().filter(|p| p.parent.as_deref() == Some(e.id.as_str())).cloned().collect();
-            references.extend(super::reference::tokenized(e, &probes, self.cfg.agent.memory_tokens, &self.tokenizer)?);
-        }
+        let references = eval::held_out_references(&self.data, n, self.cfg.agent.memory_tokens, &self.tokenizer)?;
         run.summary.reference_nll = Some(eval::reference_nll(&infer, &self.inv_freq, &references, self.cfg.grpo.micro_batch)?);
         Ok(run)
     }
