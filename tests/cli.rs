@@ -51,3 +51,36 @@ fn info_describes_the_tiny_qwen3_folder_and_the_real_gguf() {
         assert!(s.contains(want), "missing {want:?} in:\n{s}");
     }
 }
+
+/// `memtrain agent` reads a document chunk by chunk: the memory after each chunk goes to
+/// stderr, the answer alone to stdout. SmolLM2 keeps the one fact the question needs.
+#[test]
+fn agent_prints_the_memories_on_stderr_and_the_answer_on_stdout() {
+    let Some(model) = common::real_model() else { return };
+    let dir = std::env::temp_dir().join(format!("memtrain-cli-agent-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let doc = dir.join("harbour.txt");
+    std::fs::write(&doc, "The harbour of Lunmere was built in 1921 by the engineer Marta Corrigan.\n\nFishing boats came and went every morning. The winters were long and cold.\n\nIn 1950 a storm destroyed the old pier, and the town built a new one of stone.").unwrap();
+    let out = memtrain()
+        .args(["agent", "--device", "cpu", "--chunk-tokens", "24", "--memory-tokens", "48", "--answer-tokens", "48", "--question", "Who built the harbour of Lunmere?", "--doc"])
+        .arg(&doc)
+        .arg("--model")
+        .arg(&model)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "stderr: {stderr}");
+    assert!(stderr.contains("memory after chunk 1") && stderr.contains("memory after chunk 3"), "one memory per chunk on stderr: {stderr}");
+    assert!(!stdout.contains("memory after"), "stdout holds the answer only: {stdout:?}");
+    assert!(stdout.contains("Corrigan"), "answer: {stdout:?}\nstderr: {stderr}");
+}
+
+#[test]
+fn train_config_prints_a_preset_that_reads_back() {
+    let out = memtrain().args(["train-config", "--preset", "smollm2-135m"]).output().unwrap();
+    assert!(out.status.success());
+    let cfg = memtrain::train::TrainConfig::from_ron(&String::from_utf8_lossy(&out.stdout), std::path::Path::new("stdout")).unwrap();
+    assert_eq!(cfg, memtrain::train::TrainConfig::smollm2_135m());
+    let bad = memtrain().args(["train-config", "--preset", "huge"]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("tiny-cpu"));
+}
