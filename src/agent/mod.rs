@@ -193,29 +193,11 @@ fn record_turn(policy: &Policy, kind: TurnKind, prompt_ids: Vec<u32>, g: Generat
 /// that hit the token cap keeps what it has), otherwise the last non-empty line without an
 /// `Answer:` label, because tiny models rarely manage the box.
 pub fn extract_answer(reply: &str) -> String {
-    if let Some(start) = reply.rfind("\\boxed{") {
-        return balanced_inside(&reply[start + "\\boxed{".len()..]).trim().to_string();
+    if reply.contains("\\boxed{") {
+        return crate::exercises::scoring::unbox(reply).trim().to_string();
     }
     let last = reply.lines().map(str::trim).rev().find(|l| !l.is_empty()).unwrap_or("");
     strip_answer_label(last).trim().to_string()
-}
-
-/// Text up to the brace that closes an already-open one.
-fn balanced_inside(after_open: &str) -> &str {
-    let mut depth = 1usize;
-    for (i, c) in after_open.char_indices() {
-        match c {
-            '{' => depth += 1,
-            '}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return &after_open[..i];
-                }
-            }
-            _ => {}
-        }
-    }
-    after_open
 }
 
 fn strip_answer_label(line: &str) -> &str {

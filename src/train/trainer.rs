@@ -267,20 +267,17 @@ impl Trainer {
         let total_tokens: usize = picked.iter().map(|e| e.target.len()).sum();
         let inv_freq = self.inv_freq.clone();
         let micro = self.cfg.grpo.micro_batch;
-        let mut losses = Vec::new();
         let (times, skipped) = self.update(lr, |model, optim, lr| {
             accumulated_step(model, optim, lr, &picked, micro, |m, part| {
                 let device = m.embed_tokens.weight.val().device();
                 let share = part.iter().map(|e| e.target.len()).sum::<usize>() as f32 / total_tokens as f32;
-                let loss = sft_loss(m, &inv_freq, part, &device)?;
-                losses.push(super::update::scalar(&loss)? * share);
-                Ok(loss.mul_scalar(share))
+                Ok(sft_loss(m, &inv_freq, part, &device)?.mul_scalar(share))
             })
         })?;
         Ok(StepRecord {
             step: step as u64,
             phase: Some("sft".into()),
-            loss: skipped.is_none().then(|| losses.iter().sum()),
+            loss: skipped.is_none().then_some(times.loss),
             trained_tokens: Some(total_tokens),
             seconds_forward_backward: times.forward_backward,
             seconds_optimizer: times.optimizer,

@@ -16,6 +16,8 @@ use std::time::Instant;
 pub struct UpdateTimes {
     pub forward_backward: f32,
     pub optimizer: f32,
+    /// Sum of the (weighted) micro-batch losses: the whole-batch loss before the step.
+    pub loss: f32,
 }
 
 pub enum Update {
@@ -35,17 +37,19 @@ pub fn scalar(t: &Tensor<1>) -> Result<f32> {
 pub fn accumulated_step<T>(model: Llama, optim: &mut ModuleOptimizer, lr: f64, items: &[T], micro: usize, mut loss_of: impl FnMut(&Llama, &[T]) -> Result<Tensor<1>>) -> Result<Update> {
     let start = Instant::now();
     let mut acc = GradientsAccumulator::<Llama>::new();
+    let mut total = 0.0;
     for part in items.chunks(micro.max(1)) {
         let loss = loss_of(&model, part)?;
         let value = scalar(&loss)?;
         if !value.is_finite() {
             return Ok(Update::Skipped(model, format!("loss is {value}")));
         }
+        total += value;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         acc.accumulate(&model, grads);
     }
     let forward_backward = start.elapsed().as_secs_f32();
     let start = Instant::now();
     let model = optim.step(lr, model, acc.grads());
-    Ok(Update::Applied(model, UpdateTimes { forward_backward, optimizer: start.elapsed().as_secs_f32() }))
+    Ok(Update::Applied(model, UpdateTimes { forward_backward, optimizer: start.elapsed().as_secs_f32(), loss: total }))
 }
