@@ -5,7 +5,7 @@ use crate::checkpoint::{self, chat_template::ChatMessage};
 use crate::device::DeviceChoice;
 use crate::generate::SamplingParams;
 use crate::session::Session;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -139,6 +139,15 @@ enum Command {
         /// Write the result as JSON here too.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// A trained model to compare against --model (the baseline, e.g. RUN/initial vs RUN/final).
+        #[arg(long)]
+        compare: Option<PathBuf>,
+        /// Write report.json, scores.csv, per-exercise records and PNG charts here (recall is
+        /// then asked at every distance up to --max-distance).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 3)]
+        max_distance: usize,
     },
     /// Print a preset's training config as RON, to edit and pass with --config.
     TrainConfig {
@@ -198,8 +207,51 @@ enum BenchCommand {
         /// Write the update's token batch as JSON (for scripts/bench_train_torch.py).
         #[arg(long)]
         dump_batch: Option<PathBuf>,
+        /// Time the second of two identical steps (compilation and autotuning excluded).
+        #[arg(long)]
+        warmup: bool,
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// The whole issue-7 suite: generation at several batches, training steps at several
+    /// sequence lengths, a GRPO step by phase, on each device, with the peers side by side.
+    Suite {
+        /// A model, or random:smollm2-135m (default: the default model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Tokenizer for the GRPO step of a random model (default: the default model's).
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// Devices to measure, comma-separated (cpu, wgpu).
+        #[arg(long, value_delimiter = ',', default_value = "cpu,wgpu")]
+        devices: Vec<DeviceChoice>,
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32,64")]
+        batches: Vec<usize>,
+        #[arg(long, default_value_t = 128)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 64)]
+        decode_tokens: usize,
+        /// Training-step sequence lengths.
+        #[arg(long, value_delimiter = ',', default_value = "512,2048")]
+        train_seqs: Vec<usize>,
+        /// Skip the GRPO step.
+        #[arg(long)]
+        no_grpo: bool,
+        /// Peer script (PyTorch, llama.cpp); `none` skips the peers.
+        #[arg(long, default_value = "scripts/bench_peers.py")]
+        peers: PathBuf,
+        /// Python that runs the peer script.
+        #[arg(long, default_value = "python3")]
+        python: String,
+        /// GGUF for llama.cpp and PyTorch (default: the default model when installed).
+        #[arg(long)]
+        peer_gguf: Option<PathBuf>,
+        /// Write the whole report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write the Markdown tables.
+        #[arg(long)]
+        markdown: Option<PathBuf>,
     },
     /// Prefill and decode tokens/s.
     Generate {
@@ -285,7 +337,20 @@ fn run_command(cmd: Command) -> Result<()> {
         }
         Command::Agent { model, doc, question, chunk_tokens, memory_tokens, answer_tokens, device } => agent(model, &doc, &question, chunk_tokens, memory_tokens, answer_tokens, device),
         Command::Train { data, out, preset, config, steps, sft_steps, device, resume } => train(&data, &out, &preset, config, steps, sft_steps, device, resume),
-        Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json } => {
+        Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json: _, compare, out: Some(out), max_distance } => {
+            let r = crate::eval::report::compare(model.as_deref(), compare.as_deref(), &data, &out, limit, max_distance, memory_tokens, answer_tokens, device, &mut |m| eprintln!("eval: {m}"))?;
+            for m in std::iter::once(&r.baseline).chain(&r.trained) {
+                let e = |x: &crate::eval::stats::Estimate| format!("{:.3} [{:.3}, {:.3}]", x.mean, x.low, x.high);
+                println!("{}: masked EM {} (n={}) | recall EM {} (n={})", m.model, e(&m.masked.exact_match), m.masked.exact_match.n, e(&m.recall.exact_match), m.recall.exact_match.n);
+            }
+            if let Some(g) = &r.gains {
+                println!("gain (paired, 95% CI): masked EM {:+.3} [{:+.3}, {:+.3}] | recall EM {:+.3} [{:+.3}, {:+.3}]", g.masked_exact_match.mean, g.masked_exact_match.low, g.masked_exact_match.high, g.recall_exact_match.mean, g.recall_exact_match.low, g.recall_exact_match.high);
+            }
+            eprintln!("report written to {}", out.display());
+            Ok(())
+        }
+        Command::Eval { compare: Some(_), out: None, .. } => anyhow::bail!("--compare needs --out DIR (the comparison is written as a report)"),
+        Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json, .. } => {
             let e = crate::eval::evaluate_model(model.as_deref(), &data, limit, memory_tokens, answer_tokens, device)?;
             println!("masked-entity EM {:.3} F1 {:.3} (n={}) | recall EM {:.3} F1 {:.3} (n={}) | reference NLL {:.3} | {:.0} s", e.masked.exact_match, e.masked.f1, e.masked.n, e.recall.exact_match, e.recall.f1, e.recall.n, e.reference_nll.unwrap_or(f32::NAN), e.seconds);
             if let Some(p) = json {
@@ -307,12 +372,26 @@ fn run_command(cmd: Command) -> Result<()> {
             println!("{}", path.display());
             Ok(())
         }
-        Command::Bench { what: BenchCommand::Train { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, json } } => {
-            let opts = crate::bench::train::TrainBenchOptions { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch };
+        Command::Bench { what: BenchCommand::Train { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, json } } => {
+            let opts = crate::bench::train::TrainBenchOptions { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup };
             let report = crate::bench::train::train_step(&opts)?;
             println!("{}", report.text());
             if let Some(p) = json {
                 std::fs::write(&p, serde_json::to_string_pretty(&report)?)?;
+            }
+            Ok(())
+        }
+        Command::Bench { what: BenchCommand::Suite { model, tokenizer, devices, batches, prompt_tokens, decode_tokens, train_seqs, no_grpo, peers, python, peer_gguf, json, markdown } } => {
+            let peers = (peers.as_os_str() != "none").then_some(peers);
+            let opts = crate::bench::suite::SuiteOptions { model, tokenizer, devices, batches, prompt_tokens, decode_tokens, train_seqs, grpo: !no_grpo, peers, python, peer_gguf };
+            let report = crate::bench::suite::run(&opts, &mut |what| eprintln!("bench suite: {what}"))?;
+            let md = report.markdown();
+            println!("{md}");
+            if let Some(p) = json {
+                std::fs::write(&p, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", p.display()))?;
+            }
+            if let Some(p) = markdown {
+                std::fs::write(&p, md).with_context(|| format!("cannot write {}", p.display()))?;
             }
             Ok(())
         }

@@ -84,3 +84,10 @@ fn train_config_prints_a_preset_that_reads_back() {
     let bad = memtrain().args(["train-config", "--preset", "huge"]).output().unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("tiny-cpu"));
 }
+
+#[test]
+fn eval_compare_without_an_output_folder_is_refused_before_loading_anything() {
+    let out = memtrain().args(["eval", "--data", "nowhere", "--compare", "also-nowhere"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--compare needs --out"), "{stderr}");
+}

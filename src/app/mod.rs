@@ -6,6 +6,7 @@ pub mod documents_panel;
 pub mod exercises_panel;
 pub mod model_panel;
 pub mod state;
+pub mod eval_panel;
 pub mod train_panel;
 pub mod worker;
 
@@ -14,6 +15,7 @@ use documents_panel::DocumentsPanel;
 use exercises_panel::{ExercisesAction, ExercisesPanel};
 use model_panel::ModelPanel;
 use state::Settings;
+use eval_panel::EvalPanel;
 use train_panel::TrainPanel;
 use std::path::{Path, PathBuf};
 use worker::{Event, Worker};
@@ -24,6 +26,7 @@ pub enum Tab {
     Documents,
     Exercises,
     Train,
+    Evaluate,
     Chat,
 }
 
@@ -35,6 +38,7 @@ impl Tab {
             "documents" => Some(Tab::Documents),
             "exercises" => Some(Tab::Exercises),
             "train" => Some(Tab::Train),
+            "evaluate" => Some(Tab::Evaluate),
             "chat" => Some(Tab::Chat),
             _ => None,
         }
@@ -49,6 +53,7 @@ pub struct StudioApp {
     pub documents: DocumentsPanel,
     pub exercises: ExercisesPanel,
     pub train: TrainPanel,
+    pub evaluate: EvalPanel,
     pub chat: ChatPanel,
     pub busy: Option<String>,
     pub error: Option<String>,
@@ -96,6 +101,7 @@ impl StudioApp {
             documents: DocumentsPanel::default(),
             exercises: ExercisesPanel::default(),
             train: TrainPanel::default(),
+            evaluate: EvalPanel::default(),
             chat: ChatPanel::default(),
             busy: None,
             error: None,
@@ -144,8 +150,13 @@ impl StudioApp {
                     self.busy = None;
                     self.train.finished(note);
                 }
+                Event::EvalReport(r) => {
+                    self.busy = None;
+                    self.evaluate.on_report(*r);
+                }
                 Event::Error(e) => {
                     self.busy = None;
+                    self.evaluate.running = false;
                     self.documents.loading = false;
                     self.exercises.running = false;
                     if self.chat.pending.is_some() {
@@ -219,6 +230,7 @@ impl eframe::App for StudioApp {
                 ui.selectable_value(&mut self.tab, Tab::Documents, "Documents");
                 ui.selectable_value(&mut self.tab, Tab::Exercises, "Exercises");
                 ui.selectable_value(&mut self.tab, Tab::Train, "Train");
+                ui.selectable_value(&mut self.tab, Tab::Evaluate, "Evaluate");
                 ui.selectable_value(&mut self.tab, Tab::Chat, "Chat");
                 if let Some(b) = &self.busy {
                     ui.separator();
@@ -250,6 +262,11 @@ impl eframe::App for StudioApp {
             Tab::Train => {
                 let dataset = self.exercises.view.as_ref().map(|v| v.dir.clone());
                 self.train.ui(ui, &self.worker, dataset.as_deref(), &self.data_dir, self.settings.device, busy && !self.train.running);
+            }
+            Tab::Evaluate => {
+                let dataset = self.exercises.view.as_ref().map(|v| v.dir.clone());
+                let run = self.train.run_dir.clone();
+                self.evaluate.ui(ui, &self.worker, run.as_deref(), dataset.as_deref(), self.settings.device, busy);
             }
             Tab::Chat => self.chat.ui(ui, &mut self.settings, &self.worker, ready),
         });

@@ -29,6 +29,8 @@ pub enum Request {
     OpenDataset { dir: PathBuf },
     /// Trains on `data` into the run folder `out` (or resumes the run there); Stop = cancel.
     Train { data: PathBuf, out: PathBuf, preset: String, sft_steps: usize, grpo_steps: usize, device: DeviceChoice, resume: bool },
+    /// Compares `baseline` and `trained` on the held-out split of `data`, report files into `out`.
+    Evaluate { baseline: PathBuf, trained: PathBuf, data: PathBuf, out: PathBuf, limit: usize, max_distance: usize, memory_tokens: usize, answer_tokens: usize, device: DeviceChoice },
 }
 
 /// One document as the Documents panel shows it: the text plus what the pipeline sees in it.
@@ -78,6 +80,7 @@ pub enum Event {
     TrainEval(Box<crate::eval::HeldOutEval>),
     /// The run ended: finished, stopped with a checkpoint, or failed (the message says which).
     TrainDone(String),
+    EvalReport(Box<crate::eval::report::CompareReport>),
     Error(String),
 }
 
@@ -181,6 +184,13 @@ fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicB
                     Err(e) => format!("training failed: {e:#}"),
                 };
                 send(Event::TrainDone(note));
+            }
+            Request::Evaluate { baseline, trained, data, out, limit, max_distance, memory_tokens, answer_tokens, device } => {
+                let report = crate::eval::report::compare(Some(&baseline), Some(&trained), &data, &out, limit, max_distance, memory_tokens, answer_tokens, device, &mut |m| send(Event::Busy(m.to_string())));
+                match report {
+                    Ok(r) => send(Event::EvalReport(Box::new(r))),
+                    Err(e) => send(Event::Error(format!("evaluation failed: {e:#}"))),
+                }
             }
             Request::OpenDataset { dir } => match open_dataset(&dir, None) {
                 Ok(view) => send(Event::ExercisesReady(Box::new(view))),

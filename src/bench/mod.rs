@@ -3,10 +3,10 @@
 use crate::device::DeviceChoice;
 use crate::generate::{self, SamplingParams};
 use crate::model::{ModelConfig, random::RandomWeights, rope};
-use crate::session::Session;
 use anyhow::Result;
 use std::path::Path;
 
+pub mod suite;
 pub mod train;
 use std::time::Instant;
 
@@ -34,34 +34,27 @@ impl GenerateReport {
 
 /// The model a benchmark runs: a real checkpoint, or `random:smollm2-135m`, the random-weight
 /// twin with SmolLM2-135M's shape (same arithmetic, no file to carry).
-struct BenchModel {
-    name: String,
-    model: crate::model::Llama,
-    inv_freq: Vec<f64>,
-    device: String,
-    vocab: usize,
+pub(crate) struct BenchModel {
+    pub name: String,
+    pub model: crate::model::Llama,
+    pub inv_freq: Vec<f64>,
+    pub vocab: usize,
 }
 
-fn open(model: Option<&Path>, choice: DeviceChoice) -> Result<BenchModel> {
+/// Opens `model` (see [`BenchModel`]) on `device` (plain or autodiff).
+pub(crate) fn open_on(model: Option<&Path>, device: &burn::prelude::Device) -> Result<BenchModel> {
     if let Some(spec) = model.and_then(|p| p.to_str()).and_then(|s| s.strip_prefix("random:")) {
         let config = match spec {
             "smollm2-135m" => ModelConfig::smollm2_135m(),
             other => anyhow::bail!("unknown random model {other:?} (known: smollm2-135m)"),
         };
-        let (device, info) = crate::device::select(choice)?;
         let mut weights = RandomWeights::new(config.clone(), 0);
-        let model = crate::model::Llama::from_weights(&config, &mut weights, &device)?;
-        return Ok(BenchModel {
-            name: format!("random {spec}"),
-            model,
-            inv_freq: rope::inverse_frequencies(&config),
-            device: info.to_string(),
-            vocab: config.vocab_size,
-        });
+        let model = crate::model::Llama::from_weights(&config, &mut weights, device)?;
+        return Ok(BenchModel { name: format!("random {spec}"), model, inv_freq: rope::inverse_frequencies(&config), vocab: config.vocab_size });
     }
-    let s = Session::open(model, choice)?;
-    let vocab = s.loaded.info.config.vocab_size;
-    Ok(BenchModel { name: s.loaded.info.name.clone(), device: s.device_info.to_string(), vocab, model: s.loaded.model, inv_freq: s.loaded.inv_freq })
+    let path = crate::checkpoint::default_model::resolve(model)?;
+    let loaded = crate::checkpoint::load(&path, device)?;
+    Ok(BenchModel { name: loaded.info.name.clone(), vocab: loaded.info.config.vocab_size, model: loaded.model, inv_freq: loaded.inv_freq })
 }
 
 /// Prompts of exactly `len` tokens, different per sequence (a fixed pseudo-random id stream:
@@ -73,8 +66,14 @@ fn prompts(vocab: usize, batch: usize, len: usize) -> Vec<Vec<u32>> {
 }
 
 pub fn generate(model: Option<&Path>, device: DeviceChoice, batch: usize, prompt_len: usize, decode: usize) -> Result<GenerateReport> {
-    let m = open(model, device)?;
-    eprintln!("bench: {} on {}", m.name, m.device);
+    let (device, info) = crate::device::select(device)?;
+    let m = open_on(model, &device)?;
+    eprintln!("bench: {} on {info}", m.name);
+    measure_generate(&m, &info.to_string(), batch, prompt_len, decode)
+}
+
+/// Prefill and decode throughput of `m` for `batch` prompts of `prompt_len` tokens.
+pub(crate) fn measure_generate(m: &BenchModel, device: &str, batch: usize, prompt_len: usize, decode: usize) -> Result<GenerateReport> {
     let run = |prompts: &[Vec<u32>], steps: usize| -> Result<(f64, f64)> {
         let params = SamplingParams { max_new_tokens: steps, ..Default::default() };
         let start = Instant::now();
@@ -97,7 +96,7 @@ pub fn generate(model: Option<&Path>, device: DeviceChoice, batch: usize, prompt
     let (prefill_s, decode_s) = run(&p, decode)?;
     Ok(GenerateReport {
         model: m.name.clone(),
-        device: m.device.clone(),
+        device: device.to_string(),
         batch,
         prompt_tokens: prompt_len,
         decode_tokens: decode,

@@ -36,6 +36,9 @@ pub struct TrainBenchOptions {
     pub answer_tokens: usize,
     pub micro_batch: usize,
     pub dump_batch: Option<PathBuf>,
+    /// Run the whole step once untimed first (kernel compilation and autotuning on wgpu happen
+    /// on first sight of a shape; a training run pays them once, not every step).
+    pub warmup: bool,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -53,6 +56,7 @@ pub struct TrainBenchReport {
     pub seconds_forward_backward: f64,
     pub seconds_optimizer: f64,
     pub synthetic_advantages: bool,
+    pub warmed_up: bool,
 }
 
 impl TrainBenchReport {
@@ -67,7 +71,7 @@ impl TrainBenchReport {
              optimizer        {:8.3} s ({:4.1} %)\n\
              step             {:8.2} s",
             self.model, self.device, self.rollouts, self.recall_answers, self.generated_tokens, self.trained_conversations, self.trained_tokens, self.sequence_tokens,
-            if self.synthetic_advantages { " [±1 advantages: every group had equal rewards]" } else { "" },
+            if self.synthetic_advantages { " [±1 advantages: every group had equal rewards]" } else { "" }.to_string() + if self.warmed_up { " [after one untimed warm-up step]" } else { "" },
             self.seconds_generation, pct(self.seconds_generation), self.generated_tokens as f64 / self.seconds_generation.max(1e-9),
             self.seconds_reward, pct(self.seconds_reward),
             self.seconds_forward_backward, pct(self.seconds_forward_backward), self.sequence_tokens as f64 / self.seconds_forward_backward.max(1e-9),
@@ -113,51 +117,61 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
     let sampling = SamplingParams { temperature: 1.0, seed: 1, ..Default::default() };
     let params = AgentParams { sampling: sampling.clone(), memory_tokens: opts.memory_tokens, answer_tokens: opts.answer_tokens };
     let inputs: Vec<AgentInput> = exercises.iter().map(AgentInput::from).collect();
-    let infer = model.valid();
-    let policy = Policy { model: &infer, inv_freq: &inv_freq, tokenizer: &tokenizer };
-    let t = Instant::now();
-    let traces = run_agent(&policy, &inputs, opts.group, &params)?;
-    // One recall request per rollout, from its last memory and the exercise's first probe.
-    let mut requests = Vec::new();
-    let mut golds = Vec::new();
-    for tr in &traces {
-        if let Some(p) = data.recall_probes(&exercises[tr.doc]).first()
-            && let (Some(text), Some(memory)) = (&p.probe_text, tr.memories.last())
-        {
-            requests.push(RecallInput { memory: memory.clone(), masked_section: text.clone() });
-            golds.push(p.answer.clone());
+    let mut model = model;
+    let rounds = if opts.warmup { 2 } else { 1 };
+    let mut last = None;
+    for round in 0..rounds {
+        let infer = model.valid();
+        let policy = Policy { model: &infer, inv_freq: &inv_freq, tokenizer: &tokenizer };
+        let t = Instant::now();
+        let traces = run_agent(&policy, &inputs, opts.group, &params)?;
+        // One recall request per rollout, from its last memory and the exercise's first probe.
+        let mut requests = Vec::new();
+        let mut golds = Vec::new();
+        for tr in &traces {
+            if let Some(p) = data.recall_probes(&exercises[tr.doc]).first()
+                && let (Some(text), Some(memory)) = (&p.probe_text, tr.memories.last())
+            {
+                requests.push(RecallInput { memory: memory.clone(), masked_section: text.clone() });
+                golds.push(p.answer.clone());
+            }
+        }
+        let answers = if requests.is_empty() { vec![] } else { run_recall(&policy, &requests, opts.recall_group, &sampling, opts.answer_tokens, 1 << 20)? };
+        let seconds_generation = t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        let rewards: Vec<f32> = traces.iter().map(|tr| score_answer(&tr.answer, &exercises[tr.doc].answer).exact).collect();
+        let recall_rewards: Vec<f32> = answers.iter().map(|a| score_answer(&a.answer, &golds[a.request]).exact).collect();
+        let mut adv = group_advantages(&rewards, opts.group, false)?.per_rollout;
+        let mut radv = if answers.is_empty() { vec![] } else { group_advantages(&recall_rewards, opts.recall_group, false)?.per_rollout };
+        let seconds_reward = t.elapsed().as_secs_f64();
+        let synthetic = adv.iter().chain(&radv).all(Option::is_none);
+        if synthetic {
+            adv = (0..adv.len()).map(|i| Some(if i % 2 == 0 { 1.0 } else { -1.0 })).collect();
+            radv = (0..radv.len()).map(|i| Some(if i % 2 == 0 { 1.0 } else { -1.0 })).collect();
+        }
+        let mut samples: Vec<PolicySample> = samples_from_traces(&traces, &adv);
+        samples.extend(samples_from_recall(&answers, &radv));
+        if let Some(path) = opts.dump_batch.as_ref().filter(|_| round + 1 == rounds) {
+            let batch = TokenBatch::new(&samples)?;
+            std::fs::write(path, serde_json::to_vec(&serde_json::json!({ "model": name, "micro_batch": opts.micro_batch, "batch": batch }))?)?;
+        }
+        let total: usize = samples.iter().map(|s| s.response.len()).sum();
+        let sequence_tokens: usize = samples.iter().map(|s| s.prompt.len() + s.response.len() - 1).sum();
+        let cfg = GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() };
+        let mut optim = AdamWConfig::new().init();
+        let update = accumulated_step(model, &mut optim, 1e-6, &samples, opts.micro_batch, |m, part| {
+            let batch = TokenBatch::new(part)?;
+            let (loss, _) = batch_loss(m, &inv_freq, &batch, None, &cfg, &device);
+            Ok(loss.mul_scalar(batch.tokens() as f32 / total as f32))
+        })?;
+        let Update::Applied(next, times) = update else { bail!("the loss was not finite") };
+        model = next;
+        if round + 1 == rounds {
+            last = Some((traces, answers, samples, total, sequence_tokens, seconds_generation, seconds_reward, times, synthetic));
         }
     }
-    let answers = if requests.is_empty() { vec![] } else { run_recall(&policy, &requests, opts.recall_group, &sampling, opts.answer_tokens, 1 << 20)? };
-    let seconds_generation = t.elapsed().as_secs_f64();
-
-    let t = Instant::now();
-    let rewards: Vec<f32> = traces.iter().map(|tr| score_answer(&tr.answer, &exercises[tr.doc].answer).exact).collect();
-    let recall_rewards: Vec<f32> = answers.iter().map(|a| score_answer(&a.answer, &golds[a.request]).exact).collect();
-    let mut adv = group_advantages(&rewards, opts.group, false)?.per_rollout;
-    let mut radv = if answers.is_empty() { vec![] } else { group_advantages(&recall_rewards, opts.recall_group, false)?.per_rollout };
-    let seconds_reward = t.elapsed().as_secs_f64();
-    let synthetic = adv.iter().chain(&radv).all(Option::is_none);
-    if synthetic {
-        adv = (0..adv.len()).map(|i| Some(if i % 2 == 0 { 1.0 } else { -1.0 })).collect();
-        radv = (0..radv.len()).map(|i| Some(if i % 2 == 0 { 1.0 } else { -1.0 })).collect();
-    }
-    let mut samples: Vec<PolicySample> = samples_from_traces(&traces, &adv);
-    samples.extend(samples_from_recall(&answers, &radv));
-    if let Some(path) = &opts.dump_batch {
-        let batch = TokenBatch::new(&samples)?;
-        std::fs::write(path, serde_json::to_vec(&serde_json::json!({ "model": name, "micro_batch": opts.micro_batch, "batch": batch }))?)?;
-    }
-    let total: usize = samples.iter().map(|s| s.response.len()).sum();
-    let sequence_tokens: usize = samples.iter().map(|s| s.prompt.len() + s.response.len() - 1).sum();
-    let cfg = GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() };
-    let mut optim = AdamWConfig::new().init();
-    let update = accumulated_step(model, &mut optim, 1e-6, &samples, opts.micro_batch, |m, part| {
-        let batch = TokenBatch::new(part)?;
-        let (loss, _) = batch_loss(m, &inv_freq, &batch, None, &cfg, &device);
-        Ok(loss.mul_scalar(batch.tokens() as f32 / total as f32))
-    })?;
-    let Update::Applied(_, times) = update else { bail!("the loss was not finite") };
+    let Some((traces, answers, samples, total, sequence_tokens, seconds_generation, seconds_reward, times, synthetic)) = last else { bail!("no round ran") };
     let _ = std::fs::remove_dir_all(&dir);
     Ok(TrainBenchReport {
         model: name,
@@ -173,5 +187,6 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         seconds_forward_backward: times.forward_backward as f64,
         seconds_optimizer: times.optimizer as f64,
         synthetic_advantages: synthetic,
+        warmed_up: opts.warmup,
     })
 }

@@ -15,6 +15,10 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub mod charts;
+pub mod report;
+pub mod stats;
+
 /// Exact match and F1 over `n` questions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScoreSet {
@@ -114,7 +118,7 @@ pub fn write_samples(path: &std::path::Path, exercises: &[Exercise], traces: &[T
 /// split of an exercises folder, with the teacher-trace NLL beside EM and F1.
 pub fn evaluate_model(model: Option<&std::path::Path>, data: &std::path::Path, limit: usize, memory_tokens: usize, answer_tokens: usize, device: crate::device::DeviceChoice) -> Result<HeldOutEval> {
     let session = crate::session::Session::open(model, device)?;
-    let data = crate::train::data::TrainData::load(data, None)?;
+    let data = crate::train::data::TrainData::read(data, None)?;
     if data.held_out.is_empty() {
         anyhow::bail!("{}: no held-out exercises to evaluate on", data.source.display());
     }

@@ -64,19 +64,18 @@ pub fn generate(
     let mut input = Tensor::<2, Int>::from_data(TensorData::new(rows, [prompts.len(), longest]), &device);
     for _step in 0..params.max_new_tokens {
         let q_len = input.dims()[1];
-        let layout = StepLayout::new(inv_freq, &cache.pad, cache.len, q_len, &device);
+        cache.reserve(q_len);
+        let layout = StepLayout::with_columns(inv_freq, &cache.pad, cache.len, q_len, cache.capacity, &device);
         let hidden = model.forward_hidden(input, &layout, Some(&mut cache));
         let last = hidden.narrow(1, q_len - 1, 1);
         let logits = model.logits(last);
-        let vocab = logits.dims()[2];
-        let host: Vec<f32> = logits.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?;
+        let picks = if params.temperature <= 0.0 { greedy_on_device(logits)? } else { sample_on_host(logits, params, &active, &mut rngs)? };
         let mut next = Vec::with_capacity(active.len());
         let mut keep = Vec::with_capacity(active.len());
         for (row, &seq) in active.iter().enumerate() {
-            let l = &host[row * vocab..(row + 1) * vocab];
-            let token = sampler::sample(l, params, &mut rngs[seq]);
+            let (token, logprob) = picks[row];
             out[seq].tokens.push(token);
-            out[seq].logprobs.push(sampler::log_prob(l, token));
+            out[seq].logprobs.push(logprob);
             if !on_token(TokenEvent { sequence: seq, token }) {
                 for &s in &active {
                     out[s].stop = StopReason::Cancelled;
@@ -100,4 +99,30 @@ pub fn generate(
         input = Tensor::<2, Int>::from_data(TensorData::new(next, [active.len(), 1]), &device);
     }
     Ok(out)
+}
+
+/// Greedy picks computed where the logits are: only a token id and its log-probability per row
+/// come back to the host, not the whole `[batch, vocab]` row (12 MB per step at batch 64).
+fn greedy_on_device(logits: Tensor<3>) -> Result<Vec<(u32, f32)>> {
+    let logp = burn::tensor::activation::log_softmax(logits, 2);
+    let ids = logp.clone().argmax(2);
+    let picked = logp.gather(2, ids.clone());
+    let ids: Vec<i64> = ids.into_data().convert::<i64>().try_to_vec().map_err(|e| anyhow::anyhow!("reading token ids: {e:?}"))?;
+    let lps: Vec<f32> = picked.into_data().convert::<f32>().try_to_vec().map_err(|e| anyhow::anyhow!("reading log-probs: {e:?}"))?;
+    Ok(ids.into_iter().zip(lps).map(|(t, l)| (t as u32, l)).collect())
+}
+
+/// Temperature / top-k / top-p sampling with each sequence's own seeded RNG, on the host.
+fn sample_on_host(logits: Tensor<3>, params: &SamplingParams, active: &[usize], rngs: &mut [rand_chacha::ChaCha8Rng]) -> Result<Vec<(u32, f32)>> {
+    let vocab = logits.dims()[2];
+    let host: Vec<f32> = logits.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?;
+    Ok(active
+        .iter()
+        .enumerate()
+        .map(|(row, &seq)| {
+            let l = &host[row * vocab..(row + 1) * vocab];
+            let token = sampler::sample(l, params, &mut rngs[seq]);
+            (token, sampler::log_prob(l, token))
+        })
+        .collect())
 }

@@ -45,24 +45,33 @@ pub fn argmax(logits: &[f32]) -> u32 {
 }
 
 /// Picks the next token.
+///
+/// Why three paths: plain temperature sampling needs no ordering at all, and top-k only the k
+/// best; sorting the whole vocabulary (49k entries) per token per sequence cost more than a
+/// GPU decode step.
 pub fn sample(logits: &[f32], p: &SamplingParams, rng: &mut ChaCha8Rng) -> u32 {
     if p.temperature <= 0.0 {
         return argmax(logits);
     }
+    // Descending logit, ties by lower id: a total order, so the kept set never depends on the path.
+    let order = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b));
     let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
-    idx.sort_unstable_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
+    let restricted = p.top_p < 1.0 || (p.top_k > 0 && p.top_k < idx.len());
     if p.top_k > 0 && p.top_k < idx.len() {
+        idx.select_nth_unstable_by(p.top_k - 1, order);
         idx.truncate(p.top_k);
     }
-    let max = logits[idx[0] as usize];
+    if restricted {
+        idx.sort_unstable_by(order);
+    }
+    let max = idx.iter().map(|&i| logits[i as usize]).fold(f32::NEG_INFINITY, f32::max);
     let mut probs: Vec<f64> = idx.iter().map(|&i| (((logits[i as usize] - max) / p.temperature) as f64).exp()).collect();
-    let total: f64 = probs.iter().sum();
-    probs.iter_mut().for_each(|x| *x /= total);
     if p.top_p < 1.0 {
+        let total: f64 = probs.iter().sum();
         let mut cum = 0.0;
         let mut keep = probs.len();
         for (n, &x) in probs.iter().enumerate() {
-            cum += x;
+            cum += x / total;
             if cum >= p.top_p as f64 {
                 keep = n + 1;
                 break;
@@ -121,6 +130,20 @@ mod tests {
         let mut rng = sequence_rng(11, 0);
         let ones = (0..4000).filter(|_| sample(&logits, &p, &mut rng) == 1).count();
         assert!((2850..3150).contains(&ones), "{ones}");
+    }
+
+    #[test]
+    fn top_k_keeps_the_k_best_whatever_their_position() {
+        // The best three are spread over the row; ties at the boundary go to the lower id.
+        let mut logits = vec![0.0f32; 1000];
+        logits[917] = 5.0;
+        logits[3] = 4.0;
+        logits[500] = 3.0;
+        logits[600] = 3.0;
+        let p = SamplingParams { temperature: 10.0, top_k: 3, ..Default::default() };
+        let mut rng = sequence_rng(5, 0);
+        let seen: std::collections::BTreeSet<u32> = (0..400).map(|_| sample(&logits, &p, &mut rng)).collect();
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![3, 500, 917]);
     }
 
     #[test]

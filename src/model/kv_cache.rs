@@ -1,26 +1,51 @@
 //! Per-layer key/value cache for a batch of sequences that share one column layout:
 //! column `c` of every sequence was written by the same forward call, so one length serves all.
+//!
+//! The buffers are preallocated to a bucketed capacity (a power of two) and written in place,
+//! and attention always reads the whole buffer with the unwritten columns masked. Why: with a
+//! buffer that grows by one column per decoded token, every step copies the whole history and
+//! every step has new tensor shapes, so wgpu compiles (and autotunes) new kernels per token.
+//! With buckets, shapes change only when the length crosses a power of two.
 
 use burn::prelude::*;
 
+/// Smallest capacity a cache is given: short prompts share one set of kernel shapes.
+const MIN_CAPACITY: usize = 64;
+
+/// The capacity that holds `columns`: the next power of two, at least [`MIN_CAPACITY`].
+pub fn bucket(columns: usize) -> usize {
+    columns.next_power_of_two().max(MIN_CAPACITY)
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct LayerCache {
-    /// `[batch, kv_heads, len, head_dim]`, after RoPE.
+    /// `[batch, kv_heads, capacity, head_dim]`, after RoPE; columns past the written length are
+    /// zeros or stale, and masked by the caller's attention bias.
     pub keys: Option<Tensor<4>>,
     pub values: Option<Tensor<4>>,
 }
 
+/// `buffer` grown (zero-filled) to `capacity` columns, then `new` written at column `start`.
+fn write_columns(buffer: Option<Tensor<4>>, new: Tensor<4>, start: usize, capacity: usize) -> Tensor<4> {
+    let [b, h, q, d] = new.dims();
+    let zeros = |cols: usize| Tensor::<4>::zeros([b, h, cols, d], &new.device());
+    let buffer = match buffer {
+        None => zeros(capacity),
+        Some(old) if old.dims()[2] < capacity => {
+            let have = old.dims()[2];
+            Tensor::cat(vec![old, zeros(capacity - have)], 2)
+        }
+        Some(old) => old,
+    };
+    buffer.slice_assign([0..b, 0..h, start..start + q, 0..d], new)
+}
+
 impl LayerCache {
-    /// Appends this step's keys/values and returns the whole history.
-    pub fn append(&mut self, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let k = match self.keys.take() {
-            Some(old) => Tensor::cat(vec![old, k], 2),
-            None => k,
-        };
-        let v = match self.values.take() {
-            Some(old) => Tensor::cat(vec![old, v], 2),
-            None => v,
-        };
+    /// Writes this step's keys/values at columns `start..` and returns the whole buffers
+    /// (`capacity` columns).
+    pub fn write(&mut self, k: Tensor<4>, v: Tensor<4>, start: usize, capacity: usize) -> (Tensor<4>, Tensor<4>) {
+        let k = write_columns(self.keys.take(), k, start, capacity);
+        let v = write_columns(self.values.take(), v, start, capacity);
         self.keys = Some(k.clone());
         self.values = Some(v.clone());
         (k, v)
@@ -39,17 +64,27 @@ pub struct KvCache {
     pub layers: Vec<LayerCache>,
     /// Columns already written (same for every sequence in the batch).
     pub len: usize,
+    /// Columns the buffers hold (see [`bucket`]); attention reads all of them.
+    pub capacity: usize,
     /// Left-padding columns of each sequence: they are never attended to.
     pub pad: Vec<usize>,
 }
 
 impl KvCache {
     pub fn new(num_layers: usize, pad: Vec<usize>) -> Self {
-        KvCache { layers: vec![LayerCache::default(); num_layers], len: 0, pad }
+        KvCache { layers: vec![LayerCache::default(); num_layers], len: 0, capacity: 0, pad }
     }
 
     pub fn batch(&self) -> usize {
         self.pad.len()
+    }
+
+    /// Makes room for `new_columns` more columns (the layers grow their buffers on next write).
+    pub fn reserve(&mut self, new_columns: usize) {
+        let needed = self.len + new_columns;
+        if needed > self.capacity {
+            self.capacity = bucket(needed);
+        }
     }
 
     /// Drops every sequence not in `keep` (indices into the current batch).

@@ -59,8 +59,12 @@ pub struct Llama {
 pub struct StepLayout {
     pub cos: Tensor<4>,
     pub sin: Tensor<4>,
-    /// `[batch, 1, q_len, k_len]`: 0 where attention is allowed, a large negative value elsewhere.
+    /// `[batch, 1, q_len, k_cols]`: 0 where attention is allowed, a large negative value elsewhere.
     pub bias: Tensor<4>,
+    /// Columns written before this call: where a KV cache writes this call's keys/values.
+    pub past: usize,
+    /// Key columns attention reads: `past + q_len`, or a cache's whole capacity.
+    pub k_cols: usize,
 }
 
 impl StepLayout {
@@ -68,7 +72,14 @@ impl StepLayout {
     /// Padding columns are masked for every query; a padding query attends only to itself so
     /// its softmax stays finite (its output is never used).
     pub fn new(inv_freq: &[f64], pad: &[usize], past: usize, q_len: usize, device: &Device) -> Self {
-        let k_len = past + q_len;
+        Self::with_columns(inv_freq, pad, past, q_len, past + q_len, device)
+    }
+
+    /// As [`StepLayout::new`], for attention over `k_cols ≥ past + q_len` key columns (a
+    /// preallocated cache): columns not written yet are masked like padding.
+    pub fn with_columns(inv_freq: &[f64], pad: &[usize], past: usize, q_len: usize, k_cols: usize, device: &Device) -> Self {
+        assert!(k_cols >= past + q_len, "attention columns {k_cols} < {past} + {q_len}");
+        let k_len = k_cols;
         let b = pad.len();
         let mut positions = Vec::with_capacity(b);
         let mut bias = Vec::with_capacity(b * q_len * k_len);
@@ -84,7 +95,7 @@ impl StepLayout {
         }
         let (cos, sin) = rope::cos_sin(inv_freq, &positions, device);
         let bias = Tensor::from_data(TensorData::new(bias, [b, 1, q_len, k_len]), device);
-        StepLayout { cos, sin, bias }
+        StepLayout { cos, sin, bias, past, k_cols }
     }
 }
 
@@ -103,7 +114,7 @@ impl Attention {
         let q = rope::apply(q, &layout.cos, &layout.sin);
         let k = rope::apply(k, &layout.cos, &layout.sin);
         let (k, v) = match cache {
-            Some(c) => c.append(k, v),
+            Some(c) => c.write(k, v, layout.past, layout.k_cols),
             None => (k, v),
         };
         // Grouped-query attention without copying K/V: the `g` query heads that share a KV head

@@ -27,9 +27,19 @@ pub struct TrainData {
 }
 
 impl TrainData {
-    /// Reads `dir/exercises.jsonl` (or a `.jsonl` file given directly), keeping curriculum levels
-    /// up to `max_level`.
+    /// Reads `dir/exercises.jsonl` (or a `.jsonl` file given directly) for training, keeping
+    /// curriculum levels up to `max_level`; fails when nothing is left to train on.
     pub fn load(path: &Path, max_level: Option<u32>) -> Result<Self> {
+        let data = Self::read(path, max_level)?;
+        if data.train.is_empty() {
+            bail!("{}: no training exercises{} (add documents, or raise the level limit)", data.source.display(), max_level.map(|m| format!(" at curriculum level ≤ {m}")).unwrap_or_default());
+        }
+        Ok(data)
+    }
+
+    /// As [`TrainData::load`] without requiring training exercises (evaluation reads only the
+    /// held-out split).
+    pub fn read(path: &Path, max_level: Option<u32>) -> Result<Self> {
         let file = if path.is_dir() { path.join("exercises.jsonl") } else { path.to_path_buf() };
         if !file.exists() {
             bail!("{}: no exercises.jsonl here (make one with `memtrain exercises --docs DOCS --out {}`)", file.display(), path.display());
@@ -50,9 +60,6 @@ impl TrainData {
                 (RECALL, _) => held_out_recall.push(e),
                 (other, _) => bail!("{}: exercise {} has unknown objective {other:?}", file.display(), e.id),
             }
-        }
-        if train.is_empty() {
-            bail!("{}: no training exercises{} (add documents, or raise the level limit)", file.display(), max_level.map(|m| format!(" at curriculum level ≤ {m}")).unwrap_or_default());
         }
         Ok(TrainData { source: file, train, held_out, held_out_recall, recall_of })
     }

@@ -1,0 +1,141 @@
+//! Evaluate panel: the untrained model (RUN/initial) against the trained one (RUN/final) on the
+//! same held-out exercises. The worker runs `eval::report::compare`, which also writes
+//! report.json, scores.csv, records and PNG charts into RUN/eval (the panel's export); the
+//! panel draws recall by distance and per-objective bars with 95 % bootstrap error bars.
+
+use super::worker::{Request, Worker};
+use crate::device::DeviceChoice;
+use crate::eval::report::{CompareReport, ModelReport};
+use crate::eval::stats::Estimate;
+use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints};
+use std::path::{Path, PathBuf};
+
+pub struct EvalPanel {
+    /// Held-out masked exercises to use (their recall probes come along).
+    pub limit: usize,
+    pub max_distance: usize,
+    pub running: bool,
+    pub report: Option<CompareReport>,
+    /// Run folder the shown report belongs to.
+    pub shown: Option<PathBuf>,
+}
+
+impl Default for EvalPanel {
+    fn default() -> Self {
+        EvalPanel { limit: 16, max_distance: 3, running: false, report: None, shown: None }
+    }
+}
+
+/// Where a run's comparison is written.
+pub fn report_dir(run: &Path) -> PathBuf {
+    run.join("eval")
+}
+
+fn ci(e: &Estimate) -> String {
+    format!("{:.2} [{:.2}, {:.2}] (n={})", e.mean, e.low, e.high, e.n)
+}
+
+impl EvalPanel {
+    pub fn on_report(&mut self, report: CompareReport) {
+        self.running = false;
+        self.report = Some(report);
+    }
+
+    /// A report written earlier for `run` (after a restart).
+    fn load(&mut self, run: &Path) {
+        self.shown = Some(run.to_path_buf());
+        self.report = std::fs::read_to_string(report_dir(run).join("report.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, worker: &Worker, run: Option<&Path>, dataset: Option<&Path>, device: DeviceChoice, busy: bool) {
+        ui.heading("Evaluate: untrained vs trained");
+        let (Some(run), Some(dataset)) = (run, dataset) else {
+            ui.label("Train a model in the Train tab first: this tab compares the run's untrained start with its trained result on held-out documents.");
+            return;
+        };
+        if self.shown.as_deref() != Some(run) && !self.running {
+            self.load(run);
+        }
+        let dir = crate::train::run_dir::RunDir::new(run);
+        let trained = dir.final_model();
+        ui.label(format!("Baseline: {}    Trained: {}", dir.initial().display(), trained.display()));
+        ui.horizontal(|ui| {
+            ui.label("Held-out exercises");
+            ui.add(egui::DragValue::new(&mut self.limit).range(1..=10_000));
+            ui.label("Recall distances up to");
+            ui.add(egui::DragValue::new(&mut self.max_distance).range(0..=32));
+            let ready = trained.exists() && !busy && !self.running;
+            if ui.add_enabled(ready, egui::Button::new("Compare")).on_disabled_hover_text("needs a finished run (RUN/final)").clicked() {
+                let cfg = crate::train::Trainer::saved_config(run).ok();
+                let (memory_tokens, answer_tokens) = cfg.map(|c| (c.agent.memory_tokens, c.agent.answer_tokens)).unwrap_or((48, 12));
+                self.running = true;
+                worker.send(Request::Evaluate {
+                    baseline: dir.initial(),
+                    trained: trained.clone(),
+                    data: dataset.to_path_buf(),
+                    out: report_dir(run),
+                    limit: self.limit,
+                    max_distance: self.max_distance,
+                    memory_tokens,
+                    answer_tokens,
+                    device,
+                });
+            }
+            if self.running {
+                ui.spinner();
+                ui.label("evaluating both models…");
+            }
+        });
+        let Some(report) = &self.report else {
+            ui.weak("No comparison yet for this run.");
+            return;
+        };
+        ui.weak(format!("Scorer: {}. Files (report.json, scores.csv, PNG charts): {}", report.scorer, report_dir(run).display()));
+        egui::Grid::new("eval-numbers").striped(true).show(ui, |ui| {
+            ui.strong("");
+            ui.strong("masked-entity EM (obj. 1)");
+            ui.strong("recall EM (obj. 2)");
+            ui.end_row();
+            for (role, m) in [("baseline", Some(&report.baseline)), ("trained", report.trained.as_ref())] {
+                if let Some(m) = m {
+                    ui.label(role);
+                    ui.label(ci(&m.masked.exact_match));
+                    ui.label(ci(&m.recall.exact_match));
+                    ui.end_row();
+                }
+            }
+            if let Some(g) = &report.gains {
+                ui.label("gain (paired)");
+                ui.label(ci(&g.masked_exact_match));
+                ui.label(ci(&g.recall_exact_match));
+                ui.end_row();
+            }
+        });
+        let models: Vec<(&str, &ModelReport)> = [("baseline", Some(&report.baseline)), ("trained", report.trained.as_ref())].into_iter().filter_map(|(r, m)| m.map(|m| (r, m))).collect();
+        let height = (ui.available_height() - 30.0).max(140.0);
+        ui.columns(2, |cols| {
+            cols[0].label("Recall by distance (memory updates since the fact was read), 95% CI");
+            Plot::new("eval-distance").height(height).legend(Legend::default()).include_y(0.0).include_y(1.0).x_axis_label("distance").show(&mut cols[0], |p| {
+                for (role, m) in &models {
+                    let pts: Vec<[f64; 2]> = m.recall_by_distance.iter().map(|(d, s)| [*d as f64, s.exact_match.mean as f64]).collect();
+                    p.line(Line::new(*role, PlotPoints::from(pts)));
+                    for (d, s) in &m.recall_by_distance {
+                        let x = *d as f64;
+                        p.line(Line::new(*role, PlotPoints::from(vec![[x, s.exact_match.low as f64], [x, s.exact_match.high as f64]])));
+                    }
+                }
+            });
+            cols[1].label("Exact match per objective, 95% CI");
+            Plot::new("eval-objectives").height(height).legend(Legend::default()).include_y(0.0).include_y(1.0).show(&mut cols[1], |p| {
+                for (i, (role, m)) in models.iter().enumerate() {
+                    let x0 = i as f64 * 0.4;
+                    let bars = vec![Bar::new(x0, m.masked.exact_match.mean as f64).width(0.35).name("masked"), Bar::new(2.0 + x0, m.recall.exact_match.mean as f64).width(0.35).name("recall")];
+                    p.bar_chart(BarChart::new(*role, bars));
+                    for (x, e) in [(x0, &m.masked.exact_match), (2.0 + x0, &m.recall.exact_match)] {
+                        p.line(Line::new(*role, PlotPoints::from(vec![[x, e.low as f64], [x, e.high as f64]])));
+                    }
+                }
+            });
+        });
+    }
+}

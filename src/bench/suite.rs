@@ -1,0 +1,293 @@
+//! `memtrain bench suite`: the issue-7 benchmark in one run. Generation (prefill, decode at
+//! several batch sizes), one training step (forward + backward + AdamW) at several sequence
+//! lengths, and one GRPO step split by phase, on each requested device; then the peers
+//! (PyTorch eager on CPU and CUDA, llama.cpp) on the same shapes through
+//! `scripts/bench_peers.py`, and the ratios that the targets are stated in.
+//!
+//! Contract: every figure is measured in this process (or the peer script's) during this run;
+//! peers that cannot run are listed as absent with the reason, never estimated. Output: JSON
+//! (the whole report) and Markdown (the tables README shows).
+
+use super::train::{TrainBenchOptions, TrainBenchReport, train_step};
+use super::{GenerateReport, measure_generate, open_on};
+use crate::device::DeviceChoice;
+use crate::train::sft::{SftExample, sft_loss};
+use crate::train::update::{Update, accumulated_step};
+use anyhow::{Context, Result, bail};
+use burn::optim::AdamWConfig;
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Clone, Debug)]
+pub struct SuiteOptions {
+    /// A model file/folder or `random:smollm2-135m`; `None` is the default model.
+    pub model: Option<PathBuf>,
+    /// Tokenizer for the GRPO step of a random model (default: the default model's).
+    pub tokenizer: Option<PathBuf>,
+    pub devices: Vec<DeviceChoice>,
+    pub batches: Vec<usize>,
+    pub prompt_tokens: usize,
+    pub decode_tokens: usize,
+    pub train_seqs: Vec<usize>,
+    pub grpo: bool,
+    /// The peer script, run with `python`; `None` skips the peers.
+    pub peers: Option<PathBuf>,
+    pub python: String,
+    /// GGUF the peers load (llama.cpp needs one); `None`: the default model when installed.
+    pub peer_gguf: Option<PathBuf>,
+}
+
+/// One generation measurement, ours or a peer's (the peer script writes the same fields).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GenRow {
+    pub engine: String,
+    pub device: String,
+    pub batch: usize,
+    pub prefill_tok_s: f64,
+    pub decode_tok_s: f64,
+    /// Peak resident host memory during the row (MB), where measured.
+    pub peak_mb: Option<f64>,
+}
+
+/// One training step (forward + backward + AdamW) on `seq` tokens.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainRow {
+    pub engine: String,
+    pub device: String,
+    pub seq: usize,
+    pub seconds_step: f64,
+    pub tokens_per_s: f64,
+    pub peak_mb: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PeerReport {
+    #[serde(default)]
+    pub generation: Vec<GenRow>,
+    #[serde(default)]
+    pub training: Vec<TrainRow>,
+    /// "engine on device: why" for each peer that did not run.
+    #[serde(default)]
+    pub absent: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SuiteReport {
+    pub date: String,
+    pub machine: String,
+    pub model: String,
+    pub prompt_tokens: usize,
+    pub decode_tokens: usize,
+    pub generation: Vec<GenRow>,
+    pub training: Vec<TrainRow>,
+    pub grpo: Vec<TrainBenchReport>,
+    pub peers: PeerReport,
+}
+
+/// Resets the process's peak-RSS counter (Linux), so the next reading covers one row only.
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident memory since the last [`reset_peak`], in MB.
+fn peak_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())))
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    format!("{cpu}, {cores} cores, {}", std::env::consts::OS)
+}
+
+fn today() -> String {
+    std::process::Command::new("date").arg("-u").arg("+%Y-%m-%d %H:%M UTC").output().ok().and_then(|o| String::from_utf8(o.stdout).ok()).map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// One timed training step on one sequence of `seq` pseudo-random tokens (loss: mean NLL of
+/// every next token), after one untimed step over the same shapes (kernel compilation, buffers).
+fn train_row(model: Option<&Path>, device: &Device, device_name: &str, seq: usize) -> Result<TrainRow> {
+    let m = open_on(model, device)?;
+    let tokens: Vec<u32> = (0..seq).map(|i| ((i * 7919 + 13) % m.vocab) as u32).collect();
+    let example = SftExample { prompt: tokens[..1].to_vec(), target: tokens[1..].to_vec() };
+    let mut optim = AdamWConfig::new().init();
+    let mut model = m.model;
+    let mut seconds = 0.0;
+    reset_peak();
+    for round in 0..2 {
+        let start = Instant::now();
+        let update = accumulated_step(model, &mut optim, 1e-6, std::slice::from_ref(&example), 1, |mdl, part| sft_loss(mdl, &m.inv_freq, part, device))?;
+        let Update::Applied(next, _) = update else { bail!("training step at sequence {seq}: the loss was not finite") };
+        // Reading one weight back waits for the device to finish the step (wgpu runs lazily).
+        next.norm.gamma.val().slice([0..1]).into_data();
+        model = next;
+        if round == 1 {
+            seconds = start.elapsed().as_secs_f64();
+        }
+    }
+    Ok(TrainRow { engine: "memtrain".into(), device: device_name.into(), seq, seconds_step: seconds, tokens_per_s: seq as f64 / seconds, peak_mb: peak_mb() })
+}
+
+pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteReport> {
+    let mut report = SuiteReport {
+        date: today(),
+        machine: machine(),
+        model: String::new(),
+        prompt_tokens: opts.prompt_tokens,
+        decode_tokens: opts.decode_tokens,
+        generation: vec![],
+        training: vec![],
+        grpo: vec![],
+        peers: PeerReport::default(),
+    };
+    for &choice in &opts.devices {
+        let (device, info) = crate::device::select(choice)?;
+        let name = info.to_string();
+        let m = open_on(opts.model.as_deref(), &device)?;
+        report.model = m.name.clone();
+        for &batch in &opts.batches {
+            progress(&format!("generation, batch {batch}, on {name}"));
+            reset_peak();
+            let g: GenerateReport = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens)?;
+            report.generation.push(GenRow { engine: "memtrain".into(), device: name.clone(), batch, prefill_tok_s: g.prefill_tok_s, decode_tok_s: g.decode_tok_s, peak_mb: peak_mb() });
+        }
+        drop(m);
+        for &seq in &opts.train_seqs {
+            progress(&format!("training step, sequence {seq}, on {name}"));
+            report.training.push(train_row(opts.model.as_deref(), &device.clone().autodiff(), &name, seq)?);
+        }
+        if opts.grpo {
+            progress(&format!("GRPO step on {name}"));
+            let t = TrainBenchOptions {
+                model: opts.model.clone(),
+                tokenizer: opts.tokenizer.clone(),
+                device: choice,
+                docs: 1,
+                group: 4,
+                recall_group: 2,
+                memory_tokens: 32,
+                answer_tokens: 8,
+                micro_batch: 8,
+                dump_batch: None,
+                // A GPU compiles kernels on first sight of each shape: time a warm step there.
+                warmup: !info.kind.eq_ignore_ascii_case("cpu"),
+            };
+            report.grpo.push(train_step(&t)?);
+        }
+    }
+    if let Some(script) = &opts.peers {
+        progress("peers (PyTorch, llama.cpp)");
+        report.peers = run_peers(opts, script);
+    }
+    Ok(report)
+}
+
+/// Runs the peer script on the suite's shapes; a failure becomes an "absent" line, not an error.
+fn run_peers(opts: &SuiteOptions, script: &Path) -> PeerReport {
+    let out = std::env::temp_dir().join(format!("memtrain-peers-{}.json", std::process::id()));
+    let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let mut cmd = std::process::Command::new(&opts.python);
+    cmd.arg(script).args(["--json", &out.to_string_lossy()]);
+    cmd.args(["--batches", &list(&opts.batches), "--seqs", &list(&opts.train_seqs)]);
+    cmd.args(["--prompt-tokens", &opts.prompt_tokens.to_string(), "--decode-tokens", &opts.decode_tokens.to_string()]);
+    let gguf = opts.peer_gguf.clone().or_else(|| crate::checkpoint::default_model::resolve(None).ok());
+    if let Some(g) = &gguf {
+        cmd.arg("--gguf").arg(g);
+    }
+    if opts.model.as_deref().and_then(Path::to_str).is_some_and(|s| s.starts_with("random:")) {
+        cmd.arg("--random");
+    }
+    let result = cmd.status().with_context(|| format!("cannot run {} {}", opts.python, script.display())).and_then(|status| {
+        if !status.success() {
+            bail!("{} exited with {status}", script.display());
+        }
+        let text = std::fs::read_to_string(&out).with_context(|| format!("{} wrote no {}", script.display(), out.display()))?;
+        serde_json::from_str::<PeerReport>(&text).with_context(|| format!("cannot read {}", out.display()))
+    });
+    let _ = std::fs::remove_file(&out);
+    result.unwrap_or_else(|e| PeerReport { absent: vec![format!("all peers: {e:#}")], ..Default::default() })
+}
+
+fn fmt(x: f64) -> String {
+    if x >= 100.0 { format!("{x:.0}") } else { format!("{x:.1}") }
+}
+
+fn mb(x: Option<f64>) -> String {
+    x.map(|v| format!("{v:.0}")).unwrap_or_else(|| "—".into())
+}
+
+/// Is this device name a CPU (flex or a CPU-side peer)?
+fn on_cpu(device: &str) -> bool {
+    let d = device.to_ascii_lowercase();
+    d.contains("flex") || d.contains("cpu")
+}
+
+impl SuiteReport {
+    pub fn markdown(&self) -> String {
+        let mut s = format!("Machine: {}. Date: {}. Model: {}.\n\n", self.machine, self.date, self.model);
+        s += &format!("Generation (prompt {} tokens, {} decoded per sequence; tok/s aggregate over the batch; peak = host RSS):\n\n", self.prompt_tokens, self.decode_tokens);
+        s += "| engine | device | batch | prefill tok/s | decode tok/s | peak MB |\n|---|---|---|---|---|---|\n";
+        for r in self.generation.iter().chain(&self.peers.generation) {
+            s += &format!("| {} | {} | {} | {} | {} | {} |\n", r.engine, r.device, r.batch, fmt(r.prefill_tok_s), fmt(r.decode_tok_s), mb(r.peak_mb));
+        }
+        s += "\nTraining step (one sequence, forward + backward + AdamW, f32):\n\n";
+        s += "| engine | device | sequence | step s | tokens/s | peak MB |\n|---|---|---|---|---|---|\n";
+        for r in self.training.iter().chain(&self.peers.training) {
+            s += &format!("| {} | {} | {} | {:.2} | {} | {} |\n", r.engine, r.device, r.seq, r.seconds_step, fmt(r.tokens_per_s), mb(r.peak_mb));
+        }
+        for g in &self.grpo {
+            s += &format!("\nGRPO step on {}:\n\n```\n{}\n```\n", g.device, g.text());
+        }
+        if !self.peers.absent.is_empty() {
+            s += "\nPeers absent: ";
+            s += &self.peers.absent.join("; ");
+            s += "\n";
+        }
+        s += "\nTargets (issue 7), from this run:\n\n";
+        for line in self.targets() {
+            s += &format!("- {line}\n");
+        }
+        s
+    }
+
+    /// The issue's targets as ratios of figures in this report (a line says when a side is missing).
+    pub fn targets(&self) -> Vec<String> {
+        let mut out = vec![];
+        let ours = |cpu: bool| self.training.iter().filter(move |r| on_cpu(&r.device) == cpu);
+        let peer_train = |seq: usize, cpu: bool| self.peers.training.iter().find(|p| p.seq == seq && on_cpu(&p.device) == cpu && p.engine.starts_with("PyTorch"));
+        for r in ours(true) {
+            match peer_train(r.seq, true) {
+                Some(p) => out.push(format!("CPU training, sequence {}: {:.2}× PyTorch eager CPU (target ≥ 1.0)", r.seq, r.tokens_per_s / p.tokens_per_s)),
+                None => out.push(format!("CPU training, sequence {}: no PyTorch CPU figure in this run", r.seq)),
+            }
+        }
+        for r in ours(false) {
+            match peer_train(r.seq, false) {
+                Some(p) => out.push(format!("GPU training, sequence {}: {:.2}× PyTorch eager CUDA (target ≥ 0.5)", r.seq, r.tokens_per_s / p.tokens_per_s)),
+                None => out.push(format!("GPU training, sequence {}: no PyTorch CUDA figure in this run", r.seq)),
+            }
+        }
+        let llama1 = self.peers.generation.iter().find(|p| p.engine.starts_with("llama.cpp") && p.batch == 1);
+        let cpu16 = self.generation.iter().filter(|r| on_cpu(&r.device) && r.batch <= 16).max_by_key(|r| r.batch);
+        match (cpu16, llama1) {
+            (Some(r), Some(l)) => out.push(format!("CPU batch-{} decode: {:.2}× llama.cpp batch-1 decode (target ≥ 1.5 at batch 16)", r.batch, r.decode_tok_s / l.decode_tok_s)),
+            (Some(_), None) => out.push("CPU decode vs llama.cpp: no llama.cpp figure in this run".into()),
+            _ => {}
+        }
+        if let Some(best) = self.generation.iter().filter(|r| !on_cpu(&r.device)).max_by(|a, b| a.decode_tok_s.total_cmp(&b.decode_tok_s)) {
+            out.push(format!("GPU batched decode: {} tok/s at batch {} (target ≥ 2,000)", fmt(best.decode_tok_s), best.batch));
+        }
+        for g in &self.grpo {
+            let total = g.seconds_generation + g.seconds_reward + g.seconds_forward_backward + g.seconds_optimizer;
+            out.push(format!("GRPO step on {}: generation {:.0} % of the step (target < 60 %)", g.device, 100.0 * g.seconds_generation / total.max(1e-9)));
+        }
+        out
+    }
+}
