@@ -7,7 +7,7 @@ use memtrain::train::rewards::score_answer;
 use std::path::{Path, PathBuf};
 
 /// Two held-out documents of three chunks, each with one masked exercise and one recall probe
-/// of chunk 0 (so the probe can be asked at distance 0, 1 and 2).
+/// of chunk 0 (so the probe can be asked at distances 0, 1 and 2).
 fn held_out(dir: &Path) -> PathBuf {
     let out = dir.join("data");
     std::fs::create_dir_all(&out).unwrap();
@@ -39,7 +39,7 @@ fn comparing_a_model_with_itself_writes_every_artefact_and_a_zero_gain() {
     let data = held_out(&dir);
     let out = dir.join("report");
     let device = memtrain::device::DeviceChoice::Cpu;
-    let report = compare(Some(&model), Some(&model), &data, &out, 0, 1, 24, 8, device, &mut |_| {}).unwrap();
+    let report = compare(Some(&model), Some(&model), &data, &out, 0, 2, 24, 8, device, &mut |_| {}).unwrap();
 
     // Same weights, greedy decoding: the two sides answer identically, so the paired gain is
     // exactly zero with a zero-width interval.
@@ -47,22 +47,24 @@ fn comparing_a_model_with_itself_writes_every_artefact_and_a_zero_gain() {
     assert_eq!(report.baseline.masked, trained.masked);
     let gains = report.gains.as_ref().unwrap();
     assert_eq!((gains.masked_exact_match.n, gains.masked_exact_match.low, gains.masked_exact_match.high), (2, 0.0, 0.0));
-    assert_eq!(gains.recall_exact_match.n, 4, "2 probes × distances 0 and 1");
-    assert_eq!(report.baseline.recall_by_distance.keys().copied().collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(gains.recall_exact_match.n, 6, "2 probes × distances 0, 1 and 2");
+    assert_eq!(report.baseline.recall_by_distance.keys().copied().collect::<Vec<_>>(), vec![0, 1, 2]);
 
     // report.json reads back; records hold the scored predictions and the memory asked.
     let back: CompareReport = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(back, report);
     let records: Vec<Record> = std::fs::read_to_string(out.join("records-baseline.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(records.iter().filter(|r| r.objective == "masked").count(), 2);
-    assert_eq!(records.iter().filter(|r| r.objective == "recall").count(), 4);
+    assert_eq!(records.iter().filter(|r| r.objective == "recall").count(), 6);
     for r in &records {
         assert_eq!(r.exact, score_answer(&r.prediction, &r.gold).exact, "{r:?}");
         assert!(!r.memory.is_empty(), "{r:?}");
     }
-    // Distance 1 asks the memory written one chunk later than distance 0.
+    // Distance 2 from chunk 0 of a three-chunk document is the last memory: the one the final
+    // answer of objective 1 was made from.
     let at = |d| records.iter().find(|r| r.id == "e0-r0" && r.distance == Some(d)).unwrap().memory.clone();
-    assert_ne!(at(0), at(1));
+    let last = records.iter().find(|r| r.id == "e0" && r.objective == "masked").unwrap().memory.clone();
+    assert_eq!(at(2), last);
 
     let csv = std::fs::read_to_string(out.join("scores.csv")).unwrap();
     assert!(csv.starts_with("model,breakdown,key,n,exact_match"));
