@@ -176,4 +176,19 @@ fn train_tab_runs_a_short_training_and_charts_it() {
     let run = app.train.run_dir.clone().unwrap();
     assert!(run.join("final/model.safetensors").exists() && run.join("metrics.jsonl").exists());
     assert!(h.query_by_label_contains("step 4/4").is_some(), "the progress bar shows the last step");
+
+    // Evaluate: the untrained start against the trained result, on held-out exercises.
+    h.get_by_label("Evaluate").click();
+    h.state_mut().evaluate.limit = 2;
+    h.state_mut().evaluate.max_distance = 1;
+    h.step();
+    assert!(h.query_by_label_contains("No comparison yet").is_some(), "the empty state comes before the first comparison");
+    h.get_by_label("Compare").click();
+    wait_for(&mut h, 300, "the comparison", |app| !app.evaluate.running);
+    let app = h.state();
+    assert!(app.error.is_none(), "{:?}", app.error);
+    let report = app.evaluate.report.clone().expect("a report reached the panel");
+    assert_eq!(report.baseline.masked.exact_match.n, 2);
+    assert!(report.gains.is_some() && run.join("eval/report.json").exists() && run.join("eval/recall_by_distance.png").exists());
+    assert!(h.query_by_label_contains("gain (paired)").is_some(), "the gain row is shown");
 }

@@ -232,12 +232,12 @@ fn on_cpu(device: &str) -> bool {
 impl SuiteReport {
     pub fn markdown(&self) -> String {
         let mut s = format!("Machine: {}. Date: {}. Model: {}.\n\n", self.machine, self.date, self.model);
-        s += &format!("Generation (prompt {} tokens, {} decoded per sequence; tok/s aggregate over the batch; peak = host RSS):\n\n", self.prompt_tokens, self.decode_tokens);
+        s += &format!("Generation (prompt {} tokens, {} decoded per sequence; tok/s aggregate over the batch; peak MB = host RSS, except PyTorch CUDA rows: GPU memory allocated):\n\n", self.prompt_tokens, self.decode_tokens);
         s += "| engine | device | batch | prefill tok/s | decode tok/s | peak MB |\n|---|---|---|---|---|---|\n";
         for r in self.generation.iter().chain(&self.peers.generation) {
             s += &format!("| {} | {} | {} | {} | {} | {} |\n", r.engine, r.device, r.batch, fmt(r.prefill_tok_s), fmt(r.decode_tok_s), mb(r.peak_mb));
         }
-        s += "\nTraining step (one sequence, forward + backward + AdamW, f32):\n\n";
+        s += "\nTraining step (one sequence, forward + backward + AdamW, f32; peak MB as above):\n\n";
         s += "| engine | device | sequence | step s | tokens/s | peak MB |\n|---|---|---|---|---|---|\n";
         for r in self.training.iter().chain(&self.peers.training) {
             s += &format!("| {} | {} | {} | {:.2} | {} | {} |\n", r.engine, r.device, r.seq, r.seconds_step, fmt(r.tokens_per_s), mb(r.peak_mb));
