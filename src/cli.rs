@@ -237,6 +237,9 @@ enum BenchCommand {
         /// Skip the GRPO step.
         #[arg(long)]
         no_grpo: bool,
+        /// Also time each training step with gradient checkpointing (memory vs compute).
+        #[arg(long)]
+        checkpointing: bool,
         /// Peer script (PyTorch, llama.cpp); `none` skips the peers.
         #[arg(long, default_value = "scripts/bench_peers.py")]
         peers: PathBuf,
@@ -381,9 +384,9 @@ fn run_command(cmd: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Bench { what: BenchCommand::Suite { model, tokenizer, devices, batches, prompt_tokens, decode_tokens, train_seqs, no_grpo, peers, python, peer_gguf, json, markdown } } => {
+        Command::Bench { what: BenchCommand::Suite { model, tokenizer, devices, batches, prompt_tokens, decode_tokens, train_seqs, no_grpo, checkpointing, peers, python, peer_gguf, json, markdown } } => {
             let peers = (peers.as_os_str() != "none").then_some(peers);
-            let opts = crate::bench::suite::SuiteOptions { model, tokenizer, devices, batches, prompt_tokens, decode_tokens, train_seqs, grpo: !no_grpo, peers, python, peer_gguf };
+            let opts = crate::bench::suite::SuiteOptions { model, tokenizer, devices, batches, prompt_tokens, decode_tokens, train_seqs, grpo: !no_grpo, checkpointing, peers, python, peer_gguf };
             let report = crate::bench::suite::run(&opts, &mut |what| eprintln!("bench suite: {what}"))?;
             let md = report.markdown();
             println!("{md}");

@@ -32,6 +32,8 @@ pub struct SuiteOptions {
     pub decode_tokens: usize,
     pub train_seqs: Vec<usize>,
     pub grpo: bool,
+    /// Also time each training step with gradient checkpointing.
+    pub checkpointing: bool,
     /// The peer script, run with `python`; `None` skips the peers.
     pub peers: Option<PathBuf>,
     pub python: String,
@@ -93,9 +95,7 @@ fn reset_peak() {
 
 /// Peak resident memory since the last [`reset_peak`], in MB.
 fn peak_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kb / 1024.0)
+    crate::train::metrics::proc_status_mb("VmHWM").map(f64::from)
 }
 
 fn machine() -> String {
@@ -113,7 +113,9 @@ fn today() -> String {
 
 /// One timed training step on one sequence of `seq` pseudo-random tokens (loss: mean NLL of
 /// every next token), after one untimed step over the same shapes (kernel compilation, buffers).
-fn train_row(model: Option<&Path>, device: &Device, device_name: &str, seq: usize) -> Result<TrainRow> {
+fn train_row(model: Option<&Path>, base: &Device, device_name: &str, seq: usize, checkpointing: bool) -> Result<TrainRow> {
+    let (device, engine) = if checkpointing { (base.clone().autodiff().gradient_checkpointing(), "memtrain, gradient checkpointing") } else { (base.clone().autodiff(), "memtrain") };
+    let device = &device;
     let m = open_on(model, device)?;
     let tokens: Vec<u32> = (0..seq).map(|i| ((i * 7919 + 13) % m.vocab) as u32).collect();
     let example = SftExample { prompt: tokens[..1].to_vec(), target: tokens[1..].to_vec() };
@@ -132,7 +134,7 @@ fn train_row(model: Option<&Path>, device: &Device, device_name: &str, seq: usiz
             seconds = start.elapsed().as_secs_f64();
         }
     }
-    Ok(TrainRow { engine: "memtrain".into(), device: device_name.into(), seq, seconds_step: seconds, tokens_per_s: seq as f64 / seconds, peak_mb: peak_mb() })
+    Ok(TrainRow { engine: engine.into(), device: device_name.into(), seq, seconds_step: seconds, tokens_per_s: seq as f64 / seconds, peak_mb: peak_mb() })
 }
 
 pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteReport> {
@@ -161,7 +163,11 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
         drop(m);
         for &seq in &opts.train_seqs {
             progress(&format!("training step, sequence {seq}, on {name}"));
-            report.training.push(train_row(opts.model.as_deref(), &device.clone().autodiff(), &name, seq)?);
+            report.training.push(train_row(opts.model.as_deref(), &device, &name, seq, false)?);
+            if opts.checkpointing {
+                progress(&format!("training step with gradient checkpointing, sequence {seq}, on {name}"));
+                report.training.push(train_row(opts.model.as_deref(), &device, &name, seq, true)?);
+            }
         }
         if opts.grpo {
             progress(&format!("GRPO step on {name}"));
@@ -264,14 +270,14 @@ impl SuiteReport {
         let peer_train = |seq: usize, cpu: bool| self.peers.training.iter().find(|p| p.seq == seq && on_cpu(&p.device) == cpu && p.engine.starts_with("PyTorch"));
         for r in ours(true) {
             match peer_train(r.seq, true) {
-                Some(p) => out.push(format!("CPU training, sequence {}: {:.2}× PyTorch eager CPU (target ≥ 1.0)", r.seq, r.tokens_per_s / p.tokens_per_s)),
-                None => out.push(format!("CPU training, sequence {}: no PyTorch CPU figure in this run", r.seq)),
+                Some(p) => out.push(format!("CPU training ({}), sequence {}: {:.2}× PyTorch eager CPU (target ≥ 1.0)", r.engine, r.seq, r.tokens_per_s / p.tokens_per_s)),
+                None => out.push(format!("CPU training ({}), sequence {}: no PyTorch CPU figure in this run", r.engine, r.seq)),
             }
         }
         for r in ours(false) {
             match peer_train(r.seq, false) {
-                Some(p) => out.push(format!("GPU training, sequence {}: {:.2}× PyTorch eager CUDA (target ≥ 0.5)", r.seq, r.tokens_per_s / p.tokens_per_s)),
-                None => out.push(format!("GPU training, sequence {}: no PyTorch CUDA figure in this run", r.seq)),
+                Some(p) => out.push(format!("GPU training ({}), sequence {}: {:.2}× PyTorch eager CUDA (target ≥ 0.5)", r.engine, r.seq, r.tokens_per_s / p.tokens_per_s)),
+                None => out.push(format!("GPU training ({}), sequence {}: no PyTorch CUDA figure in this run", r.engine, r.seq)),
             }
         }
         let llama1 = self.peers.generation.iter().find(|p| p.engine.starts_with("llama.cpp") && p.batch == 1);

@@ -132,6 +132,10 @@ pub struct TrainConfig {
     pub eval: EvalKnobs,
     /// Training stops (last good checkpoint kept) after this many skipped non-finite steps in a row.
     pub max_bad_steps: usize,
+    /// Recompute memory-bound activations in the backward pass instead of keeping them (Burn's
+    /// balanced gradient checkpointing): less memory for long sequences, some extra compute.
+    #[serde(default)]
+    pub gradient_checkpointing: bool,
 }
 
 pub const PRESETS: &[&str] = &["tiny-cpu", "smollm2-135m"];
@@ -181,6 +185,7 @@ impl TrainConfig {
             checkpoint: CheckpointPolicy { every: 25, keep: 2 },
             eval: EvalKnobs { every: 50, exercises: 32 },
             max_bad_steps: 5,
+            gradient_checkpointing: false,
         }
     }
 
@@ -201,6 +206,7 @@ impl TrainConfig {
             checkpoint: CheckpointPolicy { every: 10, keep: 3 },
             eval: EvalKnobs { every: 25, exercises: 64 },
             max_bad_steps: 5,
+            gradient_checkpointing: false,
         }
     }
 

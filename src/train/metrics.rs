@@ -74,8 +74,13 @@ pub fn append_record(path: &Path, record: &StepRecord) -> Result<()> {
 
 /// Resident set size of this process in MiB (Linux; `None` elsewhere).
 pub fn rss_mb() -> Option<f32> {
+    proc_status_mb("VmRSS")
+}
+
+/// A memory field of `/proc/self/status` (`VmRSS`, `VmHWM`, …) in MB (Linux; `None` elsewhere).
+pub fn proc_status_mb(field: &str) -> Option<f32> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f32 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    let kb: f32 = status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?.trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kb / 1024.0)
 }
 
