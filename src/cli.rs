@@ -343,11 +343,10 @@ fn run_command(cmd: Command) -> Result<()> {
         Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json: _, compare, out: Some(out), max_distance } => {
             let r = crate::eval::report::compare(model.as_deref(), compare.as_deref(), &data, &out, limit, max_distance, memory_tokens, answer_tokens, device, &mut |m| eprintln!("eval: {m}"))?;
             for m in std::iter::once(&r.baseline).chain(&r.trained) {
-                let e = |x: &crate::eval::stats::Estimate| format!("{:.3} [{:.3}, {:.3}]", x.mean, x.low, x.high);
-                println!("{}: masked EM {} (n={}) | recall EM {} (n={})", m.model, e(&m.masked.exact_match), m.masked.exact_match.n, e(&m.recall.exact_match), m.recall.exact_match.n);
+                println!("{}: masked EM {:.3} (n={}) | recall EM {:.3} (n={})", m.model, m.masked.exact_match, m.masked.exact_match.n, m.recall.exact_match, m.recall.exact_match.n);
             }
             if let Some(g) = &r.gains {
-                println!("gain (paired, 95% CI): masked EM {:+.3} [{:+.3}, {:+.3}] | recall EM {:+.3} [{:+.3}, {:+.3}]", g.masked_exact_match.mean, g.masked_exact_match.low, g.masked_exact_match.high, g.recall_exact_match.mean, g.recall_exact_match.low, g.recall_exact_match.high);
+                println!("gain (paired, 95% CI): masked EM {:+.3} | recall EM {:+.3}", g.masked_exact_match, g.recall_exact_match);
             }
             eprintln!("report written to {}", out.display());
             Ok(())
@@ -356,9 +355,7 @@ fn run_command(cmd: Command) -> Result<()> {
         Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json, .. } => {
             let e = crate::eval::evaluate_model(model.as_deref(), &data, limit, memory_tokens, answer_tokens, device)?;
             println!("masked-entity EM {:.3} F1 {:.3} (n={}) | recall EM {:.3} F1 {:.3} (n={}) | reference NLL {:.3} | {:.0} s", e.masked.exact_match, e.masked.f1, e.masked.n, e.recall.exact_match, e.recall.f1, e.recall.n, e.reference_nll.unwrap_or(f32::NAN), e.seconds);
-            if let Some(p) = json {
-                std::fs::write(&p, serde_json::to_string_pretty(&e)?)?;
-            }
+            write_json(json, &e)?;
             Ok(())
         }
         Command::TrainConfig { preset } => {
@@ -379,9 +376,7 @@ fn run_command(cmd: Command) -> Result<()> {
             let opts = crate::bench::train::TrainBenchOptions { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup };
             let report = crate::bench::train::train_step(&opts)?;
             println!("{}", report.text());
-            if let Some(p) = json {
-                std::fs::write(&p, serde_json::to_string_pretty(&report)?)?;
-            }
+            write_json(json, &report)?;
             Ok(())
         }
         Command::Bench { what: BenchCommand::Suite { model, tokenizer, devices, batches, prompt_tokens, decode_tokens, train_seqs, no_grpo, checkpointing, peers, python, peer_gguf, json, markdown } } => {
@@ -390,9 +385,7 @@ fn run_command(cmd: Command) -> Result<()> {
             let report = crate::bench::suite::run(&opts, &mut |what| eprintln!("bench suite: {what}"))?;
             let md = report.markdown();
             println!("{md}");
-            if let Some(p) = json {
-                std::fs::write(&p, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", p.display()))?;
-            }
+            write_json(json, &report)?;
             if let Some(p) = markdown {
                 std::fs::write(&p, md).with_context(|| format!("cannot write {}", p.display()))?;
             }
@@ -401,11 +394,17 @@ fn run_command(cmd: Command) -> Result<()> {
         Command::Bench { what: BenchCommand::Generate { model, device, batch, prompt_tokens, decode_tokens, json } } => {
             let report = crate::bench::generate(model.as_deref(), device, batch, prompt_tokens, decode_tokens)?;
             println!("{}", report.markdown_row());
-            if let Some(p) = json {
-                std::fs::write(&p, serde_json::to_string_pretty(&report)?)?;
-            }
+            write_json(json, &report)?;
             Ok(())
         }
+    }
+}
+
+/// `--json FILE`: the command's result as pretty JSON, when asked for.
+fn write_json(path: Option<PathBuf>, value: &impl serde::Serialize) -> Result<()> {
+    match path {
+        Some(p) => std::fs::write(&p, serde_json::to_string_pretty(value)?).with_context(|| format!("cannot write {}", p.display())),
+        None => Ok(()),
     }
 }
 

@@ -32,7 +32,7 @@ pub fn report_dir(run: &Path) -> PathBuf {
 }
 
 fn ci(e: &Estimate) -> String {
-    format!("{:.2} [{:.2}, {:.2}] (n={})", e.mean, e.low, e.high, e.n)
+    format!("{e} (n={})", e.n)
 }
 
 impl EvalPanel {

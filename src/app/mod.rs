@@ -265,11 +265,7 @@ impl eframe::App for StudioApp {
             }
             Tab::Evaluate => {
                 let dataset = self.exercises.view.as_ref().map(|v| v.dir.clone());
-                // After a restart the Train tab may not have been opened: find the run the same way.
-                let run = self.train.run_dir.clone().or_else(|| {
-                    let r = train_panel::run_dir_for(&self.data_dir, dataset.as_deref()?, &self.train.preset);
-                    r.join("config.ron").exists().then_some(r)
-                });
+                let run = self.train.current_run(&self.data_dir, dataset.as_deref());
                 self.evaluate.ui(ui, &self.worker, run.as_deref(), dataset.as_deref(), self.settings.device, busy);
             }
             Tab::Chat => self.chat.ui(ui, &mut self.settings, &self.worker, ready),

@@ -49,6 +49,15 @@ impl TrainPanel {
         self.run_dir = Some(run.to_path_buf());
     }
 
+    /// The run the app shows: the one opened or started here, else `dataset`'s run folder for
+    /// the chosen preset when one exists (after a restart, before the Train tab is opened).
+    pub fn current_run(&self, data_dir: &Path, dataset: Option<&Path>) -> Option<PathBuf> {
+        self.run_dir.clone().or_else(|| {
+            let r = run_dir_for(data_dir, dataset?, &self.preset);
+            r.join("config.ron").exists().then_some(r)
+        })
+    }
+
     pub fn start(&mut self, worker: &Worker, dataset: &Path, data_dir: &Path, device: DeviceChoice, resume: bool) {
         let out = run_dir_for(data_dir, dataset, &self.preset);
         if !resume {

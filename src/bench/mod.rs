@@ -41,16 +41,22 @@ pub(crate) struct BenchModel {
     pub vocab: usize,
 }
 
+/// `random:NAME` → the random-weight twin's config and model on `device`; `None` for any other
+/// model path.
+pub(crate) fn open_random(model: Option<&Path>, device: &burn::prelude::Device) -> Result<Option<(String, ModelConfig, crate::model::Llama)>> {
+    let Some(spec) = model.and_then(|p| p.to_str()).and_then(|s| s.strip_prefix("random:")) else { return Ok(None) };
+    let config = match spec {
+        "smollm2-135m" => ModelConfig::smollm2_135m(),
+        other => anyhow::bail!("unknown random model {other:?} (known: smollm2-135m)"),
+    };
+    let model = crate::model::Llama::from_weights(&config, &mut RandomWeights::new(config.clone(), 0), device)?;
+    Ok(Some((format!("random {spec}"), config, model)))
+}
+
 /// Opens `model` (see [`BenchModel`]) on `device` (plain or autodiff).
 pub(crate) fn open_on(model: Option<&Path>, device: &burn::prelude::Device) -> Result<BenchModel> {
-    if let Some(spec) = model.and_then(|p| p.to_str()).and_then(|s| s.strip_prefix("random:")) {
-        let config = match spec {
-            "smollm2-135m" => ModelConfig::smollm2_135m(),
-            other => anyhow::bail!("unknown random model {other:?} (known: smollm2-135m)"),
-        };
-        let mut weights = RandomWeights::new(config.clone(), 0);
-        let model = crate::model::Llama::from_weights(&config, &mut weights, device)?;
-        return Ok(BenchModel { name: format!("random {spec}"), model, inv_freq: rope::inverse_frequencies(&config), vocab: config.vocab_size });
+    if let Some((name, config, model)) = open_random(model, device)? {
+        return Ok(BenchModel { name, model, inv_freq: rope::inverse_frequencies(&config), vocab: config.vocab_size });
     }
     let path = crate::checkpoint::default_model::resolve(model)?;
     let loaded = crate::checkpoint::load(&path, device)?;
@@ -59,7 +65,7 @@ pub(crate) fn open_on(model: Option<&Path>, device: &burn::prelude::Device) -> R
 
 /// Prompts of exactly `len` tokens, different per sequence (a fixed pseudo-random id stream:
 /// prefill and decode cost do not depend on which ids they are).
-fn prompts(vocab: usize, batch: usize, len: usize) -> Vec<Vec<u32>> {
+pub(crate) fn prompts(vocab: usize, batch: usize, len: usize) -> Vec<Vec<u32>> {
     (0..batch)
         .map(|b| (0..len).map(|i| ((i * 7919 + b * 104_729 + 13) % vocab) as u32).collect())
         .collect()

@@ -114,10 +114,10 @@ fn today() -> String {
 /// One timed training step on one sequence of `seq` pseudo-random tokens (loss: mean NLL of
 /// every next token), after one untimed step over the same shapes (kernel compilation, buffers).
 fn train_row(model: Option<&Path>, base: &Device, device_name: &str, seq: usize, checkpointing: bool) -> Result<TrainRow> {
-    let (device, engine) = if checkpointing { (base.clone().autodiff().gradient_checkpointing(), "memtrain, gradient checkpointing") } else { (base.clone().autodiff(), "memtrain") };
-    let device = &device;
+    let (autodiff, engine) = if checkpointing { (base.clone().autodiff().gradient_checkpointing(), "memtrain, gradient checkpointing") } else { (base.clone().autodiff(), "memtrain") };
+    let device = &autodiff;
     let m = open_on(model, device)?;
-    let tokens: Vec<u32> = (0..seq).map(|i| ((i * 7919 + 13) % m.vocab) as u32).collect();
+    let tokens = super::prompts(m.vocab, 1, seq).remove(0);
     let example = SftExample { prompt: tokens[..1].to_vec(), target: tokens[1..].to_vec() };
     let mut optim = AdamWConfig::new().init();
     let mut model = m.model;

@@ -11,7 +11,7 @@ use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, run_agent, run_
 use crate::device::DeviceChoice;
 use crate::exercises::{DatasetOptions, Preset, build};
 use crate::generate::SamplingParams;
-use crate::model::{Llama, ModelConfig, random::RandomWeights, rope};
+use crate::model::{Llama, ModelConfig, rope};
 use crate::train::data::TrainData;
 use crate::train::grpo::{GrpoConfig, PolicySample, TokenBatch, batch_loss, group_advantages, samples_from_recall, samples_from_traces};
 use crate::train::rewards::score_answer;
@@ -81,15 +81,10 @@ impl TrainBenchReport {
 }
 
 fn open_model(opts: &TrainBenchOptions, device: &burn::prelude::Device) -> Result<(String, ModelConfig, Llama, crate::checkpoint::tokenizer::TextTokenizer, PathBuf)> {
-    if let Some(spec) = opts.model.as_deref().and_then(|p| p.to_str()).and_then(|s| s.strip_prefix("random:")) {
-        if spec != "smollm2-135m" {
-            bail!("unknown random model {spec:?} (known: smollm2-135m)");
-        }
-        let config = ModelConfig::smollm2_135m();
+    if let Some((name, config, model)) = super::open_random(opts.model.as_deref(), device)? {
         let tpath = crate::checkpoint::default_model::resolve(opts.tokenizer.as_deref())?;
         let tokenizer = crate::checkpoint::load_tokenizer(&tpath)?;
-        let model = Llama::from_weights(&config, &mut RandomWeights::new(config.clone(), 0), device)?;
-        return Ok((format!("random {spec}"), config, model, tokenizer, tpath));
+        return Ok((name, config, model, tokenizer, tpath));
     }
     let path = crate::checkpoint::default_model::resolve(opts.model.as_deref())?;
     let loaded = crate::checkpoint::load(&path, device)?;

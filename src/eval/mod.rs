@@ -7,13 +7,12 @@
 //! exercise), so recall measures what the memory kept, not what the answer turn guessed.
 //! Greedy decoding makes an evaluation a pure function of the weights.
 
-use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, Trace, run_agent, run_recall};
+use crate::agent::{AgentParams, Policy, Trace};
 use crate::exercises::jsonl::Exercise;
 use crate::generate::SamplingParams;
 use crate::train::rewards::score_answer;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 pub mod charts;
 pub mod report;
@@ -61,25 +60,25 @@ pub fn greedy(memory_tokens: usize, answer_tokens: usize) -> AgentParams {
     AgentParams { sampling: SamplingParams { temperature: 0.0, ..Default::default() }, memory_tokens, answer_tokens }
 }
 
-/// Evaluates `masked` exercises and the `recall` probes whose parent is among them.
+/// Evaluates `masked` exercises and the `recall` probes whose parent is among them, each probe
+/// asked from the memory written right after its chunk (distance 0).
 pub fn evaluate(policy: &Policy, step: usize, masked: &[Exercise], recall: &[Exercise], params: &AgentParams) -> Result<EvalRun> {
     let start = std::time::Instant::now();
-    let inputs: Vec<AgentInput> = masked.iter().map(AgentInput::from).collect();
-    let traces = if inputs.is_empty() { vec![] } else { run_agent(policy, &inputs, 1, params)? };
-    let masked_scores: Vec<(f32, f32)> = traces.iter().zip(masked).map(|(t, e)| pair(&t.answer, &e.answer)).collect();
-    let by_id: BTreeMap<&str, usize> = masked.iter().enumerate().map(|(i, e)| (e.id.as_str(), i)).collect();
-    let mut requests = Vec::new();
-    let mut golds = Vec::new();
-    for probe in recall {
-        let (Some(parent), Some(chunk), Some(text)) = (probe.parent.as_deref(), probe.probe_chunk, &probe.probe_text) else { continue };
-        let Some(memory) = by_id.get(parent).and_then(|&i| traces[i].memories.get(chunk)) else { continue };
-        requests.push(RecallInput { memory: memory.clone(), masked_section: text.clone() });
-        golds.push(probe.answer.as_str());
-    }
-    let answers = if requests.is_empty() { vec![] } else { run_recall(policy, &requests, 1, &params.sampling, params.answer_tokens, usize::MAX / 2)? };
-    let recall_scores: Vec<(f32, f32)> = answers.iter().map(|a| pair(&a.answer, golds[a.request])).collect();
-    let summary = HeldOutEval { step, masked: ScoreSet::of(&masked_scores), recall: ScoreSet::of(&recall_scores), reference_nll: None, seconds: start.elapsed().as_secs_f32() };
+    let (records, traces) = report::records(policy, masked, recall, params, 0)?;
+    let scores = |objective: &str| ScoreSet::of(&records.iter().filter(|r| r.objective == objective).map(|r| (r.exact, r.f1)).collect::<Vec<_>>());
+    let summary = HeldOutEval { step, masked: scores("masked"), recall: scores("recall"), reference_nll: None, seconds: start.elapsed().as_secs_f32() };
     Ok(EvalRun { summary, traces })
+}
+
+/// The exercises of `data` and how many held-out ones to use (`limit` 0 = all); fails when
+/// there are none.
+fn held_out(data: &std::path::Path, limit: usize) -> Result<(crate::train::data::TrainData, usize)> {
+    let set = crate::train::data::TrainData::read(data, None)?;
+    if set.held_out.is_empty() {
+        anyhow::bail!("{}: no held-out exercises to evaluate on", set.source.display());
+    }
+    let n = if limit == 0 { set.held_out.len() } else { limit.min(set.held_out.len()) };
+    Ok((set, n))
 }
 
 fn pair(answer: &str, gold: &str) -> (f32, f32) {
@@ -118,11 +117,7 @@ pub fn write_samples(path: &std::path::Path, exercises: &[Exercise], traces: &[T
 /// split of an exercises folder, with the teacher-trace NLL beside EM and F1.
 pub fn evaluate_model(model: Option<&std::path::Path>, data: &std::path::Path, limit: usize, memory_tokens: usize, answer_tokens: usize, device: crate::device::DeviceChoice) -> Result<HeldOutEval> {
     let session = crate::session::Session::open(model, device)?;
-    let data = crate::train::data::TrainData::read(data, None)?;
-    if data.held_out.is_empty() {
-        anyhow::bail!("{}: no held-out exercises to evaluate on", data.source.display());
-    }
-    let n = if limit == 0 { data.held_out.len() } else { limit.min(data.held_out.len()) };
+    let (data, n) = held_out(data, limit)?;
     eprintln!("evaluating {} on {} ({n} held-out exercises)", session.loaded.info.name, session.device_info);
     let policy = Policy::from_loaded(&session.loaded);
     let mut run = evaluate(&policy, 0, &data.held_out[..n], &data.held_out_recall, &greedy(memory_tokens, answer_tokens))?;

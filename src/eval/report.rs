@@ -9,7 +9,7 @@
 
 use super::stats::{Estimate, estimate, paired_gain};
 use super::{greedy, pair};
-use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, run_agent, run_recall};
+use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, Trace, run_agent, run_recall};
 use crate::exercises::jsonl::Exercise;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -107,9 +107,10 @@ pub struct CompareReport {
     pub gains: Option<Gains>,
 }
 
-/// Runs the agent greedily on `masked` and asks each probe of `recall` (whose parent is among
-/// them) at every distance up to `max_distance`.
-pub fn records(policy: &Policy, masked: &[Exercise], recall: &[Exercise], params: &AgentParams, max_distance: usize) -> Result<Vec<Record>> {
+/// Runs the agent on `masked` (one rollout each) and asks each probe of `recall` (whose parent
+/// is among them) at every distance up to `max_distance`; returns the scored records and the
+/// rollouts (the samples written beside an evaluation).
+pub fn records(policy: &Policy, masked: &[Exercise], recall: &[Exercise], params: &AgentParams, max_distance: usize) -> Result<(Vec<Record>, Vec<Trace>)> {
     let inputs: Vec<AgentInput> = masked.iter().map(AgentInput::from).collect();
     let traces = if inputs.is_empty() { vec![] } else { run_agent(policy, &inputs, 1, params)? };
     let mut out: Vec<Record> = traces
@@ -162,7 +163,7 @@ pub fn records(policy: &Policy, masked: &[Exercise], recall: &[Exercise], params
             memory: requests[a.request].memory.clone(),
         });
     }
-    Ok(out)
+    Ok((out, traces))
 }
 
 /// Paired gains over the records both models answered (matched by id, objective, distance).
@@ -234,18 +235,14 @@ pub fn write(out: &Path, report: &CompareReport, baseline: &[Record], trained: O
 /// `memtrain eval`: `baseline` alone, or against `trained`, on the held-out split of `data`.
 #[allow(clippy::too_many_arguments)]
 pub fn compare(baseline: Option<&Path>, trained: Option<&Path>, data: &Path, out: &Path, limit: usize, max_distance: usize, memory_tokens: usize, answer_tokens: usize, device: crate::device::DeviceChoice, progress: &mut dyn FnMut(&str)) -> Result<CompareReport> {
-    let data_set = crate::train::data::TrainData::read(data, None)?;
-    if data_set.held_out.is_empty() {
-        anyhow::bail!("{}: no held-out exercises to evaluate on", data.display());
-    }
-    let n = if limit == 0 { data_set.held_out.len() } else { limit.min(data_set.held_out.len()) };
+    let (data_set, n) = super::held_out(data, limit)?;
     let params = greedy(memory_tokens, answer_tokens);
     let mut run = |model: Option<&Path>, role: &str| -> Result<(String, Vec<Record>)> {
         let session = crate::session::Session::open(model, device)?;
         progress(&format!("{role}: {} on {} ({n} held-out exercises)", session.loaded.info.name, session.device_info));
         let policy = Policy::from_loaded(&session.loaded);
         let name = model.map(|p| p.display().to_string()).unwrap_or_else(|| session.loaded.info.name.clone());
-        Ok((name, records(&policy, &data_set.held_out[..n], &data_set.held_out_recall, &params, max_distance)?))
+        Ok((name, records(&policy, &data_set.held_out[..n], &data_set.held_out_recall, &params, max_distance)?.0))
     };
     let (base_name, base_records) = run(baseline, "baseline")?;
     let trained_run = trained.map(|t| run(Some(t), "trained")).transpose()?;

@@ -19,6 +19,19 @@ pub struct Estimate {
     pub high: f32,
 }
 
+/// `mean [low, high]`, with the formatter's precision (2 by default) and sign flag, so the CLI
+/// and the app print intervals alike: `format!("{e:+.3}")` gives `+0.125 [+0.031, +0.219]`.
+impl std::fmt::Display for Estimate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = f.precision().unwrap_or(2);
+        if f.sign_plus() {
+            write!(f, "{:+.p$} [{:+.p$}, {:+.p$}]", self.mean, self.low, self.high)
+        } else {
+            write!(f, "{:.p$} [{:.p$}, {:.p$}]", self.mean, self.low, self.high)
+        }
+    }
+}
+
 fn mean(xs: &[f32]) -> f32 {
     if xs.is_empty() { 0.0 } else { xs.iter().sum::<f32>() / xs.len() as f32 }
 }
@@ -61,6 +74,13 @@ mod tests {
         assert!(s.high - s.low > 3.0 * (l.high - l.low), "{s:?} vs {l:?}");
         // Binomial standard error at n = 20 is 0.11: the interval is about ±0.22.
         assert!((0.25..=0.4).contains(&s.low) && (0.6..=0.75).contains(&s.high), "{s:?}");
+    }
+
+    #[test]
+    fn display_follows_the_precision_and_sign_flags() {
+        let e = Estimate { n: 4, mean: 0.125, low: -0.03125, high: 0.25 };
+        assert_eq!(format!("{e}"), "0.12 [-0.03, 0.25]");
+        assert_eq!(format!("{e:+.3}"), "+0.125 [-0.031, +0.250]");
     }
 
     #[test]

@@ -79,22 +79,21 @@ impl StepLayout {
     /// preallocated cache): columns not written yet are masked like padding.
     pub fn with_columns(inv_freq: &[f64], pad: &[usize], past: usize, q_len: usize, k_cols: usize, device: &Device) -> Self {
         assert!(k_cols >= past + q_len, "attention columns {k_cols} < {past} + {q_len}");
-        let k_len = k_cols;
         let b = pad.len();
         let mut positions = Vec::with_capacity(b);
-        let mut bias = Vec::with_capacity(b * q_len * k_len);
+        let mut bias = Vec::with_capacity(b * q_len * k_cols);
         for &p in pad {
             positions.push((0..q_len).map(|i| (past + i).saturating_sub(p)).collect::<Vec<_>>());
             for i in 0..q_len {
                 let qc = past + i;
-                for kc in 0..k_len {
+                for kc in 0..k_cols {
                     let allowed = if qc < p { kc == qc } else { kc >= p && kc <= qc };
                     bias.push(if allowed { 0.0f32 } else { -1e9 });
                 }
             }
         }
         let (cos, sin) = rope::cos_sin(inv_freq, &positions, device);
-        let bias = Tensor::from_data(TensorData::new(bias, [b, 1, q_len, k_len]), device);
+        let bias = Tensor::from_data(TensorData::new(bias, [b, 1, q_len, k_cols]), device);
         StepLayout { cos, sin, bias, past, k_cols }
     }
 }
