@@ -341,7 +341,7 @@ fn run_command(cmd: Command) -> Result<()> {
         Command::Agent { model, doc, question, chunk_tokens, memory_tokens, answer_tokens, device } => agent(model, &doc, &question, chunk_tokens, memory_tokens, answer_tokens, device),
         Command::Train { data, out, preset, config, steps, sft_steps, device, resume } => train(&data, &out, &preset, config, steps, sft_steps, device, resume),
         Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json: _, compare, out: Some(out), max_distance } => {
-            let r = crate::eval::report::compare(model.as_deref(), compare.as_deref(), &data, &out, limit, max_distance, memory_tokens, answer_tokens, device, &mut |m| eprintln!("eval: {m}"))?;
+            let r = crate::eval::report::compare(model.as_deref(), compare.as_deref(), &data, &out, limit, max_distance, memory_tokens, answer_tokens, device, &mut |m| eprintln!("eval: {m}"), &|| true)?;
             for m in std::iter::once(&r.baseline).chain(&r.trained) {
                 println!("{}: masked EM {:.3} (n={}) | recall EM {:.3} (n={})", m.model, m.masked.exact_match, m.masked.exact_match.n, m.recall.exact_match, m.recall.exact_match.n);
             }

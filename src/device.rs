@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum, Default)]
 pub enum DeviceChoice {
-    /// A wgpu adapter when one can be opened, otherwise the CPU.
+    /// A hardware wgpu adapter when one can be opened, otherwise the CPU backend.
     #[default]
     Auto,
     /// A wgpu adapter (fails when none can be opened).
@@ -66,12 +66,18 @@ pub fn wgpu() -> Result<(Device, DeviceInfo)> {
     }
 }
 
-/// Resolves a choice to a device. `Auto` falls back to the CPU, saying why on stderr.
+/// Resolves a choice to a device. `Auto` takes a hardware GPU and otherwise the CPU backend,
+/// saying why on stderr: a software adapter (lavapipe, llvmpipe, WARP) runs the same work
+/// several times slower than flex and compiles a kernel per new shape.
 pub fn select(choice: DeviceChoice) -> Result<(Device, DeviceInfo)> {
     match choice {
         DeviceChoice::Cpu => Ok(cpu()),
         DeviceChoice::Wgpu => wgpu(),
         DeviceChoice::Auto => match wgpu() {
+            Ok((_, info)) if info.kind == "CPU" => {
+                eprintln!("note: the only wgpu adapter is a software one ({}); using the CPU backend, which is faster", info.name);
+                Ok(cpu())
+            }
             Ok(pair) => Ok(pair),
             Err(e) => {
                 eprintln!("note: {e}; using the CPU");

@@ -39,7 +39,7 @@ fn wait_for(h: &mut Harness<'_, StudioApp>, secs: u64, what: &str, done: impl Fn
             h.step();
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(secs), "timed out after {secs} s waiting for {what}; error: {:?}", h.state().error);
+        assert!(start.elapsed() < Duration::from_secs(secs), "timed out after {secs} s waiting for {what}; error: {:?}, busy: {:?}", h.state().error, h.state().busy);
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -191,4 +191,99 @@ fn train_tab_runs_a_short_training_and_charts_it() {
     assert_eq!(report.baseline.masked.exact_match.n, 2);
     assert!(report.gains.is_some() && run.join("eval/report.json").exists() && run.join("eval/recall_by_distance.png").exists());
     assert!(h.query_by_label_contains("gain (paired)").is_some(), "the gain row is shown");
+}
+
+/// The default model dropped on the window and loaded, or `None` (skipped) when it is not
+/// installed.
+fn with_default_model(name: &str) -> Option<(Harness<'static, StudioApp>, PathBuf)> {
+    let Ok(model) = memtrain::checkpoint::default_model::resolve(None) else {
+        assert!(std::env::var_os("MEMTRAIN_REQUIRE_MODEL").is_none(), "MEMTRAIN_REQUIRE_MODEL is set but the default model is missing");
+        eprintln!("skipped: the default model is not installed");
+        return None;
+    };
+    let data = scratch(name);
+    let mut h = harness(data.clone());
+    h.step();
+    h.state_mut().drop_paths(vec![model]);
+    wait_for(&mut h, 120, "the model", |app| app.model.loaded.is_some());
+    Some((h, data))
+}
+
+/// Inspector: the loaded model reads a held-out exercise of the samples; the panel shows the
+/// chunk beside the memory written after it, steps forward, and lists the answer and the recall
+/// questions with their scores.
+#[test]
+fn inspector_steps_through_a_rollout_chunk_by_chunk() {
+    let Some((mut h, _)) = with_default_model("inspect") else { return };
+    h.state_mut().tab = Tab::Inspector;
+    h.step();
+    assert!(h.query_by_label_contains("Generate or open a dataset").is_some(), "the empty state says what to do first");
+    h.get_by_label("Documents").click();
+    h.step();
+    h.get_by_label("Add samples").click();
+    wait_for(&mut h, 60, "the samples", |app| !app.documents.loading && app.documents.reports.len() + app.documents.errors.len() >= 6);
+    h.state_mut().tab = Tab::Exercises;
+    h.step();
+    h.get_by_label("Generate").click();
+    wait_for(&mut h, 120, "the exercises", |app| app.exercises.view.is_some());
+
+    h.get_by_label("Inspector").click();
+    h.state_mut().inspector.memory_tokens = 12;
+    h.state_mut().inspector.answer_tokens = 6;
+    h.state_mut().inspector.max_distance = 1;
+    h.step();
+    h.get_by_label("Read").click();
+    wait_for(&mut h, 300, "the inspection", |app| !app.inspector.running);
+    let app = h.state();
+    assert!(app.error.is_none(), "{:?}", app.error);
+    let r = app.inspector.result.clone().expect("the rollout reached the panel");
+    let view = app.exercises.view.as_ref().unwrap();
+    let probes = view.exercises.iter().filter(|p| p.parent.as_deref() == Some(r.exercise.id.as_str())).count();
+    assert_eq!(r.exercise.split, dataset::HELD_OUT, "held-out exercises come first");
+    assert_eq!(r.trace.memories.len(), r.exercise.chunks.len(), "one memory per chunk read");
+    assert_eq!(r.records.iter().filter(|x| x.distance.is_none()).count(), 1, "the final answer is scored once");
+    assert!(r.records.len() > probes, "every probe is asked at distance 0 (and 1 where the document goes on)");
+    assert!(has_label(&h, "Chunk 1 read") && h.query_by_label_contains("Memory after chunk 1").is_some());
+    h.get_by_label("Next chunk >").click();
+    h.step();
+    assert_eq!(h.state().inspector.step, 1);
+    assert!(has_label(&h, "Chunk 2 read"), "the stepper moved to the second chunk");
+    assert!(h.query_by_label_contains("in the memory after chunk").is_some(), "tracked entities are followed through the memories");
+}
+
+/// Ask: pasted text read through the memory agent gives one memory per chunk and an answer; a
+/// long reading stops on Stop without an answer, and the app is idle again.
+#[test]
+fn ask_answers_from_memory_and_stop_cancels_a_long_reading() {
+    let Some((mut h, _)) = with_default_model("ask") else { return };
+    h.get_by_label("Ask").click();
+    h.step();
+    {
+        let ask = &mut h.state_mut().ask;
+        ask.pasted = "Marta Corrigan rowed out to the stranded boats when the storm came.\n\nThe new school in Morton Bay opened in May 1971 after weeks of argument.".into();
+        ask.question = "Who rowed out to the boats?".into();
+        ask.budget = memtrain::app::worker::ReadBudget { chunk_tokens: 20, memory_tokens: 12, answer_tokens: 6 };
+    }
+    h.step();
+    h.get_by_label("Read and answer").click();
+    wait_for(&mut h, 300, "the answer", |app| !app.ask.running);
+    let app = h.state();
+    assert!(app.error.is_none(), "{:?}", app.error);
+    let a = app.ask.answered.clone().expect("an answer reached the panel");
+    assert!(a.chunks.len() >= 2, "the text was cut into {} chunk(s)", a.chunks.len());
+    assert_eq!(a.memories.len(), a.chunks.len(), "one memory per chunk");
+    assert!(h.query_by_label_contains("Answer:").is_some());
+
+    let long = std::fs::read_to_string(samples().join("harbour-town-chronicle.md")).unwrap().repeat(4);
+    h.state_mut().ask.pasted = long;
+    h.state_mut().ask.budget = memtrain::app::worker::ReadBudget { chunk_tokens: 64, memory_tokens: 64, answer_tokens: 16 };
+    h.step();
+    h.get_by_label("Read and answer").click();
+    wait_for(&mut h, 120, "the reading to start", |app| app.ask.progress.as_ref().is_some_and(|p| !p.memories.is_empty() && p.turns > 4));
+    h.get_by_label("Stop").click();
+    wait_for(&mut h, 60, "the reading to stop", |app| !app.ask.running);
+    let app = h.state();
+    assert!(app.ask.answered.is_none(), "a stopped reading gives no answer");
+    assert_eq!(app.ask.note.as_deref(), Some("reading stopped"));
+    assert!(app.busy.is_none() && app.error.is_none(), "the app is idle again: {:?}", app.error);
 }

@@ -39,7 +39,7 @@ fn comparing_a_model_with_itself_writes_every_artefact_and_a_zero_gain() {
     let data = held_out(&dir);
     let out = dir.join("report");
     let device = memtrain::device::DeviceChoice::Cpu;
-    let report = compare(Some(&model), Some(&model), &data, &out, 0, 2, 24, 8, device, &mut |_| {}).unwrap();
+    let report = compare(Some(&model), Some(&model), &data, &out, 0, 2, 24, 8, device, &mut |_| {}, &|| true).unwrap();
 
     // Same weights, greedy decoding: the two sides answer identically, so the paired gain is
     // exactly zero with a zero-width interval.

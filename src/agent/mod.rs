@@ -42,7 +42,21 @@ impl<'a> Policy<'a> {
 
     /// Generates for all prompts in one batch with the given token cap.
     pub fn generate_batch(&self, prompts: &[Vec<u32>], sampling: &SamplingParams) -> Result<Vec<Generation>> {
-        generate(self.model, self.inv_freq, prompts, sampling, &self.tokenizer.stop_ids, &mut |_| true)
+        self.generate_observed(prompts, sampling, &mut || true)
+    }
+
+    /// [`Self::generate_batch`], asking `go_on` after every token whether to continue; a `false`
+    /// ends the call with [`Cancelled`].
+    pub fn generate_observed(&self, prompts: &[Vec<u32>], sampling: &SamplingParams, go_on: &mut dyn FnMut() -> bool) -> Result<Vec<Generation>> {
+        let mut stopped = false;
+        let out = generate(self.model, self.inv_freq, prompts, sampling, &self.tokenizer.stop_ids, &mut |_| {
+            stopped = !go_on();
+            !stopped
+        })?;
+        if stopped {
+            return Err(Cancelled.into());
+        }
+        Ok(out)
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
@@ -98,8 +112,31 @@ pub struct AgentParams {
     pub answer_tokens: usize,
 }
 
+/// A long agent run was stopped by its observer (the app's Stop button).
+#[derive(Debug, thiserror::Error)]
+#[error("cancelled")]
+pub struct Cancelled;
+
+/// Where a rollout stands, for progress bars and the live memory view.
+pub struct AgentProgress<'a> {
+    /// Turns finished: memory turns (one per chunk, all rollouts together), then the answer turn.
+    pub turns_done: usize,
+    /// Memory turns of the longest document plus the answer turn.
+    pub turns: usize,
+    /// Tokens generated so far in the turn under way (summed over the batch).
+    pub tokens: usize,
+    /// The rollouts as far as they have got.
+    pub traces: &'a [Trace],
+}
+
 /// Rolls out every document `group` times; see the module doc for the order and guarantees.
 pub fn run_agent(policy: &Policy, docs: &[AgentInput], group: usize, params: &AgentParams) -> Result<Vec<Trace>> {
+    run_agent_observed(policy, docs, group, params, &mut |_| true)
+}
+
+/// [`run_agent`] that reports after every generated token and every finished turn; when
+/// `observe` returns `false` the run stops with [`Cancelled`].
+pub fn run_agent_observed(policy: &Policy, docs: &[AgentInput], group: usize, params: &AgentParams, observe: &mut dyn FnMut(&AgentProgress) -> bool) -> Result<Vec<Trace>> {
     if group == 0 {
         bail!("group size must be at least 1");
     }
@@ -112,6 +149,7 @@ pub fn run_agent(policy: &Policy, docs: &[AgentInput], group: usize, params: &Ag
         .flat_map(|(doc, _)| (0..group).map(move |rollout| Trace { doc, rollout, memories: vec![], turns: vec![], answer: String::new() }))
         .collect();
     let max_chunks = docs.iter().map(|d| d.chunks.len()).max().unwrap_or(0);
+    let turns = max_chunks + 1;
     for chunk in 0..max_chunks {
         let rows: Vec<usize> = (0..traces.len()).filter(|&r| docs[traces[r].doc].chunks.len() > chunk).collect();
         let prompts = rows
@@ -122,11 +160,14 @@ pub fn run_agent(policy: &Policy, docs: &[AgentInput], group: usize, params: &Ag
             })
             .collect::<Result<Vec<_>>>()?;
         let sampling = turn_sampling(&params.sampling, chunk, params.memory_tokens);
-        let generations = policy.generate_batch(&prompts, &sampling)?;
+        let generations = generate_reporting(policy, &prompts, &sampling, chunk, turns, &traces, observe)?;
         for ((&r, prompt_ids), generation) in rows.iter().zip(prompts).zip(generations) {
             let turn = record_turn(policy, TurnKind::Memory { chunk }, prompt_ids, generation)?;
             traces[r].memories.push(turn.text.clone());
             traces[r].turns.push(turn);
+        }
+        if !observe(&AgentProgress { turns_done: chunk + 1, turns, tokens: 0, traces: &traces }) {
+            return Err(Cancelled.into());
         }
     }
     let prompts = traces
@@ -137,19 +178,34 @@ pub fn run_agent(policy: &Policy, docs: &[AgentInput], group: usize, params: &Ag
         })
         .collect::<Result<Vec<_>>>()?;
     let sampling = turn_sampling(&params.sampling, max_chunks, params.answer_tokens);
-    let generations = policy.generate_batch(&prompts, &sampling)?;
+    let generations = generate_reporting(policy, &prompts, &sampling, max_chunks, turns, &traces, observe)?;
     for ((trace, prompt_ids), generation) in traces.iter_mut().zip(prompts).zip(generations) {
         let turn = record_turn(policy, TurnKind::Answer, prompt_ids, generation)?;
         trace.answer = extract_answer(&turn.text);
         trace.turns.push(turn);
     }
+    observe(&AgentProgress { turns_done: turns, turns, tokens: 0, traces: &traces });
     Ok(traces)
+}
+
+/// One batched turn that tells `observe` about every generated token.
+fn generate_reporting(policy: &Policy, prompts: &[Vec<u32>], sampling: &SamplingParams, turns_done: usize, turns: usize, traces: &[Trace], observe: &mut dyn FnMut(&AgentProgress) -> bool) -> Result<Vec<Generation>> {
+    let mut tokens = 0;
+    policy.generate_observed(prompts, sampling, &mut || {
+        tokens += 1;
+        observe(&AgentProgress { turns_done, turns, tokens, traces })
+    })
 }
 
 /// Samples `group` recall answers per request in one batch, request-major (each request's
 /// answers form a GRPO group of their own). `turn_index` separates its random stream from the
 /// agent turns of the same step.
 pub fn run_recall(policy: &Policy, requests: &[RecallInput], group: usize, sampling: &SamplingParams, answer_tokens: usize, turn_index: usize) -> Result<Vec<RecallAnswer>> {
+    run_recall_observed(policy, requests, group, sampling, answer_tokens, turn_index, &mut || true)
+}
+
+/// [`run_recall`] that asks `go_on` after every generated token ([`Cancelled`] on `false`).
+pub fn run_recall_observed(policy: &Policy, requests: &[RecallInput], group: usize, sampling: &SamplingParams, answer_tokens: usize, turn_index: usize, go_on: &mut dyn FnMut() -> bool) -> Result<Vec<RecallAnswer>> {
     if group == 0 {
         bail!("group size must be at least 1");
     }
@@ -158,7 +214,7 @@ pub fn run_recall(policy: &Policy, requests: &[RecallInput], group: usize, sampl
         let ids = policy.chat_prompt_ids(&prompts::memory_recall(&r.memory, &r.masked_section))?;
         prompts.extend(std::iter::repeat_n(ids, group));
     }
-    let generations = policy.generate_batch(&prompts, &turn_sampling(sampling, turn_index, answer_tokens))?;
+    let generations = policy.generate_observed(&prompts, &turn_sampling(sampling, turn_index, answer_tokens), go_on)?;
     prompts
         .into_iter()
         .zip(generations)

@@ -16,13 +16,15 @@ pub struct EvalPanel {
     pub max_distance: usize,
     pub running: bool,
     pub report: Option<CompareReport>,
+    /// How the last comparison ended when it gave no report ("evaluation stopped").
+    pub note: Option<String>,
     /// Run folder the shown report belongs to.
     pub shown: Option<PathBuf>,
 }
 
 impl Default for EvalPanel {
     fn default() -> Self {
-        EvalPanel { limit: 16, max_distance: 3, running: false, report: None, shown: None }
+        EvalPanel { limit: 16, max_distance: 3, running: false, report: None, note: None, shown: None }
     }
 }
 
@@ -69,6 +71,7 @@ impl EvalPanel {
                 let cfg = crate::train::Trainer::saved_config(run).ok();
                 let (memory_tokens, answer_tokens) = cfg.map(|c| (c.agent.memory_tokens, c.agent.answer_tokens)).unwrap_or((48, 12));
                 self.running = true;
+                self.note = None;
                 worker.send(Request::Evaluate {
                     baseline: dir.initial(),
                     trained: trained.clone(),
@@ -84,6 +87,11 @@ impl EvalPanel {
             if self.running {
                 ui.spinner();
                 ui.label("evaluating both models…");
+                if ui.button("Stop").clicked() {
+                    worker.cancel();
+                }
+            } else if let Some(n) = &self.note {
+                ui.weak(n);
             }
         });
         let Some(report) = &self.report else {

@@ -9,7 +9,7 @@ use super::worker::{DatasetView, Request, Worker};
 use crate::exercises::curriculum::Preset;
 use crate::exercises::dataset::{self, Exercise, HELD_OUT, MASKED, RECALL};
 use egui::text::LayoutJob;
-use egui::{Color32, FontId, RichText, TextFormat};
+use egui::{Color32, RichText};
 use std::path::{Path, PathBuf};
 
 /// What the panel asks the app to do after drawing.
@@ -242,7 +242,7 @@ fn detail(ui: &mut egui::Ui, e: &Exercise) {
     ui.label(highlight(ui, &e.question, &e.answer));
     ui.horizontal(|ui| {
         ui.label(RichText::new("Answer").strong());
-        ui.label(RichText::new(&e.answer).background_color(ANSWER).color(Color32::BLACK));
+        ui.label(RichText::new(&e.answer).background_color(super::memory_view::ENTITY).color(Color32::BLACK));
     });
     if let Some(t) = &e.probe_text {
         ui.label(RichText::new(format!("Probe (chunk {})", e.probe_chunk.map_or(0, |c| c + 1))).strong());
@@ -263,33 +263,9 @@ fn detail(ui: &mut egui::Ui, e: &Exercise) {
     }
 }
 
-const PLACEHOLDER: Color32 = Color32::from_rgb(255, 140, 140);
-const ANSWER: Color32 = Color32::from_rgb(150, 220, 150);
-
-/// `[MASK]` and `[TARGET]` in red, the answer (case-sensitive) in green.
+/// `[MASK]` and `[TARGET]` in red, the answer in green.
 pub fn highlight(ui: &egui::Ui, text: &str, answer: &str) -> LayoutJob {
-    let mut spans: Vec<(usize, usize, Color32)> = Vec::new();
-    for (needle, colour) in [("[MASK]", PLACEHOLDER), ("[TARGET]", PLACEHOLDER), (answer, ANSWER)] {
-        if needle.is_empty() {
-            continue;
-        }
-        spans.extend(text.match_indices(needle).map(|(i, m)| (i, i + m.len(), colour)));
-    }
-    spans.sort_by_key(|s| s.0);
-    let plain = TextFormat { font_id: FontId::proportional(14.0), color: ui.visuals().text_color(), ..Default::default() };
-    let mut job = LayoutJob::default();
-    job.wrap.max_width = ui.available_width();
-    let mut at = 0;
-    for (start, end, colour) in spans {
-        if start < at {
-            continue;
-        }
-        job.append(&text[at..start], 0.0, plain.clone());
-        job.append(&text[start..end], 0.0, TextFormat { background: colour, color: Color32::BLACK, ..plain.clone() });
-        at = end;
-    }
-    job.append(&text[at..], 0.0, plain);
-    job
+    super::memory_view::marked_text(ui, text, &super::memory_view::entity_marks(text, &[answer.to_string()]))
 }
 
 fn preset_hint(p: Preset) -> &'static str {

@@ -1,21 +1,26 @@
 //! MemTrain Studio's window: one struct per panel, a worker thread for everything heavy, and
 //! settings that persist between launches.
 
+pub mod ask_panel;
 pub mod chat_panel;
 pub mod documents_panel;
+pub mod eval_panel;
 pub mod exercises_panel;
+pub mod inspector_panel;
+pub mod memory_view;
 pub mod model_panel;
 pub mod state;
-pub mod eval_panel;
 pub mod train_panel;
 pub mod worker;
 
+use ask_panel::AskPanel;
 use chat_panel::ChatPanel;
 use documents_panel::DocumentsPanel;
+use eval_panel::EvalPanel;
 use exercises_panel::{ExercisesAction, ExercisesPanel};
+use inspector_panel::InspectorPanel;
 use model_panel::ModelPanel;
 use state::Settings;
-use eval_panel::EvalPanel;
 use train_panel::TrainPanel;
 use std::path::{Path, PathBuf};
 use worker::{Event, Worker};
@@ -27,6 +32,8 @@ pub enum Tab {
     Exercises,
     Train,
     Evaluate,
+    Inspector,
+    Ask,
     Chat,
 }
 
@@ -39,6 +46,8 @@ impl Tab {
             "exercises" => Some(Tab::Exercises),
             "train" => Some(Tab::Train),
             "evaluate" => Some(Tab::Evaluate),
+            "inspector" => Some(Tab::Inspector),
+            "ask" => Some(Tab::Ask),
             "chat" => Some(Tab::Chat),
             _ => None,
         }
@@ -54,6 +63,8 @@ pub struct StudioApp {
     pub exercises: ExercisesPanel,
     pub train: TrainPanel,
     pub evaluate: EvalPanel,
+    pub inspector: InspectorPanel,
+    pub ask: AskPanel,
     pub chat: ChatPanel,
     pub busy: Option<String>,
     pub error: Option<String>,
@@ -102,6 +113,8 @@ impl StudioApp {
             exercises: ExercisesPanel::default(),
             train: TrainPanel::default(),
             evaluate: EvalPanel::default(),
+            inspector: InspectorPanel::default(),
+            ask: AskPanel::default(),
             chat: ChatPanel::default(),
             busy: None,
             error: None,
@@ -154,8 +167,29 @@ impl StudioApp {
                     self.busy = None;
                     self.evaluate.on_report(*r);
                 }
+                Event::Reading(p) => {
+                    if self.inspector.running {
+                        self.inspector.on_progress(p);
+                    } else if self.ask.running {
+                        self.ask.on_progress(p);
+                    }
+                }
+                Event::Inspected(r) => {
+                    self.busy = None;
+                    self.inspector.on_result(*r);
+                }
+                Event::AskChunks(c) => self.ask.on_chunks(c),
+                Event::Answered(a) => {
+                    self.busy = None;
+                    self.ask.on_answer(*a);
+                }
+                Event::Stopped(note) => {
+                    self.busy = None;
+                    self.stop_readings(&note);
+                }
                 Event::Error(e) => {
                     self.busy = None;
+                    self.stop_readings("failed");
                     self.evaluate.running = false;
                     self.documents.loading = false;
                     self.exercises.running = false;
@@ -165,6 +199,20 @@ impl StudioApp {
                     self.error = Some(e);
                 }
             }
+        }
+    }
+
+    /// A reading or evaluation ended without a result: every panel waiting for one says so.
+    fn stop_readings(&mut self, note: &str) {
+        if self.inspector.running {
+            self.inspector.stopped(note.to_string());
+        }
+        if self.ask.running {
+            self.ask.stopped(note.to_string());
+        }
+        if self.evaluate.running {
+            self.evaluate.running = false;
+            self.evaluate.note = Some(note.to_string());
         }
     }
 
@@ -231,6 +279,8 @@ impl eframe::App for StudioApp {
                 ui.selectable_value(&mut self.tab, Tab::Exercises, "Exercises");
                 ui.selectable_value(&mut self.tab, Tab::Train, "Train");
                 ui.selectable_value(&mut self.tab, Tab::Evaluate, "Evaluate");
+                ui.selectable_value(&mut self.tab, Tab::Inspector, "Inspector");
+                ui.selectable_value(&mut self.tab, Tab::Ask, "Ask");
                 ui.selectable_value(&mut self.tab, Tab::Chat, "Chat");
                 if let Some(b) = &self.busy {
                     ui.separator();
@@ -268,6 +318,12 @@ impl eframe::App for StudioApp {
                 let run = self.train.current_run(&self.data_dir, dataset.as_deref());
                 self.evaluate.ui(ui, &self.worker, run.as_deref(), dataset.as_deref(), self.settings.device, busy);
             }
+            Tab::Inspector => {
+                let dataset = self.exercises.view.as_ref();
+                let run = self.train.current_run(&self.data_dir, dataset.map(|v| v.dir.as_path()));
+                self.inspector.ui(ui, &self.worker, dataset, run.as_deref(), self.model.loaded.is_some(), self.settings.device, busy);
+            }
+            Tab::Ask => self.ask.ui(ui, &self.worker, &self.documents.reports, self.model.loaded.is_some(), busy),
             Tab::Chat => self.chat.ui(ui, &mut self.settings, &self.worker, ready),
         });
         if action == ExercisesAction::ShowDocuments {

@@ -4,6 +4,7 @@
 //! Long tasks (loading documents, building exercises) report progress after each file and
 //! check the cancel flag between files; a cancelled task says so with its own event.
 
+use crate::agent::{AgentInput, AgentProgress, Policy, run_agent_observed};
 use crate::checkpoint::{ModelInfo, chat_template::ChatMessage};
 use crate::device::{DeviceChoice, DeviceInfo};
 use crate::generate::SamplingParams;
@@ -29,8 +30,45 @@ pub enum Request {
     OpenDataset { dir: PathBuf },
     /// Trains on `data` into the run folder `out` (or resumes the run there); Stop = cancel.
     Train { data: PathBuf, out: PathBuf, preset: String, sft_steps: usize, grpo_steps: usize, device: DeviceChoice, resume: bool },
+    /// Memory inspector: reads `exercise` with the loaded model (`model: None`) or the model at
+    /// `model`, and asks its `probes` at distances up to `max_distance`.
+    Inspect { model: Option<PathBuf>, exercise: Box<Exercise>, probes: Vec<Exercise>, memory_tokens: usize, answer_tokens: usize, max_distance: usize, device: DeviceChoice },
+    /// Ask: the loaded model reads `text` through the memory agent and answers `question`.
+    Ask { source: String, text: String, question: String, agent: ReadBudget },
     /// Compares `baseline` and `trained` on the held-out split of `data`, report files into `out`.
     Evaluate { baseline: PathBuf, trained: PathBuf, data: PathBuf, out: PathBuf, limit: usize, max_distance: usize, memory_tokens: usize, answer_tokens: usize, device: DeviceChoice },
+}
+
+/// Budgets of a memory-agent reading (greedy decoding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadBudget {
+    pub chunk_tokens: usize,
+    pub memory_tokens: usize,
+    pub answer_tokens: usize,
+}
+
+/// Where a reading (Ask, inspector, evaluation) stands.
+#[derive(Clone, Debug, Default)]
+pub struct ReadProgress {
+    pub turns_done: usize,
+    pub turns: usize,
+    /// Tokens generated in the turn under way.
+    pub tokens: usize,
+    /// Memories written so far by the first rollout (the one Ask and the inspector show).
+    pub memories: Vec<String>,
+}
+
+/// What Ask returns: the chunks read, every memory, and the answer.
+#[derive(Clone, Debug)]
+pub struct Answered {
+    pub source: String,
+    pub question: String,
+    pub chunks: Vec<String>,
+    pub memories: Vec<String>,
+    /// The whole reply of the answer turn, and the answer extracted from it.
+    pub reply: String,
+    pub answer: String,
+    pub seconds: f64,
 }
 
 /// One document as the Documents panel shows it: the text plus what the pipeline sees in it.
@@ -81,6 +119,14 @@ pub enum Event {
     /// The run ended: finished, stopped with a checkpoint, or failed (the message says which).
     TrainDone(String),
     EvalReport(Box<crate::eval::report::CompareReport>),
+    /// A reading (Ask, inspector, evaluation) advanced.
+    Reading(ReadProgress),
+    Inspected(Box<crate::eval::inspect::Inspection>),
+    /// Ask: the chunks the document was cut into, before the reading starts.
+    AskChunks(Vec<String>),
+    Answered(Box<Answered>),
+    /// A reading or evaluation was stopped with the Stop button; nothing was written.
+    Stopped(String),
     Error(String),
 }
 
@@ -116,6 +162,8 @@ impl Worker {
 
 fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicBool>, wake: impl Fn()) {
     let mut session: Option<Session> = None;
+    // A second model the inspector reads with (a run's checkpoint), kept while it is asked for.
+    let mut side_model: Option<(PathBuf, Session)> = None;
     let send = |e: Event| {
         let _ = events.send(e);
         wake();
@@ -186,10 +234,31 @@ fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicB
                 send(Event::TrainDone(note));
             }
             Request::Evaluate { baseline, trained, data, out, limit, max_distance, memory_tokens, answer_tokens, device } => {
-                let report = crate::eval::report::compare(Some(&baseline), Some(&trained), &data, &out, limit, max_distance, memory_tokens, answer_tokens, device, &mut |m| send(Event::Busy(m.to_string())));
+                let go_on = || !cancel.load(Ordering::SeqCst);
+                let report = crate::eval::report::compare(Some(&baseline), Some(&trained), &data, &out, limit, max_distance, memory_tokens, answer_tokens, device, &mut |m| send(Event::Busy(m.to_string())), &go_on);
                 match report {
                     Ok(r) => send(Event::EvalReport(Box::new(r))),
-                    Err(e) => send(Event::Error(format!("evaluation failed: {e:#}"))),
+                    Err(e) => send(stopped_or_failed("evaluation", e)),
+                }
+            }
+            Request::Inspect { model, exercise, probes, memory_tokens, answer_tokens, max_distance, device } => {
+                send(Event::Busy("reading the exercise…".into()));
+                let params = crate::eval::greedy(memory_tokens, answer_tokens);
+                let result = inspect_with(&session, &mut side_model, model, device, &exercise, &probes, &params, max_distance, &cancel, &send);
+                match result {
+                    Ok(i) => send(Event::Inspected(Box::new(i))),
+                    Err(e) => send(stopped_or_failed("inspection", e)),
+                }
+            }
+            Request::Ask { source, text, question, agent } => {
+                let Some(s) = &session else {
+                    send(Event::Error("load a model first".into()));
+                    continue;
+                };
+                send(Event::Busy(format!("reading {source}…")));
+                match ask(s, source, &text, question, agent, &cancel, &send) {
+                    Ok(a) => send(Event::Answered(Box::new(a))),
+                    Err(e) => send(stopped_or_failed("reading", e)),
                 }
             }
             Request::OpenDataset { dir } => match open_dataset(&dir, None) {
@@ -216,6 +285,68 @@ fn train(data: &Path, out: &Path, preset: &str, sft_steps: usize, grpo_steps: us
         TrainEvent::Evaluated(e) => send(Event::TrainEval(Box::new(e.clone()))),
         TrainEvent::Checkpoint { .. } => {}
     })
+}
+
+/// The Stop button's cancellation becomes `Stopped`, anything else an error naming the task.
+fn stopped_or_failed(task: &str, e: anyhow::Error) -> Event {
+    if e.is::<crate::agent::Cancelled>() { Event::Stopped(format!("{task} stopped")) } else { Event::Error(format!("{task} failed: {e:#}")) }
+}
+
+/// Turns the agent's progress into `Reading` events (at most one per turn or every 8 tokens,
+/// so a fast CPU does not flood the UI) and answers with the cancel flag.
+fn reporter<'a>(cancel: &'a AtomicBool, send: &'a dyn Fn(Event)) -> impl FnMut(&AgentProgress) -> bool + 'a {
+    move |p: &AgentProgress| {
+        if p.tokens % 8 == 0 {
+            let memories = p.traces.first().map(|t| t.memories.clone()).unwrap_or_default();
+            send(Event::Reading(ReadProgress { turns_done: p.turns_done, turns: p.turns, tokens: p.tokens, memories }));
+        }
+        !cancel.load(Ordering::SeqCst)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn inspect_with(
+    session: &Option<Session>,
+    side: &mut Option<(PathBuf, Session)>,
+    model: Option<PathBuf>,
+    device: DeviceChoice,
+    exercise: &Exercise,
+    probes: &[Exercise],
+    params: &crate::agent::AgentParams,
+    max_distance: usize,
+    cancel: &AtomicBool,
+    send: &dyn Fn(Event),
+) -> anyhow::Result<crate::eval::inspect::Inspection> {
+    let s = match model {
+        None => session.as_ref().ok_or_else(|| anyhow::anyhow!("load a model first (Model panel), or pick a trained one"))?,
+        Some(path) => {
+            if side.as_ref().is_none_or(|(p, _)| p != &path) {
+                *side = None; // free the previous one first
+                send(Event::Busy(format!("loading {}…", path.display())));
+                *side = Some((path.clone(), Session::open(Some(&path), device)?));
+            }
+            &side.as_ref().expect("just loaded").1
+        }
+    };
+    let name = s.loaded.info.path.display().to_string();
+    crate::eval::inspect::inspect(&Policy::from_loaded(&s.loaded), &name, exercise, probes, params, max_distance, &mut reporter(cancel, send))
+}
+
+fn ask(s: &Session, source: String, text: &str, question: String, agent: ReadBudget, cancel: &AtomicBool, send: &dyn Fn(Event)) -> anyhow::Result<Answered> {
+    let start = std::time::Instant::now();
+    if question.trim().is_empty() {
+        anyhow::bail!("type a question first");
+    }
+    let chunks = crate::documents::chunk::chunk_text(text, agent.chunk_tokens, &s.loaded.tokenizer);
+    if chunks.is_empty() {
+        anyhow::bail!("{source}: no text to read");
+    }
+    send(Event::AskChunks(chunks.clone()));
+    let params = crate::eval::greedy(agent.memory_tokens, agent.answer_tokens);
+    let input = AgentInput { chunks: chunks.clone(), question: question.clone() };
+    let mut trace = run_agent_observed(&Policy::from_loaded(&s.loaded), &[input], 1, &params, &mut reporter(cancel, send))?.remove(0);
+    let reply = trace.answer_turn().map(|t| t.text.clone()).unwrap_or_default();
+    Ok(Answered { source, question, chunks, memories: std::mem::take(&mut trace.memories), reply, answer: trace.answer, seconds: start.elapsed().as_secs_f64() })
 }
 
 fn chat(s: &Session, history: &[ChatMessage], params: &SamplingParams, cancel: &AtomicBool, send: &dyn Fn(Event)) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 pub mod charts;
+pub mod inspect;
 pub mod report;
 pub mod stats;
 
@@ -64,7 +65,7 @@ pub fn greedy(memory_tokens: usize, answer_tokens: usize) -> AgentParams {
 /// asked from the memory written right after its chunk (distance 0).
 pub fn evaluate(policy: &Policy, step: usize, masked: &[Exercise], recall: &[Exercise], params: &AgentParams) -> Result<EvalRun> {
     let start = std::time::Instant::now();
-    let (records, traces) = report::records(policy, masked, recall, params, 0)?;
+    let (records, traces) = report::records(policy, masked, recall, params, 0, &mut |_| true)?;
     let scores = |objective: &str| ScoreSet::of(&records.iter().filter(|r| r.objective == objective).map(|r| (r.exact, r.f1)).collect::<Vec<_>>());
     let summary = HeldOutEval { step, masked: scores("masked"), recall: scores("recall"), reference_nll: None, seconds: start.elapsed().as_secs_f32() };
     Ok(EvalRun { summary, traces })

@@ -9,7 +9,7 @@
 
 use super::stats::{Estimate, estimate, paired_gain};
 use super::{greedy, pair};
-use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, Trace, run_agent, run_recall};
+use crate::agent::{AgentInput, AgentParams, AgentProgress, Policy, RecallInput, Trace, run_agent_observed, run_recall_observed};
 use crate::exercises::jsonl::Exercise;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -110,9 +110,11 @@ pub struct CompareReport {
 /// Runs the agent on `masked` (one rollout each) and asks each probe of `recall` (whose parent
 /// is among them) at every distance up to `max_distance`; returns the scored records and the
 /// rollouts (the samples written beside an evaluation).
-pub fn records(policy: &Policy, masked: &[Exercise], recall: &[Exercise], params: &AgentParams, max_distance: usize) -> Result<(Vec<Record>, Vec<Trace>)> {
+/// `observe` hears about the rollouts as they go and stops the whole evaluation by returning
+/// `false` (recall answers report with the finished rollouts).
+pub fn records(policy: &Policy, masked: &[Exercise], recall: &[Exercise], params: &AgentParams, max_distance: usize, observe: &mut dyn FnMut(&AgentProgress) -> bool) -> Result<(Vec<Record>, Vec<Trace>)> {
     let inputs: Vec<AgentInput> = masked.iter().map(AgentInput::from).collect();
-    let traces = if inputs.is_empty() { vec![] } else { run_agent(policy, &inputs, 1, params)? };
+    let traces = if inputs.is_empty() { vec![] } else { run_agent_observed(policy, &inputs, 1, params, observe)? };
     let mut out: Vec<Record> = traces
         .iter()
         .zip(masked)
@@ -145,7 +147,13 @@ pub fn records(policy: &Policy, masked: &[Exercise], recall: &[Exercise], params
             asked.push((probe, parent, d));
         }
     }
-    let answers = if requests.is_empty() { vec![] } else { run_recall(policy, &requests, 1, &params.sampling, params.answer_tokens, usize::MAX / 2)? };
+    let turns = inputs.iter().map(|i| i.chunks.len()).max().unwrap_or(0) + 1;
+    let mut tokens = 0;
+    let mut go_on = || {
+        tokens += 1;
+        observe(&AgentProgress { turns_done: turns, turns, tokens, traces: &traces })
+    };
+    let answers = if requests.is_empty() { vec![] } else { run_recall_observed(policy, &requests, 1, &params.sampling, params.answer_tokens, usize::MAX / 2, &mut go_on)? };
     for a in answers {
         let (probe, parent, d) = asked[a.request];
         let (exact, f1) = pair(&a.answer, &probe.answer);
@@ -234,7 +242,10 @@ pub fn write(out: &Path, report: &CompareReport, baseline: &[Record], trained: O
 
 /// `memtrain eval`: `baseline` alone, or against `trained`, on the held-out split of `data`.
 #[allow(clippy::too_many_arguments)]
-pub fn compare(baseline: Option<&Path>, trained: Option<&Path>, data: &Path, out: &Path, limit: usize, max_distance: usize, memory_tokens: usize, answer_tokens: usize, device: crate::device::DeviceChoice, progress: &mut dyn FnMut(&str)) -> Result<CompareReport> {
+/// `progress` hears which model runs; `go_on` is asked between tokens and stops the comparison
+/// with [`crate::agent::Cancelled`] when it says `false`.
+#[allow(clippy::too_many_arguments)]
+pub fn compare(baseline: Option<&Path>, trained: Option<&Path>, data: &Path, out: &Path, limit: usize, max_distance: usize, memory_tokens: usize, answer_tokens: usize, device: crate::device::DeviceChoice, progress: &mut dyn FnMut(&str), go_on: &dyn Fn() -> bool) -> Result<CompareReport> {
     let (data_set, n) = super::held_out(data, limit)?;
     let params = greedy(memory_tokens, answer_tokens);
     let mut run = |model: Option<&Path>, role: &str| -> Result<(String, Vec<Record>)> {
@@ -242,7 +253,7 @@ pub fn compare(baseline: Option<&Path>, trained: Option<&Path>, data: &Path, out
         progress(&format!("{role}: {} on {} ({n} held-out exercises)", session.loaded.info.name, session.device_info));
         let policy = Policy::from_loaded(&session.loaded);
         let name = model.map(|p| p.display().to_string()).unwrap_or_else(|| session.loaded.info.name.clone());
-        Ok((name, records(&policy, &data_set.held_out[..n], &data_set.held_out_recall, &params, max_distance)?.0))
+        Ok((name, records(&policy, &data_set.held_out[..n], &data_set.held_out_recall, &params, max_distance, &mut |_| go_on())?.0))
     };
     let (base_name, base_records) = run(baseline, "baseline")?;
     let trained_run = trained.map(|t| run(Some(t), "trained")).transpose()?;

@@ -1,0 +1,216 @@
+//! Memory inspector: pick an exercise and step through its rollout — the chunk on one side, the
+//! memory written after it on the other, what each update added and dropped, and every probed
+//! entity followed through the memories (picked up, kept, lost); then the final answer and the
+//! recall questions with their scores. The reading runs on the worker (greedy, cancellable),
+//! with the loaded model or the current run's untrained start or trained result.
+
+use super::memory_view::{chunk_and_memory, presence_grid, progress_line, stepper};
+use super::worker::{DatasetView, ReadProgress, Request, Worker};
+use crate::device::DeviceChoice;
+use crate::eval::inspect::Inspection;
+use crate::exercises::dataset::{Exercise, HELD_OUT, MASKED};
+use egui::RichText;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Which model reads the exercise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader {
+    Loaded,
+    Untrained,
+    Trained,
+}
+
+pub struct InspectorPanel {
+    pub reader: Reader,
+    pub held_out_only: bool,
+    /// Index into the dataset's exercises (an objective-1 one).
+    pub selected: Option<usize>,
+    pub memory_tokens: usize,
+    pub answer_tokens: usize,
+    pub max_distance: usize,
+    pub running: bool,
+    pub started: Option<Instant>,
+    pub progress: Option<ReadProgress>,
+    pub result: Option<Inspection>,
+    pub step: usize,
+    /// How the last reading ended when it did not give a result ("stopped").
+    pub note: Option<String>,
+}
+
+impl Default for InspectorPanel {
+    fn default() -> Self {
+        InspectorPanel {
+            reader: Reader::Loaded,
+            held_out_only: true,
+            selected: None,
+            memory_tokens: 48,
+            answer_tokens: 12,
+            max_distance: 3,
+            running: false,
+            started: None,
+            progress: None,
+            result: None,
+            step: 0,
+            note: None,
+        }
+    }
+}
+
+impl InspectorPanel {
+    pub fn on_progress(&mut self, p: ReadProgress) {
+        // Follow the memory being written.
+        self.step = p.memories.len().min(p.turns.saturating_sub(2));
+        self.progress = Some(p);
+    }
+
+    pub fn on_result(&mut self, r: Inspection) {
+        self.running = false;
+        self.progress = None;
+        self.step = 0;
+        self.result = Some(r);
+    }
+
+    pub fn stopped(&mut self, note: String) {
+        self.running = false;
+        self.progress = None;
+        self.note = Some(note);
+    }
+
+    /// Reads the selected exercise with the chosen model.
+    pub fn start(&mut self, worker: &Worker, view: &DatasetView, run: Option<&Path>, device: DeviceChoice) {
+        let Some(exercise) = self.selected.and_then(|i| view.exercises.get(i)) else { return };
+        let probes: Vec<Exercise> = view.exercises.iter().filter(|p| p.parent.as_deref() == Some(exercise.id.as_str())).cloned().collect();
+        let model = self.model_path(run);
+        self.running = true;
+        self.started = Some(Instant::now());
+        self.result = None;
+        self.note = None;
+        self.progress = Some(ReadProgress { turns: exercise.chunks.len() + 1, ..Default::default() });
+        let (memory_tokens, answer_tokens, max_distance) = (self.memory_tokens, self.answer_tokens, self.max_distance);
+        worker.send(Request::Inspect { model, exercise: Box::new(exercise.clone()), probes, memory_tokens, answer_tokens, max_distance, device });
+    }
+
+    fn model_path(&self, run: Option<&Path>) -> Option<PathBuf> {
+        let dir = crate::train::run_dir::RunDir::new(run?);
+        match self.reader {
+            Reader::Loaded => None,
+            Reader::Untrained => Some(dir.initial()),
+            Reader::Trained => Some(dir.final_model()),
+        }
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, worker: &Worker, view: Option<&DatasetView>, run: Option<&Path>, model_loaded: bool, device: DeviceChoice, busy: bool) {
+        ui.heading("Memory inspector");
+        let Some(view) = view else {
+            ui.label("Generate or open a dataset in the Exercises tab first: the inspector reads one of its exercises and shows what the memory keeps.");
+            return;
+        };
+        self.controls(ui, worker, view, run, model_loaded, device, busy);
+        ui.separator();
+        if self.running {
+            let (Some(p), Some(e)) = (self.progress.clone(), self.selected.and_then(|i| view.exercises.get(i))) else { return };
+            ui.horizontal(|ui| {
+                progress_line(ui, &p, self.started);
+                if ui.button("Stop").clicked() {
+                    worker.cancel();
+                }
+            });
+            stepper(ui, &mut self.step, e.chunks.len());
+            chunk_and_memory(ui, &e.chunks, &p.memories, self.step, &[]);
+            return;
+        }
+        if let Some(n) = &self.note {
+            ui.weak(n);
+        }
+        match &self.result {
+            Some(r) => result(ui, r, &mut self.step),
+            None => {
+                ui.weak("Pick an exercise and press Read: the model reads its chunks one by one, and each memory it writes appears here.");
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn controls(&mut self, ui: &mut egui::Ui, worker: &Worker, view: &DatasetView, run: Option<&Path>, model_loaded: bool, device: DeviceChoice, busy: bool) {
+        let candidates: Vec<usize> = (0..view.exercises.len()).filter(|&i| view.exercises[i].objective == MASKED && (!self.held_out_only || view.exercises[i].split == HELD_OUT)).collect();
+        if self.selected.is_none_or(|s| !candidates.contains(&s)) {
+            self.selected = candidates.first().copied();
+        }
+        let label = |i: usize| {
+            let e = &view.exercises[i];
+            let probes = view.exercises.iter().filter(|p| p.parent.as_deref() == Some(e.id.as_str())).count();
+            format!("{} · {} chunks · {probes} probes · {}", e.doc_id, e.chunks.len(), e.split)
+        };
+        ui.horizontal(|ui| {
+            ui.label("Exercise");
+            egui::ComboBox::from_id_salt("inspect-exercise").width(380.0).selected_text(self.selected.map(label).unwrap_or_else(|| "none".into())).show_ui(ui, |ui| {
+                for &i in &candidates {
+                    ui.selectable_value(&mut self.selected, Some(i), label(i));
+                }
+            });
+            ui.checkbox(&mut self.held_out_only, "held-out only");
+        });
+        let trained_there = run.is_some_and(|r| crate::train::run_dir::RunDir::new(r).final_model().exists());
+        ui.horizontal(|ui| {
+            ui.label("Read with");
+            ui.selectable_value(&mut self.reader, Reader::Loaded, "loaded model");
+            ui.add_enabled_ui(run.is_some(), |ui| ui.selectable_value(&mut self.reader, Reader::Untrained, "untrained start (RUN/initial)"));
+            ui.add_enabled_ui(trained_there, |ui| ui.selectable_value(&mut self.reader, Reader::Trained, "trained (RUN/final)"));
+            ui.label("memory tokens");
+            ui.add(egui::DragValue::new(&mut self.memory_tokens).range(4..=4096));
+            ui.label("answer tokens");
+            ui.add(egui::DragValue::new(&mut self.answer_tokens).range(1..=512));
+            ui.label("recall distances up to");
+            ui.add(egui::DragValue::new(&mut self.max_distance).range(0..=32));
+        });
+        let has_model = match self.reader {
+            Reader::Loaded => model_loaded,
+            Reader::Untrained => run.is_some(),
+            Reader::Trained => trained_there,
+        };
+        let ready = has_model && self.selected.is_some() && !busy && !self.running;
+        let hint = if has_model { "wait for the task under way" } else { "load a model in the Model tab (or train one)" };
+        if ui.add_enabled(ready, egui::Button::new("Read")).on_disabled_hover_text(hint).clicked() {
+            self.start(worker, view, run, device);
+        }
+    }
+}
+
+fn result(ui: &mut egui::Ui, r: &Inspection, step: &mut usize) {
+    let e = &r.exercise;
+    ui.label(format!("Read by {}", r.model));
+    ui.horizontal_wrapped(|ui| {
+        ui.label(RichText::new(&e.question).italics());
+    });
+    egui::Grid::new("inspect-answers").striped(true).show(ui, |ui| {
+        ui.strong("question");
+        ui.strong("gold");
+        ui.strong("answer");
+        ui.strong("exact");
+        ui.strong("F1");
+        ui.end_row();
+        for rec in &r.records {
+            let what = match rec.distance {
+                None => "final answer ([MASK])".to_string(),
+                Some(d) => format!("recall, {d} update(s) later"),
+            };
+            ui.label(what);
+            ui.label(&rec.gold);
+            ui.label(if rec.prediction.is_empty() { "(empty)" } else { &rec.prediction });
+            ui.label(if rec.exact > 0.0 { RichText::new("yes").color(egui::Color32::LIGHT_GREEN) } else { RichText::new("no").color(egui::Color32::LIGHT_RED) });
+            ui.label(format!("{:.2}", rec.f1));
+            ui.end_row();
+        }
+    });
+    if let Some(reply) = r.trace.answer_turn().map(|t| t.text.as_str()) {
+        ui.horizontal_wrapped(|ui| {
+            ui.weak("Final reply:");
+            ui.label(reply);
+        });
+    }
+    let tracked = r.tracked();
+    presence_grid(ui, &r.trace.memories, &tracked, step);
+    stepper(ui, step, e.chunks.len());
+    chunk_and_memory(ui, &e.chunks, &r.trace.memories, *step, &tracked);
+}
