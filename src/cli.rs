@@ -20,6 +20,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The devices training and generation can run on: the CPU and every wgpu adapter.
+    Devices,
     /// Architecture, parameter count, tensor types, vocabulary, context length, chat template.
     Info {
         /// A .gguf file or a Hugging Face folder (default: the default model).
@@ -47,7 +49,8 @@ enum Command {
         top_p: f32,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        /// auto, wgpu, cpu or adapter:N (`memtrain devices` lists N)
+        #[arg(long, default_value_t = DeviceChoice::Auto)]
         device: DeviceChoice,
     },
     /// Turn documents (files or folders: txt, md, html, pdf, docx, epub) into memory exercises.
@@ -91,7 +94,8 @@ enum Command {
         memory_tokens: usize,
         #[arg(long, default_value_t = 32)]
         answer_tokens: usize,
-        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        /// auto, wgpu, cpu or adapter:N (`memtrain devices` lists N)
+        #[arg(long, default_value_t = DeviceChoice::Auto)]
         device: DeviceChoice,
     },
     /// Train the memory agent on an exercises folder (SFT warm start, then GRPO).
@@ -113,7 +117,8 @@ enum Command {
         /// SFT warm-start steps; overrides the config.
         #[arg(long)]
         sft_steps: Option<usize>,
-        #[arg(long, value_enum)]
+        /// auto, wgpu, cpu or adapter:N; overrides the config.
+        #[arg(long)]
         device: Option<DeviceChoice>,
         /// Continue the run in --out from its newest checkpoint.
         #[arg(long)]
@@ -134,7 +139,8 @@ enum Command {
         memory_tokens: usize,
         #[arg(long, default_value_t = 12)]
         answer_tokens: usize,
-        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        /// auto, wgpu, cpu or adapter:N (`memtrain devices` lists N)
+        #[arg(long, default_value_t = DeviceChoice::Auto)]
         device: DeviceChoice,
         /// Write the result as JSON here too.
         #[arg(long)]
@@ -190,7 +196,8 @@ enum BenchCommand {
         /// Tokenizer for a random model (default: the default model's).
         #[arg(long)]
         tokenizer: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        /// auto, wgpu, cpu or adapter:N (`memtrain devices` lists N)
+        #[arg(long, default_value_t = DeviceChoice::Auto)]
         device: DeviceChoice,
         #[arg(long, default_value_t = 4)]
         docs: usize,
@@ -260,7 +267,8 @@ enum BenchCommand {
     Generate {
         #[arg(long)]
         model: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        /// auto, wgpu, cpu or adapter:N (`memtrain devices` lists N)
+        #[arg(long, default_value_t = DeviceChoice::Auto)]
         device: DeviceChoice,
         /// Sequences decoded together.
         #[arg(long, default_value_t = 1)]
@@ -294,6 +302,17 @@ pub fn run() -> ExitCode {
 
 fn run_command(cmd: Command) -> Result<()> {
     match cmd {
+        Command::Devices => {
+            let (_, cpu) = crate::device::cpu();
+            println!("cpu        {cpu}");
+            for a in crate::device::adapters() {
+                println!("adapter:{:<2} {}", a.index, a.info);
+            }
+            if crate::device::adapters().is_empty() {
+                println!("(no wgpu adapter: install a Vulkan, Metal or DX12 driver for GPU training)");
+            }
+            Ok(())
+        }
         Command::Info { model } => info(model),
         Command::Generate { model, prompt, chat, max_tokens, temperature, top_k, top_p, seed, device } => {
             let session = Session::open(model.as_deref(), device)?;

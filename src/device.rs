@@ -6,15 +6,45 @@ use anyhow::{Result, bail};
 use burn::prelude::*;
 use std::sync::OnceLock;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum, Default)]
+/// Written `auto`, `wgpu`, `cpu` or `adapter:N` on the command line (N from [`adapters`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
 pub enum DeviceChoice {
     /// A hardware wgpu adapter when one can be opened, otherwise the CPU backend.
     #[default]
     Auto,
-    /// A wgpu adapter (fails when none can be opened).
+    /// wgpu's default adapter (the high-performance GPU; fails when none can be opened).
     Wgpu,
     /// Burn's flex CPU backend.
     Cpu,
+    /// The N-th wgpu adapter of [`adapters`] (machines with several GPUs).
+    Adapter(usize),
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(DeviceChoice::Auto),
+            "wgpu" | "gpu" => Ok(DeviceChoice::Wgpu),
+            "cpu" | "flex" => Ok(DeviceChoice::Cpu),
+            other => other
+                .strip_prefix("adapter:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceChoice::Adapter)
+                .ok_or_else(|| format!("unknown device {s:?}: use auto, wgpu, cpu or adapter:N (`memtrain devices` lists N)")),
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceChoice::Auto => write!(f, "auto"),
+            DeviceChoice::Wgpu => write!(f, "wgpu"),
+            DeviceChoice::Cpu => write!(f, "cpu"),
+            DeviceChoice::Adapter(n) => write!(f, "adapter:{n}"),
+        }
+    }
 }
 
 /// What runs the model, in words for the CLI and the app.
@@ -66,6 +96,37 @@ pub fn wgpu() -> Result<(Device, DeviceInfo)> {
     }
 }
 
+/// One wgpu adapter this machine has, as [`DeviceChoice::Adapter`] numbers it.
+#[derive(Clone, Debug)]
+pub struct Adapter {
+    pub index: usize,
+    pub device: Device,
+    pub info: DeviceInfo,
+}
+
+static ADAPTERS: OnceLock<Vec<Adapter>> = OnceLock::new();
+
+/// Every wgpu adapter (Burn's `Device::enumerate`, which opens each one: done once, then kept).
+/// A driver that panics while being asked counts as no adapters.
+pub fn adapters() -> &'static [Adapter] {
+    ADAPTERS.get_or_init(|| {
+        std::panic::catch_unwind(|| {
+            Device::enumerate(burn::tensor::DeviceType::Wgpu)
+                .iter()
+                .enumerate()
+                .map(|(index, device)| {
+                    let identity = device.identity();
+                    let name = identity.as_ref().map_or_else(|| format!("wgpu adapter {index}"), |i| i.name.clone());
+                    // No card behind it: a software rasterizer or a CPU.
+                    let kind = if identity.as_ref().is_some_and(|i| i.physical.is_some()) { "GPU" } else { "CPU" };
+                    Adapter { index, device: device.clone(), info: DeviceInfo { name, backend: "wgpu".into(), kind: kind.into() } }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+    })
+}
+
 /// Resolves a choice to a device. `Auto` takes a hardware GPU and otherwise the CPU backend,
 /// saying why on stderr: a software adapter (lavapipe, llvmpipe, WARP) runs the same work
 /// several times slower than flex and compiles a kernel per new shape.
@@ -73,6 +134,10 @@ pub fn select(choice: DeviceChoice) -> Result<(Device, DeviceInfo)> {
     match choice {
         DeviceChoice::Cpu => Ok(cpu()),
         DeviceChoice::Wgpu => wgpu(),
+        DeviceChoice::Adapter(n) => match adapters().get(n) {
+            Some(a) => Ok((a.device.clone(), a.info.clone())),
+            None => bail!("there is no wgpu adapter {n}: this machine has {} (see `memtrain devices`)", adapters().len()),
+        },
         DeviceChoice::Auto => match wgpu() {
             Ok((_, info)) if info.kind == "CPU" => {
                 eprintln!("note: the only wgpu adapter is a software one ({}); using the CPU backend, which is faster", info.name);
@@ -84,5 +149,36 @@ pub fn select(choice: DeviceChoice) -> Result<(Device, DeviceInfo)> {
                 Ok(cpu())
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_choices_read_back_what_they_print() {
+        for c in [DeviceChoice::Auto, DeviceChoice::Wgpu, DeviceChoice::Cpu, DeviceChoice::Adapter(3)] {
+            assert_eq!(c.to_string().parse::<DeviceChoice>(), Ok(c));
+            let ron_text = ron::to_string(&c).unwrap();
+            assert_eq!(ron::from_str::<DeviceChoice>(&ron_text).unwrap(), c, "{ron_text}");
+        }
+        assert_eq!(" GPU ".parse::<DeviceChoice>(), Ok(DeviceChoice::Wgpu));
+        let err = "adapter:x".parse::<DeviceChoice>().unwrap_err();
+        assert!(err.contains("adapter:N"), "{err}");
+    }
+
+    /// Every listed adapter opens under its number, with the same description; a number past
+    /// the list is refused with the count (lavapipe gives one adapter where Mesa is installed).
+    #[test]
+    fn adapters_open_by_number_and_a_missing_one_is_named() {
+        let list = adapters();
+        for a in list {
+            let (_, info) = select(DeviceChoice::Adapter(a.index)).unwrap();
+            assert_eq!(info, a.info);
+            assert!(!info.name.is_empty());
+        }
+        let err = select(DeviceChoice::Adapter(list.len() + 7)).unwrap_err().to_string();
+        assert!(err.contains(&format!("has {}", list.len())), "{err}");
     }
 }

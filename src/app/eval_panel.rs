@@ -121,7 +121,7 @@ impl EvalPanel {
         });
         let models: Vec<(&str, &ModelReport)> = [("baseline", Some(&report.baseline)), ("trained", report.trained.as_ref())].into_iter().filter_map(|(r, m)| m.map(|m| (r, m))).collect();
         let height = (ui.available_height() - 30.0).max(140.0);
-        ui.columns(2, |cols| {
+        ui.columns(3, |cols| {
             cols[0].label("Recall by distance (memory updates since the fact was read), 95% CI");
             Plot::new("eval-distance").height(height).legend(Legend::default()).include_y(0.0).include_y(1.0).x_axis_label("distance").show(&mut cols[0], |p| {
                 for (role, m) in &models {
@@ -144,6 +144,36 @@ impl EvalPanel {
                     }
                 }
             });
+            entity_types(&mut cols[2], &models, height);
         });
     }
+}
+
+/// Exact match (both objectives) per entity type of the answer, one bar per model, 95 % CI.
+fn entity_types(ui: &mut egui::Ui, models: &[(&str, &ModelReport)], height: f32) {
+    let kinds: Vec<&String> = models.iter().flat_map(|(_, m)| m.by_entity_type.keys()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    ui.label("Exact match by entity type, 95% CI");
+    let names = kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+    Plot::new("eval-entity-types")
+        .height(height)
+        .legend(Legend::default())
+        .include_y(0.0)
+        .include_y(1.0)
+        .x_axis_formatter(move |mark, _| {
+            let i = mark.value.round();
+            if (mark.value - i).abs() < 1e-6 && i >= 0.0 { names.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+        })
+        .show(ui, |p| {
+            for (j, (role, m)) in models.iter().enumerate() {
+                let offset = (j as f64 - 0.5) * 0.4;
+                let mut bars = vec![];
+                for (i, kind) in kinds.iter().enumerate() {
+                    let Some(s) = m.by_entity_type.get(*kind) else { continue };
+                    let x = i as f64 + offset;
+                    bars.push(Bar::new(x, s.exact_match.mean as f64).width(0.35).name(kind.as_str()));
+                    p.line(Line::new(*role, PlotPoints::from(vec![[x, s.exact_match.low as f64], [x, s.exact_match.high as f64]])));
+                }
+                p.bar_chart(BarChart::new(*role, bars));
+            }
+        });
 }

@@ -79,6 +79,7 @@ impl InspectorPanel {
 
     /// Reads the selected exercise with the chosen model.
     pub fn start(&mut self, worker: &Worker, view: &DatasetView, run: Option<&Path>, device: DeviceChoice) {
+        self.selected = self.selected.or_else(|| view.exercises.iter().position(|e| e.objective == MASKED && e.split == HELD_OUT));
         let Some(exercise) = self.selected.and_then(|i| view.exercises.get(i)) else { return };
         let probes: Vec<Exercise> = view.exercises.iter().filter(|p| p.parent.as_deref() == Some(exercise.id.as_str())).cloned().collect();
         let model = self.model_path(run);

@@ -70,6 +70,9 @@ pub struct StudioApp {
     pub error: Option<String>,
     /// Where datasets are written (`<data dir>/datasets/<name>`).
     pub data_dir: PathBuf,
+    /// Screenshots and demos: a reading to start by itself once the model (and, for the
+    /// inspector, a dataset) is there (`MEMTRAIN_AUTORUN=inspector|ask`, `MEMTRAIN_ASK=question`).
+    autorun: Option<Tab>,
 }
 
 const SETTINGS_KEY: &str = "memtrain-settings";
@@ -97,6 +100,10 @@ impl StudioApp {
         if let Some(tab) = std::env::var("MEMTRAIN_START_TAB").ok().and_then(|t| Tab::from_name(&t)) {
             app.tab = tab;
         }
+        app.autorun = std::env::var("MEMTRAIN_AUTORUN").ok().and_then(|t| Tab::from_name(&t));
+        if let Ok(q) = std::env::var("MEMTRAIN_ASK") {
+            app.ask.question = q;
+        }
         app
     }
 
@@ -119,13 +126,43 @@ impl StudioApp {
             busy: None,
             error: None,
             data_dir,
+            autorun: None,
         }
+    }
+
+    /// Starts the `MEMTRAIN_AUTORUN` reading as soon as what it needs has arrived.
+    fn autorun(&mut self) {
+        let Some(tab) = self.autorun else { return };
+        if self.model.loaded.is_none() || self.busy.is_some() || self.documents.loading {
+            return;
+        }
+        match tab {
+            Tab::Inspector => {
+                let Some(view) = self.exercises.view.as_ref() else { return };
+                let run = self.train.current_run(&self.data_dir, Some(&view.dir));
+                self.inspector.start(&self.worker, view, run.as_deref(), self.settings.device);
+                if self.inspector.running {
+                    self.tab = Tab::Inspector;
+                }
+            }
+            Tab::Ask if !self.documents.reports.is_empty() => {
+                self.ask.document = Some(0);
+                self.ask.ask(&self.worker, &self.documents.reports);
+                self.tab = Tab::Ask;
+            }
+            _ => return,
+        }
+        self.autorun = None;
     }
 
     fn drain_events(&mut self) {
         while let Ok(ev) = self.worker.events.try_recv() {
             match ev {
                 Event::Busy(what) => self.busy = Some(what),
+                Event::Adapters(list) => {
+                    self.busy = None;
+                    self.model.adapters = Some(list);
+                }
                 Event::ModelLoaded { info, device, seconds } => {
                     self.busy = None;
                     self.error = None;
@@ -268,6 +305,7 @@ fn is_model(p: &Path) -> bool {
 impl eframe::App for StudioApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.drain_events();
+        self.autorun();
         self.handle_drops(ui);
         self.drop_overlay(ui);
         egui::Panel::top("tabs").show(ui, |ui| {

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 pub struct ModelPanel {
     pub path_text: String,
     pub loaded: Option<(ModelInfo, DeviceInfo)>,
+    /// The wgpu adapters, once asked for (the worker opens each one to name it).
+    pub adapters: Option<Vec<(usize, DeviceInfo)>>,
 }
 
 impl ModelPanel {
@@ -32,12 +34,31 @@ impl ModelPanel {
             }
         }
         ui.separator();
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.label("Device:");
-            for (choice, label) in [(DeviceChoice::Auto, "Auto"), (DeviceChoice::Wgpu, "GPU (wgpu)"), (DeviceChoice::Cpu, "CPU")] {
-                ui.selectable_value(&mut settings.device, choice, label);
+            let auto = ui.selectable_value(&mut settings.device, DeviceChoice::Auto, "Auto");
+            auto.on_hover_text("a hardware GPU when there is one, otherwise the CPU backend");
+            ui.selectable_value(&mut settings.device, DeviceChoice::Wgpu, "GPU (wgpu default)");
+            ui.selectable_value(&mut settings.device, DeviceChoice::Cpu, "CPU");
+            match &self.adapters {
+                None => {
+                    if ui.add_enabled(!busy, egui::Button::new("Find GPUs…")).clicked() {
+                        worker.send(Request::ListAdapters);
+                    }
+                }
+                Some(list) if list.is_empty() => {
+                    ui.weak("no wgpu adapter on this machine");
+                }
+                Some(list) => {
+                    for (i, info) in list {
+                        ui.selectable_value(&mut settings.device, DeviceChoice::Adapter(*i), format!("{i}: {info}"));
+                    }
+                }
             }
         });
+        if self.loaded.as_ref().is_some_and(|(_, d)| d.kind == "CPU") && self.adapters.as_ref().is_some_and(|l| l.iter().any(|(_, d)| d.kind == "GPU")) {
+            ui.weak("A GPU was found: pick it and press Load to move the model there.");
+        }
         ui.horizontal(|ui| {
             ui.label("Model path:");
             ui.add(egui::TextEdit::singleline(&mut self.path_text).hint_text(".gguf file or HF folder").desired_width(420.0));

@@ -21,6 +21,8 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 
 pub enum Request {
     LoadModel { path: Option<PathBuf>, device: DeviceChoice },
+    /// Lists the wgpu adapters (opening each one: never on the UI thread).
+    ListAdapters,
     Chat { history: Vec<ChatMessage>, params: SamplingParams },
     /// Files and folders (read recursively) to read and analyse for the Documents panel.
     LoadDocuments { paths: Vec<PathBuf>, preset: Preset },
@@ -102,6 +104,8 @@ pub struct DatasetView {
 #[derive(Debug)]
 pub enum Event {
     Busy(String),
+    /// The wgpu adapters as `DeviceChoice::Adapter` numbers them.
+    Adapters(Vec<(usize, DeviceInfo)>),
     ModelLoaded { info: Box<ModelInfo>, device: DeviceInfo, seconds: f64 },
     /// Text generated so far for the current chat answer.
     ChatText(String),
@@ -185,6 +189,11 @@ fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicB
                     }
                     Err(e) => send(Event::Error(format!("{e:#}"))),
                 }
+            }
+            Request::ListAdapters => {
+                send(Event::Busy("looking for GPUs…".into()));
+                let list = crate::device::adapters().iter().map(|a| (a.index, a.info.clone())).collect();
+                send(Event::Adapters(list));
             }
             Request::Chat { history, params } => {
                 let Some(s) = &session else {
