@@ -7,6 +7,7 @@ use super::state::Settings;
 use super::worker::{DocReport, Request, Worker, preview_end};
 use crate::documents::DocError;
 use crate::exercises::entities::EntityKind;
+use super::dialogs::{Dialogs, Purpose};
 use egui::text::LayoutJob;
 use egui::{Color32, FontId, RichText, TextFormat};
 use std::path::{Path, PathBuf};
@@ -65,9 +66,16 @@ impl DocumentsPanel {
         self.reports.iter().map(|r| r.doc.path.clone()).collect()
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, settings: &Settings, worker: &Worker, busy: bool) {
+    pub fn ui(&mut self, ui: &mut egui::Ui, settings: &Settings, worker: &Worker, dialogs: &mut Dialogs, busy: bool) {
         ui.heading("Documents");
         ui.horizontal(|ui| {
+            let free = !busy && !dialogs.open();
+            if ui.add_enabled(free, egui::Button::new("Add files…")).clicked() {
+                dialogs.show(Purpose::Documents, ui.ctx());
+            }
+            if ui.add_enabled(free, egui::Button::new("Add folder…")).clicked() {
+                dialogs.show(Purpose::DocumentFolder, ui.ctx());
+            }
             if ui.add_enabled(!busy, egui::Button::new("Add samples")).on_hover_text("the six sample documents that ship with MemTrain").clicked() {
                 match samples_dir() {
                     Some(dir) => self.add_paths(vec![dir], settings, worker),

@@ -3,6 +3,7 @@
 
 pub mod ask_panel;
 pub mod chat_panel;
+pub mod dialogs;
 pub mod documents_panel;
 pub mod eval_panel;
 pub mod exercises_panel;
@@ -73,6 +74,7 @@ pub struct StudioApp {
     /// Screenshots and demos: a reading to start by itself once the model (and, for the
     /// inspector, a dataset) is there (`MEMTRAIN_AUTORUN=inspector|ask`, `MEMTRAIN_ASK=question`).
     autorun: Option<Tab>,
+    dialogs: dialogs::Dialogs,
 }
 
 const SETTINGS_KEY: &str = "memtrain-settings";
@@ -127,6 +129,7 @@ impl StudioApp {
             error: None,
             data_dir,
             autorun: None,
+            dialogs: dialogs::Dialogs::default(),
         }
     }
 
@@ -239,6 +242,24 @@ impl StudioApp {
         }
     }
 
+    /// Paths from a closed Open dialog go where a drop of them would.
+    fn take_picked(&mut self) {
+        use dialogs::Purpose;
+        let Some((purpose, paths)) = self.dialogs.poll() else { return };
+        match purpose {
+            Purpose::Documents | Purpose::DocumentFolder if !paths.is_empty() => {
+                self.documents.add_paths(paths, &self.settings, &self.worker);
+                self.tab = Tab::Documents;
+            }
+            Purpose::ModelFile | Purpose::ModelFolder => {
+                if let Some(p) = paths.into_iter().next() {
+                    self.model.load(&mut self.settings, &self.worker, Some(p));
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// A reading or evaluation ended without a result: every panel waiting for one says so.
     fn stop_readings(&mut self, note: &str) {
         if self.inspector.running {
@@ -305,6 +326,7 @@ fn is_model(p: &Path) -> bool {
 impl eframe::App for StudioApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.drain_events();
+        self.take_picked();
         self.autorun();
         self.handle_drops(ui);
         self.drop_overlay(ui);
@@ -341,8 +363,8 @@ impl eframe::App for StudioApp {
         let ready = self.model.loaded.is_some() && !busy;
         let mut action = ExercisesAction::None;
         egui::CentralPanel::default().show(ui, |ui| match self.tab {
-            Tab::Model => self.model.ui(ui, &mut self.settings, &self.worker, busy),
-            Tab::Documents => self.documents.ui(ui, &self.settings, &self.worker, busy),
+            Tab::Model => self.model.ui(ui, &mut self.settings, &self.worker, &mut self.dialogs, busy),
+            Tab::Documents => self.documents.ui(ui, &self.settings, &self.worker, &mut self.dialogs, busy),
             Tab::Exercises => {
                 let docs = self.documents.doc_paths();
                 action = self.exercises.ui(ui, &mut self.settings, &self.worker, &docs, &self.data_dir, busy);

@@ -1,6 +1,7 @@
 //! Model panel: which model is loaded, on which device, and how to load another one (a path,
 //! a recent file, or a .gguf / folder dropped anywhere on the window).
 
+use super::dialogs::{Dialogs, Purpose};
 use super::state::Settings;
 use super::worker::{Request, Worker};
 use crate::checkpoint::ModelInfo;
@@ -24,7 +25,7 @@ impl ModelPanel {
         worker.send(Request::LoadModel { path, device: settings.device });
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, settings: &mut Settings, worker: &Worker, busy: bool) {
+    pub fn ui(&mut self, ui: &mut egui::Ui, settings: &mut Settings, worker: &Worker, dialogs: &mut Dialogs, busy: bool) {
         ui.heading("Model");
         match &self.loaded {
             Some((info, device)) => info_card(ui, info, device),
@@ -69,6 +70,16 @@ impl ModelPanel {
             if ui.add_enabled(!busy, egui::Button::new("Load default")).clicked() {
                 self.load(settings, worker, None);
             }
+        });
+        ui.horizontal(|ui| {
+            let free = !busy && !dialogs.open();
+            if ui.add_enabled(free, egui::Button::new("Open GGUF file…")).clicked() {
+                dialogs.show(Purpose::ModelFile, ui.ctx());
+            }
+            if ui.add_enabled(free, egui::Button::new("Open HF folder…")).clicked() {
+                dialogs.show(Purpose::ModelFolder, ui.ctx());
+            }
+            ui.weak("or drop a .gguf file or a model folder on the window");
         });
         if !settings.recent_models.is_empty() {
             ui.label("Recent:");

@@ -41,6 +41,9 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every extension [`Self::from_extension`] knows (the Open dialog's filter).
+    pub const EXTENSIONS: &'static [&'static str] = &["txt", "text", "md", "markdown", "mdown", "html", "htm", "xhtml", "pdf", "docx", "epub"];
+
     /// The format a file name promises, from its extension (case-insensitive).
     pub fn from_extension(path: &Path) -> Option<Format> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
@@ -366,4 +369,18 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Open dialog offers exactly what the loader reads by extension.
+    #[test]
+    fn every_listed_extension_has_a_format() {
+        for ext in Format::EXTENSIONS {
+            assert!(Format::from_extension(Path::new(&format!("a.{ext}"))).is_some(), "{ext}");
+        }
+        assert!(Format::from_extension(Path::new("a.exe")).is_none());
+    }
 }
