@@ -57,6 +57,18 @@ impl egui::DroppedFile for TestDrop {
     }
 }
 
+/// The first-run clicks: Documents → Add samples, then Exercises → Generate (tiny preset).
+fn samples_to_exercises(h: &mut Harness<'_, StudioApp>) {
+    h.get_by_label("Documents").click();
+    h.step();
+    h.get_by_label("Add samples").click();
+    wait_for(h, 60, "the samples", |app| !app.documents.loading && app.documents.reports.len() + app.documents.errors.len() >= 6);
+    h.state_mut().tab = Tab::Exercises;
+    h.step();
+    h.get_by_label("Generate").click();
+    wait_for(h, 120, "the exercises", |app| app.exercises.view.is_some());
+}
+
 fn has_label(h: &Harness<'_, StudioApp>, text: &str) -> bool {
     h.query_all_by_label(text).next().is_some()
 }
@@ -154,14 +166,7 @@ fn train_tab_runs_a_short_training_and_charts_it() {
     h.state_mut().tab = Tab::Train;
     h.step();
     assert!(h.query_by_label_contains("Generate or open a dataset").is_some(), "the empty state says what to do first");
-    h.get_by_label("Documents").click();
-    h.step();
-    h.get_by_label("Add samples").click();
-    wait_for(&mut h, 60, "the samples", |app| !app.documents.loading && app.documents.reports.len() + app.documents.errors.len() >= 6);
-    h.state_mut().tab = Tab::Exercises;
-    h.step();
-    h.get_by_label("Generate").click();
-    wait_for(&mut h, 120, "the exercises", |app| app.exercises.view.is_some());
+    samples_to_exercises(&mut h);
 
     h.state_mut().tab = Tab::Train;
     h.state_mut().train.sft_steps = 3;
@@ -218,14 +223,7 @@ fn inspector_steps_through_a_rollout_chunk_by_chunk() {
     h.state_mut().tab = Tab::Inspector;
     h.step();
     assert!(h.query_by_label_contains("Generate or open a dataset").is_some(), "the empty state says what to do first");
-    h.get_by_label("Documents").click();
-    h.step();
-    h.get_by_label("Add samples").click();
-    wait_for(&mut h, 60, "the samples", |app| !app.documents.loading && app.documents.reports.len() + app.documents.errors.len() >= 6);
-    h.state_mut().tab = Tab::Exercises;
-    h.step();
-    h.get_by_label("Generate").click();
-    wait_for(&mut h, 120, "the exercises", |app| app.exercises.view.is_some());
+    samples_to_exercises(&mut h);
 
     h.get_by_label("Inspector").click();
     h.state_mut().inspector.memory_tokens = 12;
@@ -233,7 +231,7 @@ fn inspector_steps_through_a_rollout_chunk_by_chunk() {
     h.state_mut().inspector.max_distance = 1;
     h.step();
     h.get_by_label("Read").click();
-    wait_for(&mut h, 300, "the inspection", |app| !app.inspector.running);
+    wait_for(&mut h, 300, "the inspection", |app| !app.inspector.reading.running);
     let app = h.state();
     assert!(app.error.is_none(), "{:?}", app.error);
     let r = app.inspector.result.clone().expect("the rollout reached the panel");
@@ -246,7 +244,7 @@ fn inspector_steps_through_a_rollout_chunk_by_chunk() {
     assert!(has_label(&h, "Chunk 1 read") && h.query_by_label_contains("Memory after chunk 1").is_some());
     h.get_by_label("Next chunk >").click();
     h.step();
-    assert_eq!(h.state().inspector.step, 1);
+    assert_eq!(h.state().inspector.reading.step, 1);
     assert!(has_label(&h, "Chunk 2 read"), "the stepper moved to the second chunk");
     assert!(h.query_by_label_contains("in the memory after chunk").is_some(), "tracked entities are followed through the memories");
 }
@@ -266,7 +264,7 @@ fn ask_answers_from_memory_and_stop_cancels_a_long_reading() {
     }
     h.step();
     h.get_by_label("Read and answer").click();
-    wait_for(&mut h, 300, "the answer", |app| !app.ask.running);
+    wait_for(&mut h, 300, "the answer", |app| !app.ask.reading.running);
     let app = h.state();
     assert!(app.error.is_none(), "{:?}", app.error);
     let a = app.ask.answered.clone().expect("an answer reached the panel");
@@ -279,11 +277,11 @@ fn ask_answers_from_memory_and_stop_cancels_a_long_reading() {
     h.state_mut().ask.budget = memtrain::app::worker::ReadBudget { chunk_tokens: 64, memory_tokens: 64, answer_tokens: 16 };
     h.step();
     h.get_by_label("Read and answer").click();
-    wait_for(&mut h, 120, "the reading to start", |app| app.ask.progress.as_ref().is_some_and(|p| !p.memories.is_empty() && p.turns > 4));
+    wait_for(&mut h, 120, "the reading to start", |app| app.ask.reading.progress.as_ref().is_some_and(|p| !p.memories.is_empty() && p.turns > 4));
     h.get_by_label("Stop").click();
-    wait_for(&mut h, 60, "the reading to stop", |app| !app.ask.running);
+    wait_for(&mut h, 60, "the reading to stop", |app| !app.ask.reading.running);
     let app = h.state();
     assert!(app.ask.answered.is_none(), "a stopped reading gives no answer");
-    assert_eq!(app.ask.note.as_deref(), Some("reading stopped"));
+    assert_eq!(app.ask.reading.note.as_deref(), Some("reading stopped"));
     assert!(app.busy.is_none() && app.error.is_none(), "the app is idle again: {:?}", app.error);
 }

@@ -2,10 +2,9 @@
 //! through the memory agent (greedy, on the worker, cancellable) and answers from its memory
 //! alone; the memory appears as it is written, and afterwards each step can be revisited.
 
-use super::memory_view::{chunk_and_memory, presence_grid, progress_line, stepper};
+use super::memory_view::Reading;
 use super::worker::{Answered, DocReport, ReadBudget, ReadProgress, Request, Worker};
 use egui::RichText;
-use std::time::Instant;
 
 pub struct AskPanel {
     /// Index into the Documents panel's list; `None` reads the pasted text.
@@ -13,14 +12,10 @@ pub struct AskPanel {
     pub pasted: String,
     pub question: String,
     pub budget: ReadBudget,
-    pub running: bool,
-    pub started: Option<Instant>,
-    pub progress: Option<ReadProgress>,
+    pub reading: Reading,
     /// The chunks being read (what the live view shows beside the memories).
     pub chunks: Vec<String>,
     pub answered: Option<Answered>,
-    pub step: usize,
-    pub note: Option<String>,
 }
 
 impl Default for AskPanel {
@@ -30,35 +25,17 @@ impl Default for AskPanel {
             pasted: String::new(),
             question: String::new(),
             budget: ReadBudget { chunk_tokens: 256, memory_tokens: 128, answer_tokens: 32 },
-            running: false,
-            started: None,
-            progress: None,
+            reading: Reading::default(),
             chunks: vec![],
             answered: None,
-            step: 0,
-            note: None,
         }
     }
 }
 
 impl AskPanel {
-    pub fn on_progress(&mut self, p: ReadProgress) {
-        self.step = p.memories.len().min(p.turns.saturating_sub(2));
-        self.progress = Some(p);
-    }
-
     pub fn on_answer(&mut self, a: Answered) {
-        self.running = false;
-        self.progress = None;
-        self.step = a.memories.len().saturating_sub(1);
-        self.note = Some(format!("read {} chunks in {:.1} s", a.chunks.len(), a.seconds));
+        self.reading.finish(a.memories.len().saturating_sub(1), Some(format!("read {} chunks in {:.1} s", a.chunks.len(), a.seconds)));
         self.answered = Some(a);
-    }
-
-    pub fn stopped(&mut self, note: String) {
-        self.running = false;
-        self.progress = None;
-        self.note = Some(note);
     }
 
     /// Sends the document (or the pasted text) and the question to the worker, which chunks it
@@ -69,17 +46,13 @@ impl AskPanel {
             None => ("the pasted text".to_string(), self.pasted.clone()),
         };
         self.chunks.clear();
-        self.running = true;
-        self.started = Some(Instant::now());
+        self.reading.begin(0);
         self.answered = None;
-        self.note = None;
-        self.step = 0;
-        self.progress = Some(ReadProgress::default());
         worker.send(Request::Ask { source, text, question: self.question.trim().to_string(), agent: self.budget });
     }
 
     pub fn on_chunks(&mut self, chunks: Vec<String>) {
-        self.progress = Some(ReadProgress { turns: chunks.len() + 1, ..Default::default() });
+        self.reading.progress = Some(ReadProgress { turns: chunks.len() + 1, ..Default::default() });
         self.chunks = chunks;
     }
 
@@ -117,25 +90,17 @@ impl AskPanel {
         ui.horizontal(|ui| {
             ui.add(egui::TextEdit::singleline(&mut self.question).hint_text("Your question, e.g. Who rowed out to the stranded boats?").desired_width(520.0));
             let has_text = self.document.is_some() || !self.pasted.trim().is_empty();
-            let ready = has_text && !self.question.trim().is_empty() && !busy && !self.running;
-            if self.running {
-                if ui.button("Stop").clicked() {
-                    worker.cancel();
-                }
-            } else if ui.add_enabled(ready, egui::Button::new("Read and answer")).on_disabled_hover_text("pick a document (or paste text) and type a question").clicked() {
+            let ready = has_text && !self.question.trim().is_empty() && !busy && !self.reading.running;
+            if !self.reading.running && ui.add_enabled(ready, egui::Button::new("Read and answer")).on_disabled_hover_text("pick a document (or paste text) and type a question").clicked() {
                 self.ask(worker, docs);
             }
-            if let Some(n) = &self.note {
+            if let Some(n) = &self.reading.note {
                 ui.weak(n);
             }
         });
         ui.separator();
-        if self.running {
-            if let Some(p) = self.progress.clone() {
-                progress_line(ui, &p, self.started);
-                stepper(ui, &mut self.step, self.chunks.len());
-                chunk_and_memory(ui, &self.chunks, &p.memories, self.step, &[]);
-            }
+        if self.reading.running {
+            self.reading.live(ui, worker, &self.chunks);
             return;
         }
         let Some(a) = &self.answered else {
@@ -156,8 +121,6 @@ impl AskPanel {
             });
         }
         let tracked: Vec<String> = if a.answer.trim().is_empty() { vec![] } else { vec![a.answer.clone()] };
-        presence_grid(ui, &a.memories, &tracked, &mut self.step);
-        stepper(ui, &mut self.step, a.chunks.len());
-        chunk_and_memory(ui, &a.chunks, &a.memories, self.step, &tracked);
+        self.reading.review(ui, &a.chunks, &a.memories, &tracked);
     }
 }

@@ -4,14 +4,13 @@
 //! recall questions with their scores. The reading runs on the worker (greedy, cancellable),
 //! with the loaded model or the current run's untrained start or trained result.
 
-use super::memory_view::{chunk_and_memory, presence_grid, progress_line, stepper};
-use super::worker::{DatasetView, ReadProgress, Request, Worker};
+use super::memory_view::Reading;
+use super::worker::{DatasetView, Request, Worker};
 use crate::device::DeviceChoice;
 use crate::eval::inspect::Inspection;
 use crate::exercises::dataset::{Exercise, HELD_OUT, MASKED};
 use egui::RichText;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// Which model reads the exercise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,13 +28,8 @@ pub struct InspectorPanel {
     pub memory_tokens: usize,
     pub answer_tokens: usize,
     pub max_distance: usize,
-    pub running: bool,
-    pub started: Option<Instant>,
-    pub progress: Option<ReadProgress>,
+    pub reading: Reading,
     pub result: Option<Inspection>,
-    pub step: usize,
-    /// How the last reading ended when it did not give a result ("stopped").
-    pub note: Option<String>,
 }
 
 impl Default for InspectorPanel {
@@ -47,34 +41,16 @@ impl Default for InspectorPanel {
             memory_tokens: 48,
             answer_tokens: 12,
             max_distance: 3,
-            running: false,
-            started: None,
-            progress: None,
+            reading: Reading::default(),
             result: None,
-            step: 0,
-            note: None,
         }
     }
 }
 
 impl InspectorPanel {
-    pub fn on_progress(&mut self, p: ReadProgress) {
-        // Follow the memory being written.
-        self.step = p.memories.len().min(p.turns.saturating_sub(2));
-        self.progress = Some(p);
-    }
-
     pub fn on_result(&mut self, r: Inspection) {
-        self.running = false;
-        self.progress = None;
-        self.step = 0;
+        self.reading.finish(0, None);
         self.result = Some(r);
-    }
-
-    pub fn stopped(&mut self, note: String) {
-        self.running = false;
-        self.progress = None;
-        self.note = Some(note);
     }
 
     /// Reads the selected exercise with the chosen model.
@@ -83,11 +59,8 @@ impl InspectorPanel {
         let Some(exercise) = self.selected.and_then(|i| view.exercises.get(i)) else { return };
         let probes: Vec<Exercise> = view.exercises.iter().filter(|p| p.parent.as_deref() == Some(exercise.id.as_str())).cloned().collect();
         let model = self.model_path(run);
-        self.running = true;
-        self.started = Some(Instant::now());
+        self.reading.begin(exercise.chunks.len() + 1);
         self.result = None;
-        self.note = None;
-        self.progress = Some(ReadProgress { turns: exercise.chunks.len() + 1, ..Default::default() });
         let (memory_tokens, answer_tokens, max_distance) = (self.memory_tokens, self.answer_tokens, self.max_distance);
         worker.send(Request::Inspect { model, exercise: Box::new(exercise.clone()), probes, memory_tokens, answer_tokens, max_distance, device });
     }
@@ -109,23 +82,17 @@ impl InspectorPanel {
         };
         self.controls(ui, worker, view, run, model_loaded, device, busy);
         ui.separator();
-        if self.running {
-            let (Some(p), Some(e)) = (self.progress.clone(), self.selected.and_then(|i| view.exercises.get(i))) else { return };
-            ui.horizontal(|ui| {
-                progress_line(ui, &p, self.started);
-                if ui.button("Stop").clicked() {
-                    worker.cancel();
-                }
-            });
-            stepper(ui, &mut self.step, e.chunks.len());
-            chunk_and_memory(ui, &e.chunks, &p.memories, self.step, &[]);
+        if self.reading.running {
+            if let Some(e) = self.selected.and_then(|i| view.exercises.get(i)) {
+                self.reading.live(ui, worker, &e.chunks);
+            }
             return;
         }
-        if let Some(n) = &self.note {
+        if let Some(n) = &self.reading.note {
             ui.weak(n);
         }
         match &self.result {
-            Some(r) => result(ui, r, &mut self.step),
+            Some(r) => result(ui, r, &mut self.reading),
             None => {
                 ui.weak("Pick an exercise and press Read: the model reads its chunks one by one, and each memory it writes appears here.");
             }
@@ -170,7 +137,7 @@ impl InspectorPanel {
             Reader::Untrained => run.is_some(),
             Reader::Trained => trained_there,
         };
-        let ready = has_model && self.selected.is_some() && !busy && !self.running;
+        let ready = has_model && self.selected.is_some() && !busy && !self.reading.running;
         let hint = if has_model { "wait for the task under way" } else { "load a model in the Model tab (or train one)" };
         if ui.add_enabled(ready, egui::Button::new("Read")).on_disabled_hover_text(hint).clicked() {
             self.start(worker, view, run, device);
@@ -178,7 +145,7 @@ impl InspectorPanel {
     }
 }
 
-fn result(ui: &mut egui::Ui, r: &Inspection, step: &mut usize) {
+fn result(ui: &mut egui::Ui, r: &Inspection, reading: &mut Reading) {
     let e = &r.exercise;
     ui.label(format!("Read by {}", r.model));
     ui.horizontal_wrapped(|ui| {
@@ -210,8 +177,5 @@ fn result(ui: &mut egui::Ui, r: &Inspection, step: &mut usize) {
             ui.label(reply);
         });
     }
-    let tracked = r.tracked();
-    presence_grid(ui, &r.trace.memories, &tracked, step);
-    stepper(ui, step, e.chunks.len());
-    chunk_and_memory(ui, &e.chunks, &r.trace.memories, *step, &tracked);
+    reading.review(ui, &e.chunks, &r.trace.memories, &r.tracked());
 }

@@ -2,6 +2,7 @@
 //! memory written after it on the right, with what the update added (green) and dropped (red,
 //! struck through), placeholders in red and tracked entities marked wherever they appear.
 
+use super::worker::ReadProgress;
 use crate::eval::inspect::{Change, Presence, memory_diff, presence, previous_memory};
 use egui::text::{LayoutJob, TextFormat};
 use egui::{Color32, FontId, RichText, Stroke};
@@ -162,8 +163,68 @@ pub fn presence_grid(ui: &mut egui::Ui, memories: &[String], entities: &[String]
     });
 }
 
+/// Where a panel's reading stands: under way (with progress), or how the last one ended, and
+/// which chunk the viewer shows.
+#[derive(Default)]
+pub struct Reading {
+    pub running: bool,
+    pub started: Option<std::time::Instant>,
+    pub progress: Option<ReadProgress>,
+    /// The chunk shown (0-based).
+    pub step: usize,
+    /// How the last reading ended when it gave no result ("reading stopped").
+    pub note: Option<String>,
+}
+
+impl Reading {
+    /// A reading of `turns` turns (chunks + answer; 0 when not known yet) has been sent.
+    pub fn begin(&mut self, turns: usize) {
+        *self = Reading { running: true, started: Some(std::time::Instant::now()), progress: Some(ReadProgress { turns, ..Default::default() }), step: 0, note: None };
+    }
+
+    /// The viewer follows the memory being written.
+    pub fn on_progress(&mut self, p: ReadProgress) {
+        self.step = p.memories.len().min(p.turns.saturating_sub(2));
+        self.progress = Some(p);
+    }
+
+    /// The result arrived; the viewer shows chunk `step`.
+    pub fn finish(&mut self, step: usize, note: Option<String>) {
+        self.running = false;
+        self.progress = None;
+        self.step = step;
+        self.note = note;
+    }
+
+    pub fn stopped(&mut self, note: String) {
+        self.running = false;
+        self.progress = None;
+        self.note = Some(note);
+    }
+
+    /// While running: progress bar with Stop, and the chunks beside the memories written so far.
+    pub fn live(&mut self, ui: &mut egui::Ui, worker: &super::worker::Worker, chunks: &[String]) {
+        let Some(p) = self.progress.clone() else { return };
+        ui.horizontal(|ui| {
+            progress_line(ui, &p, self.started);
+            if ui.button("Stop").clicked() {
+                worker.cancel();
+            }
+        });
+        stepper(ui, &mut self.step, chunks.len());
+        chunk_and_memory(ui, chunks, &p.memories, self.step, &[]);
+    }
+
+    /// After a reading: the entity grid, the stepper and the chunk beside its memory.
+    pub fn review(&mut self, ui: &mut egui::Ui, chunks: &[String], memories: &[String], tracked: &[String]) {
+        presence_grid(ui, memories, tracked, &mut self.step);
+        stepper(ui, &mut self.step, chunks.len());
+        chunk_and_memory(ui, chunks, memories, self.step, tracked);
+    }
+}
+
 /// "turn 2 of 5 · 38 tokens · ETA 40 s" for a reading under way since `started`.
-pub fn progress_line(ui: &mut egui::Ui, p: &super::worker::ReadProgress, started: Option<std::time::Instant>) {
+pub fn progress_line(ui: &mut egui::Ui, p: &ReadProgress, started: Option<std::time::Instant>) {
     let fraction = if p.turns == 0 { 0.0 } else { p.turns_done as f32 / p.turns as f32 };
     let eta = match started {
         Some(t) if p.turns_done > 0 => {

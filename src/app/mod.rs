@@ -144,7 +144,7 @@ impl StudioApp {
                 let Some(view) = self.exercises.view.as_ref() else { return };
                 let run = self.train.current_run(&self.data_dir, Some(&view.dir));
                 self.inspector.start(&self.worker, view, run.as_deref(), self.settings.device);
-                if self.inspector.running {
+                if self.inspector.reading.running {
                     self.tab = Tab::Inspector;
                 }
             }
@@ -208,10 +208,10 @@ impl StudioApp {
                     self.evaluate.on_report(*r);
                 }
                 Event::Reading(p) => {
-                    if self.inspector.running {
-                        self.inspector.on_progress(p);
-                    } else if self.ask.running {
-                        self.ask.on_progress(p);
+                    if self.inspector.reading.running {
+                        self.inspector.reading.on_progress(p);
+                    } else if self.ask.reading.running {
+                        self.ask.reading.on_progress(p);
                     }
                 }
                 Event::Inspected(r) => {
@@ -262,11 +262,10 @@ impl StudioApp {
 
     /// A reading or evaluation ended without a result: every panel waiting for one says so.
     fn stop_readings(&mut self, note: &str) {
-        if self.inspector.running {
-            self.inspector.stopped(note.to_string());
-        }
-        if self.ask.running {
-            self.ask.stopped(note.to_string());
+        for reading in [&mut self.inspector.reading, &mut self.ask.reading] {
+            if reading.running {
+                reading.stopped(note.to_string());
+            }
         }
         if self.evaluate.running {
             self.evaluate.running = false;
