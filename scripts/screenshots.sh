@@ -33,9 +33,11 @@ RUN="$WORK/runs/tiny-seed0-tiny-cpu"
 MEMTRAIN_MODEL="$REAL" "$BIN" train --data "$WORK/datasets/tiny-seed0" --out "$RUN" --preset tiny-cpu --sft-steps 30 --steps 1 --device cpu >"$WORK/train.log" 2>&1
 MEMTRAIN_MODEL="$REAL" "$BIN" eval --model "$RUN/initial" --compare "$RUN/final" --data "$WORK/datasets/tiny-seed0" --out "$RUN/eval" --limit 16 --device cpu >"$WORK/eval.log" 2>&1
 shot evaluate evaluate "$WORK/datasets/tiny-seed0"
+shot train train "$WORK/datasets/tiny-seed0"
 # Inspector and Ask: the real model reads by itself (MEMTRAIN_AUTORUN) and the shot is taken
 # once it has written a few memories.
 export MEMTRAIN_MODEL="$REAL"
+shot model model ""
 SHOT_WAIT=75 MEMTRAIN_AUTORUN=inspector shot inspector inspector "$WORK/datasets/tiny-seed0"
 SHOT_WAIT=100 MEMTRAIN_AUTORUN=ask MEMTRAIN_ASK="Who is the secretary of the history society?" shot ask ask "$PWD/assets/samples/harbour-town-chronicle.md"
 ls -l docs/screenshots

@@ -26,10 +26,11 @@ pub struct DocumentsPanel {
 
 impl DocumentsPanel {
     /// Sends files and folders to the worker; results arrive as events.
-    pub fn add_paths(&mut self, paths: Vec<PathBuf>, settings: &Settings, worker: &Worker) {
+    pub fn add_paths(&mut self, paths: Vec<PathBuf>, settings: &mut Settings, worker: &Worker) {
         if paths.is_empty() {
             return;
         }
+        settings.remember_documents(&paths);
         self.loading = true;
         self.note = None;
         self.progress = None;
@@ -66,7 +67,7 @@ impl DocumentsPanel {
         self.reports.iter().map(|r| r.doc.path.clone()).collect()
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, settings: &Settings, worker: &Worker, dialogs: &mut Dialogs, busy: bool) {
+    pub fn ui(&mut self, ui: &mut egui::Ui, settings: &mut Settings, worker: &Worker, dialogs: &mut Dialogs, busy: bool) {
         ui.heading("Documents");
         ui.horizontal(|ui| {
             let free = !busy && !dialogs.open();
@@ -105,6 +106,7 @@ impl DocumentsPanel {
         if self.reports.is_empty() && self.errors.is_empty() {
             if !self.loading {
                 empty_state(ui);
+                self.recent(ui, settings, worker, busy);
             }
             return;
         }
@@ -113,6 +115,23 @@ impl DocumentsPanel {
         if let Some(r) = self.selected.and_then(|i| self.reports.get(i)) {
             preview(ui, r);
         }
+    }
+
+    /// What was added in earlier sessions, one click to read again.
+    fn recent(&mut self, ui: &mut egui::Ui, settings: &mut Settings, worker: &Worker, busy: bool) {
+        let there: Vec<PathBuf> = settings.recent_documents.iter().filter(|p| p.exists()).cloned().collect();
+        if there.is_empty() {
+            return;
+        }
+        ui.add_space(12.0);
+        ui.vertical_centered(|ui| {
+            ui.label(RichText::new("Recent").strong());
+            for p in there {
+                if ui.add_enabled(!busy, egui::Link::new(p.display().to_string())).clicked() {
+                    self.add_paths(vec![p], settings, worker);
+                }
+            }
+        });
     }
 
     fn list(&mut self, ui: &mut egui::Ui) {

@@ -248,7 +248,7 @@ impl StudioApp {
         let Some((purpose, paths)) = self.dialogs.poll() else { return };
         match purpose {
             Purpose::Documents | Purpose::DocumentFolder if !paths.is_empty() => {
-                self.documents.add_paths(paths, &self.settings, &self.worker);
+                self.documents.add_paths(paths, &mut self.settings, &self.worker);
                 self.tab = Tab::Documents;
             }
             Purpose::ModelFile | Purpose::ModelFolder => {
@@ -290,7 +290,7 @@ impl StudioApp {
             self.tab = Tab::Model;
         }
         if !docs.is_empty() {
-            self.documents.add_paths(docs, &self.settings, &self.worker);
+            self.documents.add_paths(docs, &mut self.settings, &self.worker);
             self.tab = Tab::Documents;
         }
     }
@@ -363,7 +363,7 @@ impl eframe::App for StudioApp {
         let mut action = ExercisesAction::None;
         egui::CentralPanel::default().show(ui, |ui| match self.tab {
             Tab::Model => self.model.ui(ui, &mut self.settings, &self.worker, &mut self.dialogs, busy),
-            Tab::Documents => self.documents.ui(ui, &self.settings, &self.worker, &mut self.dialogs, busy),
+            Tab::Documents => self.documents.ui(ui, &mut self.settings, &self.worker, &mut self.dialogs, busy),
             Tab::Exercises => {
                 let docs = self.documents.doc_paths();
                 action = self.exercises.ui(ui, &mut self.settings, &self.worker, &docs, &self.data_dir, busy);
