@@ -11,6 +11,8 @@ pub enum Purpose {
     DocumentFolder,
     ModelFile,
     ModelFolder,
+    /// A folder to copy an evaluation report into.
+    ExportReport,
 }
 
 #[derive(Default)]
@@ -39,6 +41,7 @@ impl Dialogs {
                     Purpose::DocumentFolder => dialog.set_title("Add a folder of documents").pick_folders().await.unwrap_or_default(),
                     Purpose::ModelFile => dialog.set_title("Open a GGUF model").add_filter("GGUF model", &["gguf"]).pick_file().await.into_iter().collect(),
                     Purpose::ModelFolder => dialog.set_title("Open a Hugging Face model folder").pick_folder().await.into_iter().collect(),
+                    Purpose::ExportReport => dialog.set_title("Export the report (JSON, CSV, PNG) to").pick_folder().await.into_iter().collect(),
                 }
                 .into_iter()
                 .map(|h| h.path().to_path_buf())
@@ -64,5 +67,40 @@ impl Dialogs {
         };
         self.pending = None;
         result
+    }
+}
+
+/// Copies every file of `from` (an evaluation report folder) into `to`; returns how many.
+pub fn copy_files(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<usize> {
+    use anyhow::Context;
+    let mut n = 0;
+    for entry in std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+        let path = entry?.path();
+        if path.is_file() {
+            let target = to.join(path.file_name().expect("a file has a name"));
+            std::fs::copy(&path, &target).with_context(|| format!("cannot copy {} to {}", path.display(), target.display()))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_copies_the_report_files_and_names_a_missing_folder() {
+        let root = std::env::temp_dir().join(format!("memtrain-export-{}", std::process::id()));
+        let (from, to) = (root.join("eval"), root.join("out"));
+        std::fs::create_dir_all(from.join("sub")).unwrap();
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::write(from.join("report.json"), "{}").unwrap();
+        std::fs::write(from.join("scores.csv"), "a,b\n").unwrap();
+        assert_eq!(copy_files(&from, &to).unwrap(), 2, "files only, not folders");
+        assert_eq!(std::fs::read_to_string(to.join("scores.csv")).unwrap(), "a,b\n");
+        let err = copy_files(&root.join("nope"), &to).unwrap_err().to_string();
+        assert!(err.contains("nope"), "{err}");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

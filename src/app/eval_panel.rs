@@ -3,6 +3,7 @@
 //! report.json, scores.csv, records and PNG charts into RUN/eval (the panel's export); the
 //! panel draws recall by distance and per-objective bars with 95 % bootstrap error bars.
 
+use super::dialogs::{Dialogs, Purpose};
 use super::worker::{Request, Worker};
 use crate::device::DeviceChoice;
 use crate::eval::report::{CompareReport, ModelReport};
@@ -49,7 +50,8 @@ impl EvalPanel {
         self.report = std::fs::read_to_string(report_dir(run).join("report.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, worker: &Worker, run: Option<&Path>, dataset: Option<&Path>, device: DeviceChoice, busy: bool) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn ui(&mut self, ui: &mut egui::Ui, worker: &Worker, dialogs: &mut Dialogs, run: Option<&Path>, dataset: Option<&Path>, device: DeviceChoice, busy: bool) {
         ui.heading("Evaluate: untrained vs trained");
         let (Some(run), Some(dataset)) = (run, dataset) else {
             ui.label("Train a model in the Train tab first: this tab compares the run's untrained start with its trained result on held-out documents.");
@@ -98,7 +100,12 @@ impl EvalPanel {
             ui.weak("No comparison yet for this run.");
             return;
         };
-        ui.weak(format!("Scorer: {}. Files (report.json, scores.csv, PNG charts): {}", report.scorer, report_dir(run).display()));
+        ui.horizontal_wrapped(|ui| {
+            ui.weak(format!("Scorer: {}. Files (report.json, scores.csv, PNG charts): {}", report.scorer, report_dir(run).display()));
+            if ui.add_enabled(!dialogs.open(), egui::Button::new("Export…")).on_hover_text("copy the report's JSON, CSV and PNG files to a folder").clicked() {
+                dialogs.show(Purpose::ExportReport, ui.ctx());
+            }
+        });
         egui::Grid::new("eval-numbers").striped(true).show(ui, |ui| {
             ui.strong("");
             ui.strong("masked-entity EM (obj. 1)");

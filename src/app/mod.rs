@@ -171,10 +171,9 @@ impl StudioApp {
                     self.error = None;
                     self.model.path_text = info.path.display().to_string();
                     self.model.loaded = Some((*info, device));
+                    // The Model tab stays: its card shows what was loaded and where it runs.
+                    self.model.load_note = Some(format!("loaded in {seconds:.1} s"));
                     self.chat.last_stats = Some(format!("model loaded in {seconds:.1} s"));
-                    if self.tab == Tab::Model {
-                        self.tab = Tab::Chat;
-                    }
                 }
                 Event::ChatText(t) => self.chat.pending = Some(t),
                 Event::ChatDone { tokens, seconds, cancelled } => {
@@ -254,6 +253,15 @@ impl StudioApp {
             Purpose::ModelFile | Purpose::ModelFolder => {
                 if let Some(p) = paths.into_iter().next() {
                     self.model.load(&mut self.settings, &self.worker, Some(p));
+                }
+            }
+            Purpose::ExportReport => {
+                let dataset = self.exercises.view.as_ref().map(|v| v.dir.clone());
+                if let (Some(to), Some(run)) = (paths.into_iter().next(), self.train.current_run(&self.data_dir, dataset.as_deref())) {
+                    match dialogs::copy_files(&eval_panel::report_dir(&run), &to) {
+                        Ok(n) => self.evaluate.note = Some(format!("exported {n} files to {}", to.display())),
+                        Err(e) => self.error = Some(format!("export failed: {e:#}")),
+                    }
                 }
             }
             _ => {}
@@ -375,7 +383,7 @@ impl eframe::App for StudioApp {
             Tab::Evaluate => {
                 let dataset = self.exercises.view.as_ref().map(|v| v.dir.clone());
                 let run = self.train.current_run(&self.data_dir, dataset.as_deref());
-                self.evaluate.ui(ui, &self.worker, run.as_deref(), dataset.as_deref(), self.settings.device, busy);
+                self.evaluate.ui(ui, &self.worker, &mut self.dialogs, run.as_deref(), dataset.as_deref(), self.settings.device, busy);
             }
             Tab::Inspector => {
                 let dataset = self.exercises.view.as_ref();

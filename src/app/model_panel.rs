@@ -14,6 +14,8 @@ pub struct ModelPanel {
     pub loaded: Option<(ModelInfo, DeviceInfo)>,
     /// The wgpu adapters, once asked for (the worker opens each one to name it).
     pub adapters: Option<Vec<(usize, DeviceInfo)>>,
+    /// "loaded in 1.2 s"
+    pub load_note: Option<String>,
 }
 
 impl ModelPanel {
@@ -28,7 +30,12 @@ impl ModelPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, settings: &mut Settings, worker: &Worker, dialogs: &mut Dialogs, busy: bool) {
         ui.heading("Model");
         match &self.loaded {
-            Some((info, device)) => info_card(ui, info, device),
+            Some((info, device)) => {
+                info_card(ui, info, device);
+                if let Some(n) = &self.load_note {
+                    ui.weak(format!("{n}. Next: Documents (add your files), or Ask / Chat to try the model as it is."));
+                }
+            }
             None => {
                 ui.label("No model loaded yet. The default model (SmolLM2-135M-Instruct) loads when it is installed;");
                 ui.label("otherwise run `memtrain fetch-model`, or drop a .gguf file or a Hugging Face folder on this window.");
