@@ -166,6 +166,10 @@ fn entity_types(ui: &mut egui::Ui, models: &[(&str, &ModelReport)], height: f32)
         .legend(Legend::default())
         .include_y(0.0)
         .include_y(1.0)
+        // Every kind in view even when all bars are zero.
+        .include_x(-0.6)
+        .include_x(kinds.len() as f64 - 0.4)
+        .x_grid_spacer(egui_plot::uniform_grid_spacer(|_| [1.0, 1.0, 1.0]))
         .x_axis_formatter(move |mark, _| {
             let i = mark.value.round();
             if (mark.value - i).abs() < 1e-6 && i >= 0.0 { names.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
