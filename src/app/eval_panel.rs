@@ -160,7 +160,10 @@ impl EvalPanel {
 fn entity_types(ui: &mut egui::Ui, models: &[(&str, &ModelReport)], height: f32) {
     let kinds: Vec<&String> = models.iter().flat_map(|(_, m)| m.by_entity_type.keys()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     ui.label("Exact match by entity type, 95% CI");
-    let names = kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+    // Whole names do not fit under narrow bars (egui_plot then hides them all): the axis shows
+    // 4-letter marks and the full names are listed here and on hover.
+    ui.weak(kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" · "));
+    let names = kinds.iter().map(|k| k.chars().take(4).collect::<String>()).collect::<Vec<_>>();
     Plot::new("eval-entity-types")
         .height(height)
         .legend(Legend::default())
