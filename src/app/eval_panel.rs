@@ -151,7 +151,7 @@ impl EvalPanel {
                     }
                 }
             });
-            entity_types(&mut cols[2], &models, height);
+            entity_types(&mut cols[2], &models, height - 18.0); // one text row less: the kind names
         });
     }
 }
