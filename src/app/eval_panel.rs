@@ -160,8 +160,8 @@ impl EvalPanel {
 fn entity_types(ui: &mut egui::Ui, models: &[(&str, &ModelReport)], height: f32) {
     let kinds: Vec<&String> = models.iter().flat_map(|(_, m)| m.by_entity_type.keys()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     ui.label("Exact match by entity type, 95% CI");
-    // Whole names do not fit under narrow bars (egui_plot then hides them all): the axis shows
-    // 4-letter marks and the full names are listed here and on hover.
+    // Whole names do not fit under narrow bars: the axis shows 4-letter marks, the full names
+    // are listed here and on hover.
     ui.weak(kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" · "));
     let names = kinds.iter().map(|k| k.chars().take(4).collect::<String>()).collect::<Vec<_>>();
     Plot::new("eval-entity-types")
@@ -173,10 +173,11 @@ fn entity_types(ui: &mut egui::Ui, models: &[(&str, &ModelReport)], height: f32)
         .include_x(-0.6)
         .include_x(kinds.len() as f64 - 0.4)
         .x_grid_spacer(egui_plot::uniform_grid_spacer(|_| [1.0, 1.0, 1.0]))
-        .x_axis_formatter(move |mark, _| {
+        // Default hints hide every x label closer than 60 px; a bar group is about 50 px wide.
+        .custom_x_axes(vec![egui_plot::AxisHints::new_x().label_spacing(24.0..=32.0).formatter(move |mark, _| {
             let i = mark.value.round();
             if (mark.value - i).abs() < 1e-6 && i >= 0.0 { names.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
-        })
+        })])
         .show(ui, |p| {
             for (j, (role, m)) in models.iter().enumerate() {
                 let offset = (j as f64 - 0.5) * 0.4;
