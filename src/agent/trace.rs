@@ -34,6 +34,11 @@ pub struct Turn {
     pub text: String,
 }
 
+/// The memory the turn for chunk `chunk` started from, given the memories written so far.
+pub fn input_memory(memories: &[String], chunk: usize) -> &str {
+    if chunk == 0 { super::prompts::INITIAL_MEMORY } else { &memories[chunk - 1] }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Trace {
     /// Index of the document in the `run_agent` input.
@@ -50,7 +55,7 @@ impl Trace {
     /// The memory the turn for chunk `chunk` started from: the initial memory for chunk 0,
     /// otherwise the memory written after chunk `chunk - 1`.
     pub fn input_memory(&self, chunk: usize) -> &str {
-        if chunk == 0 { super::prompts::INITIAL_MEMORY } else { &self.memories[chunk - 1] }
+        input_memory(&self.memories, chunk)
     }
 
     pub fn answer_turn(&self) -> Option<&Turn> {

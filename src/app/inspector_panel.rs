@@ -55,14 +55,19 @@ impl InspectorPanel {
 
     /// Reads the selected exercise with the chosen model.
     pub fn start(&mut self, worker: &Worker, view: &DatasetView, run: Option<&Path>, device: DeviceChoice) {
-        self.selected = self.selected.or_else(|| view.exercises.iter().position(|e| e.objective == MASKED && e.split == HELD_OUT));
+        self.selected = self.selected.or_else(|| self.candidates(view).first().copied());
         let Some(exercise) = self.selected.and_then(|i| view.exercises.get(i)) else { return };
-        let probes: Vec<Exercise> = view.exercises.iter().filter(|p| p.parent.as_deref() == Some(exercise.id.as_str())).cloned().collect();
+        let probes: Vec<Exercise> = view.probes_of(&exercise.id).cloned().collect();
         let model = self.model_path(run);
         self.reading.begin(exercise.chunks.len() + 1);
         self.result = None;
         let (memory_tokens, answer_tokens, max_distance) = (self.memory_tokens, self.answer_tokens, self.max_distance);
         worker.send(Request::Inspect { model, exercise: Box::new(exercise.clone()), probes, memory_tokens, answer_tokens, max_distance, device });
+    }
+
+    /// The objective-1 exercises offered (held-out ones only unless unticked), in file order.
+    fn candidates(&self, view: &DatasetView) -> Vec<usize> {
+        (0..view.exercises.len()).filter(|&i| view.exercises[i].objective == MASKED && (!self.held_out_only || view.exercises[i].split == HELD_OUT)).collect()
     }
 
     fn model_path(&self, run: Option<&Path>) -> Option<PathBuf> {
@@ -101,13 +106,13 @@ impl InspectorPanel {
 
     #[allow(clippy::too_many_arguments)]
     fn controls(&mut self, ui: &mut egui::Ui, worker: &Worker, view: &DatasetView, run: Option<&Path>, model_loaded: bool, device: DeviceChoice, busy: bool) {
-        let candidates: Vec<usize> = (0..view.exercises.len()).filter(|&i| view.exercises[i].objective == MASKED && (!self.held_out_only || view.exercises[i].split == HELD_OUT)).collect();
+        let candidates = self.candidates(view);
         if self.selected.is_none_or(|s| !candidates.contains(&s)) {
             self.selected = candidates.first().copied();
         }
         let label = |i: usize| {
             let e = &view.exercises[i];
-            let probes = view.exercises.iter().filter(|p| p.parent.as_deref() == Some(e.id.as_str())).count();
+            let probes = view.probes_of(&e.id).count();
             format!("{} · {} chunks · {probes} probes · {}", e.doc_id, e.chunks.len(), e.split)
         };
         ui.horizontal(|ui| {

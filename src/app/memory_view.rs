@@ -3,7 +3,8 @@
 //! struck through), placeholders in red and tracked entities marked wherever they appear.
 
 use super::worker::ReadProgress;
-use crate::eval::inspect::{Change, Presence, memory_diff, presence, previous_memory};
+use crate::agent::trace::input_memory;
+use crate::eval::inspect::{Change, Presence, memory_diff, presence};
 use egui::text::{LayoutJob, TextFormat};
 use egui::{Color32, FontId, RichText, Stroke};
 
@@ -118,7 +119,7 @@ pub fn chunk_and_memory(ui: &mut egui::Ui, chunks: &[String], memories: &[String
         cols[1].label(RichText::new(format!("Memory after chunk {} (green: added, red: dropped)", step + 1)).strong());
         egui::ScrollArea::vertical().id_salt("mv-memory").max_height(height).show(&mut cols[1], |ui| match memories.get(step) {
             Some(m) => {
-                let job = diff_job(ui, previous_memory(memories, step), m, entities);
+                let job = diff_job(ui, input_memory(memories, step), m, entities);
                 ui.label(job);
             }
             None => {

@@ -229,7 +229,6 @@ impl StudioApp {
                 Event::Error(e) => {
                     self.busy = None;
                     self.stop_readings("failed");
-                    self.evaluate.running = false;
                     self.documents.loading = false;
                     self.exercises.running = false;
                     if self.chat.pending.is_some() {

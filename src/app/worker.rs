@@ -352,9 +352,10 @@ fn ask(s: &Session, source: String, text: &str, question: String, agent: ReadBud
     }
     send(Event::AskChunks(chunks.clone()));
     let params = crate::eval::greedy(agent.memory_tokens, agent.answer_tokens);
-    let input = AgentInput { chunks: chunks.clone(), question: question.clone() };
-    let mut trace = run_agent_observed(&Policy::from_loaded(&s.loaded), &[input], 1, &params, &mut reporter(cancel, send))?.remove(0);
+    let inputs = [AgentInput { chunks, question }];
+    let mut trace = run_agent_observed(&Policy::from_loaded(&s.loaded), &inputs, 1, &params, &mut reporter(cancel, send))?.remove(0);
     let reply = trace.answer_turn().map(|t| t.text.clone()).unwrap_or_default();
+    let [AgentInput { chunks, question }] = inputs;
     Ok(Answered { source, question, chunks, memories: std::mem::take(&mut trace.memories), reply, answer: trace.answer, seconds: start.elapsed().as_secs_f64() })
 }
 
@@ -421,6 +422,13 @@ pub fn analyse(doc: Document, chunk_tokens: usize, counter: &dyn TokenCounter, c
 /// Byte offset where the preview of `text` ends (a char boundary).
 pub fn preview_end(text: &str) -> usize {
     text.char_indices().nth(PREVIEW_CHARS).map_or(text.len(), |(i, _)| i)
+}
+
+impl DatasetView {
+    /// The objective-2 probes of the exercise `id`.
+    pub fn probes_of<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a Exercise> + 'a {
+        self.exercises.iter().filter(move |p| p.parent.as_deref() == Some(id))
+    }
 }
 
 fn open_dataset(dir: &Path, summary: Option<DatasetSummary>) -> anyhow::Result<DatasetView> {

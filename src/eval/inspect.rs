@@ -10,6 +10,7 @@
 use super::report::{Record, records};
 use crate::agent::{AgentParams, AgentProgress, Policy, Trace, prompts::INITIAL_MEMORY};
 use crate::exercises::jsonl::Exercise;
+use crate::exercises::scoring::normalise_words;
 use anyhow::Result;
 use similar::{ChangeTag, TextDiff};
 
@@ -83,11 +84,6 @@ pub fn memory_diff(previous: &str, current: &str) -> Vec<Piece> {
     out
 }
 
-/// The memory each memory turn started from: the initial memory, then each written one.
-pub fn previous_memory(memories: &[String], chunk: usize) -> &str {
-    if chunk == 0 { INITIAL_MEMORY } else { &memories[chunk - 1] }
-}
-
 /// What one memory update did to an entity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Presence {
@@ -122,15 +118,11 @@ pub fn presence(memories: &[String], entity: &str) -> Vec<Presence> {
 
 /// Whether `text` contains the words of `entity` in order, normalised as the scorer does.
 pub fn holds(text: &str, entity: &str) -> bool {
-    let needle = words(entity);
+    let needle = normalise_words(entity);
     if needle.is_empty() {
         return false;
     }
-    words(text).windows(needle.len()).any(|w| w == needle.as_slice())
-}
-
-fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+    normalise_words(text).windows(needle.len()).any(|w| w == needle.as_slice())
 }
 
 #[cfg(test)]
@@ -153,6 +145,8 @@ mod tests {
         assert!(!holds("Annabel Bergen", "Anna Berg"));
         assert!(!holds("Berg, Anna", "Anna Berg"));
         assert!(!holds("anything", "  "));
+        // Articles count as nothing, as in exact match: "The Silver Crossing" = "silver crossing".
+        assert!(holds("kept: silver crossing, 1887", "The Silver Crossing"));
     }
 
     #[test]
@@ -170,7 +164,7 @@ mod tests {
     #[test]
     fn the_first_update_is_compared_with_the_initial_memory() {
         let m = mems(&["a", "b"]);
-        assert_eq!(previous_memory(&m, 0), INITIAL_MEMORY);
-        assert_eq!(previous_memory(&m, 1), "a");
+        assert_eq!(crate::agent::trace::input_memory(&m, 0), INITIAL_MEMORY);
+        assert_eq!(crate::agent::trace::input_memory(&m, 1), "a");
     }
 }

@@ -34,10 +34,16 @@ pub fn unbox(answer: &str) -> &str {
     inner
 }
 
-/// Lower case, no punctuation, no articles, single spaces.
+/// Lower case, no punctuation, no articles, single spaces (of the boxed part, if any).
 pub fn normalise(answer: &str) -> String {
-    let lower: String = unbox(answer).chars().flat_map(char::to_lowercase).map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
-    lower.split_whitespace().filter(|w| !matches!(*w, "a" | "an" | "the")).collect::<Vec<_>>().join(" ")
+    normalise_words(unbox(answer)).join(" ")
+}
+
+/// The words of `text` as the scorer compares them: lower case, punctuation dropped, articles
+/// dropped (also what the Memory inspector looks for in a memory).
+pub fn normalise_words(text: &str) -> Vec<String> {
+    let lower: String = text.chars().flat_map(char::to_lowercase).map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
+    lower.split_whitespace().filter(|w| !matches!(*w, "a" | "an" | "the")).map(str::to_string).collect()
 }
 
 pub fn exact_match(prediction: &str, gold: &str) -> bool {
