@@ -70,3 +70,24 @@ fn sampled_group_rollouts_replay_exactly_from_their_seed() {
     assert_eq!(ids(&a), ids(&b));
     assert_ne!(ids(&a)[0], ids(&a)[1], "two rollouts at temperature 1 sampled identical tokens");
 }
+
+/// The dense reward of tiny-model training (train::gold_likelihood): the real model must find the
+/// gold answer clearly likelier after a memory that holds it than after the empty memory, and
+/// scoring in one padded batch must agree with scoring one conversation at a time.
+#[test]
+fn the_gold_answer_is_likelier_after_a_memory_that_holds_it() {
+    use memtrain::train::gold_likelihood::{GoldQuery, gold_likelihoods};
+    let Some(lm) = load() else { return };
+    let inv_freq = memtrain::model::rope::inverse_frequencies(&lm.info.config);
+    let question = two_chunk_doc().question;
+    let query = |memory: &str| GoldQuery { prompt: prompts::final_answer(&question, memory), gold: "Astrid".into() };
+    let queries = [query("The ferry Astrid was built in Bergen in 1931. Years later, the [MASK] ferry sank near Oslo."), query(prompts::INITIAL_MEMORY)];
+    let one_by_one = gold_likelihoods(&lm.model, &inv_freq, &lm.tokenizer, &queries, 1).unwrap();
+    let batched = gold_likelihoods(&lm.model, &inv_freq, &lm.tokenizer, &queries, 2).unwrap();
+    eprintln!("p(gold | memory with it) = {:.4}, p(gold | no memory) = {:.4}", one_by_one[0], one_by_one[1]);
+    assert!(one_by_one.iter().all(|&p| p > 0.0 && p <= 1.0), "{one_by_one:?}");
+    assert!(one_by_one[0] > 2.0 * one_by_one[1], "a memory holding the answer should make it likelier: {one_by_one:?}");
+    for (a, b) in one_by_one.iter().zip(&batched) {
+        assert!((a - b).abs() < 1e-4, "padding changed a score: {one_by_one:?} vs {batched:?}");
+    }
+}

@@ -65,6 +65,12 @@ pub struct ObjectiveConfig {
     /// Weight of token F1 added to every EM reward (0 = the paper's pure EM). A denser reward
     /// for tiny models (method notes §8.2 item 3); EM and F1 are always reported separately.
     pub partial_credit: f32,
+    /// Weight of the gold answer's likelihood given the memory (`exp(mean log p)` of the gold
+    /// reply, [`super::gold_likelihood`]) added to each rollout's reward, for the final answer
+    /// and for its recall question: a dense reward that ranks memories while every sampled
+    /// answer is still wrong (method notes §8.2 item 3). 0 = off; reported separately.
+    #[serde(default)]
+    pub gold_likelihood: f32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -177,7 +183,7 @@ impl TrainConfig {
             grpo_steps: 20,
             max_level: Some(2),
             agent: AgentKnobs { memory_tokens: 48, answer_tokens: 12, temperature: 1.0, top_p: 1.0 },
-            objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5 },
+            objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 16, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
             sft: SftConfig { steps: 300, batch: 16, lr: 2e-3, documents_text: false },
             optim: OptimConfig { lr: 1e-4, weight_decay: 0.0, beta1: 0.9, beta2: 0.99, warmup_steps: 10, schedule: Schedule::Constant, grad_clip_norm: Some(1.0) },
@@ -198,7 +204,7 @@ impl TrainConfig {
             grpo_steps: 300,
             max_level: None,
             agent: AgentKnobs { memory_tokens: 128, answer_tokens: 16, temperature: 1.0, top_p: 1.0 },
-            objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 4, partial_credit: 0.0 },
+            objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 4, partial_credit: 0.0, gold_likelihood: 0.0 },
             grpo: GrpoKnobs { group: 8, batch_docs: 4, micro_batch: 8, loss: GrpoConfig::default() },
             sft: SftConfig { steps: 50, batch: 8, lr: 2e-5, documents_text: false },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.01, beta1: 0.9, beta2: 0.999, warmup_steps: 10, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
@@ -260,6 +266,7 @@ impl TrainConfig {
             check(self.objectives.recall_group >= 2, format!("objectives.recall_group = {}: recall groups need at least 2 answers", self.objectives.recall_group));
         }
         check((0.0..=10.0).contains(&self.objectives.recall_weight), format!("objectives.recall_weight = {} is outside [0, 10]", self.objectives.recall_weight));
+        check((0.0..=10.0).contains(&self.objectives.gold_likelihood), format!("objectives.gold_likelihood = {} is outside [0, 10]", self.objectives.gold_likelihood));
         check((0.0..=1.0).contains(&self.objectives.partial_credit), format!("objectives.partial_credit = {} is outside [0, 1]", self.objectives.partial_credit));
         let l = &self.grpo.loss;
         check(l.clip_low > 0.0 && l.clip_low < 1.0, format!("grpo.loss.clip_low = {} must be in (0, 1)", l.clip_low));

@@ -42,6 +42,13 @@ pub struct StepRecord {
     pub exact_match: f32,
     pub f1: f32,
     pub recall: Option<f32>,
+    /// Mean likelihood of the gold final answer given the rollouts' memories (the dense reward),
+    /// when `objectives.gold_likelihood` is on.
+    #[serde(default)]
+    pub gold_likelihood: Option<f32>,
+    /// The same for the recall questions.
+    #[serde(default)]
+    pub recall_gold_likelihood: Option<f32>,
     pub loss: Option<f32>,
     pub kl: Option<f32>,
     pub clip_fraction: Option<f32>,

@@ -54,15 +54,17 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
 /// the end-of-turn token (the policy must learn to stop).
 pub fn tokenized(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
     let count = |s: &str| tokenizer.encode(s, false).map(|ids| ids.len()).unwrap_or(usize::MAX);
-    let end = tokenizer.stop_ids.first().copied().or(tokenizer.eos_id);
     reference_conversations(exercise, probes, memory_tokens, &count)
         .into_iter()
-        .map(|c| {
-            let mut target = tokenizer.encode(&c.reply, false)?;
-            target.extend(end);
-            Ok(SftExample { prompt: crate::agent::chat_prompt_ids(tokenizer, &c.prompt)?, target })
-        })
+        .map(|c| Ok(SftExample { prompt: crate::agent::chat_prompt_ids(tokenizer, &c.prompt)?, target: reply_ids(tokenizer, &c.reply)? }))
         .collect()
+}
+
+/// A reply as the ids the policy must produce: the text, then the end-of-turn token.
+pub fn reply_ids(tokenizer: &TextTokenizer, reply: &str) -> Result<Vec<u32>> {
+    let mut ids = tokenizer.encode(reply, false)?;
+    ids.extend(tokenizer.stop_ids.first().copied().or(tokenizer.eos_id));
+    Ok(ids)
 }
 
 pub fn boxed(answer: &str) -> String {

@@ -18,7 +18,8 @@ use super::run_dir::{RunDir, RunInfo, TrainState};
 use super::schedule::lr_at;
 use super::sft::{SftExample, sft_loss};
 use super::update::{Update, UpdateTimes, accumulated_step};
-use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, Trace, TurnKind, run_agent, run_recall};
+use super::gold_likelihood::{GoldQuery, gold_likelihoods};
+use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, Trace, TurnKind, prompts, run_agent, run_recall};
 use crate::checkpoint::{self, tokenizer::TextTokenizer};
 use crate::device::{self, DeviceInfo};
 use crate::eval::{self, HeldOutEval};
@@ -310,12 +311,16 @@ impl Trainer {
         let scores: Vec<_> = traces.iter().map(|tr| score_answer(&tr.answer, &self.data.train[docs[tr.doc]].answer)).collect();
         let recall_scores: Vec<_> = answers.iter().map(|a| score_answer(&a.answer, &recall_golds[a.request])).collect();
         let recall_rewards: Vec<f32> = recall_scores.iter().map(|s| s.exact + partial * s.f1).collect();
-        let end_to_end: Vec<f32> = scores.iter().map(|s| s.exact + partial * s.f1).collect();
+        let (final_likelihood, recall_likelihood) = self.gold_likelihoods(&infer, &traces, &docs, &requests, &recall_golds)?;
+        let dense = cfg.objectives.gold_likelihood;
+        let end_to_end: Vec<f32> = scores.iter().zip(&final_likelihood).map(|(s, l)| s.exact + partial * s.f1 + dense * l).collect();
+        // The recall likelihood is the same for every answer of a recall group (one memory), so
+        // it ranks rollouts (whose memory it scores), not the answers of the group.
         let blended: Vec<f32> = end_to_end
             .iter()
             .enumerate()
             .map(|(r, &e)| match request_of_trace.get(r).copied().flatten() {
-                Some(q) => e + cfg.objectives.recall_weight * recall_rewards[q * g2..(q + 1) * g2].iter().sum::<f32>() / g2 as f32,
+                Some(q) => e + cfg.objectives.recall_weight * (recall_rewards[q * g2..(q + 1) * g2].iter().sum::<f32>() / g2 as f32 + dense * recall_likelihood[q]),
                 None => e,
             })
             .collect();
@@ -335,6 +340,8 @@ impl Trainer {
             exact_match: mean(scores.iter().map(|s| s.exact)),
             f1: mean(scores.iter().map(|s| s.f1)),
             recall: (!recall_scores.is_empty()).then(|| mean(recall_scores.iter().map(|s| s.exact))),
+            gold_likelihood: (dense > 0.0).then(|| mean(final_likelihood.iter().copied())),
+            recall_gold_likelihood: (dense > 0.0 && !recall_likelihood.is_empty()).then(|| mean(recall_likelihood.iter().copied())),
             entropy: Some(-mean(traces.iter().flat_map(|t| t.turns.iter().flat_map(|u| u.logprobs.iter().copied())))),
             memory_tokens: MeanStd::of(&turn_lengths(&traces, true)),
             answer_tokens: MeanStd::of(&turn_lengths(&traces, false)),
@@ -359,6 +366,24 @@ impl Trainer {
         record.seconds_optimizer = times.optimizer;
         record.skipped = skipped;
         Ok(record)
+    }
+
+    /// The dense reward's likelihoods of the gold answers: per rollout given its final memory,
+    /// per recall request given its memory; zeros (nothing computed) when the weight is 0.
+    fn gold_likelihoods(&self, infer: &Llama, traces: &[Trace], docs: &[usize], requests: &[RecallInput], recall_golds: &[String]) -> Result<(Vec<f32>, Vec<f32>)> {
+        if self.cfg.objectives.gold_likelihood == 0.0 {
+            return Ok((vec![0.0; traces.len()], vec![0.0; requests.len()]));
+        }
+        let finals = traces.iter().map(|tr| {
+            let e = &self.data.train[docs[tr.doc]];
+            let memory = tr.memories.last().map(String::as_str).unwrap_or(prompts::INITIAL_MEMORY);
+            GoldQuery { prompt: prompts::final_answer(&e.question, memory), gold: e.answer.clone() }
+        });
+        let recalls = requests.iter().zip(recall_golds).map(|(q, gold)| GoldQuery { prompt: prompts::memory_recall(&q.memory, &q.masked_section), gold: gold.clone() });
+        let queries: Vec<GoldQuery> = finals.chain(recalls).collect();
+        let mut all = gold_likelihoods(infer, &self.inv_freq, &self.tokenizer, &queries, self.cfg.grpo.micro_batch)?;
+        let recall = all.split_off(traces.len());
+        Ok((all, recall))
     }
 
     /// One recall request per trace that has a probe: the probe (seeded choice among the
