@@ -46,3 +46,33 @@ fn step_records_round_trip_through_jsonl_one_line_each() {
     assert_eq!(records[0].reward_end_to_end, MeanStd { mean: 0.5, std: 0.5 });
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn weights(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// `trainable_layers`: a step moves the top layer and the final norm only; the embeddings (and
+/// with them the tied LM head) and the lower layer keep their exact values, and the loss still
+/// drops.
+#[test]
+fn a_step_with_the_lower_layers_frozen_moves_only_the_top_layer() {
+    let device = Device::flex().autodiff();
+    let cfg = tiny_config();
+    let model = Llama::from_weights(&cfg, &mut RandomWeights::new(cfg.clone(), 5), &device).unwrap();
+    let mut model = memtrain::train::freeze::freeze_below(model, 1).unwrap();
+    let before = (weights(model.embed_tokens.weight.val()), weights(model.layers[0].mlp.up_proj.weight.val()), weights(model.layers[1].mlp.up_proj.weight.val()));
+    let inv_freq = rope::inverse_frequencies(&cfg);
+    let examples = [SftExample { prompt: vec![1, 2, 3], target: vec![10, 11, 12, 2] }];
+    let mut optim = burn::optim::AdamWConfig::new().init();
+    let mut losses = vec![];
+    for _ in 0..3 {
+        let (next, loss) = sft_step(model, &mut optim, 1e-2, &inv_freq, &examples).unwrap();
+        model = next;
+        losses.push(loss);
+    }
+    assert_eq!(weights(model.embed_tokens.weight.val()), before.0, "embeddings moved");
+    assert_eq!(weights(model.layers[0].mlp.up_proj.weight.val()), before.1, "the frozen layer moved");
+    assert_ne!(weights(model.layers[1].mlp.up_proj.weight.val()), before.2, "the trainable layer did not move");
+    assert!(losses[2] < losses[0], "{losses:?}");
+    assert!(memtrain::train::freeze::freeze_below(model, 3).unwrap_err().to_string().contains("2 layers"));
+}

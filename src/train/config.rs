@@ -142,6 +142,11 @@ pub struct TrainConfig {
     /// balanced gradient checkpointing): less memory for long sequences, some extra compute.
     #[serde(default)]
     pub gradient_checkpointing: bool,
+    /// Train only this many decoder layers counted from the top (plus the final norm); the
+    /// embeddings and lower layers stay frozen, so the backward pass stops early: cheaper steps
+    /// for a pretrained model on a CPU ([`super::freeze`]). `None` trains every layer.
+    #[serde(default)]
+    pub trainable_layers: Option<usize>,
 }
 
 pub const PRESETS: &[&str] = &["tiny-cpu", "smollm2-135m"];
@@ -192,6 +197,7 @@ impl TrainConfig {
             eval: EvalKnobs { every: 50, exercises: 32 },
             max_bad_steps: 5,
             gradient_checkpointing: false,
+            trainable_layers: None,
         }
     }
 
@@ -213,6 +219,7 @@ impl TrainConfig {
             eval: EvalKnobs { every: 25, exercises: 64 },
             max_bad_steps: 5,
             gradient_checkpointing: false,
+            trainable_layers: None,
         }
     }
 
@@ -289,6 +296,10 @@ impl TrainConfig {
                 let known: Vec<&str> = super::lora::TARGETS.iter().map(|(n, _)| *n).collect();
                 check(known.contains(&t.as_str()), format!("lora.targets: unknown projection {t:?} (known: {})", known.join(", ")));
             }
+        }
+        check(self.trainable_layers != Some(0), "trainable_layers = Some(0): nothing would learn (None trains every layer)".into());
+        if let (ModelSource::Scratch { config, .. }, Some(n)) = (&self.model, self.trainable_layers) {
+            check(n <= config.num_layers, format!("trainable_layers = {n} is more than the model's {} layers", config.num_layers));
         }
         check(self.checkpoint.every >= 1, "checkpoint.every must be at least 1".into());
         check(self.checkpoint.keep >= 1, "checkpoint.keep must be at least 1".into());

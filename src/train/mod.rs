@@ -5,6 +5,7 @@
 pub mod config;
 pub mod console;
 pub mod data;
+pub mod freeze;
 pub mod gold_likelihood;
 pub mod grpo;
 pub mod lora;

@@ -146,6 +146,11 @@ impl Trainer {
             RunDir::write_ron(&run.info(), &info)?;
             checkpoint::hf_export::write_hf_folder(&run.initial(), &model_config, &hf_tensors(&model.clone().materialize())?, &tokenizer)?;
         }
+        // After a resume too: a loaded record must not bring gradients back to frozen layers.
+        let model = match cfg.trainable_layers {
+            Some(n) => super::freeze::freeze_below(model, n)?,
+            None => model,
+        };
         let sft_examples = if cfg.sft.steps > 0 { build_sft_examples(&cfg, &data, &tokenizer)? } else { vec![] };
         Ok(Trainer { cfg, run, data, model_config, device_info, state, model: Some(model), reference, optim, tokenizer, inv_freq, sft_examples })
     }
