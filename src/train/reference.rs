@@ -2,8 +2,9 @@
 //! would have written for an exercise, built by a heuristic teacher.
 //!
 //! Contract: the teacher's memory after each chunk is the previous memory plus every sentence
-//! of the chunk that mentions `[MASK]` or an entity a recall probe will ask about, with the
-//! oldest sentences dropped until it fits `memory_tokens`; the answer turn replies
+//! of the chunk that mentions `[MASK]`, an entity a recall probe will ask about, or any other
+//! entity the rule tagger finds, with the oldest sentences dropped until it fits
+//! `memory_tokens` (sentences with `[MASK]` last); the answer turn replies
 //! `\boxed{answer}`; each recall probe gets a turn from the memory written after its chunk.
 //! Prompts are exactly the agent's ([`crate::agent::prompts`]), so SFT teaches the real format.
 
@@ -13,7 +14,7 @@ use crate::exercises::jsonl::Exercise;
 use crate::train::sft::SftExample;
 use anyhow::Result;
 use crate::exercises::masked_entity::MASK;
-use crate::exercises::textmatch;
+use crate::exercises::{entities, textmatch};
 
 /// One user turn and the assistant reply to learn.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,15 +25,18 @@ pub struct Conversation {
 
 /// Every conversation of the teacher's trace of `exercise` (memory turns, the answer, recalls).
 pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, count_tokens: &dyn Fn(&str) -> usize) -> Vec<Conversation> {
+    // Probed entities alone would teach a choice the student cannot make (it never sees which
+    // entities will be probed); every tagged entity is a rule it can learn from the text.
     let keys: Vec<&str> = std::iter::once(MASK).chain(probes.iter().map(|p| p.answer.as_str())).collect();
     let mut kept: Vec<String> = Vec::new();
     let mut memories: Vec<String> = Vec::new();
     let mut out = Vec::new();
     for chunk in &exercise.chunks {
         let before = memories.last().cloned().unwrap_or_else(|| prompts::INITIAL_MEMORY.to_string());
-        kept.extend(sentences(chunk).filter(|s| keys.iter().any(|k| textmatch::contains(s, k))).map(str::to_string));
+        kept.extend(sentences(chunk).filter(|s| keys.iter().any(|k| textmatch::contains(s, k)) || !entities::find(s).is_empty()).map(str::to_string));
         while kept.len() > 1 && count_tokens(&kept.join(" ")) > memory_tokens {
-            kept.remove(0);
+            let oldest_plain = kept.iter().position(|s| !s.contains(MASK)).unwrap_or(0);
+            kept.remove(oldest_plain);
         }
         let memory = if kept.is_empty() { before.clone() } else { truncate_to(&kept.join(" "), memory_tokens, count_tokens) };
         out.push(Conversation { prompt: prompts::memory_update(&exercise.question, &before, chunk), reply: memory.clone() });
@@ -142,6 +146,16 @@ mod tests {
         assert_eq!(c[2].reply, "\\boxed{Olav}");
         assert!(c[3].prompt.contains("<memory>\nAnna Berg sailed north.\n</memory>") && c[3].prompt.contains("[TARGET] sailed"));
         assert_eq!(c[3].reply, "\\boxed{Anna Berg}");
+    }
+
+    #[test]
+    fn memory_keeps_every_entity_sentence_and_the_mask_sentence_outlives_newer_ones() {
+        let e = exercise(&["[MASK] wrote a letter. The sea was calm.", "Olav Dahl sailed to Bergen. Rain fell. Kari Lund sold 40 sheep."], "X");
+        let c = reference_conversations(&e, &[], 10, &words);
+        // Filler sentences go; the budget (10 words) drops the oldest entity sentence first,
+        // never the one with [MASK].
+        assert_eq!(c[0].reply, "[MASK] wrote a letter.");
+        assert_eq!(c[1].reply, "[MASK] wrote a letter. Kari Lund sold 40 sheep.");
     }
 
     #[test]
