@@ -150,7 +150,7 @@ fn a_dropped_model_folder_goes_to_the_model_panel_not_documents() {
     wait_for(&mut h, 60, "the load error", |app| app.error.is_some());
 }
 
-/// Exercises from the samples, then the Train tab: a short run from the tiny preset streams its
+/// Exercises from the samples, then the Train tab: a short run from a preset streams its
 /// steps and held-out evaluations into the panel and leaves a trained model in the run folder.
 /// Needs the default model's tokenizer (CI fetches the model); skipped without it.
 #[test]
@@ -169,6 +169,8 @@ fn train_tab_runs_a_short_training_and_charts_it() {
     samples_to_exercises(&mut h);
 
     h.state_mut().tab = Tab::Train;
+    // The from-scratch preset: the same panel and worker path as tiny-cpu, in seconds per step.
+    h.state_mut().train.preset = "scratch-cpu".into();
     h.state_mut().train.sft_steps = 3;
     h.state_mut().train.grpo_steps = 1;
     h.step();

@@ -60,7 +60,7 @@ fn learnable_exercises(dir: &Path) -> PathBuf {
 
 /// A small, fast config: 45 SFT steps, 3 GRPO steps with recall, a checkpoint every step.
 fn small_config() -> TrainConfig {
-    let mut c = TrainConfig::tiny_cpu();
+    let mut c = TrainConfig::scratch_cpu();
     if let ModelSource::Scratch { config, tokenizer_from, .. } = &mut c.model {
         config.hidden_size = 32;
         config.intermediate_size = 64;

@@ -63,7 +63,9 @@ impl TrainPanel {
         })
     }
 
-    pub fn start(&mut self, worker: &Worker, dataset: &Path, data_dir: &Path, device: DeviceChoice, resume: bool) {
+    /// `model`: the model loaded in the app, trained instead of the default one by presets that
+    /// start from the default model.
+    pub fn start(&mut self, worker: &Worker, dataset: &Path, data_dir: &Path, model: Option<&Path>, device: DeviceChoice, resume: bool) {
         let out = run_dir_for(data_dir, dataset, &self.preset);
         if !resume {
             self.steps.clear();
@@ -75,7 +77,7 @@ impl TrainPanel {
         self.note = None;
         self.started = None;
         self.run_dir = Some(out.clone());
-        worker.send(Request::Train { data: dataset.to_path_buf(), out, preset: self.preset.clone(), sft_steps: self.sft_steps, grpo_steps: self.grpo_steps, device, resume });
+        worker.send(Request::Train { data: dataset.to_path_buf(), out, model: model.map(Path::to_path_buf), preset: self.preset.clone(), sft_steps: self.sft_steps, grpo_steps: self.grpo_steps, device, resume });
     }
 
     pub fn on_step(&mut self, record: StepRecord, total: usize) {
@@ -96,7 +98,7 @@ impl TrainPanel {
         self.note = Some(note);
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, worker: &Worker, dataset: Option<&Path>, data_dir: &Path, device: DeviceChoice, busy: bool) {
+    pub fn ui(&mut self, ui: &mut egui::Ui, worker: &Worker, dataset: Option<&Path>, data_dir: &Path, model: Option<&Path>, device: DeviceChoice, busy: bool) {
         ui.heading("Train the memory agent");
         let Some(dataset) = dataset else {
             ui.label("Generate or open a dataset in the Exercises tab first: training reads its exercises.jsonl.");
@@ -144,10 +146,10 @@ impl TrainPanel {
                     if exists {
                         let _ = std::fs::remove_dir_all(&out);
                     }
-                    self.start(worker, dataset, data_dir, device, false);
+                    self.start(worker, dataset, data_dir, model, device, false);
                 }
                 if exists && ui.add_enabled(!busy, egui::Button::new("Resume")).clicked() {
-                    self.start(worker, dataset, data_dir, device, true);
+                    self.start(worker, dataset, data_dir, model, device, true);
                 }
                 if exists && self.run_dir.as_deref() != Some(out.as_path()) && ui.button("Show this run").clicked() {
                     self.open_history(&out);

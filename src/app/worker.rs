@@ -31,7 +31,7 @@ pub enum Request {
     /// Reads a dataset folder written earlier.
     OpenDataset { dir: PathBuf },
     /// Trains on `data` into the run folder `out` (or resumes the run there); Stop = cancel.
-    Train { data: PathBuf, out: PathBuf, preset: String, sft_steps: usize, grpo_steps: usize, device: DeviceChoice, resume: bool },
+    Train { data: PathBuf, out: PathBuf, model: Option<PathBuf>, preset: String, sft_steps: usize, grpo_steps: usize, device: DeviceChoice, resume: bool },
     /// Memory inspector: reads `exercise` with the loaded model (`model: None`) or the model at
     /// `model`, and asks its `probes` at distances up to `max_distance`.
     Inspect { model: Option<PathBuf>, exercise: Box<Exercise>, probes: Vec<Exercise>, memory_tokens: usize, answer_tokens: usize, max_distance: usize, device: DeviceChoice },
@@ -233,9 +233,9 @@ fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicB
                     Err(e) => send(Event::Error(format!("{e:#}"))),
                 }
             }
-            Request::Train { data, out, preset, sft_steps, grpo_steps, device, resume } => {
+            Request::Train { data, out, model, preset, sft_steps, grpo_steps, device, resume } => {
                 send(Event::Busy(if resume { "resuming training…" } else { "preparing training…" }.into()));
-                let note = match train(&data, &out, &preset, sft_steps, grpo_steps, device, resume, &cancel, &send) {
+                let note = match train(&data, &out, model, &preset, sft_steps, grpo_steps, device, resume, &cancel, &send) {
                     Ok(crate::train::Outcome::Finished) => format!("finished: the trained model is in {}", out.join("final").display()),
                     Ok(crate::train::Outcome::Cancelled { step }) => format!("stopped at step {step} with a checkpoint: Resume continues from there"),
                     Err(e) => format!("training failed: {e:#}"),
@@ -279,9 +279,13 @@ fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicB
 }
 
 #[allow(clippy::too_many_arguments)]
-fn train(data: &Path, out: &Path, preset: &str, sft_steps: usize, grpo_steps: usize, device: DeviceChoice, resume: bool, cancel: &AtomicBool, send: &dyn Fn(Event)) -> anyhow::Result<crate::train::Outcome> {
-    use crate::train::{TrainConfig, TrainEvent, Trainer};
+fn train(data: &Path, out: &Path, model: Option<PathBuf>, preset: &str, sft_steps: usize, grpo_steps: usize, device: DeviceChoice, resume: bool, cancel: &AtomicBool, send: &dyn Fn(Event)) -> anyhow::Result<crate::train::Outcome> {
+    use crate::train::{TrainConfig, TrainEvent, Trainer, config::ModelSource};
     let mut cfg = if resume { Trainer::saved_config(out)? } else { TrainConfig::preset(preset)? };
+    // A preset that starts from the default model trains the model the user loaded instead.
+    if let (false, ModelSource::Default, Some(m)) = (resume, &cfg.model, model) {
+        cfg.model = ModelSource::Path(m);
+    }
     cfg.sft.steps = if resume { cfg.sft.steps.max(sft_steps) } else { sft_steps };
     cfg.grpo_steps = if resume { cfg.grpo_steps.max(grpo_steps) } else { grpo_steps };
     if !resume && device != DeviceChoice::Auto {
