@@ -76,3 +76,24 @@ fn a_step_with_the_lower_layers_frozen_moves_only_the_top_layer() {
     assert!(losses[2] < losses[0], "{losses:?}");
     assert!(memtrain::train::freeze::freeze_below(model, 3).unwrap_err().to_string().contains("2 layers"));
 }
+
+/// Conversation weighting: the loss is the mean of each conversation's own mean NLL, so a
+/// one-token answer counts as much as a long memory turn; token weighting is the plain mean.
+#[test]
+fn conversation_weighting_averages_each_conversations_mean() {
+    use memtrain::train::sft::{SftWeighting, weighted_sft_loss};
+    let device = Device::flex();
+    let cfg = tiny_config();
+    let model = Llama::from_weights(&cfg, &mut RandomWeights::new(cfg.clone(), 9), &device).unwrap();
+    let inv_freq = rope::inverse_frequencies(&cfg);
+    let long = SftExample { prompt: vec![1, 2], target: vec![10, 11, 12, 13, 14, 15] };
+    let short = SftExample { prompt: vec![3], target: vec![20] };
+    let value = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap()[0];
+    let each = |e: &SftExample| value(sft_loss(&model, &inv_freq, std::slice::from_ref(e), &device).unwrap());
+    let (l, s) = (each(&long), each(&short));
+    let both = [long.clone(), short.clone()];
+    let conv = value(weighted_sft_loss(&model, &inv_freq, &both, SftWeighting::Conversation, &device).unwrap());
+    let token = value(weighted_sft_loss(&model, &inv_freq, &both, SftWeighting::Token, &device).unwrap());
+    assert!((conv - (l + s) / 2.0).abs() < 1e-4, "{conv} vs {l}, {s}");
+    assert!((token - (6.0 * l + s) / 7.0).abs() < 1e-4, "{token} vs {l}, {s}");
+}

@@ -32,6 +32,33 @@ pub fn sft_loss(model: &Llama, inv_freq: &[f64], examples: &[SftExample], device
     Ok(token_logprobs(model, inv_freq, &batch, device).mean().neg())
 }
 
+/// How the SFT loss weighs tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SftWeighting {
+    /// Every target token counts the same (the MemTrain code's token mean): a 64-token memory
+    /// turn weighs ten times a five-token `\boxed{answer}`.
+    #[default]
+    Token,
+    /// Each conversation's mean NLL counts the same (the paper's normaliser): the short answer
+    /// and recall turns, where the model must *use* its memory, are not drowned by the long
+    /// memory turns.
+    Conversation,
+}
+
+/// The SFT loss `[1]` of `examples` under `weighting`: the mean over tokens, or the mean over
+/// conversations of each conversation's mean NLL.
+pub fn weighted_sft_loss(model: &Llama, inv_freq: &[f64], examples: &[SftExample], weighting: SftWeighting, device: &Device) -> Result<Tensor<1>> {
+    match weighting {
+        SftWeighting::Token => sft_loss(model, inv_freq, examples, device),
+        SftWeighting::Conversation => {
+            let batch = batch_of(examples)?;
+            let weights: Vec<f32> = examples.iter().flat_map(|e| std::iter::repeat_n(1.0 / (e.target.len() * examples.len()) as f32, e.target.len())).collect();
+            let w = Tensor::<1>::from_data(TensorData::new(weights, [batch.tokens()]), device);
+            Ok(token_logprobs(model, inv_freq, &batch, device).mul(w).sum().neg())
+        }
+    }
+}
+
 /// One AdamW step on `examples`; returns the updated model and the loss before the step.
 pub fn sft_step(model: Llama, optim: &mut ModuleOptimizer, lr: f64, inv_freq: &[f64], examples: &[SftExample]) -> Result<(Llama, f32)> {
     let device = model.embed_tokens.weight.val().device();

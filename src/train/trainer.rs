@@ -16,7 +16,7 @@ use super::grpo::{PolicySample, TokenBatch, batch_loss, group_advantages, refere
 use super::metrics::{MeanStd, StepRecord, append_record};
 use super::run_dir::{RunDir, RunInfo, TrainState};
 use super::schedule::lr_at;
-use super::sft::{SftExample, sft_loss};
+use super::sft::{SftExample, SftWeighting, weighted_sft_loss};
 use super::update::{Update, UpdateTimes, accumulated_step};
 use super::gold_likelihood::{GoldQuery, gold_likelihoods};
 use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, Trace, TurnKind, prompts, run_agent, run_recall};
@@ -272,12 +272,16 @@ impl Trainer {
         let picked: Vec<SftExample> = batch_indices(self.cfg.seed, step, self.cfg.sft.batch, self.sft_examples.len()).into_iter().map(|i| self.sft_examples[i].clone()).collect();
         let total_tokens: usize = picked.iter().map(|e| e.target.len()).sum();
         let inv_freq = self.inv_freq.clone();
-        let micro = self.cfg.grpo.micro_batch;
+        let (micro, weighting) = (self.cfg.grpo.micro_batch, self.cfg.sft.weighting);
         let (times, skipped) = self.update(lr, |model, optim, lr| {
             accumulated_step(model, optim, lr, &picked, micro, |m, part| {
                 let device = m.embed_tokens.weight.val().device();
-                let share = part.iter().map(|e| e.target.len()).sum::<usize>() as f32 / total_tokens as f32;
-                Ok(sft_loss(m, &inv_freq, part, &device)?.mul_scalar(share))
+                // Each micro-batch's share of the step's loss, so accumulation equals one big batch.
+                let share = match weighting {
+                    SftWeighting::Token => part.iter().map(|e| e.target.len()).sum::<usize>() as f32 / total_tokens as f32,
+                    SftWeighting::Conversation => part.len() as f32 / picked.len() as f32,
+                };
+                Ok(weighted_sft_loss(m, &inv_freq, part, weighting, &device)?.mul_scalar(share))
             })
         })?;
         Ok(StepRecord {
