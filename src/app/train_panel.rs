@@ -27,15 +27,25 @@ pub struct TrainPanel {
     pub note: Option<String>,
 }
 
-/// SFT + GRPO steps of a first look: tiny-cpu on the six samples took 236 s on 2 cores
-/// (`memtrain train --preset tiny-cpu --sft-steps 60 --steps 2`, 2026-11-26), so a new user
-/// reaches the before/after chart within minutes; the full preset is one click away.
-pub const QUICK_LOOK: (usize, usize) = (60, 2);
+/// SFT + GRPO steps of a first look at `preset`: enough for the held-out charts to move, short
+/// enough for a first session on 2 CPU cores (times measured in README, Training); the full
+/// preset is one click away.
+pub fn quick_look(preset: &str) -> (usize, usize) {
+    match preset {
+        // 3 s per step: many steps are cheap.
+        "scratch-cpu" => (60, 2),
+        _ => (20, 1),
+    }
+}
+
+/// What a quick look costs, for its button's hover text.
+const QUICK_LOOK_TIME: &str = "tiny-cpu (SmolLM2-135M) takes about TBD minutes on 2 CPU cores, scratch-cpu about 4";
 
 impl Default for TrainPanel {
     fn default() -> Self {
-        let (sft_steps, grpo_steps) = QUICK_LOOK;
-        TrainPanel { preset: "tiny-cpu".into(), sft_steps, grpo_steps, running: false, total: 0, started: None, steps: vec![], evals: vec![], run_dir: None, note: None }
+        let preset = "tiny-cpu";
+        let (sft_steps, grpo_steps) = quick_look(preset);
+        TrainPanel { preset: preset.into(), sft_steps, grpo_steps, running: false, total: 0, started: None, steps: vec![], evals: vec![], run_dir: None, note: None }
     }
 }
 
@@ -120,10 +130,11 @@ impl TrainPanel {
             ui.add(egui::DragValue::new(&mut self.sft_steps).range(0..=100_000));
             ui.label("GRPO steps");
             ui.add(egui::DragValue::new(&mut self.grpo_steps).range(0..=100_000));
-            if ui.button("Quick look").on_hover_text("60 SFT + 2 GRPO steps: about 4 minutes for tiny-cpu on 2 CPU cores").clicked() {
-                (self.sft_steps, self.grpo_steps) = QUICK_LOOK;
+            let (sft, grpo) = quick_look(&self.preset);
+            if ui.button("Quick look").on_hover_text(format!("{sft} SFT + {grpo} GRPO steps: {}", QUICK_LOOK_TIME)).clicked() {
+                (self.sft_steps, self.grpo_steps) = (sft, grpo);
             }
-            if ui.button("Full preset").on_hover_text("the preset's own length: tiny-cpu is 300 SFT + 20 GRPO steps, about 17 minutes on 2 CPU cores (estimated from 3 s per SFT and 5 s per GRPO step)").clicked()
+            if ui.button("Full preset").on_hover_text("the preset's own length (README, Training, gives measured times)").clicked()
                 && let Ok(c) = crate::train::TrainConfig::preset(&self.preset)
             {
                 (self.sft_steps, self.grpo_steps) = (c.sft.steps, c.grpo_steps);
@@ -197,6 +208,7 @@ impl TrainPanel {
             Plot::new("train-evals").height(height).legend(Legend::default()).x_axis_label("step").include_y(0.0).show(&mut cols[1], |p| {
                 p.line(Line::new("masked-entity EM", PlotPoints::from(evals(&|e| Some(e.masked.exact_match as f64)))));
                 p.line(Line::new("recall EM", PlotPoints::from(evals(&|e| Some(e.recall.exact_match as f64)))));
+                p.line(Line::new("memory holds recall answer", PlotPoints::from(evals(&|e| e.memory_holds.map(f64::from)))));
                 p.line(Line::new("recall F1", PlotPoints::from(evals(&|e| Some(e.recall.f1 as f64)))));
                 p.line(Line::new("teacher NLL / 10", PlotPoints::from(evals(&|e| e.reference_nll.map(|v| v as f64 / 10.0)))));
             });

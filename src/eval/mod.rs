@@ -47,6 +47,11 @@ pub struct HeldOutEval {
     /// same exercises: how well the model predicts what a good memory agent writes.
     #[serde(default)]
     pub reference_nll: Option<f32>,
+    /// Fraction of the recall questions whose memory (the one the question is asked from)
+    /// contains the gold entity, with the scorer's normalisation: whether the memory *kept* the
+    /// fact, apart from whether the answer turn then finds it.
+    #[serde(default)]
+    pub memory_holds: Option<f32>,
     pub seconds: f32,
 }
 
@@ -67,7 +72,9 @@ pub fn evaluate(policy: &Policy, step: usize, masked: &[Exercise], recall: &[Exe
     let start = std::time::Instant::now();
     let (records, traces) = report::records(policy, masked, recall, params, 0, &mut |_| true)?;
     let scores = |objective: &str| ScoreSet::of(&records.iter().filter(|r| r.objective == objective).map(|r| (r.exact, r.f1)).collect::<Vec<_>>());
-    let summary = HeldOutEval { step, masked: scores("masked"), recall: scores("recall"), reference_nll: None, seconds: start.elapsed().as_secs_f32() };
+    let recall: Vec<&report::Record> = records.iter().filter(|r| r.objective == "recall").collect();
+    let memory_holds = (!recall.is_empty()).then(|| recall.iter().filter(|r| inspect::holds(&r.memory, &r.gold)).count() as f32 / recall.len() as f32);
+    let summary = HeldOutEval { step, masked: scores("masked"), recall: scores("recall"), reference_nll: None, memory_holds, seconds: start.elapsed().as_secs_f32() };
     Ok(EvalRun { summary, traces })
 }
 
