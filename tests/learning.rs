@@ -1,8 +1,8 @@
 //! The learning tests (issue 5 item 10), within a CPU budget CI can afford, on synthetic
 //! documents, each evaluated on *held-out* documents the model never saw.
 //!
-//! - `tiny-cpu` (the real SmolLM2-135M, top 10 layers learning): after a short SFT warm start
-//!   and one GRPO step, the memories it writes on held-out documents clearly more often *keep*
+//! - `tiny-cpu` (the real SmolLM2-135M, top 10 layers learning): after its 20-step SFT warm
+//!   start, the memories it writes on held-out documents clearly more often *keep*
 //!   the fact a recall question (objective 2, distance 0) then asks about, and its held-out
 //!   teacher-trace NLL falls. Recall *exact match* is printed but not asserted: at this budget
 //!   the answer turn does not yet find the kept fact (README, Training).
@@ -57,11 +57,12 @@ fn tiny_preset_learns_to_keep_facts_in_memory_on_held_out_documents() {
     cfg.model = ModelSource::Path(model);
     cfg.device = memtrain::device::DeviceChoice::Cpu;
     cfg.sft.steps = SFT_STEPS;
-    cfg.grpo_steps = 1;
-    cfg.eval.every = SFT_STEPS + 1;
+    // GRPO steps of SmolLM2 cost ~3 minutes each on 2 cores; tests/train_run.rs covers GRPO.
+    cfg.grpo_steps = 0;
+    cfg.eval.every = SFT_STEPS;
     let evals = train(cfg, &dir);
     let (first, last) = (evals.first().unwrap(), evals.last().unwrap());
-    assert_eq!((first.step, last.step), (0, SFT_STEPS + 1));
+    assert_eq!((first.step, last.step), (0, SFT_STEPS));
     assert!(first.recall.n >= 10, "too few held-out recall questions to tell: {}", first.recall.n);
     let held = |e: &HeldOutEval| e.memory_holds.expect("recall questions were asked");
     let count = |share: f32| (share * first.recall.n as f32).round() as usize;

@@ -41,7 +41,9 @@ pub enum SftWeighting {
     Token,
     /// Each conversation's mean NLL counts the same (the paper's normaliser): the short answer
     /// and recall turns, where the model must *use* its memory, are not drowned by the long
-    /// memory turns.
+    /// memory turns. Measured on tiny-cpu (20 steps): the equally short "No previous memory"
+    /// replies then dominate and SmolLM2 wrote nothing else on held-out documents, so no preset
+    /// uses it.
     Conversation,
 }
 
