@@ -42,7 +42,7 @@ impl Session {
         on_token: &mut dyn FnMut(TokenEvent) -> bool,
     ) -> Result<Vec<Generation>> {
         let stop = &self.loaded.tokenizer.stop_ids;
-        generate::generate(&self.loaded.model, &self.loaded.inv_freq, prompts, params, stop, on_token)
+        generate::generate(&self.loaded.model, self.loaded.packed(), &self.loaded.inv_freq, prompts, params, stop, on_token)
     }
 
     /// Text of generated tokens, special tokens removed.

@@ -8,6 +8,7 @@ use burn::prelude::*;
 use memtrain::checkpoint::{self, LoadedModel, chat_template::ChatMessage, chat_template::render_chat};
 use memtrain::generate::{SamplingParams, generate};
 use memtrain::model::StepLayout;
+use memtrain::model::packed::PackedLlama;
 
 struct Case {
     input_ids: Vec<u32>,
@@ -27,19 +28,20 @@ fn case(name: &str) -> Case {
 
 fn greedy(lm: &LoadedModel, prompts: &[Vec<u32>], n: usize) -> Vec<Vec<u32>> {
     let params = SamplingParams { max_new_tokens: n, ..Default::default() };
-    generate(&lm.model, &lm.inv_freq, prompts, &params, &lm.tokenizer.stop_ids, &mut |_| true)
+    generate(&lm.model, lm.packed(), &lm.inv_freq, prompts, &params, &lm.tokenizer.stop_ids, &mut |_| true)
         .unwrap()
         .into_iter()
         .map(|g| g.tokens)
         .collect()
 }
 
-fn last_logits(lm: &LoadedModel, ids: &[u32], device: &Device) -> Vec<f32> {
+/// Next-token logits after `ids`, through the CPU decode kernels when `packed` is given.
+fn last_logits(lm: &LoadedModel, ids: &[u32], device: &Device, packed: Option<&PackedLlama>) -> Vec<f32> {
     let data: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
     let tokens = Tensor::<2, Int>::from_data(TensorData::new(data, [1, ids.len()]), device);
     let layout = StepLayout::new(&lm.inv_freq, &[0], 0, ids.len(), device);
-    let hidden = lm.model.forward_hidden(tokens, &layout, None).narrow(1, ids.len() - 1, 1);
-    lm.model.logits(hidden).into_data().try_to_vec().unwrap()
+    let hidden = lm.model.forward_hidden_packed(tokens, &layout, None, packed).narrow(1, ids.len() - 1, 1);
+    lm.model.logits_packed(hidden, packed).into_data().try_to_vec().unwrap()
 }
 
 fn check_against_transformers(device: &Device) {
@@ -47,10 +49,20 @@ fn check_against_transformers(device: &Device) {
     let lm = checkpoint::load(&path, device).unwrap();
     for name in ["plain_france", "chat_japan"] {
         let c = case(name);
-        let logits = last_logits(&lm, &c.input_ids, device);
-        let worst = c.top_ids.iter().zip(&c.top_logits).map(|(&i, &e)| (logits[i as usize] - e).abs()).fold(0.0f32, f32::max);
-        eprintln!("{name}: max |Δlogit| over HF's top 20 = {worst:.2e}");
-        assert!(worst < 1e-3, "{name}: logits differ from transformers by {worst}");
+        // The backend's ops, then (on the CPU) the decode kernels: both must match HF.
+        let packed = PackedLlama::for_cpu(&lm.model);
+        assert_eq!(packed.is_some(), *device == Device::flex(), "decode kernels are for the CPU device only");
+        let variants = match &packed {
+            Some(p) => vec![None, Some(p)],
+            None => vec![None],
+        };
+        for packed in variants {
+            let logits = last_logits(&lm, &c.input_ids, device, packed);
+            let worst = c.top_ids.iter().zip(&c.top_logits).map(|(&i, &e)| (logits[i as usize] - e).abs()).fold(0.0f32, f32::max);
+            eprintln!("{name} (CPU decode kernels: {}): max |Δlogit| over HF's top 20 = {worst:.2e}", packed.is_some());
+            assert!(worst < 1e-3, "{name}: logits differ from transformers by {worst}");
+        }
+        let logits = last_logits(&lm, &c.input_ids, device, None);
         assert_eq!(memtrain::generate::sampler::argmax(&logits), c.top_ids[0], "{name}: next token");
         let ours = &greedy(&lm, &[c.input_ids.clone()], c.greedy_ids.len())[0];
         assert_eq!(ours, &c.greedy_ids, "{name}: greedy continuation differs from transformers");
@@ -124,13 +136,13 @@ fn seeded_sampling_is_reproducible_and_batch_independent() {
     let q = lm.tokenizer.encode("Write a short poem about rain:", true).unwrap();
     let params = SamplingParams { temperature: 0.9, top_k: 40, top_p: 0.95, seed: 42, max_new_tokens: 12 };
     let run = |prompts: &[Vec<u32>]| -> Vec<Vec<u32>> {
-        generate(&lm.model, &lm.inv_freq, prompts, &params, &[], &mut |_| true).unwrap().into_iter().map(|g| g.tokens).collect()
+        generate(&lm.model, lm.packed(), &lm.inv_freq, prompts, &params, &[], &mut |_| true).unwrap().into_iter().map(|g| g.tokens).collect()
     };
     let a = run(&[p.clone(), q.clone()]);
     let b = run(&[p.clone(), q.clone()]);
     assert_eq!(a, b);
     assert_eq!(run(&[p.clone()])[0], a[0]);
     let other_seed = SamplingParams { seed: 43, ..params.clone() };
-    let c = generate(&lm.model, &lm.inv_freq, &[p], &other_seed, &[], &mut |_| true).unwrap();
+    let c = generate(&lm.model, lm.packed(), &lm.inv_freq, &[p], &other_seed, &[], &mut |_| true).unwrap();
     assert_ne!(c[0].tokens, a[0], "a different seed should sample differently");
 }

@@ -18,6 +18,7 @@ use crate::checkpoint::chat_template::{ChatMessage, render_chat};
 use crate::checkpoint::tokenizer::TextTokenizer;
 use crate::generate::{Generation, SamplingParams, generate};
 use crate::model::Llama;
+use crate::model::packed::PackedLlama;
 use anyhow::{Result, bail};
 pub use trace::{Trace, Turn, TurnKind};
 
@@ -26,13 +27,15 @@ pub use trace::{Trace, Turn, TurnKind};
 #[derive(Clone, Copy)]
 pub struct Policy<'a> {
     pub model: &'a Llama,
+    /// `model`'s weights packed for the CPU decode kernels (`PackedLlama::for_cpu`), if any.
+    pub packed: Option<&'a PackedLlama>,
     pub inv_freq: &'a [f64],
     pub tokenizer: &'a TextTokenizer,
 }
 
 impl<'a> Policy<'a> {
     pub fn from_loaded(loaded: &'a LoadedModel) -> Self {
-        Policy { model: &loaded.model, inv_freq: &loaded.inv_freq, tokenizer: &loaded.tokenizer }
+        Policy { model: &loaded.model, packed: loaded.packed(), inv_freq: &loaded.inv_freq, tokenizer: &loaded.tokenizer }
     }
 
     /// Token ids of `user_text` as the single user turn of a chat, ready for the assistant reply.
@@ -49,7 +52,7 @@ impl<'a> Policy<'a> {
     /// ends the call with [`Cancelled`].
     pub fn generate_observed(&self, prompts: &[Vec<u32>], sampling: &SamplingParams, go_on: &mut dyn FnMut() -> bool) -> Result<Vec<Generation>> {
         let mut stopped = false;
-        let out = generate(self.model, self.inv_freq, prompts, sampling, &self.tokenizer.stop_ids, &mut |_| {
+        let out = generate(self.model, self.packed, self.inv_freq, prompts, sampling, &self.tokenizer.stop_ids, &mut |_| {
             stopped = !go_on();
             !stopped
         })?;

@@ -80,12 +80,13 @@ pub fn generate(model: Option<&Path>, device: DeviceChoice, batch: usize, prompt
 
 /// Prefill and decode throughput of `m` for `batch` prompts of `prompt_len` tokens.
 pub(crate) fn measure_generate(m: &BenchModel, device: &str, batch: usize, prompt_len: usize, decode: usize) -> Result<GenerateReport> {
+    let packed = crate::model::packed::PackedLlama::for_cpu(&m.model);
     let run = |prompts: &[Vec<u32>], steps: usize| -> Result<(f64, f64)> {
         let params = SamplingParams { max_new_tokens: steps, ..Default::default() };
         let start = Instant::now();
         let mut first: Option<f64> = None;
         let mut count = 0usize;
-        generate::generate(&m.model, &m.inv_freq, prompts, &params, &[], &mut |_| {
+        generate::generate(&m.model, packed.as_ref(), &m.inv_freq, prompts, &params, &[], &mut |_| {
             count += 1;
             if count == prompts.len() {
                 first = Some(start.elapsed().as_secs_f64());

@@ -7,6 +7,7 @@
 //! the report says so. `--dump-batch` writes the exact token batch of the update as JSON for
 //! `scripts/bench_train_torch.py`, which times the same forward-backward in PyTorch.
 
+use crate::model::packed::PackedLlama;
 use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, run_agent, run_recall};
 use crate::device::DeviceChoice;
 use crate::exercises::{DatasetOptions, Preset, build};
@@ -117,7 +118,8 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
     let mut last = None;
     for round in 0..rounds {
         let infer = model.valid();
-        let policy = Policy { model: &infer, inv_freq: &inv_freq, tokenizer: &tokenizer };
+        let packed = PackedLlama::for_cpu(&infer);
+        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &inv_freq, tokenizer: &tokenizer };
         let t = Instant::now();
         let traces = run_agent(&policy, &inputs, opts.group, &params)?;
         // One recall request per rollout, from its last memory and the exercise's first probe.

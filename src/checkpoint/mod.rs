@@ -12,6 +12,7 @@ pub mod hf_export;
 pub mod safetensors;
 pub mod tokenizer;
 
+use crate::model::packed::PackedLlama;
 use crate::model::{Llama, ModelConfig, rope};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
@@ -43,6 +44,16 @@ pub struct LoadedModel {
     pub model: Llama,
     pub tokenizer: TextTokenizer,
     pub inv_freq: Vec<f64>,
+    /// `model`'s weights packed for the CPU decode kernels, made on first use (see
+    /// [`Self::packed`]); `model` is never replaced after loading, so the copy stays valid.
+    packed: std::sync::OnceLock<Option<PackedLlama>>,
+}
+
+impl LoadedModel {
+    /// The packed copy of the weights on the CPU device (`None` on wgpu), packed once.
+    pub fn packed(&self) -> Option<&PackedLlama> {
+        self.packed.get_or_init(|| PackedLlama::for_cpu(&self.model)).as_ref()
+    }
 }
 
 fn format_of(path: &Path) -> Result<ModelFormat> {
@@ -127,7 +138,7 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
     };
     let model = built.with_context(|| format!("{}: cannot build the model", path.display()))?;
     let inv_freq = rope::inverse_frequencies(&info.config);
-    Ok(LoadedModel { info, model, tokenizer, inv_freq })
+    Ok(LoadedModel { info, model, tokenizer, inv_freq, packed: Default::default() })
 }
 
 /// Loads only the weights of an HF folder (no tokenizer needed): the logit-parity tests use it.

@@ -5,6 +5,7 @@
 pub mod sampler;
 
 use crate::model::kv_cache::KvCache;
+use crate::model::packed::PackedLlama;
 use crate::model::{Llama, StepLayout};
 use anyhow::{Result, bail};
 use burn::prelude::*;
@@ -33,8 +34,11 @@ pub struct TokenEvent {
 }
 
 /// Generates for every prompt at once. `on_token` returns `false` to cancel the whole call.
+/// `packed` (a copy of `model`'s weights for the CPU decode kernels, see
+/// [`PackedLlama::for_cpu`]) speeds up decode steps; without it every step uses the backend.
 pub fn generate(
     model: &Llama,
+    packed: Option<&PackedLlama>,
     inv_freq: &[f64],
     prompts: &[Vec<u32>],
     params: &SamplingParams,
@@ -66,9 +70,9 @@ pub fn generate(
         let q_len = input.dims()[1];
         cache.reserve(q_len);
         let layout = StepLayout::with_columns(inv_freq, &cache.pad, cache.len, q_len, cache.capacity, &device);
-        let hidden = model.forward_hidden(input, &layout, Some(&mut cache));
+        let hidden = model.forward_hidden_packed(input, &layout, Some(&mut cache), packed);
         let last = hidden.narrow(1, q_len - 1, 1);
-        let logits = model.logits(last);
+        let logits = model.logits_packed(last, packed);
         let picks = if params.temperature <= 0.0 { greedy_on_device(logits)? } else { sample_on_host(logits, params, &active, &mut rngs)? };
         let mut next = Vec::with_capacity(active.len());
         let mut keep = Vec::with_capacity(active.len());

@@ -5,6 +5,7 @@
 
 use super::config::ModelConfig;
 use super::kv_cache::{KvCache, LayerCache};
+use super::packed::{PackedBlock, PackedLlama, apply, project};
 use super::rope;
 use anyhow::{Result, bail};
 use burn::module::Param;
@@ -99,13 +100,13 @@ impl StepLayout {
 }
 
 impl Attention {
-    fn forward(&self, x: Tensor<3>, layout: &StepLayout, cache: Option<&mut LayerCache>) -> Tensor<3> {
+    fn forward(&self, x: Tensor<3>, layout: &StepLayout, cache: Option<&mut LayerCache>, packed: Option<&PackedBlock>) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let heads = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2);
-        let mut q = heads(self.q_proj.forward(x.clone()), h);
-        let mut k = heads(self.k_proj.forward(x.clone()), kvh);
-        let v = heads(self.v_proj.forward(x), kvh);
+        let mut q = heads(project(&self.q_proj, packed.map(|p| &p.q), x.clone()), h);
+        let mut k = heads(project(&self.k_proj, packed.map(|p| &p.k), x.clone()), kvh);
+        let v = heads(project(&self.v_proj, packed.map(|p| &p.v), x), kvh);
         if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
             q = qn.forward(q);
             k = kn.forward(k);
@@ -125,35 +126,51 @@ impl Attention {
         let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + bias;
         let probs = softmax(scores, 3);
         let out = probs.matmul(v).reshape([b, h, s, hd]);
-        self.o_proj.forward(out.swap_dims(1, 2).reshape([b, s, h * hd]))
+        project(&self.o_proj, packed.map(|p| &p.o), out.swap_dims(1, 2).reshape([b, s, h * hd]))
     }
 }
 
 impl Mlp {
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.down_proj.forward(silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x))
+    fn forward(&self, x: Tensor<3>, packed: Option<&PackedBlock>) -> Tensor<3> {
+        let gate = project(&self.gate_proj, packed.map(|p| &p.gate), x.clone());
+        let up = project(&self.up_proj, packed.map(|p| &p.up), x);
+        project(&self.down_proj, packed.map(|p| &p.down), silu(gate) * up)
     }
 }
 
 impl Block {
-    fn forward(&self, x: Tensor<3>, layout: &StepLayout, cache: Option<&mut LayerCache>) -> Tensor<3> {
-        let h = x.clone() + self.self_attn.forward(self.input_layernorm.forward(x), layout, cache);
-        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+    fn forward(&self, x: Tensor<3>, layout: &StepLayout, cache: Option<&mut LayerCache>, packed: Option<&PackedBlock>) -> Tensor<3> {
+        let h = x.clone() + self.self_attn.forward(self.input_layernorm.forward(x), layout, cache, packed);
+        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h), packed)
     }
 }
 
 impl Llama {
     /// Final hidden states `[batch, seq, hidden]` (after the last norm).
-    pub fn forward_hidden(&self, tokens: Tensor<2, Int>, layout: &StepLayout, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+    pub fn forward_hidden(&self, tokens: Tensor<2, Int>, layout: &StepLayout, cache: Option<&mut KvCache>) -> Tensor<3> {
+        self.forward_hidden_packed(tokens, layout, cache, None)
+    }
+
+    /// [`Self::forward_hidden`], with the projections of small calls going through `packed`
+    /// (a copy of these same weights for the CPU decode kernels).
+    pub fn forward_hidden_packed(&self, tokens: Tensor<2, Int>, layout: &StepLayout, mut cache: Option<&mut KvCache>, packed: Option<&PackedLlama>) -> Tensor<3> {
         let mut x = self.embed_tokens.forward(tokens);
         for (i, layer) in self.layers.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = layer.forward(x, layout, layer_cache);
+            x = layer.forward(x, layout, layer_cache, packed.map(|p| &p.layers[i]));
         }
         if let Some(c) = cache {
             c.len += x.dims()[1];
         }
         self.norm.forward(x)
+    }
+
+    /// [`Self::logits`] through the packed LM head when given (small calls only).
+    pub fn logits_packed(&self, hidden: Tensor<3>, packed: Option<&PackedLlama>) -> Tensor<3> {
+        match packed.and_then(|p| apply(&p.lm_head, hidden.clone())) {
+            Some(logits) => logits,
+            None => self.logits(hidden),
+        }
     }
 
     /// Logits `[batch, seq, vocab]` for hidden states.

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod kv_cache;
+pub mod packed;
 pub mod llama;
 pub mod random;
 pub mod rope;

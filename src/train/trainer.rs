@@ -10,6 +10,7 @@
 //! - cancelling (Ctrl-C, the app's Stop) finishes the current step, writes a checkpoint and
 //!   returns; nothing already written is lost.
 
+use crate::model::packed::PackedLlama;
 use super::config::{ModelSource, TrainConfig};
 use super::data::{TrainData, batch_indices};
 use super::grpo::{PolicySample, TokenBatch, batch_loss, group_advantages, reference_logprobs, samples_from_recall, samples_from_traces};
@@ -228,7 +229,8 @@ impl Trainer {
             n => n.min(self.data.held_out.len()),
         };
         let infer = self.model().valid();
-        let policy = Policy { model: &infer, inv_freq: &self.inv_freq, tokenizer: &self.tokenizer };
+        let packed = PackedLlama::for_cpu(&infer);
+        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer };
         let params = eval::greedy(self.cfg.agent.memory_tokens, self.cfg.agent.answer_tokens);
         let mut run = eval::evaluate(&policy, self.state.step, &self.data.held_out[..n], &self.data.held_out_recall, &params)?;
         let references = eval::held_out_references(&self.data, n, self.cfg.agent.memory_tokens, &self.tokenizer)?;
@@ -309,7 +311,8 @@ impl Trainer {
 
         let t = Instant::now();
         let infer = self.model().valid();
-        let policy = Policy { model: &infer, inv_freq: &self.inv_freq, tokenizer: &self.tokenizer };
+        let packed = PackedLlama::for_cpu(&infer);
+        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer };
         let traces = run_agent(&policy, &inputs, group, &params)?;
         let (requests, recall_golds, request_of_trace) = if cfg.objectives.recall { self.recall_requests(&traces, &docs, seed) } else { (vec![], vec![], vec![]) };
         let answers = if requests.is_empty() { vec![] } else { run_recall(&policy, &requests, g2, &sampling, cfg.agent.answer_tokens, usize::MAX / 4)? };

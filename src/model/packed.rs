@@ -1,0 +1,116 @@
+//! The model's projections packed for CPU decoding ([`crate::kernels::cpu_matmul`]): a copy of
+//! the current weights, built once per set of weights (a loaded model, a training step's
+//! policy) and used by generation for forward calls with few rows. Prefill and training keep
+//! the backend's gemm, which blocks over rows and wins there.
+//!
+//! The copy costs as much memory as the f32 projections again (≈ 540 MB for SmolLM2-135M);
+//! it is made only on the CPU device, where it doubles decode speed (README, Performance).
+
+use super::llama::{Block, Llama};
+use crate::kernels::cpu_matmul::PackedMatrix;
+use anyhow::{Context, Result};
+use burn::nn::Linear;
+use burn::prelude::*;
+
+/// Forward calls with more rows than this (batch × new tokens) use the backend's gemm.
+pub const MAX_ROWS: usize = 64;
+
+/// Set to any value to keep generation on the backend's gemm (before/after measurements).
+pub const DISABLE_ENV: &str = "MEMTRAIN_NO_CPU_KERNELS";
+
+#[derive(Clone, Debug)]
+pub struct PackedBlock {
+    pub q: PackedMatrix,
+    pub k: PackedMatrix,
+    pub v: PackedMatrix,
+    pub o: PackedMatrix,
+    pub gate: PackedMatrix,
+    pub up: PackedMatrix,
+    pub down: PackedMatrix,
+}
+
+#[derive(Clone, Debug)]
+pub struct PackedLlama {
+    pub layers: Vec<PackedBlock>,
+    pub lm_head: PackedMatrix,
+}
+
+fn host(t: Tensor<2>) -> Result<Vec<f32>> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
+fn pack_linear(lin: &Linear) -> Result<PackedMatrix> {
+    let w = lin.weight.val();
+    let [k, n] = w.dims();
+    let packed = PackedMatrix::from_in_out(&host(w)?, k, n);
+    Ok(match &lin.bias {
+        Some(b) => packed.with_bias(host(b.val().unsqueeze::<2>())?),
+        None => packed,
+    })
+}
+
+fn pack_block(b: &Block) -> Result<PackedBlock> {
+    let a = &b.self_attn;
+    Ok(PackedBlock {
+        q: pack_linear(&a.q_proj)?,
+        k: pack_linear(&a.k_proj)?,
+        v: pack_linear(&a.v_proj)?,
+        o: pack_linear(&a.o_proj)?,
+        gate: pack_linear(&b.mlp.gate_proj)?,
+        up: pack_linear(&b.mlp.up_proj)?,
+        down: pack_linear(&b.mlp.down_proj)?,
+    })
+}
+
+impl PackedLlama {
+    /// Packs every projection and the LM head of `model` (its weights as they are now).
+    pub fn pack(model: &Llama) -> Result<Self> {
+        let layers = model.layers.iter().enumerate().map(|(i, b)| pack_block(b).with_context(|| format!("packing layer {i}"))).collect::<Result<_>>()?;
+        let lm_head = match &model.lm_head {
+            Some(head) => pack_linear(head)?,
+            None => {
+                let table = model.embed_tokens.weight.val();
+                let [vocab, d] = table.dims();
+                PackedMatrix::from_out_in(&host(table)?, vocab, d)
+            }
+        };
+        Ok(PackedLlama { layers, lm_head })
+    }
+
+    /// The packed weights when `model` lives on the CPU (flex) device and the kernels are not
+    /// disabled through [`DISABLE_ENV`]; `None` elsewhere (wgpu keeps its own kernels).
+    pub fn for_cpu(model: &Llama) -> Option<Self> {
+        let device = model.embed_tokens.weight.val().device();
+        if device != Device::flex() || std::env::var_os(DISABLE_ENV).is_some() {
+            return None;
+        }
+        match Self::pack(model) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                // Only a speed-up: fall back to the backend's ops rather than fail generation.
+                eprintln!("warning: CPU decode kernels unavailable ({e:#}); using the backend's matmul");
+                None
+            }
+        }
+    }
+}
+
+/// `x · W (+ b)` for `x: [batch, seq, in]` through `packed` when the call has at most
+/// [`MAX_ROWS`] rows; `None` when it does not apply (the caller uses the backend's matmul).
+pub fn apply(packed: &PackedMatrix, x: Tensor<3>) -> Option<Tensor<3>> {
+    let [b, s, d] = x.dims();
+    if b * s > MAX_ROWS || packed.inputs() != d {
+        return None;
+    }
+    let device = x.device();
+    let rows = x.into_data().convert::<f32>().try_to_vec::<f32>().ok()?;
+    Some(Tensor::from_data(TensorData::new(packed.matmul(&rows, b * s), [b, s, packed.outputs()]), &device))
+}
+
+/// A `Linear` layer through its packed copy when one is given and applies.
+pub fn project(lin: &Linear, packed: Option<&PackedMatrix>, x: Tensor<3>) -> Tensor<3> {
+    match packed.and_then(|p| apply(p, x.clone())) {
+        Some(y) => y,
+        None => lin.forward(x),
+    }
+}
