@@ -1,7 +1,7 @@
 use rayon::prelude::*;
 use std::time::Instant;
 const NR: usize = 16;
-const MR: usize = 8;
+const MR: usize = 6;
 #[inline(always)]
 fn panel_body(x: &[f32], m: usize, k: usize, panel: &[f32], out: &mut [f32]) {
     let mut i0 = 0;
@@ -106,6 +106,13 @@ fn main() {
         let mut err = 0f32; let mut errq = 0f32;
         for i in 0..m { for j in 0..p.n { let r: f32 = (0..p.k).map(|kk| x[i * p.k + kk] * w[kk * p.n + j]).sum(); err = err.max((r - y[i * p.n + j]).abs()); errq = errq.max((r - yq[i * p.n + j]).abs()); } }
         println!("m={m} max err f32 {err:.2e} q8 {errq:.2e}");
+        {
+            let min_of = |f: &dyn Fn()| (0..30).map(|_| { let t = Instant::now(); f(); t.elapsed().as_secs_f64() * 1e3 }).fold(f64::MAX, f64::min);
+            let (w, p) = &layers[4];
+            let lib = memtrain::kernels::cpu_matmul::PackedMatrix::from_in_out(w, p.k, p.n);
+            let xs = &x[..m * p.k];
+            println!("m={m} gate_proj min ms: probe {:.3}, library {:.3}", min_of(&|| { matmul(xs, m, p, false); }), min_of(&|| { lib.matmul(xs, m); }));
+        }
         for quant in [false, true] {
             let t = Instant::now();
             for _ in 0..5 { for (_, p) in &layers { let _ = matmul(&x[..m * p.k], m, p, quant); } }
