@@ -15,7 +15,9 @@ fn main() {
     let (device, _) = memtrain::device::cpu();
     let loaded = memtrain::checkpoint::load(&memtrain::checkpoint::default_model::path(), &device).unwrap();
     let (model, inv) = (&loaded.model, &loaded.inv_freq);
+    let t = Instant::now();
     let packed = PackedLlama::pack(model).unwrap();
+    println!("packing the weights: {:.0} ms", ms(t, 1));
     for b in [1usize, 16] {
         for p in [None, Some(&packed)] {
             let plen = 128;

@@ -97,6 +97,17 @@ fn main() {
     let mut seed = 1u64;
     let mut rnd = || { seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5 };
     for _ in 0..30 { for &(k, n) in &shapes { let w: Vec<f32> = (0..k * n).map(|_| rnd()).collect(); layers.push((w.clone(), pack(&w, k, n))); } }
+    for m in [128usize, 512, 2048] {
+        use burn::prelude::*;
+        let (device, _) = memtrain::device::cpu();
+        let min_of = |f: &dyn Fn()| (0..5).map(|_| { let t = Instant::now(); f(); t.elapsed().as_secs_f64() * 1e3 }).fold(f64::MAX, f64::min);
+        let (w, p) = &layers[4];
+        let x: Vec<f32> = (0..m * p.k).map(|i| (i % 13) as f32 * 0.1).collect();
+        let lib = memtrain::kernels::cpu_matmul::PackedMatrix::from_in_out(w, p.k, p.n);
+        let a = Tensor::<2>::from_data(TensorData::new(x.clone(), [m, p.k]), &device);
+        let b = Tensor::<2>::from_data(TensorData::new(w.clone(), [p.k, p.n]), &device);
+        println!("m={m} gate_proj min ms: gemm {:.2}, library {:.2}", min_of(&|| { let _ = a.clone().matmul(b.clone()).into_data(); }), min_of(&|| { lib.matmul(&x, m); }));
+    }
     for m in [1usize, 16] {
         let x: Vec<f32> = (0..m * 1536).map(|_| rnd()).collect();
         // check
