@@ -75,12 +75,13 @@ pub fn generate(model: Option<&Path>, device: DeviceChoice, batch: usize, prompt
     let (device, info) = crate::device::select(device)?;
     let m = open_on(model, &device)?;
     eprintln!("bench: {} on {info}", m.name);
-    measure_generate(&m, &info.to_string(), batch, prompt_len, decode)
+    measure_generate(&m, &info.to_string(), batch, prompt_len, decode, true)
 }
 
-/// Prefill and decode throughput of `m` for `batch` prompts of `prompt_len` tokens.
-pub(crate) fn measure_generate(m: &BenchModel, device: &str, batch: usize, prompt_len: usize, decode: usize) -> Result<GenerateReport> {
-    let packed = crate::model::packed::PackedLlama::for_cpu(&m.model);
+/// Prefill and decode throughput of `m` for `batch` prompts of `prompt_len` tokens; on the CPU
+/// through the decode kernels unless `cpu_kernels` is false (the before/after row).
+pub(crate) fn measure_generate(m: &BenchModel, device: &str, batch: usize, prompt_len: usize, decode: usize, cpu_kernels: bool) -> Result<GenerateReport> {
+    let packed = if cpu_kernels { crate::model::packed::PackedLlama::for_cpu(&m.model) } else { None };
     let run = |prompts: &[Vec<u32>], steps: usize| -> Result<(f64, f64)> {
         let params = SamplingParams { max_new_tokens: steps, ..Default::default() };
         let start = Instant::now();

@@ -11,6 +11,7 @@
 use super::train::{TrainBenchOptions, TrainBenchReport, train_step};
 use super::{GenerateReport, measure_generate, open_on};
 use crate::device::DeviceChoice;
+use crate::model::packed::PackedLlama;
 use crate::train::sft::{SftExample, sft_loss};
 use crate::train::update::{Update, accumulated_step};
 use anyhow::{Context, Result, bail};
@@ -19,6 +20,9 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// Engine name of the generation rows measured with the CPU decode kernels turned off.
+const WITHOUT_KERNELS: &str = "memtrain, backend gemm only (CPU decode kernels off)";
 
 #[derive(Clone, Debug)]
 pub struct SuiteOptions {
@@ -157,8 +161,17 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
         for &batch in &opts.batches {
             progress(&format!("generation, batch {batch}, on {name}"));
             reset_peak();
-            let g: GenerateReport = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens)?;
+            let g: GenerateReport = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, true)?;
             report.generation.push(GenRow { engine: "memtrain".into(), device: name.clone(), batch, prefill_tok_s: g.prefill_tok_s, decode_tok_s: g.decode_tok_s, peak_mb: peak_mb() });
+        }
+        // The CPU decode kernels' gain, measured in the same run: the backend's gemm alone.
+        if PackedLlama::used_for(&m.model) {
+            for &batch in &opts.batches {
+                progress(&format!("generation without the CPU decode kernels, batch {batch}, on {name}"));
+                reset_peak();
+                let g = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, false)?;
+                report.generation.push(GenRow { engine: WITHOUT_KERNELS.into(), device: name.clone(), batch, prefill_tok_s: g.prefill_tok_s, decode_tok_s: g.decode_tok_s, peak_mb: peak_mb() });
+            }
         }
         drop(m);
         for &seq in &opts.train_seqs {
@@ -281,7 +294,7 @@ impl SuiteReport {
             }
         }
         let llama1 = self.peers.generation.iter().find(|p| p.engine.starts_with("llama.cpp") && p.batch == 1);
-        let cpu16 = self.generation.iter().filter(|r| on_cpu(&r.device) && r.batch <= 16).max_by_key(|r| r.batch);
+        let cpu16 = self.generation.iter().filter(|r| on_cpu(&r.device) && r.batch <= 16 && r.engine != WITHOUT_KERNELS).max_by_key(|r| r.batch);
         match (cpu16, llama1) {
             (Some(r), Some(l)) => out.push(format!("CPU batch-{} decode: {:.2}× llama.cpp batch-1 decode (target ≥ 1.5 at batch 16)", r.batch, r.decode_tok_s / l.decode_tok_s)),
             (Some(_), None) => out.push("CPU decode vs llama.cpp: no llama.cpp figure in this run".into()),

@@ -77,11 +77,15 @@ impl PackedLlama {
         Ok(PackedLlama { layers, lm_head })
     }
 
+    /// Whether [`Self::for_cpu`] packs `model` (without packing it).
+    pub fn used_for(model: &Llama) -> bool {
+        model.embed_tokens.weight.val().device() == Device::flex() && std::env::var_os(DISABLE_ENV).is_none()
+    }
+
     /// The packed weights when `model` lives on the CPU (flex) device and the kernels are not
     /// disabled through [`DISABLE_ENV`]; `None` elsewhere (wgpu keeps its own kernels).
     pub fn for_cpu(model: &Llama) -> Option<Self> {
-        let device = model.embed_tokens.weight.val().device();
-        if device != Device::flex() || std::env::var_os(DISABLE_ENV).is_some() {
+        if !Self::used_for(model) {
             return None;
         }
         match Self::pack(model) {
