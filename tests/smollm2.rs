@@ -47,16 +47,15 @@ fn last_logits(lm: &LoadedModel, ids: &[u32], device: &Device, packed: Option<&P
 fn check_against_transformers(device: &Device) {
     let Some(path) = common::real_model() else { return };
     let lm = checkpoint::load(&path, device).unwrap();
+    // The backend's ops, then (on the CPU) the decode kernels: both must match HF.
+    assert_eq!(lm.packed().is_some(), *device == Device::flex(), "decode kernels are for the CPU device only");
+    let variants = match lm.packed() {
+        Some(p) => vec![None, Some(p)],
+        None => vec![None],
+    };
     for name in ["plain_france", "chat_japan"] {
         let c = case(name);
-        // The backend's ops, then (on the CPU) the decode kernels: both must match HF.
-        let packed = PackedLlama::for_cpu(&lm.model);
-        assert_eq!(packed.is_some(), *device == Device::flex(), "decode kernels are for the CPU device only");
-        let variants = match &packed {
-            Some(p) => vec![None, Some(p)],
-            None => vec![None],
-        };
-        for packed in variants {
+        for &packed in &variants {
             let logits = last_logits(&lm, &c.input_ids, device, packed);
             let worst = c.top_ids.iter().zip(&c.top_logits).map(|(&i, &e)| (logits[i as usize] - e).abs()).fold(0.0f32, f32::max);
             eprintln!("{name} (CPU decode kernels: {}): max |Δlogit| over HF's top 20 = {worst:.2e}", packed.is_some());

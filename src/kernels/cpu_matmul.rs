@@ -4,7 +4,7 @@
 //! Why not the backend's gemm: at decode time `x` has one row per sequence (1–64), and a
 //! general gemm spends its time packing `W` again on every call — measured on the 2-core
 //! machine, SmolLM2-135M's 210 projections at 16 rows took 236 ms per decode step through flex's
-//! gemm and 96–118 ms with these panels (`examples/skinny_probe.rs`). Here `W` is reordered once
+//! gemm and 75–84 ms with these panels (`examples/decode_probe.rs`). Here `W` is reordered once
 //! into panels of [`NR`] columns (`[panel][k][NR]`, zero-padded), so one panel stays in L1/L2
 //! while a block of [`MR`] rows of `x` is multiplied against it, and panels are split across
 //! cores. Every output element is a plain sequential sum over `k` (fused multiply-add where the

@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 /// One tensor: HF name, row-major data, row-major shape.
 pub type NamedTensor = (String, Vec<f32>, Vec<usize>);
 
-fn host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+/// A tensor's values on the host as f32 (also what the CPU decode kernels pack from).
+pub(crate) fn host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow!("reading a weight: {e:?}"))
 }
 
