@@ -47,6 +47,13 @@ impl std::fmt::Display for DeviceChoice {
     }
 }
 
+/// Whether `device` compiles (and autotunes) kernels for every new tensor shape, so that work
+/// of varying sizes should be padded to a few shapes: every wgpu device; not the CPU backend,
+/// where padding would only add arithmetic.
+pub fn compiles_per_shape(device: &Device) -> bool {
+    device.clone().without_autodiff() != Device::flex()
+}
+
 /// What runs the model, in words for the CLI and the app.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct DeviceInfo {

@@ -232,3 +232,56 @@ fn a_step_on_a_plain_device_or_with_no_samples_is_refused() {
     assert!(grpo_step(model.clone(), &mut optim, 1e-3, &inv_freq, &samples, None, &cfg).is_err());
     assert!(grpo_step(model, &mut optim, 1e-3, &inv_freq, &[], None, &cfg).is_err());
 }
+
+#[test]
+fn shape_buckets_are_quarter_octaves_and_padding_keeps_every_token_in_place() {
+    let sizes: Vec<usize> = [1, 16, 17, 33, 100, 385, 400, 449, 513].iter().map(|&n| shape_bucket(n)).collect();
+    assert_eq!(sizes, [16, 16, 20, 40, 112, 448, 448, 512, 640]);
+    let samples = [sample(&[1, 2, 3], &[4, 5], 1.0), sample(&[6, 7, 8, 9, 10, 11, 12], &[13], -1.0), sample(&[14], &[15, 16, 17], 0.5)];
+    let batch = TokenBatch::new(&samples).unwrap();
+    let padded = batch.bucketed();
+    assert_eq!((padded.rows, padded.width, padded.tokens()), (4, 16, 16));
+    for i in 0..batch.tokens() {
+        // The same input token predicts the same target, with the same advantage.
+        assert_eq!(padded.inputs[padded.positions[i] as usize], batch.inputs[batch.positions[i] as usize]);
+        assert_eq!((padded.targets[i], padded.advantages[i]), (batch.targets[i], batch.advantages[i]));
+    }
+    assert!(padded.advantages[batch.tokens()..].iter().all(|&a| a == 0.0));
+    assert!(!memtrain::device::compiles_per_shape(&Device::flex()) && !memtrain::device::compiles_per_shape(&Device::flex().autodiff()));
+}
+
+#[test]
+fn shape_padding_changes_neither_the_loss_nor_its_gradient() {
+    let device = Device::flex().autodiff();
+    let (model, inv_freq) = tiny_model(&device);
+    let mut samples = self_generated_samples(&model.valid(), &inv_freq, &[1.0, -1.0, 0.5]);
+    // Old log-probs away from the current ones, so that both clip sides and the KL are active.
+    for (i, s) in samples.iter_mut().enumerate() {
+        for (j, lp) in s.old_logprobs.iter_mut().enumerate() {
+            *lp += if (i + j) % 2 == 0 { 0.4 } else { -0.4 };
+        }
+    }
+    let batch = TokenBatch::new(&samples).unwrap();
+    assert!(batch.bucketed().tokens() > batch.tokens() && batch.bucketed().rows > batch.rows, "the case must need padding");
+    let reference: Vec<f32> = batch.old_logprobs.iter().map(|l| l - 0.3).collect();
+    let cfg = GrpoConfig { kl_beta: 0.2, ..Default::default() };
+    let run = |buckets: bool| {
+        let (loss, stats) = batch_loss_shaped(&model, &inv_freq, &batch, Some(&reference), &cfg, &device, buckets);
+        let grads = loss.backward();
+        let g = |t: Tensor<2>| scalar_vec(t.reshape([-1]));
+        let embed = g(model.embed_tokens.weight.grad(&grads).unwrap());
+        let down = g(model.layers[1].mlp.down_proj.weight.grad(&grads).unwrap());
+        (stats, embed, down)
+    };
+    let (exact, e1, d1) = run(false);
+    let (padded, e2, d2) = run(true);
+    assert!(exact.clip_fraction > 0.0 && exact.kl > 0.0, "{exact:?}");
+    assert_eq!(exact.tokens, padded.tokens);
+    for (a, b) in [(exact.loss, padded.loss), (exact.policy_loss, padded.policy_loss), (exact.kl, padded.kl), (exact.mean_ratio, padded.mean_ratio), (exact.clip_fraction, padded.clip_fraction)] {
+        assert!((a - b).abs() < 1e-5, "{exact:?} vs {padded:?}");
+    }
+    let worst = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let scale = e1.iter().chain(&d1).map(|v| v.abs()).fold(0.0f32, f32::max);
+    assert!(scale > 0.0);
+    assert!(worst(&e1, &e2) < 1e-5 * scale.max(1.0) && worst(&d1, &d2) < 1e-5 * scale.max(1.0), "gradients differ: {} / {} (scale {scale})", worst(&e1, &e2), worst(&d1, &d2));
+}

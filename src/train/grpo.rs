@@ -147,11 +147,60 @@ impl TokenBatch {
     pub fn tokens(&self) -> usize {
         self.targets.len()
     }
+
+    /// The batch padded to a few fixed shapes: rows to a power of two, width and response
+    /// tokens to [`shape_bucket`]. Why: wgpu compiles and autotunes kernels for every new
+    /// shape; on an H100 a warm 8 × 384 forward-backward took 0.2 s and the first one at width
+    /// 400 took 45 s, and GRPO conversations all differ in length. Padding rows are all zeros
+    /// and never read; padding tokens predict token 0 from position 0 with advantage 0 and old
+    /// log-prob 0, and the loss masks them (real tokens come first, in their original order).
+    pub fn bucketed(&self) -> TokenBatch {
+        let (rows, width, n) = (self.rows.next_power_of_two(), shape_bucket(self.width), shape_bucket(self.tokens()));
+        let mut inputs = vec![0; rows * width];
+        for r in 0..self.rows {
+            inputs[r * width..r * width + self.width].copy_from_slice(&self.inputs[r * self.width..(r + 1) * self.width]);
+        }
+        // A flat index `row * width + col` moves with the wider rows.
+        let mut positions: Vec<i64> = self.positions.iter().map(|&p| (p as usize / self.width * width + p as usize % self.width) as i64).collect();
+        positions.resize(n, 0);
+        let pad = |v: &[f32]| {
+            let mut v = v.to_vec();
+            v.resize(n, 0.0);
+            v
+        };
+        let mut targets = self.targets.clone();
+        targets.resize(n, 0);
+        TokenBatch { rows, width, inputs, positions, targets, old_logprobs: pad(&self.old_logprobs), advantages: pad(&self.advantages) }
+    }
+}
+
+/// `n` rounded up to a quarter-octave step (…, 320, 384, 448, 512, 640, …; at least 16):
+/// at most 25 % padding, four shapes per doubling of length.
+pub fn shape_bucket(n: usize) -> usize {
+    let n = n.max(16);
+    let step = n.next_power_of_two() / 8;
+    n.div_ceil(step) * step
 }
 
 /// Log-probs `[tokens]` of the batch's response tokens under `model` (differentiable on an
 /// autodiff device).
 pub fn token_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: &Device) -> Tensor<1> {
+    let n = batch.tokens();
+    padded_logprobs(model, inv_freq, batch, device, crate::device::compiles_per_shape(device)).narrow(0, 0, n)
+}
+
+/// Like [`token_logprobs`], but on a device that compiles kernels per shape the batch runs
+/// padded to [`TokenBatch::bucketed`] and the result keeps its padded tail (`[m]`, m ≥ tokens;
+/// the tail is finite and meaningless): callers that reduce over it mask the tail instead of
+/// slicing, so that their reductions see bucketed shapes too.
+fn padded_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: &Device, buckets: bool) -> Tensor<1> {
+    let padded;
+    let batch = if buckets {
+        padded = batch.bucketed();
+        &padded
+    } else {
+        batch
+    };
     let (rows, width, n) = (batch.rows, batch.width, batch.tokens());
     let tokens = Tensor::<2, Int>::from_data(TensorData::new(batch.inputs.clone(), [rows, width]), device);
     let layout = StepLayout::new(inv_freq, &vec![0; rows], 0, width, device);
@@ -199,50 +248,84 @@ impl LossStats {
 /// The GRPO loss as a scalar tensor `[1]` (token mean), from per-token log-probs.
 pub fn clipped_policy_loss(new_logp: Tensor<1>, old_logp: Tensor<1>, advantages: Tensor<1>, ref_logp: Option<Tensor<1>>, cfg: &GrpoConfig) -> (Tensor<1>, LossStats) {
     let n = new_logp.dims()[0];
-    let ratio = (new_logp.clone() - old_logp).exp();
+    masked_policy_loss(new_logp, old_logp, advantages, ref_logp, cfg, n)
+}
+
+/// [`clipped_policy_loss`] over the first `real` of the tokens; the tail (shape padding, with
+/// advantage 0 and old/reference log-probs 0) adds exactly nothing to the loss or its gradient.
+fn masked_policy_loss(new_logp: Tensor<1>, old_logp: Tensor<1>, advantages: Tensor<1>, ref_logp: Option<Tensor<1>>, cfg: &GrpoConfig, real: usize) -> (Tensor<1>, LossStats) {
+    let n = new_logp.dims()[0];
+    // Masking the log-ratios (not the terms) keeps the tail finite: exp(0) = 1, never inf · 0.
+    let mask = (real < n).then(|| {
+        let m: Vec<f32> = (0..n).map(|i| if i < real { 1.0 } else { 0.0 }).collect();
+        Tensor::<1>::from_data(TensorData::new(m, [n]), &new_logp.device())
+    });
+    let masked = |t: Tensor<1>| match &mask {
+        Some(m) => t * m.clone(),
+        None => t,
+    };
+    let ratio = masked(new_logp.clone() - old_logp).exp();
     let unclipped = ratio.clone() * advantages.clone();
     let clipped = ratio.clone().clamp(1.0 - cfg.clip_low, 1.0 + cfg.clip_high) * advantages.clone();
     let policy = unclipped.min_pair(clipped).neg();
     let (per_token, kl) = match ref_logp {
         Some(r) if cfg.kl_beta != 0.0 => {
-            let k3 = k3_kl(new_logp, r);
+            let k3 = k3_of_log_ratio(masked(r - new_logp));
             (policy.clone() + k3.clone().mul_scalar(cfg.kl_beta), Some(k3))
         }
         _ => (policy.clone(), None),
     };
-    let loss = per_token.mean();
-    let stats = loss_stats(&loss, &policy, kl, &ratio, &advantages, cfg, n);
+    let per_real = 1.0 / real.max(1) as f32;
+    let loss = per_token.sum().mul_scalar(per_real);
+    let stats = loss_stats(&loss, &policy, kl, &ratio, &advantages, cfg, real);
     (loss, stats)
 }
 
 /// k3 (low-variance, always ≥ 0) estimator of KL(π‖π_ref) per token.
 pub fn k3_kl(logp: Tensor<1>, ref_logp: Tensor<1>) -> Tensor<1> {
-    let log_ratio = ref_logp - logp;
+    k3_of_log_ratio(ref_logp - logp)
+}
+
+fn k3_of_log_ratio(log_ratio: Tensor<1>) -> Tensor<1> {
     log_ratio.clone().exp() - log_ratio - 1.0
 }
 
 fn loss_stats(loss: &Tensor<1>, policy: &Tensor<1>, kl: Option<Tensor<1>>, ratio: &Tensor<1>, adv: &Tensor<1>, cfg: &GrpoConfig, n: usize) -> LossStats {
     let host = |t: Tensor<1>| to_host(t.detach()).unwrap_or_default();
-    let ratios = host(ratio.clone());
-    let advs = host(adv.clone());
+    let real = |mut v: Vec<f32>| {
+        v.truncate(n);
+        v
+    };
+    let ratios = real(host(ratio.clone()));
+    let advs = real(host(adv.clone()));
     let clipped = ratios.iter().zip(&advs).filter(|&(&r, &a)| (a > 0.0 && r > 1.0 + cfg.clip_high) || (a < 0.0 && r < 1.0 - cfg.clip_low)).count();
-    let first = |v: Vec<f32>| v.first().copied().unwrap_or(0.0);
+    let mean = |v: Vec<f32>| if n == 0 { 0.0 } else { v.iter().take(n).sum::<f32>() / n as f32 };
     LossStats {
-        loss: first(host(loss.clone())),
-        policy_loss: first(host(policy.clone().mean())),
-        kl: kl.map(|k| first(host(k.mean()))).unwrap_or(0.0),
+        loss: host(loss.clone()).first().copied().unwrap_or(0.0),
+        policy_loss: mean(host(policy.clone())),
+        kl: kl.map(|k| mean(host(k))).unwrap_or(0.0),
         clip_fraction: if n == 0 { 0.0 } else { clipped as f32 / n as f32 },
-        mean_ratio: if n == 0 { 0.0 } else { ratios.iter().sum::<f32>() / n as f32 },
+        mean_ratio: mean(ratios),
         tokens: n,
     }
 }
 
 /// The loss of `model` on `batch` (differentiable when `device` is an autodiff device).
 pub fn batch_loss(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, ref_logprobs: Option<&[f32]>, cfg: &GrpoConfig, device: &Device) -> (Tensor<1>, LossStats) {
-    let n = batch.tokens();
-    let host = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [n]), device);
-    let new_logp = token_logprobs(model, inv_freq, batch, device);
-    clipped_policy_loss(new_logp, host(&batch.old_logprobs), host(&batch.advantages), ref_logprobs.map(host), cfg)
+    batch_loss_shaped(model, inv_freq, batch, ref_logprobs, cfg, device, crate::device::compiles_per_shape(device))
+}
+
+/// [`batch_loss`] with the shape padding chosen by the caller (`buckets`: pad to
+/// [`TokenBatch::bucketed`]); the loss and its gradient do not depend on it.
+pub fn batch_loss_shaped(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, ref_logprobs: Option<&[f32]>, cfg: &GrpoConfig, device: &Device, buckets: bool) -> (Tensor<1>, LossStats) {
+    let new_logp = padded_logprobs(model, inv_freq, batch, device, buckets);
+    let m = new_logp.dims()[0];
+    let host = |v: &[f32]| {
+        let mut v = v.to_vec();
+        v.resize(m, 0.0);
+        Tensor::<1>::from_data(TensorData::new(v, [m]), device)
+    };
+    masked_policy_loss(new_logp, host(&batch.old_logprobs), host(&batch.advantages), ref_logprobs.map(host), cfg, batch.tokens())
 }
 
 /// One optimizer step on `samples`: forward, backward, AdamW update. `model` must live on an

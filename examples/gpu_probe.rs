@@ -1,0 +1,124 @@
+//! Where the wgpu time goes (issue 7 profile), on the random-weight SmolLM2-135M twin:
+//! 1. decode steps at batch 1 and 64, split into forward / LM head / greedy pick (each phase
+//!    synced by a one-value read), at two cache lengths;
+//! 2. the GRPO update's forward-backward on 8 rows, first at widths it has never seen, then at
+//!    a width it has: the difference is what a new shape costs (kernel compilation, autotune).
+//! `cargo run --release --example gpu_probe -- [wgpu|cpu] [decode|decode64|update|all] [small]`
+//! With a `cubecl.toml` in the working directory, CubeCL logs compilations / kernel times too.
+use burn::prelude::*;
+use memtrain::model::kv_cache::KvCache;
+use memtrain::model::{Llama, ModelConfig, StepLayout, random::RandomWeights, rope};
+use memtrain::train::grpo::{GrpoConfig, PolicySample, TokenBatch, batch_loss};
+use std::time::Instant;
+
+fn sync1(t: Tensor<3>) {
+    let _ = t.slice([0..1, 0..1, 0..1]).into_data();
+}
+
+/// Lines in CubeCL's compilation log so far (`PROBE_COMPILE_LOG` names the file that
+/// `cubecl.toml` sends it to): how many kernels a call compiled.
+fn compiled() -> String {
+    let Some(path) = std::env::var_os("PROBE_COMPILE_LOG") else { return String::new() };
+    std::thread::sleep(std::time::Duration::from_millis(200)); // the logger writes asynchronously
+    let lines = std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0);
+    format!("  [compile log: {lines} lines]")
+}
+
+fn ms(t: Instant, reps: usize) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3 / reps as f64
+}
+
+fn decode(model: &Llama, inv: &[f64], device: &Device, b: usize, prompt: usize) {
+    let rows: Vec<i64> = (0..b * prompt).map(|i| ((i * 7919) % 49152) as i64).collect();
+    let input = Tensor::<2, Int>::from_data(TensorData::new(rows, [b, prompt]), device);
+    let mut cache = KvCache::new(model.layers.len(), vec![0; b]);
+    cache.reserve(prompt + 64);
+    let layout = StepLayout::with_columns(inv, &cache.pad, cache.len, prompt, cache.capacity, device);
+    let t = Instant::now();
+    sync1(model.forward_hidden(input, &layout, Some(&mut cache)));
+    println!("  batch {b:2}, prompt {prompt:4}: prefill {:.1} ms", ms(t, 1));
+    let mut step = |phase: u8, s: usize| {
+        let tok = Tensor::<2, Int>::from_data(TensorData::new(vec![(s as i64 % 900) + 5; b], [b, 1]), device);
+        cache.reserve(1);
+        let layout = StepLayout::with_columns(inv, &cache.pad, cache.len, 1, cache.capacity, device);
+        let h = model.forward_hidden(tok, &layout, Some(&mut cache));
+        match phase {
+            0 => sync1(h),
+            1 => sync1(model.logits(h)),
+            _ => {
+                // What generate's greedy path does: log-softmax, argmax, gather, two reads.
+                let logp = burn::tensor::activation::log_softmax(model.logits(h), 2);
+                let ids = logp.clone().argmax(2);
+                let picked = logp.gather(2, ids.clone());
+                let _ = ids.into_data();
+                let _ = picked.into_data();
+            }
+        }
+    };
+    for s in 0..6 {
+        step(2, s); // warm: every kernel of every phase compiled
+        step(0, s);
+        step(1, s);
+    }
+    let reps = 12;
+    for (phase, name) in [(0u8, "forward only"), (1, "forward + LM head"), (2, "full greedy step")] {
+        let t = Instant::now();
+        for s in 0..reps {
+            step(phase, s);
+        }
+        let per = ms(t, reps);
+        println!("  batch {b:2}, cache ~{:4}: {name:18} {per:7.2} ms/step  ({:.0} tok/s)", prompt + 24, b as f64 * 1e3 / per);
+    }
+}
+
+fn update(model: Llama, inv: &[f64], device: &Device) {
+    let cfg = GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() };
+    let sample = |len: usize, row: usize| {
+        let prompt: Vec<u32> = (0..len - 32).map(|i| ((i * 31 + row * 17) % 49000) as u32 + 5).collect();
+        let response: Vec<u32> = (0..32).map(|i| ((i * 13 + row) % 49000) as u32 + 5).collect();
+        PolicySample { prompt, response, old_logprobs: vec![-1.0; 32], advantage: if row % 2 == 0 { 1.0 } else { -1.0 } }
+    };
+    let fb = |width: usize, label: &str| {
+        let samples: Vec<PolicySample> = (0..8).map(|r| sample(width - r * 3, r)).collect();
+        let batch = TokenBatch::new(&samples).unwrap();
+        let t = Instant::now();
+        let (loss, _) = batch_loss(&model, inv, &batch, None, &cfg, device);
+        let grads = loss.backward();
+        let g = model.embed_tokens.weight.grad(&grads).unwrap();
+        let _ = g.slice([0..1, 0..1]).into_data();
+        println!("  8 rows × width {:4} ({label}): forward-backward {:8.1} ms{}", batch.width, ms(t, 1), compiled());
+    };
+    for w in [385usize, 385, 385] {
+        fb(w, "same width");
+    }
+    for w in [401usize, 417, 433, 449] {
+        fb(w, "new width");
+    }
+    fb(385, "seen width");
+    fb(449, "seen width");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (base, info) = if args.get(1).map(String::as_str) == Some("cpu") { memtrain::device::cpu() } else { memtrain::device::wgpu().unwrap() };
+    let what = args.get(2).cloned().unwrap_or_else(|| "all".into());
+    println!("device: {info}");
+    let mut config = ModelConfig::smollm2_135m();
+    if args.get(3).map(String::as_str) == Some("small") {
+        // A quick check of the probe itself: 2 narrow layers, same vocabulary.
+        (config.num_layers, config.hidden_size, config.intermediate_size, config.num_heads, config.num_kv_heads) = (2, 64, 128, 2, 1);
+    }
+    let inv = rope::inverse_frequencies(&config);
+    if what == "all" || what.starts_with("decode") {
+        let model = Llama::from_weights(&config, &mut RandomWeights::new(config.clone(), 0), &base).unwrap();
+        let shapes: &[(usize, usize)] = if what == "decode64" { &[(64, 128)] } else { &[(1, 128), (64, 128), (64, 1000)] };
+        for &(b, prompt) in shapes {
+            decode(&model, &inv, &base, b, prompt);
+        }
+    }
+    if what == "all" || what == "update" {
+        let device = base.autodiff();
+        let model = Llama::from_weights(&config, &mut RandomWeights::new(config.clone(), 0), &device).unwrap();
+        update(model, &inv, &device);
+    }
+}
