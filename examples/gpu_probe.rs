@@ -3,7 +3,7 @@
 //!    synced by a one-value read), at two cache lengths;
 //! 2. the GRPO update's forward-backward on 8 rows, first at widths it has never seen, then at
 //!    a width it has: the difference is what a new shape costs (kernel compilation, autotune).
-//! `cargo run --release --example gpu_probe -- [wgpu|cpu] [decode|decode64|update|all] [small]`
+//! `cargo run --release --example gpu_probe -- [wgpu|cpu] [decode|decode64|matmul|update|all] [small]`
 //! With a `cubecl.toml` in the working directory, CubeCL logs compilations / kernel times too.
 use burn::prelude::*;
 use memtrain::model::kv_cache::KvCache;
@@ -46,12 +46,12 @@ fn decode(model: &Llama, inv: &[f64], device: &Device, b: usize, prompt: usize) 
             0 => sync1(h),
             1 => sync1(model.logits(h)),
             _ => {
-                // What generate's greedy path does: log-softmax, argmax, gather, two reads.
-                let logp = burn::tensor::activation::log_softmax(model.logits(h), 2);
-                let ids = logp.clone().argmax(2);
-                let picked = logp.gather(2, ids.clone());
-                let _ = ids.into_data();
-                let _ = picked.into_data();
+                // What generate's greedy path does: argmax and -log Σ exp(l - max), one read.
+                let logits = model.logits(h);
+                let ids = logits.clone().argmax(2);
+                let max = logits.clone().max_dim(2);
+                let lp = (logits - max).exp().sum_dim(2).log().neg();
+                let _ = burn::tensor::Transaction::default().register(ids).register(lp).execute();
             }
         }
     };
@@ -68,6 +68,38 @@ fn decode(model: &Llama, inv: &[f64], device: &Device, b: usize, prompt: usize) 
         }
         let per = ms(t, reps);
         println!("  batch {b:2}, cache ~{:4}: {name:18} {per:7.2} ms/step  ({:.0} tok/s)", prompt + 24, b as f64 * 1e3 / per);
+    }
+}
+
+/// The decode projections' matmul alone, three ways: `x · W` with `W` stored `[in, out]` (what
+/// Burn's Linear does), `(Wᵀ · xᵀ)ᵀ` with the weight stored `[out, in]` (a tall product, which
+/// the matmul kernels may tile better), and `x · Wᵀ` as a transposed view of `[out, in]`.
+fn matmuls(device: &Device) {
+    let reps = 30;
+    for m in [1usize, 64] {
+        for (k, n) in [(576usize, 576usize), (576, 192), (576, 1536), (1536, 576), (576, 49152)] {
+            let x = Tensor::<2>::random([m, k], burn::tensor::Distribution::Default, device);
+            let w = Tensor::<2>::random([k, n], burn::tensor::Distribution::Default, device);
+            let wt = Tensor::<2>::random([n, k], burn::tensor::Distribution::Default, device);
+            let mut row = format!("  matmul m {m:2} k {k:4} n {n:5}:");
+            for (name, f) in [
+                ("x·W", &(|| x.clone().matmul(w.clone())) as &dyn Fn() -> Tensor<2>),
+                ("(Wt·xT)T", &|| wt.clone().matmul(x.clone().transpose()).transpose()),
+                ("x·WtT", &|| x.clone().matmul(wt.clone().transpose())),
+            ] {
+                for _ in 0..3 {
+                    let _ = f().slice([0..1, 0..1]).into_data();
+                }
+                let t = Instant::now();
+                let mut last = None;
+                for _ in 0..reps {
+                    last = Some(f());
+                }
+                let _ = last.unwrap().slice([0..1, 0..1]).into_data();
+                row += &format!("  {name} {:7.1} µs", t.elapsed().as_secs_f64() * 1e6 / reps as f64);
+            }
+            println!("{row}");
+        }
     }
 }
 
@@ -111,10 +143,13 @@ fn main() {
     let inv = rope::inverse_frequencies(&config);
     if what == "all" || what.starts_with("decode") {
         let model = Llama::from_weights(&config, &mut RandomWeights::new(config.clone(), 0), &base).unwrap();
-        let shapes: &[(usize, usize)] = if what == "decode64" { &[(64, 128)] } else { &[(1, 128), (64, 128), (64, 1000)] };
+        let shapes: &[(usize, usize)] = if what == "decode64" { &[(64, 128)] } else { &[(1, 128), (64, 128), (64, 512)] };
         for &(b, prompt) in shapes {
             decode(&model, &inv, &base, b, prompt);
         }
+    }
+    if what == "all" || what == "matmul" {
+        matmuls(&base);
     }
     if what == "all" || what == "update" {
         let device = base.autodiff();

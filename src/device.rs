@@ -54,6 +54,14 @@ pub fn compiles_per_shape(device: &Device) -> bool {
     device.clone().without_autodiff() != Device::flex()
 }
 
+/// `n` rounded up to a quarter-octave step (…, 320, 384, 448, 512, 640, …; at least 16):
+/// at most 25 % padding, four shapes per doubling of length.
+pub fn shape_bucket(n: usize) -> usize {
+    let n = n.max(16);
+    let step = n.next_power_of_two() / 8;
+    n.div_ceil(step) * step
+}
+
 /// What runs the model, in words for the CLI and the app.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct DeviceInfo {

@@ -235,7 +235,7 @@ fn a_step_on_a_plain_device_or_with_no_samples_is_refused() {
 
 #[test]
 fn shape_buckets_are_quarter_octaves_and_padding_keeps_every_token_in_place() {
-    let sizes: Vec<usize> = [1, 16, 17, 33, 100, 385, 400, 449, 513].iter().map(|&n| shape_bucket(n)).collect();
+    let sizes: Vec<usize> = [1, 16, 17, 33, 100, 385, 400, 449, 513].iter().map(|&n| memtrain::device::shape_bucket(n)).collect();
     assert_eq!(sizes, [16, 16, 20, 40, 112, 448, 448, 512, 640]);
     let samples = [sample(&[1, 2, 3], &[4, 5], 1.0), sample(&[6, 7, 8, 9, 10, 11, 12], &[13], -1.0), sample(&[14], &[15, 16, 17], 0.5)];
     let batch = TokenBatch::new(&samples).unwrap();

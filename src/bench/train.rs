@@ -164,6 +164,10 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         })?;
         let Update::Applied(next, times) = update else { bail!("the loss was not finite") };
         model = next;
+        if rounds > 1 {
+            // The untimed warm-up round's own figures: what the first step of a run costs.
+            eprintln!("bench train: round {} of {rounds}: generation {seconds_generation:.1} s, forward-backward {:.1} s, optimizer {:.2} s", round + 1, times.forward_backward, times.optimizer);
+        }
         if round + 1 == rounds {
             last = Some((traces, answers, samples, total, sequence_tokens, seconds_generation, seconds_reward, times, synthetic));
         }

@@ -10,6 +10,7 @@ use crate::model::{Llama, StepLayout};
 use anyhow::{Result, bail};
 use burn::prelude::*;
 pub use sampler::SamplingParams;
+use crate::device::shape_bucket;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum StopReason {
@@ -52,9 +53,14 @@ pub fn generate(
         bail!("prompt {i} is empty: generation needs at least one token (e.g. BOS)");
     }
     let device = model.embed_tokens.weight.val().device();
+    // On wgpu every new shape compiles and autotunes kernels (seconds each on an H100), so
+    // prompts are left-padded to a shape bucket and finished rows stay in the batch as idle
+    // rows until the live ones fit a smaller power of two. The CPU keeps exact shapes.
+    let buckets = crate::device::compiles_per_shape(&device);
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    let pad: Vec<usize> = prompts.iter().map(|p| longest - p.len()).collect();
-    let mut rows: Vec<i64> = Vec::with_capacity(prompts.len() * longest);
+    let width = if buckets { shape_bucket(longest) } else { longest };
+    let pad: Vec<usize> = prompts.iter().map(|p| width - p.len()).collect();
+    let mut rows: Vec<i64> = Vec::with_capacity(prompts.len() * width);
     for (p, &n) in prompts.iter().zip(&pad) {
         rows.extend(std::iter::repeat_n(0i64, n));
         rows.extend(p.iter().map(|&t| t as i64));
@@ -63,9 +69,9 @@ pub fn generate(
     let mut rngs: Vec<_> = (0..prompts.len()).map(|i| sampler::sequence_rng(params.seed, i)).collect();
     let mut out: Vec<Generation> =
         prompts.iter().map(|_| Generation { tokens: vec![], logprobs: vec![], stop: StopReason::MaxTokens }).collect();
-    // `active[j]` is the prompt index of batch row j; finished rows leave the batch.
-    let mut active: Vec<usize> = (0..prompts.len()).collect();
-    let mut input = Tensor::<2, Int>::from_data(TensorData::new(rows, [prompts.len(), longest]), &device);
+    // `batch[j]` is the prompt index of batch row j, `None` for a finished row kept for its shape.
+    let mut batch: Vec<Option<usize>> = (0..prompts.len()).map(Some).collect();
+    let mut input = Tensor::<2, Int>::from_data(TensorData::new(rows, [prompts.len(), width]), &device);
     for _step in 0..params.max_new_tokens {
         let q_len = input.dims()[1];
         cache.reserve(q_len);
@@ -73,57 +79,71 @@ pub fn generate(
         let hidden = model.forward_hidden_packed(input, &layout, Some(&mut cache), packed);
         let last = hidden.narrow(1, q_len - 1, 1);
         let logits = model.logits_packed(last, packed);
-        let picks = if params.temperature <= 0.0 { greedy_on_device(logits)? } else { sample_on_host(logits, params, &active, &mut rngs)? };
-        let mut next = Vec::with_capacity(active.len());
-        let mut keep = Vec::with_capacity(active.len());
-        for (row, &seq) in active.iter().enumerate() {
+        let picks = if params.temperature <= 0.0 { greedy_on_device(logits)? } else { sample_on_host(logits, params, &batch, &mut rngs)? };
+        let mut next = Vec::with_capacity(batch.len());
+        for (row, slot) in batch.iter_mut().enumerate() {
+            let Some(seq) = *slot else {
+                next.push(0);
+                continue;
+            };
             let (token, logprob) = picks[row];
             out[seq].tokens.push(token);
             out[seq].logprobs.push(logprob);
             if !on_token(TokenEvent { sequence: seq, token }) {
-                for &s in &active {
-                    out[s].stop = StopReason::Cancelled;
+                for s in out.iter_mut().filter(|g| g.stop == StopReason::MaxTokens) {
+                    s.stop = StopReason::Cancelled;
                 }
                 return Ok(out);
             }
             if stop_ids.contains(&token) {
                 out[seq].stop = StopReason::StopToken;
-            } else {
-                keep.push(row);
-                next.push(token as i64);
+                *slot = None;
             }
+            next.push(token as i64);
         }
-        if keep.is_empty() {
+        let live: Vec<usize> = (0..batch.len()).filter(|&r| batch[r].is_some()).collect();
+        if live.is_empty() {
             break;
         }
-        if keep.len() < active.len() {
+        let target = if buckets { live.len().next_power_of_two() } else { live.len() };
+        if target < batch.len() {
+            // The live rows, topped up with finished ones to the target size.
+            let mut keep = live.clone();
+            keep.extend((0..batch.len()).filter(|&r| batch[r].is_none()).take(target - live.len()));
+            keep.sort_unstable();
             cache.retain(&keep, &device);
-            active = keep.iter().map(|&r| active[r]).collect();
+            batch = keep.iter().map(|&r| batch[r]).collect();
+            next = keep.iter().map(|&r| next[r]).collect();
         }
-        input = Tensor::<2, Int>::from_data(TensorData::new(next, [active.len(), 1]), &device);
+        input = Tensor::<2, Int>::from_data(TensorData::new(next, [batch.len(), 1]), &device);
     }
     Ok(out)
 }
 
-/// Greedy picks computed where the logits are: only a token id and its log-probability per row
-/// come back to the host, not the whole `[batch, vocab]` row (12 MB per step at batch 64).
+/// Greedy picks computed where the logits are, read back in one transfer: a token id and its
+/// log-probability per row (`-log Σ exp(l - max)`: no vocabulary-wide log-softmax is written),
+/// not the whole `[batch, vocab]` row (12 MB per step at batch 64).
 fn greedy_on_device(logits: Tensor<3>) -> Result<Vec<(u32, f32)>> {
-    let logp = burn::tensor::activation::log_softmax(logits, 2);
-    let ids = logp.clone().argmax(2);
-    let picked = logp.gather(2, ids.clone());
-    let ids: Vec<i64> = ids.into_data().convert::<i64>().try_to_vec().map_err(|e| anyhow::anyhow!("reading token ids: {e:?}"))?;
-    let lps: Vec<f32> = picked.into_data().convert::<f32>().try_to_vec().map_err(|e| anyhow::anyhow!("reading log-probs: {e:?}"))?;
+    let ids = logits.clone().argmax(2);
+    let max = logits.clone().max_dim(2);
+    let logprob = (logits - max).exp().sum_dim(2).log().neg();
+    let read = burn::tensor::Transaction::default().register(ids).register(logprob).try_execute().map_err(|e| anyhow::anyhow!("reading greedy picks: {e:?}"))?;
+    let [ids, lps] = <[TensorData; 2]>::try_from(read).map_err(|_| anyhow::anyhow!("reading greedy picks: expected two tensors"))?;
+    let ids: Vec<i64> = ids.convert::<i64>().try_to_vec().map_err(|e| anyhow::anyhow!("reading token ids: {e:?}"))?;
+    let lps: Vec<f32> = lps.convert::<f32>().try_to_vec().map_err(|e| anyhow::anyhow!("reading log-probs: {e:?}"))?;
     Ok(ids.into_iter().zip(lps).map(|(t, l)| (t as u32, l)).collect())
 }
 
 /// Temperature / top-k / top-p sampling with each sequence's own seeded RNG, on the host.
-fn sample_on_host(logits: Tensor<3>, params: &SamplingParams, active: &[usize], rngs: &mut [rand_chacha::ChaCha8Rng]) -> Result<Vec<(u32, f32)>> {
+fn sample_on_host(logits: Tensor<3>, params: &SamplingParams, batch: &[Option<usize>], rngs: &mut [rand_chacha::ChaCha8Rng]) -> Result<Vec<(u32, f32)>> {
     let vocab = logits.dims()[2];
     let host: Vec<f32> = logits.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?;
-    Ok(active
+    Ok(batch
         .iter()
         .enumerate()
-        .map(|(row, &seq)| {
+        .map(|(row, slot)| {
+            // A finished row draws nothing: every sequence's random stream stays its own.
+            let Some(seq) = *slot else { return (0, 0.0) };
             let l = &host[row * vocab..(row + 1) * vocab];
             let token = sampler::sample(l, params, &mut rngs[seq]);
             (token, sampler::log_prob(l, token))

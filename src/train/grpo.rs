@@ -149,13 +149,13 @@ impl TokenBatch {
     }
 
     /// The batch padded to a few fixed shapes: rows to a power of two, width and response
-    /// tokens to [`shape_bucket`]. Why: wgpu compiles and autotunes kernels for every new
+    /// tokens to [`crate::device::shape_bucket`]. Why: wgpu compiles and autotunes kernels for every new
     /// shape; on an H100 a warm 8 × 384 forward-backward took 0.2 s and the first one at width
     /// 400 took 45 s, and GRPO conversations all differ in length. Padding rows are all zeros
     /// and never read; padding tokens predict token 0 from position 0 with advantage 0 and old
     /// log-prob 0, and the loss masks them (real tokens come first, in their original order).
     pub fn bucketed(&self) -> TokenBatch {
-        let (rows, width, n) = (self.rows.next_power_of_two(), shape_bucket(self.width), shape_bucket(self.tokens()));
+        let (rows, width, n) = (self.rows.next_power_of_two(), crate::device::shape_bucket(self.width), crate::device::shape_bucket(self.tokens()));
         let mut inputs = vec![0; rows * width];
         for r in 0..self.rows {
             inputs[r * width..r * width + self.width].copy_from_slice(&self.inputs[r * self.width..(r + 1) * self.width]);
@@ -174,13 +174,6 @@ impl TokenBatch {
     }
 }
 
-/// `n` rounded up to a quarter-octave step (…, 320, 384, 448, 512, 640, …; at least 16):
-/// at most 25 % padding, four shapes per doubling of length.
-pub fn shape_bucket(n: usize) -> usize {
-    let n = n.max(16);
-    let step = n.next_power_of_two() / 8;
-    n.div_ceil(step) * step
-}
 
 /// Log-probs `[tokens]` of the batch's response tokens under `model` (differentiable on an
 /// autodiff device).
