@@ -103,6 +103,41 @@ fn matmuls(device: &Device) {
     }
 }
 
+/// One op chain of a decode layer, 20 times, for counting kernel launches per chain with
+/// CubeCL's execution log (`level = "minimal"`): does Burn's fusion merge it?
+fn fusion_chain(device: &Device, chain: &str) {
+    let x = Tensor::<3>::random([64, 1, 576], burn::tensor::Distribution::Default, device);
+    let norm = burn::nn::RmsNormConfig::new(576).init(device);
+    let w = Tensor::<3>::random([1, 576, 576], burn::tensor::Distribution::Default, device);
+    let cos = Tensor::<4>::random([64, 1, 1, 64], burn::tensor::Distribution::Default, device);
+    let scores = Tensor::<4>::random([64, 3, 3, 256], burn::tensor::Distribution::Default, device);
+    let bias = Tensor::<4>::random([64, 1, 3, 256], burn::tensor::Distribution::Default, device);
+    let _ = x.clone().slice([0..1, 0..1, 0..1]).into_data();
+    let mut outs = Vec::new();
+    for _ in 0..20 {
+        let out: Tensor<3> = match chain {
+            "rmsnorm" => norm.forward(x.clone()),
+            "silu-mul" => burn::tensor::activation::silu(x.clone()) * x.clone(),
+            "add" => x.clone() + x.clone().mul_scalar(2.0),
+            "matmul-ew" => {
+                let y = x.clone().matmul(w.clone());
+                (y.clone() * y.clone() + y.clone().mul_scalar(0.5)).exp() * y
+            }
+            "rope" => {
+                let q = x.clone().reshape([64, 1, 9, 64]).swap_dims(1, 2);
+                let (a, b) = (q.clone().narrow(3, 0, 32), q.clone().narrow(3, 32, 32));
+                let r = Tensor::cat(vec![b.neg(), a], 3);
+                (q * cos.clone() + r * cos.clone()).swap_dims(1, 2).reshape([64, 1, 576])
+            }
+            "softmax" => burn::tensor::activation::softmax(scores.clone().mul_scalar(0.125) + bias.clone(), 3).reshape([64, 9, 256]).narrow(2, 0, 64).reshape([64, 1, 576]),
+            other => panic!("unknown chain {other}"),
+        };
+        outs.push(out);
+    }
+    let _ = Tensor::cat(outs, 0).slice([0..1, 0..1, 0..1]).into_data();
+    println!("chain {chain}: done");
+}
+
 fn update(model: Llama, inv: &[f64], device: &Device) {
     let cfg = GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() };
     let sample = |len: usize, row: usize| {
@@ -147,6 +182,9 @@ fn main() {
         for &(b, prompt) in shapes {
             decode(&model, &inv, &base, b, prompt);
         }
+    }
+    if let Some(chain) = what.strip_prefix("fusion:") {
+        fusion_chain(&base, chain);
     }
     if what == "all" || what == "matmul" {
         matmuls(&base);
