@@ -108,6 +108,9 @@ fn matmuls(device: &Device) {
 fn fusion_chain(device: &Device, chain: &str) {
     let x = Tensor::<3>::random([64, 1, 576], burn::tensor::Distribution::Default, device);
     let norm = burn::nn::RmsNormConfig::new(576).init(device);
+    let gate = burn::nn::LinearConfig::new(576, 1536).with_bias(false).init(device);
+    let up = burn::nn::LinearConfig::new(576, 1536).with_bias(false).init(device);
+    let down = burn::nn::LinearConfig::new(1536, 576).with_bias(false).init(device);
     let w = Tensor::<3>::random([1, 576, 576], burn::tensor::Distribution::Default, device);
     let cos = Tensor::<4>::random([64, 1, 1, 64], burn::tensor::Distribution::Default, device);
     let scores = Tensor::<4>::random([64, 3, 3, 256], burn::tensor::Distribution::Default, device);
@@ -119,6 +122,38 @@ fn fusion_chain(device: &Device, chain: &str) {
             "rmsnorm" => norm.forward(x.clone()),
             "silu-mul" => burn::tensor::activation::silu(x.clone()) * x.clone(),
             "add" => x.clone() + x.clone().mul_scalar(2.0),
+            "mlp" => down.forward(burn::tensor::activation::silu(gate.forward(x.clone())) * up.forward(x.clone())),
+            "mlp-upfirst" => {
+                let u = up.forward(x.clone());
+                down.forward(burn::tensor::activation::silu(gate.forward(x.clone())) * u)
+            }
+            "mlp-fresh" => {
+                let xf = Tensor::<3>::from_data(TensorData::new(vec![0.5f32; 64 * 576], [64, 1, 576]), device);
+                let u = up.forward(xf.clone());
+                down.forward(burn::tensor::activation::silu(gate.forward(xf)) * u)
+            }
+            "mlp-residual" => {
+                let u = up.forward(x.clone());
+                x.clone() + down.forward(burn::tensor::activation::silu(gate.forward(x.clone())) * u)
+            }
+            "norm-mlp" => {
+                let n = norm.forward(x.clone());
+                let u = up.forward(n.clone());
+                x.clone() + down.forward(burn::tensor::activation::silu(gate.forward(n)) * u)
+            }
+            "attn-like" => {
+                // Three projections, RoPE-like element-wise ops, scores with a broadcast bias.
+                let q = gate.forward(x.clone()).narrow(2, 0, 576).reshape([64, 1, 9, 64]).swap_dims(1, 2);
+                let k = up.forward(x.clone()).narrow(2, 0, 192).reshape([64, 1, 3, 64]).swap_dims(1, 2);
+                let q = q.clone() * cos.clone() + q * cos.clone();
+                let k = k.clone() * cos.clone() + k * cos.clone();
+                let q = q.reshape([64, 3, 3, 64]);
+                let sc = q.matmul(k.swap_dims(2, 3)).mul_scalar(0.125);
+                burn::tensor::activation::softmax(sc, 3).reshape([64, 1, 9]).repeat_dim(2, 64)
+            }
+            "silu-of-linear" => burn::tensor::activation::silu(gate.forward(x.clone())).narrow(2, 0, 576),
+            "silu-of-matmul" => burn::tensor::activation::silu(x.clone().matmul(w.clone())),
+            "norm-linear" => gate.forward(norm.forward(x.clone())).narrow(2, 0, 576),
             "matmul-ew" => {
                 let y = x.clone().matmul(w.clone());
                 (y.clone() * y.clone() + y.clone().mul_scalar(0.5)).exp() * y
@@ -136,6 +171,28 @@ fn fusion_chain(device: &Device, chain: &str) {
     }
     let _ = Tensor::cat(outs, 0).slice([0..1, 0..1, 0..1]).into_data();
     println!("chain {chain}: done");
+}
+
+/// 20 one-token forwards through a one-layer model (`nocache`: attention over the token
+/// alone; `cache`: over a preallocated KV cache, as in decode), for counting launches per step.
+fn layer_steps(model: &Llama, inv: &[f64], device: &Device, variant: &str) {
+    let b = 64;
+    let mut cache = KvCache::new(model.layers.len(), vec![0; b]);
+    let mut outs = Vec::new();
+    for s in 0..20 {
+        let tok = Tensor::<2, Int>::from_data(TensorData::new(vec![(s as i64 % 900) + 5; b], [b, 1]), device);
+        let h = if variant == "cache" {
+            cache.reserve(1);
+            let layout = StepLayout::with_columns(inv, &cache.pad, cache.len, 1, cache.capacity, device);
+            model.forward_hidden(tok, &layout, Some(&mut cache))
+        } else {
+            let layout = StepLayout::new(inv, &vec![0; b], 0, 1, device);
+            model.forward_hidden(tok, &layout, None)
+        };
+        outs.push(h);
+    }
+    let _ = Tensor::cat(outs, 0).slice([0..1, 0..1, 0..1]).into_data();
+    println!("layer {variant}: done");
 }
 
 fn update(model: Llama, inv: &[f64], device: &Device) {
@@ -185,6 +242,11 @@ fn main() {
     }
     if let Some(chain) = what.strip_prefix("fusion:") {
         fusion_chain(&base, chain);
+    }
+    if let Some(variant) = what.strip_prefix("layer:") {
+        config.num_layers = 1;
+        let model = Llama::from_weights(&config, &mut RandomWeights::new(config.clone(), 0), &base).unwrap();
+        layer_steps(&model, &inv, &base, variant);
     }
     if what == "all" || what == "matmul" {
         matmuls(&base);
