@@ -189,6 +189,9 @@ fn layer_steps(model: &Llama, inv: &[f64], device: &Device, variant: &str) {
             let layout = StepLayout::new(inv, &vec![0; b], 0, 1, device);
             model.forward_hidden(tok, &layout, None)
         };
+        if std::env::var_os("PROBE_SYNC").is_some() {
+            device.sync().unwrap();
+        }
         outs.push(h);
     }
     let _ = Tensor::cat(outs, 0).slice([0..1, 0..1, 0..1]).into_data();
