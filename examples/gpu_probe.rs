@@ -227,6 +227,7 @@ fn update(model: Llama, inv: &[f64], device: &Device) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    println!("fusion search width: {:?}", memtrain::device::configure_fusion());
     let (base, info) = if args.get(1).map(String::as_str) == Some("cpu") { memtrain::device::cpu() } else { memtrain::device::wgpu().unwrap() };
     let what = args.get(2).cloned().unwrap_or_else(|| "all".into());
     println!("device: {info}");

@@ -87,9 +87,41 @@ pub fn cpu() -> (Device, DeviceInfo) {
     (Device::flex(), DeviceInfo { name: format!("CPU ({threads} threads)"), backend: "flex".into(), kind: "CPU".into() })
 }
 
+/// Environment variable that sets Burn's fusion search width (`max_blocks`) instead of our
+/// default; Burn's own default is 5.
+pub const FUSION_BLOCKS_ENV: &str = "MEMTRAIN_FUSION_MAX_BLOCKS";
+
+/// Our default width of Burn's fusion search. Why: at Burn 0.22.1's default of 5, the search
+/// builds block orders for a decode layer that fail its own lifetime check, and then runs the
+/// whole segment unfused (`BURN_FUSION_LOG=medium` prints "[repair] falling back to unfused
+/// stream order"). Counted with CubeCL's execution log on lavapipe, 2-layer model, batch-64
+/// decode: 5 such segments and 5,356 kernel launches at 5; none and 4,048 launches at 3 (4 still
+/// fails). Decode on a GPU is bound by launches (~60 µs each on an H100).
+const FUSION_MAX_BLOCKS: usize = 3;
+
+/// Sets Burn's fusion search width once per process, before the first tensor op reads Burn's
+/// configuration; a `burn.toml` that sets its own `max_blocks` wins, then
+/// [`FUSION_BLOCKS_ENV`]. Returns the width in force, or `None` when Burn's configuration was
+/// already read (then nothing changes).
+pub fn configure_fusion() -> Option<usize> {
+    use burn_std::config::{BurnConfig, RuntimeConfig};
+    let loaded = BurnConfig::from_current_dir().override_from_env();
+    let mut value = serde_json::to_value(&loaded).ok()?;
+    let from_file = loaded.fusion().beam_search.max_blocks;
+    let blocks = match std::env::var(FUSION_BLOCKS_ENV).ok().and_then(|v| v.parse::<usize>().ok()) {
+        Some(n) => n.max(1),
+        None if from_file != burn_std::config::fusion::BeamSearchConfig::default().max_blocks => from_file,
+        None => FUSION_MAX_BLOCKS,
+    };
+    value["fusion"]["beam_search"]["max_blocks"] = blocks.into();
+    let config: BurnConfig = serde_json::from_value(value).ok()?;
+    BurnConfig::try_set(config).then_some(blocks)
+}
+
 /// The wgpu device, opened on first use.
 pub fn wgpu() -> Result<(Device, DeviceInfo)> {
     let opened = WGPU.get_or_init(|| {
+        configure_fusion();
         // A panic inside a driver must not take the app down: treat it as "no adapter".
         let result = std::panic::catch_unwind(|| Device::wgpu_options().init_with_setup());
         match result {
