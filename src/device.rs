@@ -100,17 +100,17 @@ pub const FUSION_BLOCKS_ENV: &str = "MEMTRAIN_FUSION_MAX_BLOCKS";
 const FUSION_MAX_BLOCKS: usize = 3;
 
 /// Sets Burn's fusion search width once per process, before the first tensor op reads Burn's
-/// configuration; a `burn.toml` that sets its own `max_blocks` wins, then
-/// [`FUSION_BLOCKS_ENV`]. Returns the width in force, or `None` when Burn's configuration was
-/// already read (then nothing changes).
+/// configuration: [`FUSION_BLOCKS_ENV`] when set, else what a `burn.toml` found from the working
+/// directory says (Burn's own default when it says nothing), else ours. Returns the width in
+/// force, or `None` when Burn's configuration was already read (then nothing changes).
 pub fn configure_fusion() -> Option<usize> {
     use burn_std::config::{BurnConfig, RuntimeConfig};
     let loaded = BurnConfig::from_current_dir().override_from_env();
     let mut value = serde_json::to_value(&loaded).ok()?;
-    let from_file = loaded.fusion().beam_search.max_blocks;
+    let has_burn_toml = std::env::current_dir().is_ok_and(|d| d.ancestors().any(|a| a.join("burn.toml").is_file() || a.join("Burn.toml").is_file()));
     let blocks = match std::env::var(FUSION_BLOCKS_ENV).ok().and_then(|v| v.parse::<usize>().ok()) {
         Some(n) => n.max(1),
-        None if from_file != burn_std::config::fusion::BeamSearchConfig::default().max_blocks => from_file,
+        None if has_burn_toml => loaded.fusion().beam_search.max_blocks,
         None => FUSION_MAX_BLOCKS,
     };
     value["fusion"]["beam_search"]["max_blocks"] = blocks.into();
