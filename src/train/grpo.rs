@@ -174,7 +174,6 @@ impl TokenBatch {
     }
 }
 
-
 /// Log-probs `[tokens]` of the batch's response tokens under `model` (differentiable on an
 /// autodiff device).
 pub fn token_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: &Device) -> Tensor<1> {
@@ -284,17 +283,18 @@ fn k3_of_log_ratio(log_ratio: Tensor<1>) -> Tensor<1> {
 }
 
 fn loss_stats(loss: &Tensor<1>, policy: &Tensor<1>, kl: Option<Tensor<1>>, ratio: &Tensor<1>, adv: &Tensor<1>, cfg: &GrpoConfig, n: usize) -> LossStats {
-    let host = |t: Tensor<1>| to_host(t.detach()).unwrap_or_default();
-    let real = |mut v: Vec<f32>| {
+    // Only the first `n` values are real tokens; a padded tail is left out of every figure.
+    let host = |t: Tensor<1>| {
+        let mut v = to_host(t.detach()).unwrap_or_default();
         v.truncate(n);
         v
     };
-    let ratios = real(host(ratio.clone()));
-    let advs = real(host(adv.clone()));
+    let ratios = host(ratio.clone());
+    let advs = host(adv.clone());
     let clipped = ratios.iter().zip(&advs).filter(|&(&r, &a)| (a > 0.0 && r > 1.0 + cfg.clip_high) || (a < 0.0 && r < 1.0 - cfg.clip_low)).count();
-    let mean = |v: Vec<f32>| if n == 0 { 0.0 } else { v.iter().take(n).sum::<f32>() / n as f32 };
+    let mean = |v: Vec<f32>| if n == 0 { 0.0 } else { v.iter().sum::<f32>() / n as f32 };
     LossStats {
-        loss: host(loss.clone()).first().copied().unwrap_or(0.0),
+        loss: to_host(loss.clone().detach()).ok().and_then(|v| v.first().copied()).unwrap_or(0.0),
         policy_loss: mean(host(policy.clone())),
         kl: kl.map(|k| mean(host(k))).unwrap_or(0.0),
         clip_fraction: if n == 0 { 0.0 } else { clipped as f32 / n as f32 },
