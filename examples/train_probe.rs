@@ -1,0 +1,38 @@
+//! Where a CPU training step's time goes (issue 7 profile): one sequence of the random-weight
+//! SmolLM2-135M twin on flex, forward / backward / AdamW timed apart, after one warm-up step.
+//! `cargo run --release --example train_probe -- [SEQ] [STEPS]` (defaults 512, 2); run it under
+//! `perf record -g` to see the kernels.
+use burn::optim::{AdamWConfig, GradientsParams};
+use memtrain::model::random::RandomWeights;
+use memtrain::model::{Llama, ModelConfig, rope};
+use memtrain::train::sft::{SftExample, sft_loss};
+use std::time::Instant;
+
+fn main() {
+    let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().expect("numbers: SEQ STEPS"));
+    let seq = args.next().unwrap_or(512);
+    let steps = args.next().unwrap_or(2);
+    let (base, _) = memtrain::device::cpu();
+    let device = base.autodiff();
+    let config = ModelConfig::smollm2_135m();
+    let mut model = Llama::from_weights(&config, &mut RandomWeights::new(config.clone(), 0), &device).unwrap();
+    let inv = rope::inverse_frequencies(&config);
+    let tokens: Vec<u32> = (0..seq).map(|i| ((i * 7919 + 13) % config.vocab_size) as u32).collect();
+    let example = SftExample { prompt: tokens[..1].to_vec(), target: tokens[1..].to_vec() };
+    let mut optim = AdamWConfig::new().init();
+    for step in 0..=steps {
+        let t = Instant::now();
+        let loss = sft_loss(&model, &inv, std::slice::from_ref(&example), &device).unwrap();
+        let value: f32 = loss.clone().into_scalar();
+        let forward = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let backward = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        model = optim.step(1e-6, model, grads);
+        let _ = model.norm.gamma.val().slice([0..1]).into_data();
+        let adam = t.elapsed().as_secs_f64();
+        let label = if step == 0 { "warm-up" } else { "step" };
+        println!("{label} {step}: seq {seq}, loss {value:.3}: forward {forward:.2} s, backward {backward:.2} s, AdamW {adam:.2} s, total {:.2} s", forward + backward + adam);
+    }
+}
