@@ -27,8 +27,9 @@ fn reference(variant: &str) -> Reference {
     }
 }
 
-/// Largest |ours − HF| over every position and vocabulary entry of every input.
-fn max_logit_error(variant: &str, device: &Device) -> f32 {
+/// Largest |ours − HF| over every position and vocabulary entry of every input, with attention
+/// in query blocks of `block` rows (`None`: the device's default).
+fn max_logit_error_in_blocks(variant: &str, device: &Device, block: Option<usize>) -> f32 {
     let dir = common::fixtures().join(format!("models/tiny-{variant}"));
     let (config, model) = load_hf_weights(&dir, device).unwrap();
     let inv_freq = rope::inverse_frequencies(&config);
@@ -37,7 +38,11 @@ fn max_logit_error(variant: &str, device: &Device) -> f32 {
     for (ids, expect) in r.inputs.iter().zip(&r.logits) {
         let data: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
         let tokens = Tensor::<2, Int>::from_data(TensorData::new(data, [1, ids.len()]), device);
-        let got = common::to_vec3(model.forward(tokens, &inv_freq));
+        let mut layout = memtrain::model::StepLayout::new(&inv_freq, &[0], 0, ids.len(), device);
+        if let Some(rows) = block {
+            layout = layout.with_query_block(rows);
+        }
+        let got = common::to_vec3(model.logits(model.forward_hidden(tokens, &layout, None)));
         let vocab = expect[0].len();
         for (pos, row) in expect.iter().enumerate() {
             for (v, &e) in row.iter().enumerate() {
@@ -46,6 +51,10 @@ fn max_logit_error(variant: &str, device: &Device) -> f32 {
         }
     }
     worst
+}
+
+fn max_logit_error(variant: &str, device: &Device) -> f32 {
+    max_logit_error_in_blocks(variant, device, None)
 }
 
 #[test]
@@ -64,6 +73,23 @@ fn tiny_checkpoints_match_transformers_logits_on_wgpu() {
         let err = max_logit_error(variant, &device);
         eprintln!("{variant} (wgpu): max |Δlogit| = {err:.2e}");
         assert!(err < TOLERANCE, "{variant}: max logit error on wgpu {err} ≥ {TOLERANCE}");
+    }
+}
+
+/// Attention cut into query blocks that see only the key columns they can attend to (what long
+/// CPU sequences use) still matches transformers: blocks of 3 and 5 rows over inputs of 16 and 7.
+#[test]
+fn attention_in_query_blocks_matches_transformers_logits() {
+    let mut devices = vec![Device::flex()];
+    devices.extend(common::wgpu_device());
+    for device in &devices {
+        for variant in VARIANTS {
+            for rows in [3, 5] {
+                let err = max_logit_error_in_blocks(variant, device, Some(rows));
+                eprintln!("{variant}, query blocks of {rows} ({device:?}): max |Δlogit| = {err:.2e}");
+                assert!(err < TOLERANCE, "{variant}, blocks of {rows}: max logit error {err} ≥ {TOLERANCE}");
+            }
+        }
     }
 }
 

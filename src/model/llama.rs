@@ -3,6 +3,7 @@
 //! One forward serves training (no cache, autodiff device) and generation (KV cache, left-padded
 //! batches). The model is built from a config and a weight source; it never reads files.
 
+use super::attention::{BlockBiases, CPU_QUERY_BLOCK, grouped_attention, query_blocks};
 use super::config::ModelConfig;
 use super::kv_cache::{KvCache, LayerCache};
 use super::packed::{PackedBlock, PackedLlama, apply, project};
@@ -11,7 +12,8 @@ use anyhow::{Result, bail};
 use burn::module::Param;
 use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::prelude::*;
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::silu;
+use std::ops::Range;
 
 /// Tensors by Hugging Face name (`model.layers.0.self_attn.q_proj.weight`), with HF shapes
 /// (`[out, in]` for projections). Checkpoint readers implement it.
@@ -66,6 +68,11 @@ pub struct StepLayout {
     pub past: usize,
     /// Key columns attention reads: `past + q_len`, or a cache's whole capacity.
     pub k_cols: usize,
+    /// Query-row blocks of attention (see [`super::attention`]): one block on devices that
+    /// compile kernels per shape.
+    pub query_blocks: Vec<Range<usize>>,
+    /// The bias cut and repeated per block, built by the first layer, reused by the others.
+    block_biases: BlockBiases,
 }
 
 impl StepLayout {
@@ -95,7 +102,15 @@ impl StepLayout {
         }
         let (cos, sin) = rope::cos_sin(inv_freq, &positions, device);
         let bias = Tensor::from_data(TensorData::new(bias, [b, 1, q_len, k_cols]), device);
-        StepLayout { cos, sin, bias, past, k_cols }
+        let block = if crate::device::compiles_per_shape(device) { q_len } else { CPU_QUERY_BLOCK };
+        StepLayout { cos, sin, bias, past, k_cols, query_blocks: query_blocks(q_len, block), block_biases: BlockBiases::default() }
+    }
+
+    /// The same layout with attention in query blocks of `rows` (tests compare block sizes).
+    pub fn with_query_block(mut self, rows: usize) -> Self {
+        self.query_blocks = query_blocks(self.query_blocks.last().map_or(0, |r| r.end), rows);
+        self.block_biases = BlockBiases::default();
+        self
     }
 }
 
@@ -117,15 +132,7 @@ impl Attention {
             Some(c) => c.write(k, v, layout.past, layout.k_cols),
             None => (k, v),
         };
-        // Grouped-query attention without copying K/V: the `g` query heads that share a KV head
-        // are stacked along the sequence axis, so one matmul per KV head serves them all.
-        let g = h / kvh;
-        let q = q.reshape([b, kvh, g * s, hd]);
-        let scale = 1.0 / (hd as f64).sqrt();
-        let bias = if g == 1 { layout.bias.clone() } else { layout.bias.clone().repeat_dim(2, g) };
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + bias;
-        let probs = softmax(scores, 3);
-        let out = probs.matmul(v).reshape([b, h, s, hd]);
+        let out = grouped_attention(q, k, v, &layout.bias, &layout.block_biases, &layout.query_blocks, layout.past);
         project(&self.o_proj, packed.map(|p| &p.o), out.swap_dims(1, 2).reshape([b, s, h * hd]))
     }
 }

@@ -1,5 +1,6 @@
 //! The model: config, rotary embeddings, KV cache and the Llama-family decoder.
 
+pub mod attention;
 pub mod config;
 pub mod kv_cache;
 pub mod packed;

@@ -1,0 +1,89 @@
+//! Scaled dot-product attention over grouped KV heads, in blocks of query rows.
+//!
+//! Why blocks: attention is causal, so the queries of rows `r0..r1` never see key columns at or
+//! past `past + r1`. Cutting the queries into blocks and giving each block only the key columns
+//! it can see skips the masked upper triangle: at 2,048 tokens in blocks of 256, 56 % of the
+//! score entries of one full `[seq, seq]` matrix. On the CPU every score entry costs several
+//! single-threaded passes (bias, max, exp, sum, divide, and their backward) over a tensor that
+//! also stays alive for the backward, so this cuts both time and peak memory of long training
+//! sequences. The arithmetic of an entry is unchanged (masked entries contributed exp(-1e9) = 0).
+//! Devices that compile kernels per shape (wgpu) keep one block: more shapes mean more kernel
+//! compilation and autotuning there, and that trade-off has not been measured on a GPU yet.
+
+use std::cell::OnceCell;
+use std::ops::Range;
+
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+/// Query rows per block on the CPU (flex).
+pub const CPU_QUERY_BLOCK: usize = 256;
+
+/// The query-row blocks of a call with `q_len` rows: one block unless `block < q_len`.
+pub fn query_blocks(q_len: usize, block: usize) -> Vec<Range<usize>> {
+    let block = block.max(1);
+    (0..q_len).step_by(block).map(|r0| r0..(r0 + block).min(q_len)).collect()
+}
+
+/// Additive attention biases per query block, built once per forward call and shared by all
+/// layers: `[batch, 1, g · rows, past + r1]` (a single block keeps all the bias's columns) with
+/// the rows of each block repeated for the `g` query heads that share a KV head (see
+/// [`grouped_attention`]).
+#[derive(Default)]
+pub struct BlockBiases {
+    cell: OnceCell<(usize, Vec<Tensor<4>>)>,
+}
+
+impl BlockBiases {
+    fn get(&self, bias: &Tensor<4>, blocks: &[Range<usize>], past: usize, g: usize) -> &[Tensor<4>] {
+        let (cached_g, biases) = self.cell.get_or_init(|| {
+            let [b, _, _, _] = bias.dims();
+            let per_block = blocks
+                .iter()
+                .map(|r| {
+                    let part = if blocks.len() == 1 { bias.clone() } else { bias.clone().slice([0..b, 0..1, r.clone(), 0..past + r.end]) };
+                    if g == 1 { part } else { part.repeat_dim(2, g) }
+                })
+                .collect();
+            (g, per_block)
+        });
+        assert_eq!(*cached_g, g, "one StepLayout serves one model (query heads per KV head)");
+        biases
+    }
+}
+
+/// Attention of `q` `[b, h, s, hd]` (RoPE applied) over `k`, `v` `[b, kvh, k_cols, hd]` with
+/// the additive `bias` `[b, 1, s, k_cols]`, query rows in `blocks`, `past` columns before the
+/// first query. Returns `[b, h, s, hd]`.
+///
+/// Grouped-query attention without copying K/V: the `g = h / kvh` query heads that share a KV
+/// head are stacked along the row axis, so one matmul per KV head serves them all.
+pub fn grouped_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: &Tensor<4>, biases: &BlockBiases, blocks: &[Range<usize>], past: usize) -> Tensor<4> {
+    let [b, h, s, hd] = q.dims();
+    let kvh = k.dims()[1];
+    let g = h / kvh;
+    // Scaling q (s × hd) instead of the scores (s × k_cols) saves a pass over the largest tensor.
+    let q = q.mul_scalar(1.0 / (hd as f64).sqrt());
+    let biases = biases.get(bias, blocks, past, g);
+    if blocks.len() == 1 {
+        // All key columns (a cache's whole capacity): their count must not change per call.
+        return attend(q.reshape([b, kvh, g * s, hd]), k, v, biases[0].clone()).reshape([b, h, s, hd]);
+    }
+    let outputs: Vec<Tensor<4>> = blocks
+        .iter()
+        .zip(biases)
+        .map(|(rows, bias)| {
+            let (n, cols) = (rows.len(), past + rows.end);
+            let qb = q.clone().slice([0..b, 0..h, rows.clone(), 0..hd]).reshape([b, kvh, g * n, hd]);
+            let kb = k.clone().slice([0..b, 0..kvh, 0..cols, 0..hd]);
+            let vb = v.clone().slice([0..b, 0..kvh, 0..cols, 0..hd]);
+            attend(qb, kb, vb, bias.clone()).reshape([b, h, n, hd])
+        })
+        .collect();
+    Tensor::cat(outputs, 2)
+}
+
+/// softmax(q · kᵀ + bias) · v for pre-scaled `q` `[b, kvh, rows, hd]`.
+fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>) -> Tensor<4> {
+    softmax(q.matmul(k.swap_dims(2, 3)) + bias, 3).matmul(v)
+}

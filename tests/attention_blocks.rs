@@ -1,0 +1,96 @@
+//! Attention in query blocks (each block sees only the key columns it may attend to) against
+//! attention in one block: the same loss and gradients in training, the same hidden states for a
+//! left-padded prefill into a KV cache and the decode steps after it. (The logits themselves are
+//! checked against transformers in tests/model_parity.rs.)
+
+mod common;
+
+use burn::prelude::*;
+use common::tiny_config;
+use memtrain::model::kv_cache::KvCache;
+use memtrain::model::random::RandomWeights;
+use memtrain::model::{Llama, StepLayout, rope};
+
+fn tiny(device: &Device) -> (Llama, Vec<f64>) {
+    let cfg = tiny_config();
+    (Llama::from_weights(&cfg, &mut RandomWeights::new(cfg.clone(), 5), device).unwrap(), rope::inverse_frequencies(&cfg))
+}
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec().unwrap()
+}
+
+fn worst(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn tokens(rows: usize, cols: usize, device: &Device) -> Tensor<2, Int> {
+    let ids: Vec<i64> = (0..rows * cols).map(|i| ((i * 37 + 11) % 64) as i64).collect();
+    Tensor::from_data(TensorData::new(ids, [rows, cols]), device)
+}
+
+#[test]
+fn blocked_attention_gives_the_same_loss_and_gradients() {
+    let device = Device::flex().autodiff();
+    let (model, inv) = tiny(&device);
+    let (rows, cols) = (2, 21);
+    // Row 1 is left-padded by 4: padding queries attend only to themselves.
+    let pad = [0, 4];
+    let weights: Vec<f32> = (0..rows * cols * 64).map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5).collect();
+    let weights = Tensor::<3>::from_data(TensorData::new(weights, [rows, cols, 64]), &device);
+    let run = |block: Option<usize>| {
+        let mut layout = StepLayout::new(&inv, &pad, 0, cols, &device);
+        if let Some(r) = block {
+            layout = layout.with_query_block(r);
+        }
+        assert_eq!(layout.query_blocks.len(), block.map_or(1, |r| cols.div_ceil(r)));
+        let logits = model.logits(model.forward_hidden(tokens(rows, cols, &device), &layout, None));
+        let loss = (logits * weights.clone()).sum();
+        let grads = loss.backward();
+        let g = |t: Tensor<2>| host(t.reshape([-1]));
+        let mut all = host(loss);
+        all.extend(g(model.embed_tokens.weight.grad(&grads).unwrap()));
+        all.extend(g(model.layers[0].self_attn.q_proj.weight.grad(&grads).unwrap()));
+        all.extend(g(model.layers[0].self_attn.k_proj.weight.grad(&grads).unwrap()));
+        all.extend(g(model.layers[1].self_attn.v_proj.weight.grad(&grads).unwrap()));
+        all
+    };
+    let whole = run(None);
+    let scale = whole.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+    assert!(scale > 0.0);
+    for block in [1, 4, 8] {
+        let blocked = run(Some(block));
+        let err = worst(&whole, &blocked);
+        assert!(err < 1e-5 * scale.max(1.0), "blocks of {block}: loss/gradients differ by {err} (scale {scale})");
+    }
+}
+
+#[test]
+fn blocked_prefill_into_a_cache_then_decode_matches_one_block() {
+    let device = Device::flex();
+    let (model, inv) = tiny(&device);
+    let pad = vec![0, 5];
+    let (rows, prompt) = (2, 13);
+    let run = |block: Option<usize>| {
+        let mut cache = KvCache::new(model.layers.len(), pad.clone());
+        cache.reserve(prompt);
+        let mut layout = StepLayout::with_columns(&inv, &cache.pad, 0, prompt, cache.capacity, &device);
+        if let Some(r) = block {
+            layout = layout.with_query_block(r);
+        }
+        let mut out = host(model.forward_hidden(tokens(rows, prompt, &device), &layout, Some(&mut cache)));
+        for step in 0..3 {
+            cache.reserve(1);
+            let layout = StepLayout::with_columns(&inv, &cache.pad, cache.len, 1, cache.capacity, &device);
+            let tok = Tensor::<2, Int>::from_data(TensorData::new(vec![step + 3i64; rows], [rows, 1]), &device);
+            out.extend(host(model.forward_hidden(tok, &layout, Some(&mut cache))));
+        }
+        out
+    };
+    let whole = run(None);
+    for block in [2, 6] {
+        let err = worst(&whole, &run(Some(block)));
+        assert!(err < 1e-5, "blocks of {block}: hidden states differ by {err}");
+    }
+}
