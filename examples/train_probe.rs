@@ -2,7 +2,8 @@
 //! SmolLM2-135M twin on flex, forward / backward / AdamW timed apart, after one warm-up step.
 //! `cargo run --release --example train_probe -- [SEQ] [STEPS]` (defaults 512, 2); run it under
 //! `perf record -g` to see the kernels.
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
+use memtrain::train::adamw::FusedAdamW;
 use memtrain::model::random::RandomWeights;
 use memtrain::model::{Llama, ModelConfig, rope};
 use memtrain::train::sft::{SftExample, sft_loss};
@@ -19,7 +20,8 @@ fn main() {
     let inv = rope::inverse_frequencies(&config);
     let tokens: Vec<u32> = (0..seq).map(|i| ((i * 7919 + 13) % config.vocab_size) as u32).collect();
     let example = SftExample { prompt: tokens[..1].to_vec(), target: tokens[1..].to_vec() };
-    let mut optim = AdamWConfig::new().init();
+    // PROBE_BURN_ADAMW=1: Burn's own AdamW (the before of the fused CPU step).
+    let mut optim = if std::env::var_os("PROBE_BURN_ADAMW").is_some() { burn::optim::AdamWConfig::new().init() } else { FusedAdamW::init(Default::default()) };
     for step in 0..=steps {
         let t = Instant::now();
         let loss = sft_loss(&model, &inv, std::slice::from_ref(&example), &device).unwrap();

@@ -15,7 +15,6 @@ use crate::model::packed::PackedLlama;
 use crate::train::sft::{SftExample, sft_loss};
 use crate::train::update::{Update, accumulated_step};
 use anyhow::{Context, Result, bail};
-use burn::optim::AdamWConfig;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -123,7 +122,7 @@ fn train_row(model: Option<&Path>, base: &Device, device_name: &str, seq: usize,
     let m = open_on(model, device)?;
     let tokens = super::prompts(m.vocab, 1, seq).remove(0);
     let example = SftExample { prompt: tokens[..1].to_vec(), target: tokens[1..].to_vec() };
-    let mut optim = AdamWConfig::new().init();
+    let mut optim = crate::train::adamw::FusedAdamW::init(Default::default());
     let mut model = m.model;
     let mut seconds = 0.0;
     reset_peak();

@@ -19,7 +19,6 @@ use crate::train::rewards::score_answer;
 use crate::train::update::{Update, accumulated_step};
 use anyhow::{Result, bail};
 use burn::module::Module;
-use burn::optim::AdamWConfig;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -156,7 +155,7 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         let total: usize = samples.iter().map(|s| s.response.len()).sum();
         let sequence_tokens: usize = samples.iter().map(|s| s.prompt.len() + s.response.len() - 1).sum();
         let cfg = GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() };
-        let mut optim = AdamWConfig::new().init();
+        let mut optim = crate::train::adamw::FusedAdamW::init(Default::default());
         let update = accumulated_step(model, &mut optim, 1e-6, &samples, opts.micro_batch, |m, part| {
             let batch = TokenBatch::new(part)?;
             let (loss, _) = batch_loss(m, &inv_freq, &batch, None, &cfg, &device);

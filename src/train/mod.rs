@@ -2,6 +2,7 @@
 //! warm start, per-step metrics, and the loop that runs them ([`trainer`]) from a RON
 //! [`config`] into a run folder ([`run_dir`]). Rollouts come from [`crate::agent`].
 
+pub mod adamw;
 pub mod config;
 pub mod console;
 pub mod data;

@@ -30,7 +30,8 @@ use crate::model::weights_out::{NamedTensors, hf_tensors};
 use crate::model::{Llama, ModelConfig, rope};
 use crate::train::rewards::score_answer;
 use anyhow::{Context, Result, bail};
-use burn::optim::{AdamWConfig, ModuleOptimizer};
+use super::adamw::{AdamWParams, FusedAdamW};
+use burn::optim::ModuleOptimizer;
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::prelude::*;
@@ -71,12 +72,11 @@ pub struct Trainer {
 
 fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
     let o = &cfg.optim;
-    AdamWConfig::new()
-        .with_beta_1(o.beta1)
-        .with_beta_2(o.beta2)
-        .with_weight_decay(o.weight_decay)
-        .with_grad_clipping(o.grad_clip_norm.map(GradientClippingConfig::Norm))
-        .init()
+    let optim = FusedAdamW::init(AdamWParams { beta_1: o.beta1, beta_2: o.beta2, weight_decay: o.weight_decay, ..Default::default() });
+    match o.grad_clip_norm {
+        Some(norm) => optim.with_grad_clipping(GradientClippingConfig::Norm(norm).init()),
+        None => optim,
+    }
 }
 
 /// The model to start from, on `device`, with its tokenizer and where that tokenizer came from.
