@@ -1,7 +1,8 @@
 //! Attention in query blocks (each block sees only the key columns it may attend to) against
 //! attention in one block: the same loss and gradients in training, the same hidden states for a
-//! left-padded prefill into a KV cache and the decode steps after it. (The logits themselves are
-//! checked against transformers in tests/model_parity.rs.)
+//! left-padded prefill into a KV cache and the decode steps after it; and flex's fused attention
+//! kernel (CPU inference) against both. (The logits themselves are checked against transformers
+//! in tests/model_parity.rs.)
 
 mod common;
 
@@ -66,31 +67,41 @@ fn blocked_attention_gives_the_same_loss_and_gradients() {
     }
 }
 
+/// Prefill of a left-padded batch into a preallocated cache, then 3 decode steps: the blocked
+/// tensor-op path (autodiff device, as in training) with several block sizes and flex's fused
+/// kernel (plain device, as in generation) give the same hidden states.
 #[test]
-fn blocked_prefill_into_a_cache_then_decode_matches_one_block() {
-    let device = Device::flex();
-    let (model, inv) = tiny(&device);
+fn blocked_and_fused_prefill_into_a_cache_then_decode_match_one_block() {
+    let device = Device::flex().autodiff();
+    let whole = run_cached(&device, None);
+    for block in [None, Some(2), Some(6)] {
+        let err = worst(&whole, &run_cached(&Device::flex(), block));
+        assert!(err < 1e-5, "flex's fused attention, blocks of {block:?}, differs from the tensor ops by {err}");
+    }
+    for block in [2, 6] {
+        let err = worst(&whole, &run_cached(&device, Some(block)));
+        assert!(err < 1e-5, "blocks of {block}: hidden states differ by {err}");
+    }
+}
+
+fn run_cached(device: &Device, block: Option<usize>) -> Vec<f32> {
+    let (model, inv) = tiny(device);
     let pad = vec![0, 5];
     let (rows, prompt) = (2, 13);
-    let run = |block: Option<usize>| {
+    {
         let mut cache = KvCache::new(model.layers.len(), pad.clone());
         cache.reserve(prompt);
-        let mut layout = StepLayout::with_columns(&inv, &cache.pad, 0, prompt, cache.capacity, &device);
+        let mut layout = StepLayout::with_columns(&inv, &cache.pad, 0, prompt, cache.capacity, device);
         if let Some(r) = block {
             layout = layout.with_query_block(r);
         }
-        let mut out = host(model.forward_hidden(tokens(rows, prompt, &device), &layout, Some(&mut cache)));
+        let mut out = host(model.forward_hidden(tokens(rows, prompt, device), &layout, Some(&mut cache)).detach());
         for step in 0..3 {
             cache.reserve(1);
-            let layout = StepLayout::with_columns(&inv, &cache.pad, cache.len, 1, cache.capacity, &device);
-            let tok = Tensor::<2, Int>::from_data(TensorData::new(vec![step + 3i64; rows], [rows, 1]), &device);
-            out.extend(host(model.forward_hidden(tok, &layout, Some(&mut cache))));
+            let layout = StepLayout::with_columns(&inv, &cache.pad, cache.len, 1, cache.capacity, device);
+            let tok = Tensor::<2, Int>::from_data(TensorData::new(vec![step + 3i64; rows], [rows, 1]), device);
+            out.extend(host(model.forward_hidden(tok, &layout, Some(&mut cache)).detach()));
         }
         out
-    };
-    let whole = run(None);
-    for block in [2, 6] {
-        let err = worst(&whole, &run(Some(block)));
-        assert!(err < 1e-5, "blocks of {block}: hidden states differ by {err}");
     }
 }
