@@ -6,9 +6,8 @@ mod common;
 
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use common::tiny_config;
-use memtrain::model::random::RandomWeights;
-use memtrain::model::{Llama, rope};
+use common::{max_abs_diff as worst, tiny_model};
+use memtrain::model::Llama;
 use memtrain::train::adamw::{AdamWParams, FusedAdamW};
 
 const HYPER: AdamWParams = AdamWParams { beta_1: 0.8, beta_2: 0.95, epsilon: 1e-6, weight_decay: 0.1 };
@@ -40,10 +39,6 @@ fn train(mut model: Llama, optim: &mut ModuleOptimizer, inv: &[f64], steps: std:
     model
 }
 
-fn worst(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-}
-
 #[test]
 fn fused_adamw_matches_burns_adamw_and_shares_its_state() {
     // Opened before anything else: restoring an optimizer record below creates its tensors on
@@ -51,9 +46,7 @@ fn fused_adamw_matches_burns_adamw_and_shares_its_state() {
     // it fails with "Service already initialized").
     let gpu = common::wgpu_device();
     let device = Device::flex().autodiff();
-    let cfg = tiny_config();
-    let inv = rope::inverse_frequencies(&cfg);
-    let start = Llama::from_weights(&cfg, &mut RandomWeights::new(cfg.clone(), 2), &device).unwrap();
+    let (start, inv) = tiny_model(&device, 2);
 
     let mut reference_optim = burn_adamw();
     let reference = train(start.clone(), &mut reference_optim, &inv, 0..4, &device);
@@ -85,10 +78,8 @@ fn fused_adamw_matches_burns_adamw_and_shares_its_state() {
 /// On wgpu the optimizer keeps Burn's device-side step: 4 steps there (lavapipe in CI) land on
 /// the same weights as the fused host step on the CPU.
 fn adamw_on_wgpu_matches_the_fused_cpu_step(gpu: Device) {
-    let cfg = tiny_config();
-    let inv = rope::inverse_frequencies(&cfg);
     let run = |device: Device| {
-        let start = Llama::from_weights(&cfg, &mut RandomWeights::new(cfg.clone(), 2), &device).unwrap();
+        let (start, inv) = tiny_model(&device, 2);
         weights(&train(start, &mut FusedAdamW::init(HYPER), &inv, 0..4, &device))
     };
     let cpu = run(Device::flex().autodiff());

@@ -7,23 +7,12 @@
 mod common;
 
 use burn::prelude::*;
-use common::tiny_config;
+use common::{max_abs_diff as worst, tiny_model};
+use memtrain::model::StepLayout;
 use memtrain::model::kv_cache::KvCache;
-use memtrain::model::random::RandomWeights;
-use memtrain::model::{Llama, StepLayout, rope};
-
-fn tiny(device: &Device) -> (Llama, Vec<f64>) {
-    let cfg = tiny_config();
-    (Llama::from_weights(&cfg, &mut RandomWeights::new(cfg.clone(), 5), device).unwrap(), rope::inverse_frequencies(&cfg))
-}
 
 fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec().unwrap()
-}
-
-fn worst(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 fn tokens(rows: usize, cols: usize, device: &Device) -> Tensor<2, Int> {
@@ -34,7 +23,7 @@ fn tokens(rows: usize, cols: usize, device: &Device) -> Tensor<2, Int> {
 #[test]
 fn blocked_attention_gives_the_same_loss_and_gradients() {
     let device = Device::flex().autodiff();
-    let (model, inv) = tiny(&device);
+    let (model, inv) = tiny_model(&device, 5);
     let (rows, cols) = (2, 21);
     // Row 1 is left-padded by 4: padding queries attend only to themselves.
     let pad = [0, 4];
@@ -67,9 +56,10 @@ fn blocked_attention_gives_the_same_loss_and_gradients() {
     }
 }
 
-/// Prefill of a left-padded batch into a preallocated cache, then 3 decode steps: the blocked
-/// tensor-op path (autodiff device, as in training) with several block sizes and flex's fused
-/// kernel (plain device, as in generation) give the same hidden states.
+/// Prefill of a left-padded batch into a preallocated cache, a second multi-token call after
+/// those cached columns, then 3 decode steps: the blocked tensor-op path (autodiff device, as in
+/// training) with several block sizes and flex's fused kernel (plain device, as in generation)
+/// give the same hidden states.
 #[test]
 fn blocked_and_fused_prefill_into_a_cache_then_decode_match_one_block() {
     let device = Device::flex().autodiff();
@@ -85,23 +75,20 @@ fn blocked_and_fused_prefill_into_a_cache_then_decode_match_one_block() {
 }
 
 fn run_cached(device: &Device, block: Option<usize>) -> Vec<f32> {
-    let (model, inv) = tiny(device);
-    let pad = vec![0, 5];
-    let (rows, prompt) = (2, 13);
-    {
-        let mut cache = KvCache::new(model.layers.len(), pad.clone());
-        cache.reserve(prompt);
-        let mut layout = StepLayout::with_columns(&inv, &cache.pad, 0, prompt, cache.capacity, device);
+    let (model, inv) = tiny_model(device, 5);
+    let rows = 2;
+    let mut cache = KvCache::new(model.layers.len(), vec![0, 5]);
+    let mut out = Vec::new();
+    // 13 prompt columns, then 7 more after them (blocks see `past` + their own rows), then 1 × 3.
+    for (call, len) in [13usize, 7, 1, 1, 1].into_iter().enumerate() {
+        cache.reserve(len);
+        let mut layout = StepLayout::with_columns(&inv, &cache.pad, cache.len, len, cache.capacity, device);
         if let Some(r) = block {
             layout = layout.with_query_block(r);
         }
-        let mut out = host(model.forward_hidden(tokens(rows, prompt, device), &layout, Some(&mut cache)).detach());
-        for step in 0..3 {
-            cache.reserve(1);
-            let layout = StepLayout::with_columns(&inv, &cache.pad, cache.len, 1, cache.capacity, device);
-            let tok = Tensor::<2, Int>::from_data(TensorData::new(vec![step + 3i64; rows], [rows, 1]), device);
-            out.extend(host(model.forward_hidden(tok, &layout, Some(&mut cache)).detach()));
-        }
-        out
+        let ids: Vec<i64> = (0..rows * len).map(|i| ((i * 37 + call * 11 + 3) % 64) as i64).collect();
+        let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [rows, len]), device);
+        out.extend(host(model.forward_hidden(input, &layout, Some(&mut cache)).detach()));
     }
+    out
 }

@@ -32,7 +32,7 @@ pub fn query_blocks(q_len: usize, block: usize) -> Vec<Range<usize>> {
 /// Additive attention biases per query block, built once per forward call and shared by all
 /// layers: `[batch, 1, g · rows, past + r1]` (a single block keeps all the bias's columns) with
 /// the rows of each block repeated for the `g` query heads that share a KV head (see
-/// [`grouped_attention`]).
+/// [`grouped_attention`]; `g` = 1 for flex's kernel, which broadcasts the bias itself).
 #[derive(Default)]
 pub struct BlockBiases {
     cell: OnceCell<(usize, Vec<Tensor<4>>)>,
@@ -51,7 +51,7 @@ impl BlockBiases {
                 .collect();
             (g, per_block)
         });
-        assert_eq!(*cached_g, g, "one StepLayout serves one model (query heads per KV head)");
+        assert_eq!(*cached_g, g, "one StepLayout serves one model on one attention path (bias repeats per KV head)");
         biases
     }
 }
@@ -64,52 +64,45 @@ impl BlockBiases {
 /// head are stacked along the row axis, so one matmul per KV head serves them all.
 pub fn grouped_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: &Tensor<4>, biases: &BlockBiases, blocks: &[Range<usize>], past: usize) -> Tensor<4> {
     if !q.is_autodiff() && !crate::device::compiles_per_shape(&q.device()) {
-        return fused_cpu_attention(q, k, v, bias, blocks, past);
+        // Inference on the CPU: flex's own attention kernel computes softmax(q·kᵀ·scale + bias)·v
+        // in one multi-threaded pass per head (grouped heads and a bias broadcast over heads
+        // supported) instead of ~8 single-threaded tensor ops; still in query blocks, because
+        // the kernel cannot know which key columns the bias masks. It has no backward, so
+        // training keeps the tensor ops below.
+        let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: false };
+        let biases = biases.get(bias, blocks, past, 1);
+        return in_blocks(q, k, v, blocks, past, |i, q, k, v| attention(q, k, v, None, Some(biases[i].clone()), options));
     }
-    let [b, h, s, hd] = q.dims();
+    let [b, h, _, hd] = q.dims();
     let kvh = k.dims()[1];
     let g = h / kvh;
     // Scaling q (s × hd) instead of the scores (s × k_cols) saves a pass over the largest tensor.
     let q = q.mul_scalar(1.0 / (hd as f64).sqrt());
     let biases = biases.get(bias, blocks, past, g);
-    if blocks.len() == 1 {
-        // All key columns (a cache's whole capacity): their count must not change per call.
-        return attend(q.reshape([b, kvh, g * s, hd]), k, v, biases[0].clone()).reshape([b, h, s, hd]);
-    }
-    let outputs: Vec<Tensor<4>> = blocks
-        .iter()
-        .zip(biases)
-        .map(|(rows, bias)| {
-            let (n, cols) = (rows.len(), past + rows.end);
-            let qb = q.clone().slice([0..b, 0..h, rows.clone(), 0..hd]).reshape([b, kvh, g * n, hd]);
-            let kb = k.clone().slice([0..b, 0..kvh, 0..cols, 0..hd]);
-            let vb = v.clone().slice([0..b, 0..kvh, 0..cols, 0..hd]);
-            attend(qb, kb, vb, bias.clone()).reshape([b, h, n, hd])
-        })
-        .collect();
-    Tensor::cat(outputs, 2)
+    in_blocks(q, k, v, blocks, past, |i, q, k, v| {
+        let n = q.dims()[2];
+        attend(q.reshape([b, kvh, g * n, hd]), k, v, biases[i].clone()).reshape([b, h, n, hd])
+    })
 }
 
-/// Inference on the CPU: flex's own attention kernel computes softmax(q·kᵀ·scale + bias)·v in
-/// one multi-threaded pass per head (grouped heads and a bias broadcast over heads supported)
-/// instead of ~8 single-threaded tensor ops; still in query blocks, because the kernel cannot
-/// know which key columns the bias masks. It has no backward: training keeps the tensor ops.
-fn fused_cpu_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: &Tensor<4>, blocks: &[Range<usize>], past: usize) -> Tensor<4> {
-    let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: false };
+/// `attend(block index, q rows, k, v)` per query block, the outputs stacked along the rows:
+/// block `rows` gets the key columns `0..past + rows.end`. A single block gets all key columns
+/// (a cache's whole capacity), so that its shapes do not change from call to call.
+fn in_blocks(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, blocks: &[Range<usize>], past: usize, mut attend: impl FnMut(usize, Tensor<4>, Tensor<4>, Tensor<4>) -> Tensor<4>) -> Tensor<4> {
     if blocks.len() == 1 {
-        return attention(q, k, v, None, Some(bias.clone()), options);
+        return attend(0, q, k, v);
     }
     let [b, h, _, hd] = q.dims();
     let kvh = k.dims()[1];
     let outputs: Vec<Tensor<4>> = blocks
         .iter()
-        .map(|rows| {
+        .enumerate()
+        .map(|(i, rows)| {
             let cols = past + rows.end;
             let qb = q.clone().slice([0..b, 0..h, rows.clone(), 0..hd]);
             let kb = k.clone().slice([0..b, 0..kvh, 0..cols, 0..hd]);
             let vb = v.clone().slice([0..b, 0..kvh, 0..cols, 0..hd]);
-            let bias = bias.clone().slice([0..b, 0..1, rows.clone(), 0..cols]);
-            attention(qb, kb, vb, None, Some(bias), options)
+            attend(i, qb, kb, vb)
         })
         .collect();
     Tensor::cat(outputs, 2)

@@ -63,3 +63,16 @@ pub fn tiny_config() -> memtrain::model::ModelConfig {
         tie_word_embeddings: true,
     }
 }
+
+/// A model of [`tiny_config`] with seeded random weights on `device`, and its RoPE frequencies.
+pub fn tiny_model(device: &Device, seed: u64) -> (memtrain::model::Llama, Vec<f64>) {
+    let cfg = tiny_config();
+    let model = memtrain::model::Llama::from_weights(&cfg, &mut memtrain::model::random::RandomWeights::new(cfg.clone(), seed), device).unwrap();
+    (model, memtrain::model::rope::inverse_frequencies(&cfg))
+}
+
+/// Largest |a − b| over two equally long slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
