@@ -113,7 +113,15 @@ fn a_run_killed_at_a_random_moment_resumes_exactly() {
         }
         a
     };
-    let mut child = Command::new(bin).args(args(false)).spawn().unwrap();
+    // A CPU run must not touch wgpu at all, resume included (Burn loads an optimizer record onto
+    // its default device, wgpu unless told otherwise): here wgpu's default adapter is one that
+    // does not exist, so opening it would fail the run.
+    let no_gpu = |c: &mut Command| {
+        c.env("CUBECL_WGPU_DEFAULT_DEVICE", "DiscreteGpu(7)").env_remove("BURN_DEVICE");
+    };
+    let mut child = Command::new(bin);
+    no_gpu(&mut child);
+    let mut child = child.args(args(false)).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(300);
     while !killed.join("checkpoints/step-000001/state.ron").exists() {
         assert!(Instant::now() < deadline, "no checkpoint within 5 minutes");
@@ -131,7 +139,9 @@ fn a_run_killed_at_a_random_moment_resumes_exactly() {
     let before = read_records(&killed.join("metrics.jsonl")).map(|r| r.len()).unwrap_or(0);
     eprintln!("killed after {jitter} ms with {before} step records written");
 
-    let status = Command::new(bin).args(args(true)).status().unwrap();
+    let mut resume = Command::new(bin);
+    no_gpu(&mut resume);
+    let status = resume.args(args(true)).status().unwrap();
     assert!(status.success(), "resume failed: {status}");
 
     let a = read_records(&straight.join("metrics.jsonl")).unwrap();
