@@ -19,7 +19,7 @@ fn main() {
     let mut model = Llama::from_weights(&config, &mut RandomWeights::new(config.clone(), 0), &device).unwrap();
     let inv = rope::inverse_frequencies(&config);
     let tokens: Vec<u32> = (0..seq).map(|i| ((i * 7919 + 13) % config.vocab_size) as u32).collect();
-    let example = SftExample { prompt: tokens[..1].to_vec(), target: tokens[1..].to_vec() };
+    let example = SftExample::new(tokens[..1].to_vec(), tokens[1..].to_vec());
     // PROBE_BURN_ADAMW=1: Burn's own AdamW (the before of the fused CPU step).
     let mut optim = if std::env::var_os("PROBE_BURN_ADAMW").is_some() { burn::optim::AdamWConfig::new().init() } else { FusedAdamW::init(Default::default()) };
     for step in 0..=steps {

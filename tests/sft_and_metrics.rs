@@ -16,7 +16,7 @@ fn a_few_sft_steps_lower_the_loss_on_their_batch() {
     let cfg = tiny_config();
     let mut model = Llama::from_weights(&cfg, &mut RandomWeights::new(cfg.clone(), 5), &device).unwrap();
     let inv_freq = rope::inverse_frequencies(&cfg);
-    let examples = [SftExample { prompt: vec![1, 2, 3], target: vec![10, 11, 12, 2] }, SftExample { prompt: vec![4, 5], target: vec![20, 21] }];
+    let examples = [SftExample::new(vec![1, 2, 3], vec![10, 11, 12, 2]), SftExample::new(vec![4, 5], vec![20, 21])];
     let mut optim = burn::optim::AdamWConfig::new().init();
     let mut losses = vec![];
     for _ in 0..5 {
@@ -62,7 +62,7 @@ fn a_step_with_the_lower_layers_frozen_moves_only_the_top_layer() {
     let mut model = memtrain::train::freeze::freeze_below(model, 1).unwrap();
     let before = (weights(model.embed_tokens.weight.val()), weights(model.layers[0].mlp.up_proj.weight.val()), weights(model.layers[1].mlp.up_proj.weight.val()));
     let inv_freq = rope::inverse_frequencies(&cfg);
-    let examples = [SftExample { prompt: vec![1, 2, 3], target: vec![10, 11, 12, 2] }];
+    let examples = [SftExample::new(vec![1, 2, 3], vec![10, 11, 12, 2])];
     let mut optim = burn::optim::AdamWConfig::new().init();
     let mut losses = vec![];
     for _ in 0..3 {
@@ -78,7 +78,8 @@ fn a_step_with_the_lower_layers_frozen_moves_only_the_top_layer() {
 }
 
 /// Conversation weighting: the loss is the mean of each conversation's own mean NLL, so a
-/// one-token answer counts as much as a long memory turn; token weighting is the plain mean.
+/// one-token answer counts as much as a long memory turn; token weighting is the plain mean;
+/// a conversation of weight 4 counts each of its tokens four times, in both weightings.
 #[test]
 fn conversation_weighting_averages_each_conversations_mean() {
     use memtrain::train::sft::{SftWeighting, weighted_sft_loss};
@@ -86,8 +87,8 @@ fn conversation_weighting_averages_each_conversations_mean() {
     let cfg = tiny_config();
     let model = Llama::from_weights(&cfg, &mut RandomWeights::new(cfg.clone(), 9), &device).unwrap();
     let inv_freq = rope::inverse_frequencies(&cfg);
-    let long = SftExample { prompt: vec![1, 2], target: vec![10, 11, 12, 13, 14, 15] };
-    let short = SftExample { prompt: vec![3], target: vec![20] };
+    let long = SftExample::new(vec![1, 2], vec![10, 11, 12, 13, 14, 15]);
+    let short = SftExample::new(vec![3], vec![20]);
     let value = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap()[0];
     let each = |e: &SftExample| value(sft_loss(&model, &inv_freq, std::slice::from_ref(e), &device).unwrap());
     let (l, s) = (each(&long), each(&short));
@@ -96,4 +97,11 @@ fn conversation_weighting_averages_each_conversations_mean() {
     let token = value(weighted_sft_loss(&model, &inv_freq, &both, SftWeighting::Token, &device).unwrap());
     assert!((conv - (l + s) / 2.0).abs() < 1e-4, "{conv} vs {l}, {s}");
     assert!((token - (6.0 * l + s) / 7.0).abs() < 1e-4, "{token} vs {l}, {s}");
+    let heavy = [long.clone(), SftExample { weight: 4.0, ..short.clone() }];
+    let token = value(weighted_sft_loss(&model, &inv_freq, &heavy, SftWeighting::Token, &device).unwrap());
+    assert!((token - (6.0 * l + 4.0 * s) / 10.0).abs() < 1e-4, "{token} vs {l}, {s}");
+    let conv = value(weighted_sft_loss(&model, &inv_freq, &heavy, SftWeighting::Conversation, &device).unwrap());
+    assert!((conv - (l + 4.0 * s) / 5.0).abs() < 1e-4, "{conv} vs {l}, {s}");
+    // A micro-batch's share of the step: its weighted mass over the batch's.
+    assert_eq!(SftWeighting::Token.mass(&heavy[1..]) / SftWeighting::Token.mass(&heavy), 0.4);
 }

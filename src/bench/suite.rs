@@ -121,7 +121,7 @@ fn train_row(model: Option<&Path>, base: &Device, device_name: &str, seq: usize,
     let device = &autodiff;
     let m = open_on(model, device)?;
     let tokens = super::prompts(m.vocab, 1, seq).remove(0);
-    let example = SftExample { prompt: tokens[..1].to_vec(), target: tokens[1..].to_vec() };
+    let example = SftExample::new(tokens[..1].to_vec(), tokens[1..].to_vec());
     let mut optim = crate::train::adamw::FusedAdamW::init(Default::default());
     let mut model = m.model;
     let mut seconds = 0.0;

@@ -97,6 +97,15 @@ pub struct SftConfig {
     /// Token mean (default) or conversation mean of the loss.
     #[serde(default)]
     pub weighting: SftWeighting,
+    /// How much each token of an answer or recall turn (`\boxed{…}`, where the model must
+    /// *use* its memory) weighs against a memory-turn token; 1 = plain token mean. Why: a
+    /// 64-token memory turn otherwise outweighs a 6-token answer tenfold.
+    #[serde(default = "one")]
+    pub answer_weight: f32,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -180,7 +189,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 64, answer_tokens: 12, temperature: 1.0, top_p: 1.0 },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 8, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
-            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token },
+            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0 },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.0, beta1: 0.9, beta2: 0.999, warmup_steps: 3, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 5, keep: 2 },
@@ -223,7 +232,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 48, answer_tokens: 12, temperature: 1.0, top_p: 1.0 },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 16, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
-            sft: SftConfig { steps: 300, batch: 16, lr: 2e-3, documents_text: false, weighting: SftWeighting::Token },
+            sft: SftConfig { steps: 300, batch: 16, lr: 2e-3, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0 },
             optim: OptimConfig { lr: 1e-4, weight_decay: 0.0, beta1: 0.9, beta2: 0.99, warmup_steps: 10, schedule: Schedule::Constant, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 25, keep: 2 },
@@ -245,7 +254,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 128, answer_tokens: 16, temperature: 1.0, top_p: 1.0 },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 4, partial_credit: 0.0, gold_likelihood: 0.0 },
             grpo: GrpoKnobs { group: 8, batch_docs: 4, micro_batch: 8, loss: GrpoConfig::default() },
-            sft: SftConfig { steps: 50, batch: 8, lr: 2e-5, documents_text: false, weighting: SftWeighting::Token },
+            sft: SftConfig { steps: 50, batch: 8, lr: 2e-5, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0 },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.01, beta1: 0.9, beta2: 0.999, warmup_steps: 10, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 10, keep: 3 },
@@ -315,6 +324,7 @@ impl TrainConfig {
         if self.sft.steps > 0 {
             check(self.sft.batch >= 1, "sft.batch must be at least 1".into());
             check(self.sft.lr > 0.0, format!("sft.lr = {} must be positive", self.sft.lr));
+            check(self.sft.answer_weight.is_finite() && self.sft.answer_weight > 0.0, format!("sft.answer_weight = {} must be positive", self.sft.answer_weight));
         }
         check(self.optim.lr > 0.0 && self.optim.lr < 1.0, format!("optim.lr = {} must be in (0, 1)", self.optim.lr));
         check((0.0..1.0).contains(&self.optim.beta1) && (0.0..1.0).contains(&self.optim.beta2), "optim.beta1 and optim.beta2 must be in [0, 1)".into());

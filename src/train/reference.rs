@@ -8,7 +8,7 @@
 //! `\boxed{answer}`; each recall probe gets a turn from the memory written after its chunk.
 //! Prompts are exactly the agent's ([`crate::agent::prompts`]), so SFT teaches the real format.
 
-use crate::agent::prompts;
+use crate::agent::{TurnKind, prompts};
 use crate::checkpoint::tokenizer::TextTokenizer;
 use crate::exercises::jsonl::Exercise;
 use crate::train::sft::SftExample;
@@ -19,6 +19,7 @@ use crate::exercises::{entities, textmatch};
 /// One user turn and the assistant reply to learn.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conversation {
+    pub turn: TurnKind,
     pub prompt: String,
     pub reply: String,
 }
@@ -39,28 +40,32 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
             kept.remove(oldest_plain);
         }
         let memory = if kept.is_empty() { before.clone() } else { truncate_to(&kept.join(" "), memory_tokens, count_tokens) };
-        out.push(Conversation { prompt: prompts::memory_update(&exercise.question, &before, chunk), reply: memory.clone() });
+        out.push(Conversation { turn: TurnKind::Memory { chunk: memories.len() }, prompt: prompts::memory_update(&exercise.question, &before, chunk), reply: memory.clone() });
         memories.push(memory);
     }
     let last = memories.last().map(String::as_str).unwrap_or(prompts::INITIAL_MEMORY);
-    out.push(Conversation { prompt: prompts::final_answer(&exercise.question, last), reply: boxed(&exercise.answer) });
+    out.push(Conversation { turn: TurnKind::Answer, prompt: prompts::final_answer(&exercise.question, last), reply: boxed(&exercise.answer) });
     for p in probes {
         if let (Some(chunk), Some(text)) = (p.probe_chunk, &p.probe_text)
             && let Some(memory) = memories.get(chunk)
         {
-            out.push(Conversation { prompt: prompts::memory_recall(memory, text), reply: boxed(&p.answer) });
+            out.push(Conversation { turn: TurnKind::Recall, prompt: prompts::memory_recall(memory, text), reply: boxed(&p.answer) });
         }
     }
     out
 }
 
 /// The teacher's conversations as token ids: the agent's chat prompt, and the reply followed by
-/// the end-of-turn token (the policy must learn to stop).
-pub fn tokenized(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
+/// the end-of-turn token (the policy must learn to stop). Answer and recall turns weigh
+/// `answer_weight` per token, memory turns 1.
+pub fn tokenized(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, answer_weight: f32, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
     let count = |s: &str| tokenizer.encode(s, false).map(|ids| ids.len()).unwrap_or(usize::MAX);
     reference_conversations(exercise, probes, memory_tokens, &count)
         .into_iter()
-        .map(|c| Ok(SftExample { prompt: crate::agent::chat_prompt_ids(tokenizer, &c.prompt)?, target: reply_ids(tokenizer, &c.reply)? }))
+        .map(|c| {
+            let weight = if matches!(c.turn, TurnKind::Memory { .. }) { 1.0 } else { answer_weight };
+            Ok(SftExample { prompt: crate::agent::chat_prompt_ids(tokenizer, &c.prompt)?, target: reply_ids(tokenizer, &c.reply)?, weight })
+        })
         .collect()
 }
 
@@ -139,7 +144,7 @@ mod tests {
         probe.probe_chunk = Some(0);
         probe.probe_text = Some("[TARGET] sailed north. The sea was calm.".into());
         let c = reference_conversations(&e, &[probe], 100, &words);
-        assert_eq!(c.len(), 4);
+        assert_eq!(c.iter().map(|c| c.turn).collect::<Vec<_>>(), [TurnKind::Memory { chunk: 0 }, TurnKind::Memory { chunk: 1 }, TurnKind::Answer, TurnKind::Recall]);
         assert_eq!(c[0].reply, "Anna Berg sailed north.");
         assert!(c[1].prompt.contains("<memory>\nAnna Berg sailed north.\n</memory>"));
         assert_eq!(c[1].reply, "Anna Berg sailed north. [MASK] wrote a letter.");

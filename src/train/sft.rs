@@ -1,8 +1,9 @@
 //! Supervised warm start (issue 5 item 4): teacher-forced cross-entropy on target tokens only,
 //! for models too small to start RL from nothing.
 //!
-//! Contract: an [`SftExample`] is one conversation (prompt ids, target ids); the loss is the
-//! mean negative log-likelihood over all target tokens of the batch; prompt tokens are context
+//! Contract: an [`SftExample`] is one conversation (prompt ids, target ids, a weight); the loss
+//! is the weighted mean negative log-likelihood over all target tokens of the batch (each token
+//! weighs its conversation's weight; all 1 = the plain token mean); prompt tokens are context
 //! only. It shares the GRPO layout ([`TokenBatch`]) so both read log-probs the same way.
 
 use super::grpo::{PolicySample, TokenBatch, token_logprobs};
@@ -15,6 +16,15 @@ use burn::prelude::*;
 pub struct SftExample {
     pub prompt: Vec<u32>,
     pub target: Vec<u32>,
+    /// What each target token weighs against others (1 by default; answer turns may weigh more).
+    pub weight: f32,
+}
+
+impl SftExample {
+    /// A conversation whose tokens weigh 1.
+    pub fn new(prompt: Vec<u32>, target: Vec<u32>) -> Self {
+        SftExample { prompt, target, weight: 1.0 }
+    }
 }
 
 fn batch_of(examples: &[SftExample]) -> Result<TokenBatch> {
@@ -26,10 +36,9 @@ fn batch_of(examples: &[SftExample]) -> Result<TokenBatch> {
     TokenBatch::new(&samples)
 }
 
-/// Mean NLL `[1]` of the targets under `model`.
+/// Weighted mean NLL `[1]` of the targets under `model` (the plain mean when every weight is 1).
 pub fn sft_loss(model: &Llama, inv_freq: &[f64], examples: &[SftExample], device: &Device) -> Result<Tensor<1>> {
-    let batch = batch_of(examples)?;
-    Ok(token_logprobs(model, inv_freq, &batch, device).mean().neg())
+    weighted_sft_loss(model, inv_freq, examples, SftWeighting::Token, device)
 }
 
 /// How the SFT loss weighs tokens.
@@ -47,18 +56,33 @@ pub enum SftWeighting {
     Conversation,
 }
 
-/// The SFT loss `[1]` of `examples` under `weighting`: the mean over tokens, or the mean over
-/// conversations of each conversation's mean NLL.
-pub fn weighted_sft_loss(model: &Llama, inv_freq: &[f64], examples: &[SftExample], weighting: SftWeighting, device: &Device) -> Result<Tensor<1>> {
-    match weighting {
-        SftWeighting::Token => sft_loss(model, inv_freq, examples, device),
-        SftWeighting::Conversation => {
-            let batch = batch_of(examples)?;
-            let weights: Vec<f32> = examples.iter().flat_map(|e| std::iter::repeat_n(1.0 / (e.target.len() * examples.len()) as f32, e.target.len())).collect();
-            let w = Tensor::<1>::from_data(TensorData::new(weights, [batch.tokens()]), device);
-            Ok(token_logprobs(model, inv_freq, &batch, device).mul(w).sum().neg())
+impl SftWeighting {
+    /// The total weight of `examples`: what a micro-batch's loss is a share of.
+    pub fn mass(self, examples: &[SftExample]) -> f32 {
+        examples.iter().map(|e| self.token_weight(e) * e.target.len() as f32).sum()
+    }
+
+    /// What one target token of `e` weighs before normalisation.
+    fn token_weight(self, e: &SftExample) -> f32 {
+        match self {
+            SftWeighting::Token => e.weight,
+            SftWeighting::Conversation => e.weight / e.target.len().max(1) as f32,
         }
     }
+}
+
+/// The SFT loss `[1]` of `examples` under `weighting`: the weighted mean over tokens, or the
+/// weighted mean over conversations of each conversation's mean NLL.
+pub fn weighted_sft_loss(model: &Llama, inv_freq: &[f64], examples: &[SftExample], weighting: SftWeighting, device: &Device) -> Result<Tensor<1>> {
+    let batch = batch_of(examples)?;
+    let logprobs = token_logprobs(model, inv_freq, &batch, device);
+    if weighting == SftWeighting::Token && examples.iter().all(|e| e.weight == 1.0) {
+        return Ok(logprobs.mean().neg());
+    }
+    let mass = weighting.mass(examples);
+    let weights: Vec<f32> = examples.iter().flat_map(|e| std::iter::repeat_n(weighting.token_weight(e) / mass, e.target.len())).collect();
+    let w = Tensor::<1>::from_data(TensorData::new(weights, [batch.tokens()]), device);
+    Ok(logprobs.mul(w).sum().neg())
 }
 
 /// One AdamW step on `examples`; returns the updated model and the loss before the step.

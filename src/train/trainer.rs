@@ -17,7 +17,7 @@ use super::grpo::{PolicySample, TokenBatch, batch_loss, group_advantages, refere
 use super::metrics::{MeanStd, StepRecord, append_record};
 use super::run_dir::{RunDir, RunInfo, TrainState};
 use super::schedule::lr_at;
-use super::sft::{SftExample, SftWeighting, weighted_sft_loss};
+use super::sft::{SftExample, weighted_sft_loss};
 use super::update::{Update, UpdateTimes, accumulated_step};
 use super::gold_likelihood::{GoldQuery, gold_likelihoods};
 use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, Trace, TurnKind, prompts, run_agent, run_recall};
@@ -279,10 +279,7 @@ impl Trainer {
             accumulated_step(model, optim, lr, &picked, micro, |m, part| {
                 let device = m.embed_tokens.weight.val().device();
                 // Each micro-batch's share of the step's loss, so accumulation equals one big batch.
-                let share = match weighting {
-                    SftWeighting::Token => part.iter().map(|e| e.target.len()).sum::<usize>() as f32 / total_tokens as f32,
-                    SftWeighting::Conversation => part.len() as f32 / picked.len() as f32,
-                };
+                let share = weighting.mass(part) / weighting.mass(&picked);
                 Ok(weighted_sft_loss(m, &inv_freq, part, weighting, &device)?.mul_scalar(share))
             })
         })?;
@@ -469,11 +466,11 @@ fn build_sft_examples(cfg: &TrainConfig, data: &TrainData, tokenizer: &TextToken
             for chunk in &e.chunks {
                 let ids = tokenizer.encode(chunk, true)?;
                 if ids.len() >= 2 {
-                    out.push(SftExample { prompt: ids[..1].to_vec(), target: ids[1..].to_vec() });
+                    out.push(SftExample::new(ids[..1].to_vec(), ids[1..].to_vec()));
                 }
             }
         } else {
-            out.extend(super::reference::tokenized(e, data.recall_probes(e), cfg.agent.memory_tokens, tokenizer)?);
+            out.extend(super::reference::tokenized(e, data.recall_probes(e), cfg.agent.memory_tokens, cfg.sft.answer_weight, tokenizer)?);
         }
     }
     if out.is_empty() {
