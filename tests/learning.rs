@@ -100,6 +100,8 @@ fn scratch_preset_learns_the_memory_agent_format_on_held_out_documents() {
     let (before, after) = (first.reference_nll.unwrap(), last.reference_nll.unwrap());
     assert!((before - 49152f32.ln()).abs() < 0.5, "an untrained model should be near-uniform: {before}");
     assert!(after < before / 2.0, "held-out teacher-trace NLL did not halve: {before} → {after}");
-    assert!(dir.join("run/samples/step-000042.jsonl").exists(), "evaluation samples for the inspector");
+    let samples = std::fs::read_to_string(dir.join("run/samples/step-000042.jsonl")).expect("evaluation samples for the inspector");
+    let recall_lines = samples.lines().filter(|l| l.contains(r#""objective":"recall""#) && l.contains("[TARGET]")).count();
+    assert_eq!(recall_lines, last.recall.n, "one sample per recall question, with its [TARGET] section");
     let _ = std::fs::remove_dir_all(&dir);
 }

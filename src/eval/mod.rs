@@ -59,6 +59,8 @@ pub struct HeldOutEval {
 pub struct EvalRun {
     pub summary: HeldOutEval,
     pub traces: Vec<Trace>,
+    /// Every scored answer (masked and recall), with the memory it was made from.
+    pub records: Vec<report::Record>,
 }
 
 /// Greedy agent parameters for evaluation.
@@ -75,7 +77,7 @@ pub fn evaluate(policy: &Policy, step: usize, masked: &[Exercise], recall: &[Exe
     let recall: Vec<&report::Record> = records.iter().filter(|r| r.objective == "recall").collect();
     let memory_holds = (!recall.is_empty()).then(|| recall.iter().filter(|r| inspect::holds(&r.memory, &r.gold)).count() as f32 / recall.len() as f32);
     let summary = HeldOutEval { step, masked: scores("masked"), recall: scores("recall"), reference_nll: None, memory_holds, seconds: start.elapsed().as_secs_f32() };
-    Ok(EvalRun { summary, traces })
+    Ok(EvalRun { summary, traces, records })
 }
 
 /// The exercises of `data` and how many held-out ones to use (`limit` 0 = all); fails when
@@ -108,14 +110,20 @@ pub fn reference_nll(model: &crate::model::Llama, inv_freq: &[f64], examples: &[
 }
 
 /// One JSON line per evaluated exercise: gold, answer, and the memory after every chunk (the
-/// inspector's material).
-pub fn write_samples(path: &std::path::Path, exercises: &[Exercise], traces: &[Trace]) -> Result<()> {
+/// inspector's material); then one per recall question: the `[TARGET]` section, the memory it
+/// was asked from, gold and answer — what shows *why* a recall failed (memory lost the fact, or
+/// the answer turn picked another one).
+pub fn write_samples(path: &std::path::Path, exercises: &[Exercise], run: &EvalRun) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let mut text = String::new();
-    for (e, t) in exercises.iter().zip(traces) {
-        text += &serde_json::to_string(&serde_json::json!({ "id": e.id, "gold": e.answer, "answer": t.answer, "memories": t.memories }))?;
+    for (e, t) in exercises.iter().zip(&run.traces) {
+        text += &serde_json::to_string(&serde_json::json!({ "id": e.id, "objective": "masked", "gold": e.answer, "answer": t.answer, "memories": t.memories }))?;
+        text.push('\n');
+    }
+    for r in run.records.iter().filter(|r| r.objective == "recall") {
+        text += &serde_json::to_string(&serde_json::json!({ "id": r.id, "objective": "recall", "section": r.question, "memory": r.memory, "gold": r.gold, "answer": r.prediction }))?;
         text.push('\n');
     }
     crate::checkpoint::atomic_write(path, |f| std::io::Write::write_all(f, text.as_bytes()))

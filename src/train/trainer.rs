@@ -215,10 +215,9 @@ impl Trainer {
             return Ok(());
         }
         let run = self.evaluate()?;
-        let summary = run.summary;
-        super::metrics::append_json(&self.run.eval(), &summary)?;
-        eval::write_samples(&self.run.root.join("samples").join(format!("step-{step:06}.jsonl")), &self.data.held_out, &run.traces)?;
-        on_event(TrainEvent::Evaluated(&summary));
+        super::metrics::append_json(&self.run.eval(), &run.summary)?;
+        eval::write_samples(&self.run.root.join("samples").join(format!("step-{step:06}.jsonl")), &self.data.held_out, &run)?;
+        on_event(TrainEvent::Evaluated(&run.summary));
         Ok(())
     }
 
