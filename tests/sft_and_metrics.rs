@@ -4,18 +4,14 @@
 mod common;
 
 use burn::prelude::*;
-use common::tiny_config;
-use memtrain::model::random::RandomWeights;
-use memtrain::model::{Llama, rope};
+use common::tiny_model;
 use memtrain::train::metrics::{MeanStd, StepRecord, append_record, read_records};
 use memtrain::train::sft::{SftExample, sft_loss, sft_step};
 
 #[test]
 fn a_few_sft_steps_lower_the_loss_on_their_batch() {
     let device = Device::flex().autodiff();
-    let cfg = tiny_config();
-    let mut model = Llama::from_weights(&cfg, &mut RandomWeights::new(cfg.clone(), 5), &device).unwrap();
-    let inv_freq = rope::inverse_frequencies(&cfg);
+    let (mut model, inv_freq) = tiny_model(&device, 5);
     let examples = [SftExample::new(vec![1, 2, 3], vec![10, 11, 12, 2]), SftExample::new(vec![4, 5], vec![20, 21])];
     let mut optim = burn::optim::AdamWConfig::new().init();
     let mut losses = vec![];
@@ -57,11 +53,9 @@ fn weights(t: Tensor<2>) -> Vec<f32> {
 #[test]
 fn a_step_with_the_lower_layers_frozen_moves_only_the_top_layer() {
     let device = Device::flex().autodiff();
-    let cfg = tiny_config();
-    let model = Llama::from_weights(&cfg, &mut RandomWeights::new(cfg.clone(), 5), &device).unwrap();
+    let (model, inv_freq) = tiny_model(&device, 5);
     let mut model = memtrain::train::freeze::freeze_below(model, 1).unwrap();
     let before = (weights(model.embed_tokens.weight.val()), weights(model.layers[0].mlp.up_proj.weight.val()), weights(model.layers[1].mlp.up_proj.weight.val()));
-    let inv_freq = rope::inverse_frequencies(&cfg);
     let examples = [SftExample::new(vec![1, 2, 3], vec![10, 11, 12, 2])];
     let mut optim = burn::optim::AdamWConfig::new().init();
     let mut losses = vec![];
@@ -84,9 +78,7 @@ fn a_step_with_the_lower_layers_frozen_moves_only_the_top_layer() {
 fn conversation_weighting_averages_each_conversations_mean() {
     use memtrain::train::sft::{SftWeighting, weighted_sft_loss};
     let device = Device::flex();
-    let cfg = tiny_config();
-    let model = Llama::from_weights(&cfg, &mut RandomWeights::new(cfg.clone(), 9), &device).unwrap();
-    let inv_freq = rope::inverse_frequencies(&cfg);
+    let (model, inv_freq) = tiny_model(&device, 9);
     let long = SftExample::new(vec![1, 2], vec![10, 11, 12, 13, 14, 15]);
     let short = SftExample::new(vec![3], vec![20]);
     let value = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap()[0];

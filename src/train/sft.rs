@@ -76,9 +76,6 @@ impl SftWeighting {
 pub fn weighted_sft_loss(model: &Llama, inv_freq: &[f64], examples: &[SftExample], weighting: SftWeighting, device: &Device) -> Result<Tensor<1>> {
     let batch = batch_of(examples)?;
     let logprobs = token_logprobs(model, inv_freq, &batch, device);
-    if weighting == SftWeighting::Token && examples.iter().all(|e| e.weight == 1.0) {
-        return Ok(logprobs.mean().neg());
-    }
     let mass = weighting.mass(examples);
     let weights: Vec<f32> = examples.iter().flat_map(|e| std::iter::repeat_n(weighting.token_weight(e) / mass, e.target.len())).collect();
     let w = Tensor::<1>::from_data(TensorData::new(weights, [batch.tokens()]), device);
