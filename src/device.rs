@@ -87,31 +87,26 @@ pub fn cpu() -> (Device, DeviceInfo) {
     (Device::flex(), DeviceInfo { name: format!("CPU ({threads} threads)"), backend: "flex".into(), kind: "CPU".into() })
 }
 
-/// Environment variable that sets Burn's fusion search width (`max_blocks`) instead of our
-/// default; Burn's own default is 5.
+/// Environment variable that sets Burn's fusion search width (`max_blocks`); Burn's own
+/// default (5, or what a `burn.toml` says) applies otherwise.
 pub const FUSION_BLOCKS_ENV: &str = "MEMTRAIN_FUSION_MAX_BLOCKS";
 
-/// Our default width of Burn's fusion search. Why: at Burn 0.22.1's default of 5, the search
-/// builds block orders for a decode layer that fail its own lifetime check, and then runs the
-/// whole segment unfused (`BURN_FUSION_LOG=medium` prints "[repair] falling back to unfused
-/// stream order"). Counted with CubeCL's execution log on lavapipe, 2-layer model, batch-64
-/// decode: 5 such segments and 5,356 kernel launches at 5; none and 4,048 launches at 3 (4 still
-/// fails). Decode on a GPU is bound by launches (~60 µs each on an H100).
-const FUSION_MAX_BLOCKS: usize = 3;
-
 /// Sets Burn's fusion search width once per process, before the first tensor op reads Burn's
-/// configuration: [`FUSION_BLOCKS_ENV`] when set, else what a `burn.toml` found from the working
-/// directory says (Burn's own default when it says nothing), else ours. Returns the width in
-/// force, or `None` when Burn's configuration was already read (then nothing changes).
+/// configuration, when [`FUSION_BLOCKS_ENV`] asks for one. Returns the width in force, or `None`
+/// when Burn's configuration was already read (then nothing changes).
+///
+/// Why a knob and no default of ours: at Burn 0.22.1's width 5 the search builds block orders
+/// for a decode layer that fail its own lifetime check and runs those segments unfused (5,356
+/// kernel launches for a 2-layer batch-64 decode on lavapipe, 4,048 at width 3). Yet on a real
+/// GPU width 3 was not faster: batch-64 decode of SmolLM2-135M on an H200 ran 1,324 tok/s at 3
+/// and 1,676 at 5 (`docs/bench/h200-2026-11-27.md`), so Burn's default stays.
 pub fn configure_fusion() -> Option<usize> {
     use burn_std::config::{BurnConfig, RuntimeConfig};
     let loaded = BurnConfig::from_current_dir().override_from_env();
     let mut value = serde_json::to_value(&loaded).ok()?;
-    let has_burn_toml = std::env::current_dir().is_ok_and(|d| d.ancestors().any(|a| a.join("burn.toml").is_file() || a.join("Burn.toml").is_file()));
     let blocks = match std::env::var(FUSION_BLOCKS_ENV).ok().and_then(|v| v.parse::<usize>().ok()) {
         Some(n) => n.max(1),
-        None if has_burn_toml => loaded.fusion().beam_search.max_blocks,
-        None => FUSION_MAX_BLOCKS,
+        None => loaded.fusion().beam_search.max_blocks,
     };
     value["fusion"]["beam_search"]["max_blocks"] = blocks.into();
     let config: BurnConfig = serde_json::from_value(value).ok()?;
