@@ -5,8 +5,15 @@
 //! of the chunk that mentions `[MASK]`, an entity a recall probe will ask about, or any other
 //! entity the rule tagger finds, with the oldest sentences dropped until it fits
 //! `memory_tokens` (sentences with `[MASK]` last); the answer turn replies
-//! `\boxed{answer}`; each recall probe gets a turn from the memory written after its chunk.
-//! Prompts are exactly the agent's ([`crate::agent::prompts`]), so SFT teaches the real format.
+//! `\boxed{answer}`; each recall probe gets a turn from the memory written after its chunk,
+//! plus `drills` *recall drills* (below). Prompts are exactly the agent's
+//! ([`crate::agent::prompts`]), so SFT teaches the real format.
+//!
+//! Recall drills: the same question asked from a small memory made of the teacher memory's
+//! sentence that holds the answer alone (drill 0), then with 1, 2, … other sentences of that
+//! memory around it in a seeded random order. Why: trained models answer with the wrong entity
+//! of a memory that holds the right one (README, Training); a drill isolates the missing step,
+//! finding the sentence that matches the `[TARGET]` context, and breaks position shortcuts.
 
 use crate::agent::{TurnKind, prompts};
 use crate::checkpoint::tokenizer::TextTokenizer;
@@ -25,7 +32,7 @@ pub struct Conversation {
 }
 
 /// Every conversation of the teacher's trace of `exercise` (memory turns, the answer, recalls).
-pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, count_tokens: &dyn Fn(&str) -> usize) -> Vec<Conversation> {
+pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, drills: usize, count_tokens: &dyn Fn(&str) -> usize) -> Vec<Conversation> {
     // Probed entities alone would teach a choice the student cannot make (it never sees which
     // entities will be probed); every tagged entity is a rule it can learn from the text.
     let keys: Vec<&str> = std::iter::once(MASK).chain(probes.iter().map(|p| p.answer.as_str())).collect();
@@ -50,17 +57,42 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
             && let Some(memory) = memories.get(chunk)
         {
             out.push(Conversation { turn: TurnKind::Recall, prompt: prompts::memory_recall(memory, text), reply: boxed(&p.answer) });
+            for drill_memory in drill_memories(memory, &p.answer, drills, &p.id) {
+                out.push(Conversation { turn: TurnKind::Recall, prompt: prompts::memory_recall(&drill_memory, text), reply: boxed(&p.answer) });
+            }
         }
     }
     out
 }
 
+/// The memories of `count` recall drills for the answer `gold` (module docs): drill d holds the
+/// first sentence of `memory` that contains `gold` and min(d, others) other sentences of it,
+/// shuffled with a seed taken from `probe_id`. None when no sentence holds `gold` (the teacher
+/// memory dropped it).
+pub fn drill_memories(memory: &str, gold: &str, count: usize, probe_id: &str) -> Vec<String> {
+    use rand::SeedableRng;
+    use rand::seq::{IndexedRandom, SliceRandom};
+    let all: Vec<&str> = sentences(memory).collect();
+    let Some(holder) = all.iter().position(|s| textmatch::contains(s, gold)) else { return vec![] };
+    let others: Vec<&str> = all.iter().enumerate().filter(|&(i, _)| i != holder).map(|(_, s)| *s).collect();
+    let seed = probe_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..count)
+        .map(|d| {
+            let mut picked: Vec<&str> = others.choose_multiple(&mut rng, d.min(others.len())).copied().collect();
+            picked.push(all[holder]);
+            picked.shuffle(&mut rng);
+            picked.join(" ")
+        })
+        .collect()
+}
+
 /// The teacher's conversations as token ids: the agent's chat prompt, and the reply followed by
 /// the end-of-turn token (the policy must learn to stop). Answer and recall turns weigh
-/// `answer_weight` per token, memory turns 1.
-pub fn tokenized(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, answer_weight: f32, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
+/// `answer_weight` per token, memory turns 1; `drills` recall drills per probe (module docs).
+pub fn tokenized(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, drills: usize, answer_weight: f32, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
     let count = |s: &str| tokenizer.encode(s, false).map(|ids| ids.len()).unwrap_or(usize::MAX);
-    reference_conversations(exercise, probes, memory_tokens, &count)
+    reference_conversations(exercise, probes, memory_tokens, drills, &count)
         .into_iter()
         .map(|c| {
             let weight = if matches!(c.turn, TurnKind::Memory { .. }) { 1.0 } else { answer_weight };
@@ -143,7 +175,7 @@ mod tests {
         let mut probe = exercise(&[], "Anna Berg");
         probe.probe_chunk = Some(0);
         probe.probe_text = Some("[TARGET] sailed north. The sea was calm.".into());
-        let c = reference_conversations(&e, &[probe], 100, &words);
+        let c = reference_conversations(&e, &[probe], 100, 0, &words);
         assert_eq!(c.iter().map(|c| c.turn).collect::<Vec<_>>(), [TurnKind::Memory { chunk: 0 }, TurnKind::Memory { chunk: 1 }, TurnKind::Answer, TurnKind::Recall]);
         assert_eq!(c[0].reply, "Anna Berg sailed north.");
         assert!(c[1].prompt.contains("<memory>\nAnna Berg sailed north.\n</memory>"));
@@ -154,9 +186,36 @@ mod tests {
     }
 
     #[test]
+    fn recall_drills_ask_the_probe_from_growing_shuffled_memories_that_hold_the_answer() {
+        let e = exercise(&["Anna Berg sailed north. Olav Dahl sold 40 sheep. Kari Lund built a boat. Per Moe sang."], "X");
+        let mut probe = exercise(&[], "Olav Dahl");
+        probe.id = "probe-7".into();
+        probe.probe_chunk = Some(0);
+        probe.probe_text = Some("Anna Berg sailed north. [TARGET] sold 40 sheep.".into());
+        let c = reference_conversations(&e, std::slice::from_ref(&probe), 100, 4, &words);
+        let recalls: Vec<&Conversation> = c.iter().filter(|c| c.turn == TurnKind::Recall).collect();
+        assert_eq!(recalls.len(), 1 + 4, "the probe's own turn, then four drills");
+        let memory_of = |c: &Conversation| c.prompt.split("<memory>\n").nth(1).unwrap().split("\n</memory>").next().unwrap().to_string();
+        // The real turn sees the whole teacher memory; drill d sees the answer's sentence and d others.
+        assert_eq!(memory_of(recalls[0]), "Anna Berg sailed north. Olav Dahl sold 40 sheep. Kari Lund built a boat. Per Moe sang.");
+        assert_eq!(memory_of(recalls[1]), "Olav Dahl sold 40 sheep.");
+        for (d, r) in recalls[1..].iter().enumerate() {
+            let m = memory_of(r);
+            assert!(m.contains("Olav Dahl sold 40 sheep."), "{m}");
+            assert_eq!(sentences(&m).count(), 1 + d.min(3), "{m}");
+            assert!(r.prompt.contains("[TARGET] sold 40 sheep.") && r.reply == "\\boxed{Olav Dahl}");
+        }
+        // Some drill puts the answer's sentence somewhere else than second (its place in the
+        // memory); the order is seeded by the probe's id, so it is the same every time.
+        assert!(recalls[2..].iter().any(|r| !memory_of(r).starts_with("Anna Berg sailed north. Olav Dahl")));
+        assert_eq!(drill_memories(&memory_of(recalls[0]), "Olav Dahl", 4, "probe-7"), recalls[1..].iter().map(|r| memory_of(r)).collect::<Vec<_>>());
+        assert!(drill_memories("Anna Berg sailed north.", "Olav Dahl", 3, "p").is_empty(), "no drill when the memory lost the answer");
+    }
+
+    #[test]
     fn memory_keeps_every_entity_sentence_and_the_mask_sentence_outlives_newer_ones() {
         let e = exercise(&["[MASK] wrote a letter. The sea was calm.", "Olav Dahl sailed to Bergen. Rain fell. Kari Lund sold 40 sheep."], "X");
-        let c = reference_conversations(&e, &[], 10, &words);
+        let c = reference_conversations(&e, &[], 10, 0, &words);
         // Filler sentences go; the budget (10 words) drops the oldest entity sentence first,
         // never the one with [MASK].
         assert_eq!(c[0].reply, "[MASK] wrote a letter.");
@@ -166,14 +225,14 @@ mod tests {
     #[test]
     fn memory_drops_the_oldest_sentences_to_fit_the_budget() {
         let e = exercise(&["[MASK] ran one two three.", "[MASK] hid four five six."], "X");
-        let c = reference_conversations(&e, &[], 6, &words);
+        let c = reference_conversations(&e, &[], 6, 0, &words);
         assert_eq!(c[1].reply, "[MASK] hid four five six.");
     }
 
     #[test]
     fn a_chunk_without_keys_keeps_the_previous_memory() {
         let e = exercise(&["Nothing here.", "Still nothing."], "X");
-        let c = reference_conversations(&e, &[], 50, &words);
+        let c = reference_conversations(&e, &[], 50, 0, &words);
         assert_eq!(c[0].reply, prompts::INITIAL_MEMORY);
         assert_eq!(c[1].reply, prompts::INITIAL_MEMORY);
     }

@@ -469,7 +469,7 @@ fn build_sft_examples(cfg: &TrainConfig, data: &TrainData, tokenizer: &TextToken
                 }
             }
         } else {
-            out.extend(super::reference::tokenized(e, data.recall_probes(e), cfg.agent.memory_tokens, cfg.sft.answer_weight, tokenizer)?);
+            out.extend(super::reference::tokenized(e, data.recall_probes(e), cfg.agent.memory_tokens, cfg.sft.recall_drills, cfg.sft.answer_weight, tokenizer)?);
         }
     }
     if out.is_empty() {
