@@ -107,6 +107,10 @@ pub struct SftConfig {
     /// shuffled). 0 = none. Why: trained models keep the fact but answer with the wrong entity.
     #[serde(default)]
     pub recall_drills: usize,
+    /// Recall replies restore the section's `[TARGET]` sentence before the boxed answer
+    /// ([`super::reference`]); needs `agent.answer_tokens` long enough for that sentence.
+    #[serde(default)]
+    pub recall_rationale: bool,
 }
 
 fn one() -> f32 {
@@ -194,7 +198,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 64, answer_tokens: 12, temperature: 1.0, top_p: 1.0 },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 8, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
-            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0 },
+            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.0, beta1: 0.9, beta2: 0.999, warmup_steps: 3, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 5, keep: 2 },
@@ -237,7 +241,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 48, answer_tokens: 12, temperature: 1.0, top_p: 1.0 },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 16, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
-            sft: SftConfig { steps: 300, batch: 16, lr: 2e-3, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0 },
+            sft: SftConfig { steps: 300, batch: 16, lr: 2e-3, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false },
             optim: OptimConfig { lr: 1e-4, weight_decay: 0.0, beta1: 0.9, beta2: 0.99, warmup_steps: 10, schedule: Schedule::Constant, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 25, keep: 2 },
@@ -259,7 +263,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 128, answer_tokens: 16, temperature: 1.0, top_p: 1.0 },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 4, partial_credit: 0.0, gold_likelihood: 0.0 },
             grpo: GrpoKnobs { group: 8, batch_docs: 4, micro_batch: 8, loss: GrpoConfig::default() },
-            sft: SftConfig { steps: 50, batch: 8, lr: 2e-5, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0 },
+            sft: SftConfig { steps: 50, batch: 8, lr: 2e-5, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.01, beta1: 0.9, beta2: 0.999, warmup_steps: 10, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 10, keep: 3 },

@@ -14,6 +14,12 @@
 //! memory around it in a seeded random order. Why: trained models answer with the wrong entity
 //! of a memory that holds the right one (README, Training); a drill isolates the missing step,
 //! finding the sentence that matches the `[TARGET]` context, and breaks position shortcuts.
+//!
+//! Recall rationale: the recall reply first restores the section's `[TARGET]` sentence with
+//! the answer in place, then boxes the answer ("…the new school in Bramholt Island should
+//! stand. \boxed{Bramholt Island}"). Why: writing the section's sentence out lets the model
+//! copy the missing words from the matching memory sentence (what a pretrained model does well)
+//! instead of picking an entity; the box still ends the reply, so scoring is unchanged.
 
 use crate::agent::{TurnKind, prompts};
 use crate::checkpoint::tokenizer::TextTokenizer;
@@ -21,7 +27,17 @@ use crate::exercises::jsonl::Exercise;
 use crate::train::sft::SftExample;
 use anyhow::Result;
 use crate::exercises::masked_entity::MASK;
+use crate::exercises::recall_probe::TARGET;
 use crate::exercises::{entities, textmatch};
+
+/// How the teacher writes its recall turns (module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RecallTeacher {
+    /// Recall drills per probe.
+    pub drills: usize,
+    /// The restored `[TARGET]` sentence before the boxed answer.
+    pub rationale: bool,
+}
 
 /// One user turn and the assistant reply to learn.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,7 +48,7 @@ pub struct Conversation {
 }
 
 /// Every conversation of the teacher's trace of `exercise` (memory turns, the answer, recalls).
-pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, drills: usize, count_tokens: &dyn Fn(&str) -> usize) -> Vec<Conversation> {
+pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, recall: RecallTeacher, count_tokens: &dyn Fn(&str) -> usize) -> Vec<Conversation> {
     // Probed entities alone would teach a choice the student cannot make (it never sees which
     // entities will be probed); every tagged entity is a rule it can learn from the text.
     let keys: Vec<&str> = std::iter::once(MASK).chain(probes.iter().map(|p| p.answer.as_str())).collect();
@@ -56,13 +72,24 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
         if let (Some(chunk), Some(text)) = (p.probe_chunk, &p.probe_text)
             && let Some(memory) = memories.get(chunk)
         {
-            out.push(Conversation { turn: TurnKind::Recall, prompt: prompts::memory_recall(memory, text), reply: boxed(&p.answer) });
-            for drill_memory in drill_memories(memory, &p.answer, drills, &p.id) {
-                out.push(Conversation { turn: TurnKind::Recall, prompt: prompts::memory_recall(&drill_memory, text), reply: boxed(&p.answer) });
+            let reply = recall_reply(text, &p.answer, recall.rationale);
+            out.push(Conversation { turn: TurnKind::Recall, prompt: prompts::memory_recall(memory, text), reply: reply.clone() });
+            for drill_memory in drill_memories(memory, &p.answer, recall.drills, &p.id) {
+                out.push(Conversation { turn: TurnKind::Recall, prompt: prompts::memory_recall(&drill_memory, text), reply: reply.clone() });
             }
         }
     }
     out
+}
+
+/// The teacher's recall reply: `\boxed{gold}`, after the section's `[TARGET]` sentence with
+/// `gold` in place when `rationale` is on (and the section has such a sentence).
+pub fn recall_reply(masked_section: &str, gold: &str, rationale: bool) -> String {
+    let restored = if rationale { sentences(masked_section).find(|s| s.contains(TARGET)).map(|s| s.replace(TARGET, gold)) } else { None };
+    match restored {
+        Some(sentence) => format!("{sentence} {}", boxed(gold)),
+        None => boxed(gold),
+    }
 }
 
 /// The memories of `count` recall drills for the answer `gold` (module docs): drill d holds the
@@ -89,10 +116,10 @@ pub fn drill_memories(memory: &str, gold: &str, count: usize, probe_id: &str) ->
 
 /// The teacher's conversations as token ids: the agent's chat prompt, and the reply followed by
 /// the end-of-turn token (the policy must learn to stop). Answer and recall turns weigh
-/// `answer_weight` per token, memory turns 1; `drills` recall drills per probe (module docs).
-pub fn tokenized(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, drills: usize, answer_weight: f32, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
+/// `answer_weight` per token, memory turns 1; recall turns as `recall` says (module docs).
+pub fn tokenized(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, recall: RecallTeacher, answer_weight: f32, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
     let count = |s: &str| tokenizer.encode(s, false).map(|ids| ids.len()).unwrap_or(usize::MAX);
-    reference_conversations(exercise, probes, memory_tokens, drills, &count)
+    reference_conversations(exercise, probes, memory_tokens, recall, &count)
         .into_iter()
         .map(|c| {
             let weight = if matches!(c.turn, TurnKind::Memory { .. }) { 1.0 } else { answer_weight };
@@ -175,7 +202,7 @@ mod tests {
         let mut probe = exercise(&[], "Anna Berg");
         probe.probe_chunk = Some(0);
         probe.probe_text = Some("[TARGET] sailed north. The sea was calm.".into());
-        let c = reference_conversations(&e, &[probe], 100, 0, &words);
+        let c = reference_conversations(&e, &[probe], 100, RecallTeacher::default(), &words);
         assert_eq!(c.iter().map(|c| c.turn).collect::<Vec<_>>(), [TurnKind::Memory { chunk: 0 }, TurnKind::Memory { chunk: 1 }, TurnKind::Answer, TurnKind::Recall]);
         assert_eq!(c[0].reply, "Anna Berg sailed north.");
         assert!(c[1].prompt.contains("<memory>\nAnna Berg sailed north.\n</memory>"));
@@ -192,7 +219,7 @@ mod tests {
         probe.id = "probe-7".into();
         probe.probe_chunk = Some(0);
         probe.probe_text = Some("Anna Berg sailed north. [TARGET] sold 40 sheep.".into());
-        let c = reference_conversations(&e, std::slice::from_ref(&probe), 100, 4, &words);
+        let c = reference_conversations(&e, std::slice::from_ref(&probe), 100, RecallTeacher { drills: 4, rationale: false }, &words);
         let recalls: Vec<&Conversation> = c.iter().filter(|c| c.turn == TurnKind::Recall).collect();
         assert_eq!(recalls.len(), 1 + 4, "the probe's own turn, then four drills");
         let memory_of = |c: &Conversation| c.prompt.split("<memory>\n").nth(1).unwrap().split("\n</memory>").next().unwrap().to_string();
@@ -213,9 +240,23 @@ mod tests {
     }
 
     #[test]
+    fn the_recall_rationale_restores_the_target_sentence_before_the_box() {
+        let e = exercise(&["Anna Berg sailed north. Olav Dahl sold 40 sheep."], "X");
+        let mut probe = exercise(&[], "Olav Dahl");
+        probe.probe_chunk = Some(0);
+        probe.probe_text = Some("Anna Berg sailed north. Then [TARGET] sold 40 sheep. Rain fell.".into());
+        let c = reference_conversations(&e, std::slice::from_ref(&probe), 100, RecallTeacher { drills: 1, rationale: true }, &words);
+        let replies: Vec<&str> = c.iter().filter(|c| c.turn == TurnKind::Recall).map(|c| c.reply.as_str()).collect();
+        assert_eq!(replies, ["Then Olav Dahl sold 40 sheep. \\boxed{Olav Dahl}"; 2]);
+        assert_eq!(crate::agent::extract_answer(replies[0]), "Olav Dahl", "scoring still reads the box");
+        assert_eq!(recall_reply("No target here.", "Olav Dahl", true), "\\boxed{Olav Dahl}");
+        assert_eq!(recall_reply("[TARGET] sold sheep.", "Olav Dahl", false), "\\boxed{Olav Dahl}");
+    }
+
+    #[test]
     fn memory_keeps_every_entity_sentence_and_the_mask_sentence_outlives_newer_ones() {
         let e = exercise(&["[MASK] wrote a letter. The sea was calm.", "Olav Dahl sailed to Bergen. Rain fell. Kari Lund sold 40 sheep."], "X");
-        let c = reference_conversations(&e, &[], 10, 0, &words);
+        let c = reference_conversations(&e, &[], 10, RecallTeacher::default(), &words);
         // Filler sentences go; the budget (10 words) drops the oldest entity sentence first,
         // never the one with [MASK].
         assert_eq!(c[0].reply, "[MASK] wrote a letter.");
@@ -225,14 +266,14 @@ mod tests {
     #[test]
     fn memory_drops_the_oldest_sentences_to_fit_the_budget() {
         let e = exercise(&["[MASK] ran one two three.", "[MASK] hid four five six."], "X");
-        let c = reference_conversations(&e, &[], 6, 0, &words);
+        let c = reference_conversations(&e, &[], 6, RecallTeacher::default(), &words);
         assert_eq!(c[1].reply, "[MASK] hid four five six.");
     }
 
     #[test]
     fn a_chunk_without_keys_keeps_the_previous_memory() {
         let e = exercise(&["Nothing here.", "Still nothing."], "X");
-        let c = reference_conversations(&e, &[], 50, 0, &words);
+        let c = reference_conversations(&e, &[], 50, RecallTeacher::default(), &words);
         assert_eq!(c[0].reply, prompts::INITIAL_MEMORY);
         assert_eq!(c[1].reply, prompts::INITIAL_MEMORY);
     }
