@@ -30,7 +30,8 @@ fn blocked_attention_gives_the_same_loss_and_gradients() {
     let weights: Vec<f32> = (0..rows * cols * 64).map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5).collect();
     let weights = Tensor::<3>::from_data(TensorData::new(weights, [rows, cols, 64]), &device);
     let run = |block: Option<usize>| {
-        let mut layout = StepLayout::new(&inv, &pad, 0, cols, &device);
+        // Burn's ops: our fused training op is compared with them in tests/fused_head.rs.
+        let mut layout = StepLayout::new(&inv, &pad, 0, cols, &device).with_composed_ops();
         if let Some(r) = block {
             layout = layout.with_query_block(r);
         }

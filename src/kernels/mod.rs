@@ -2,3 +2,8 @@
 //! the table (issue 7). CPU kernels here; GPU kernels belong in `shaders/`.
 
 pub mod cpu_matmul;
+pub mod target_logprobs;
+pub mod target_logprobs_op;
+pub mod flex_glue;
+pub mod causal_attention;
+pub mod causal_attention_op;

@@ -12,7 +12,10 @@ use anyhow::{Result, bail};
 use burn::module::Param;
 use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::prelude::*;
-use burn::tensor::activation::silu;
+use burn::tensor::activation::{log_softmax, silu};
+use crate::kernels::target_logprobs::HeadLayout;
+use crate::kernels::target_logprobs_op::fused_target_logprobs;
+use crate::kernels::causal_attention_op::fused_causal_attention;
 use std::ops::Range;
 
 /// Tensors by Hugging Face name (`model.layers.0.self_attn.q_proj.weight`), with HF shapes
@@ -73,6 +76,9 @@ pub struct StepLayout {
     pub query_blocks: Vec<Range<usize>>,
     /// The bias cut and repeated per block, built by the first layer, reused by the others.
     block_biases: BlockBiases,
+    /// Whether training on the CPU may use our fused attention op (true unless
+    /// [`Self::with_composed_ops`]): tests compare it against Burn's ops through this.
+    pub fused_kernels: bool,
 }
 
 impl StepLayout {
@@ -103,13 +109,20 @@ impl StepLayout {
         let (cos, sin) = rope::cos_sin(inv_freq, &positions, device);
         let bias = Tensor::from_data(TensorData::new(bias, [b, 1, q_len, k_cols]), device);
         let block = if crate::device::compiles_per_shape(device) { q_len } else { CPU_QUERY_BLOCK };
-        StepLayout { cos, sin, bias, past, k_cols, query_blocks: query_blocks(q_len, block), block_biases: BlockBiases::default() }
+        StepLayout { cos, sin, bias, past, k_cols, query_blocks: query_blocks(q_len, block), block_biases: BlockBiases::default(), fused_kernels: true }
     }
 
     /// The same layout with attention in query blocks of `rows` (tests compare block sizes).
     pub fn with_query_block(mut self, rows: usize) -> Self {
         self.query_blocks = query_blocks(self.query_blocks.last().map_or(0, |r| r.end), rows);
         self.block_biases = BlockBiases::default();
+        self
+    }
+
+    /// The same layout with attention on Burn's ops only (the reference our fused op is tested
+    /// against).
+    pub fn with_composed_ops(mut self) -> Self {
+        self.fused_kernels = false;
         self
     }
 }
@@ -132,7 +145,12 @@ impl Attention {
             Some(c) => c.write(k, v, layout.past, layout.k_cols),
             None => (k, v),
         };
-        let out = grouped_attention(q, k, v, &layout.bias, &layout.block_biases, &layout.query_blocks, layout.past);
+        // Training on the CPU: our fused op (blocks, causal skipping, no score matrix kept).
+        let fused = layout.fused_kernels.then(|| fused_causal_attention(&q, &k, &v, &layout.bias, layout.past, 1.0 / (hd as f32).sqrt()));
+        let out = match fused.flatten() {
+            Some(out) => out,
+            None => grouped_attention(q, k, v, &layout.bias, &layout.block_biases, &layout.query_blocks, layout.past),
+        };
         project(&self.o_proj, packed.map(|p| &p.o), out.swap_dims(1, 2).reshape([b, s, h * hd]))
     }
 }
@@ -178,6 +196,28 @@ impl Llama {
             Some(logits) => logits,
             None => self.logits(hidden),
         }
+    }
+
+    /// `log softmax(logits)[target]` `[n]` for hidden states `[n, hidden]`: the log-prob of each
+    /// position's target token, differentiable on an autodiff device. On flex (f32) it runs the
+    /// fused head kernel ([`crate::kernels::target_logprobs`]), which never builds Burn's
+    /// log-softmax over the whole `[n, vocab]` logits; elsewhere Burn's ops.
+    pub fn target_logprobs(&self, hidden: Tensor<2>, targets: &[u32]) -> Tensor<1> {
+        if crate::kernels::flex_glue::enabled() {
+            let fused = match &self.lm_head {
+                None => fused_target_logprobs(&hidden, &self.embed_tokens.weight.val(), HeadLayout::VocabMajor, targets),
+                Some(head) if head.bias.is_none() => fused_target_logprobs(&hidden, &head.weight.val(), HeadLayout::DimMajor, targets),
+                Some(_) => None,
+            };
+            if let Some(logp) = fused {
+                return logp;
+            }
+        }
+        let [n, d] = hidden.dims();
+        let device = hidden.device();
+        let logp = log_softmax(self.logits(hidden.reshape([1, n, d])), 2);
+        let ids: Vec<i64> = targets.iter().map(|&t| t as i64).collect();
+        logp.gather(2, Tensor::<3, Int>::from_data(TensorData::new(ids, [1, n, 1]), &device)).reshape([n])
     }
 
     /// Logits `[batch, seq, vocab]` for hidden states.

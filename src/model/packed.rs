@@ -17,7 +17,8 @@ use burn::prelude::*;
 /// Forward calls with more rows than this (batch × new tokens) use the backend's gemm.
 pub const MAX_ROWS: usize = 64;
 
-/// Set to any value to keep generation on the backend's gemm (before/after measurements).
+/// Set to any value to run on Burn's ops only — generation without these panels, training without
+/// the fused LM head and attention (`crate::kernels`) — for before/after measurements.
 pub const DISABLE_ENV: &str = "MEMTRAIN_NO_CPU_KERNELS";
 
 #[derive(Clone, Debug)]

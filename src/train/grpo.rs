@@ -19,7 +19,6 @@ use crate::model::{Llama, StepLayout};
 use anyhow::{Result, bail};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -199,10 +198,9 @@ fn padded_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: 
     let hidden = model.forward_hidden(tokens, &layout, None);
     let d = hidden.dims()[2];
     let positions = Tensor::<1, Int>::from_data(TensorData::new(batch.positions.clone(), [n]), device);
-    let picked = hidden.reshape([rows * width, d]).select(0, positions).reshape([1, n, d]);
-    let logp = log_softmax(model.logits(picked), 2);
-    let targets = Tensor::<3, Int>::from_data(TensorData::new(batch.targets.clone(), [1, n, 1]), device);
-    logp.gather(2, targets).reshape([n])
+    let picked = hidden.reshape([rows * width, d]).select(0, positions);
+    let targets: Vec<u32> = batch.targets.iter().map(|&t| t as u32).collect();
+    model.target_logprobs(picked, &targets)
 }
 
 /// Host copy of the response log-probs under a frozen model (the KL reference).

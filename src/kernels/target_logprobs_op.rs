@@ -1,0 +1,91 @@
+//! [`target_logprobs`](super::target_logprobs) as a Burn op on flex, with a hand-written
+//! backward under autodiff, so training on the CPU runs the fused head instead of Burn's
+//! composed logits → log-softmax → gather chain.
+//!
+//! Burn 0.22 routes every tensor through its dispatch layer; a tensor on flex (with or without
+//! autodiff) can be taken down to its backend primitive (`Tensor::try_into_primitive`) and a
+//! result lifted back (`Tensor::from_primitive`). Autodiff ops are registered the way Burn's
+//! own are (`Backward::prepare` → `stateful` → `finish`). Any other device, dtype or checkpointing
+//! strategy gets `None`, and the caller runs the composed ops.
+
+use super::flex_glue::{self as glue, AutodiffPrimitive, FlexAutodiff, contiguous, slice};
+use super::target_logprobs::{self as kernel, HeadLayout, HeadShape, Saved};
+use burn::prelude::*;
+use burn_dispatch::backends::Flex;
+use burn_dispatch::backends::autodiff::checkpoint::base::Checkpointer;
+use burn_dispatch::backends::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_dispatch::backends::autodiff::grads::Gradients;
+use burn_dispatch::backends::autodiff::ops::{Backward, Ops, OpsKind};
+use burn_dispatch::backends::flex::FlexTensor;
+use burn_std::Shape;
+use std::sync::Arc;
+
+/// `log softmax(hidden · headᵀ)[targets]` as `[n]` for `hidden: [n, d]` and a head stored as
+/// `layout` says; `None` where the fused path does not apply (not flex, not f32, another
+/// checkpointing strategy), so that the caller falls back to Burn's ops.
+pub fn fused_target_logprobs(hidden: &Tensor<2>, head: &Tensor<2>, layout: HeadLayout, targets: &[u32]) -> Option<Tensor<1>> {
+    let [n, d] = hidden.dims();
+    let [a, b] = head.dims();
+    let vocab = match layout {
+        HeadLayout::VocabMajor if b == d => a,
+        HeadLayout::DimMajor if a == d => b,
+        _ => return None,
+    };
+    let shape = HeadShape { n, d, vocab, layout };
+    if targets.len() != n || targets.iter().any(|&t| t as usize >= vocab) {
+        return None;
+    }
+    if hidden.is_autodiff() || head.is_autodiff() {
+        let (h, w) = (glue::autodiff(hidden)?, glue::autodiff(head)?);
+        Some(Tensor::from_primitive::<FlexAutodiff>(tracked(h, w, targets, shape)))
+    } else {
+        let (h, w) = (glue::plain(hidden)?, glue::plain(head)?);
+        let (logp, _) = kernel::forward(slice(&h), slice(&w), targets, shape);
+        Some(Tensor::from_primitive::<Flex>(glue::tensor(logp, Shape::new([n]))))
+    }
+}
+
+fn tracked(h: AutodiffPrimitive, w: AutodiffPrimitive, targets: &[u32], shape: HeadShape) -> AutodiffPrimitive {
+    let nodes = [h.node(), w.node()];
+    let (h, w) = (contiguous(h.into_primitive()), contiguous(w.into_primitive()));
+    let (logp, saved) = kernel::forward(slice(&h), slice(&w), targets, shape);
+    let out = glue::tensor(logp, Shape::new([shape.n]));
+    match HeadBackward.prepare::<NoCheckpointing>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let state = HeadState { h, w, targets: Arc::new(targets.to_vec()), shape, saved: Arc::new(saved) };
+            prep.finish(state, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    }
+}
+
+#[derive(Debug)]
+struct HeadBackward;
+
+/// What the backward needs; the logits are shared, not copied, until the backward takes them.
+#[derive(Clone, Debug)]
+struct HeadState {
+    h: FlexTensor,
+    w: FlexTensor,
+    targets: Arc<Vec<u32>>,
+    shape: HeadShape,
+    saved: Arc<Saved>,
+}
+
+impl Backward<Flex, 2> for HeadBackward {
+    type State = HeadState;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [parent_h, parent_w] = ops.parents;
+        let g = contiguous(grads.consume::<Flex>(&ops.node));
+        let s = ops.state;
+        let saved = Arc::try_unwrap(s.saved).unwrap_or_else(|shared| (*shared).clone());
+        let (dh, dw) = kernel::backward(slice(&s.h), slice(&s.w), &s.targets, s.shape, saved, slice(&g), parent_h.is_some(), parent_w.is_some());
+        if let (Some(node), Some(dh)) = (parent_h, dh) {
+            grads.register::<Flex>(node.id, glue::tensor(dh, s.h.layout().shape().clone()));
+        }
+        if let (Some(node), Some(dw)) = (parent_w, dw) {
+            grads.register::<Flex>(node.id, glue::tensor(dw, s.w.layout().shape().clone()));
+        }
+    }
+}
