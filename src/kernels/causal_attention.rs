@@ -13,6 +13,7 @@
 //! query head `i` reads KV head `i / (h / kvh)`), bias `[b, 1, s, cols]` (additive, −1e9 masks),
 //! `past` cached columns before the first query row.
 
+use super::fast_exp::exp_shifted_in_place;
 use rayon::prelude::*;
 
 /// Query rows per block: the block's scores (`ROWS × cols`) stay in L2.
@@ -104,11 +105,7 @@ pub fn forward(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], sh: AttnShape) -> 
                 let c = scores(&sh, &hd, q, k, bias, r0, r1, &mut p);
                 for (i, row) in p.chunks_mut(c).enumerate() {
                     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0.0f32;
-                    for z in row.iter_mut() {
-                        *z = (*z - max).exp();
-                        sum += *z;
-                    }
+                    let sum = exp_shifted_in_place(row, max);
                     let inv = 1.0 / sum;
                     row.iter_mut().for_each(|z| *z *= inv);
                     lse[r0 + i] = max + sum.ln();
@@ -149,7 +146,7 @@ pub fn backward(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], out: &[f32], lse:
                 let c = scores(&sh, &hd, q, k, bias, r0, r1, &mut p);
                 for (i, row) in p.chunks_mut(c).enumerate() {
                     let l = lse[task * sh.s + r0 + i];
-                    row.iter_mut().for_each(|z| *z = (*z - l).exp());
+                    exp_shifted_in_place(row, l);
                 }
                 let dob = &dout[hd.q + r0 * d..hd.q + r1 * d];
                 let ob = &out[hd.q + r0 * d..hd.q + r1 * d];

@@ -7,3 +7,4 @@ pub mod target_logprobs_op;
 pub mod flex_glue;
 pub mod causal_attention;
 pub mod causal_attention_op;
+pub mod fast_exp;

@@ -12,6 +12,7 @@
 //! (`HeadLayout`), so both a tied embedding table (`[vocab, d]`) and Burn's `Linear` weight
 //! (`[d, vocab]`) are read in place, and the head's gradient is written in the head's own layout.
 
+use super::fast_exp::{exp_shifted_in_place, sum_exp_shifted};
 use rayon::prelude::*;
 
 /// How the head's `[vocab, d]` view sits in its row-major buffer.
@@ -73,9 +74,8 @@ pub fn backward(h: &[f32], w: &[f32], targets: &[u32], s: HeadShape, saved: Save
     // d logp_i / d z_ij = [j = t_i] − softmax_ij.
     dz.par_chunks_mut(s.vocab).enumerate().for_each(|(i, row)| {
         let (gi, li) = (g[i], lse[i]);
-        for z in row.iter_mut() {
-            *z = -gi * (*z - li).exp();
-        }
+        exp_shifted_in_place(row, li);
+        row.iter_mut().for_each(|z| *z *= -gi);
         row[targets[i] as usize] += gi;
     });
     let (w_rs, w_cs) = s.head_strides();
@@ -105,7 +105,7 @@ fn log_sum_exp(row: &[f32]) -> f32 {
     if !max.is_finite() {
         return max; // NaN or ±inf propagate: the caller's loss check reports it
     }
-    max + row.iter().map(|&z| (z - max).exp()).sum::<f32>().ln()
+    max + sum_exp_shifted(row, max).ln()
 }
 
 fn check(h: &[f32], w: &[f32], targets: &[u32], s: HeadShape) {
