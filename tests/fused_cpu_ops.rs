@@ -10,6 +10,7 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use common::{max_abs_diff as worst, tiny_config};
 use memtrain::kernels::target_logprobs::HeadLayout;
+use memtrain::kernels::causal_attention_op::fused_causal_attention;
 use memtrain::kernels::target_logprobs_op::fused_target_logprobs;
 use memtrain::model::random::RandomWeights;
 use memtrain::model::{Llama, StepLayout, rope};
@@ -80,14 +81,36 @@ fn fused_head_gives_the_composed_log_probs_and_gradients_tied_and_untied() {
 
 #[test]
 fn fused_attention_gives_the_composed_log_probs_and_gradients() {
-    let device = Device::flex().autodiff();
-    let (model, inv) = common::tiny_model(&device, 6);
-    // 150 positions: three blocks of query rows, the last one ragged; 3 rows of left padding.
-    let want = run(&model, &inv, &device, (150, 3, true), composed);
-    let got = run(&model, &inv, &device, (150, 3, false), composed);
+    // Also under gradient checkpointing (`gradient_checkpointing: true` in a training config),
+    // whose tensors live on another autodiff backend type.
+    for device in [Device::flex().autodiff(), Device::flex().autodiff().gradient_checkpointing()] {
+        let (model, inv) = common::tiny_model(&device, 6);
+        // 150 positions: three blocks of query rows, the last one ragged; 3 rows of left padding.
+        let want = run(&model, &inv, &device, (150, 3, true), composed);
+        let got = run(&model, &inv, &device, (150, 3, false), composed);
+        let scale = want.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+        let err = worst(&want, &got);
+        assert!(scale > 0.0 && err < 2e-5 * scale.max(1.0), "fused attention differs from Burn's ops by {err} (scale {scale}) on {device:?}");
+    }
+}
+
+#[test]
+fn both_fused_ops_run_under_gradient_checkpointing_too() {
+    let device = Device::flex().autodiff().gradient_checkpointing();
+    let (model, inv) = common::tiny_model(&device, 7);
+    let head = model.embed_tokens.weight.val();
+    let probe = Tensor::<2>::zeros([3, 32], &device).require_grad();
+    assert!(fused_target_logprobs(&probe, &head, HeadLayout::VocabMajor, &[1, 2, 3]).is_some(), "fused head declined under checkpointing");
+    let q = Tensor::<4>::zeros([1, 4, 5, 8], &device).require_grad();
+    let kv = Tensor::<4>::zeros([1, 2, 5, 8], &device).require_grad();
+    let bias = Tensor::<4>::zeros([1, 1, 5, 5], &device);
+    assert!(fused_causal_attention(&q, &kv, &kv, &bias, 0, 0.3).is_some(), "fused attention declined under checkpointing");
+    // And the whole model with both ops against Burn's.
+    let want = run(&model, &inv, &device, (70, 0, true), composed);
+    let got = run(&model, &inv, &device, (70, 0, false), |m, h, t| m.target_logprobs(h, t));
     let scale = want.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
     let err = worst(&want, &got);
-    assert!(scale > 0.0 && err < 2e-5 * scale.max(1.0), "fused attention differs from Burn's ops by {err} (scale {scale})");
+    assert!(err < 2e-5 * scale.max(1.0), "under checkpointing the fused ops differ by {err} (scale {scale})");
 }
 
 #[test]

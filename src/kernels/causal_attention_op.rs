@@ -3,20 +3,19 @@
 //! recomputes the probabilities block by block (never the whole score matrix).
 
 use super::causal_attention::{self as kernel, AttnShape};
-use super::flex_glue::{self as glue, FlexAutodiff, contiguous, slice};
+use super::flex_glue::{self as glue, contiguous, slice};
 use burn::prelude::*;
 use burn_dispatch::backends::Flex;
 use burn_dispatch::backends::autodiff::checkpoint::base::Checkpointer;
-use burn_dispatch::backends::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_dispatch::backends::autodiff::grads::Gradients;
-use burn_dispatch::backends::autodiff::ops::{Backward, Ops, OpsKind};
+use burn_dispatch::backends::autodiff::ops::{Backward, Ops};
 use burn_dispatch::backends::flex::FlexTensor;
 use burn_std::Shape;
 
 /// `softmax(scale · q · kᵀ + bias) · v` for q `[b, h, s, hd]`, k/v `[b, kvh, cols, hd]`, bias
 /// `[b, 1, s, cols]` (no gradient flows to it), with `past` cached columns before the first
-/// query row. `None` unless the tensors are f32 on flex autodiff (training on the CPU): the
-/// caller then uses Burn's ops.
+/// query row. `None` unless the tensors are f32 on flex autodiff (training on the CPU, with or
+/// without gradient checkpointing): the caller then uses Burn's ops.
 pub fn fused_causal_attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: &Tensor<4>, past: usize, scale: f32) -> Option<Tensor<4>> {
     if !glue::enabled() || !q.is_autodiff() {
         return None;
@@ -27,17 +26,17 @@ pub fn fused_causal_attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias:
         return None;
     }
     let shape = AttnShape { b, h, kvh, s, cols, hd, past, scale };
-    let (q, k, v, bias) = (glue::autodiff(q)?, glue::autodiff(k)?, glue::autodiff(v)?, glue::autodiff(bias)?);
+    let ((q, strategy), (k, sk), (v, sv), (bias, sb)) = (glue::autodiff(q)?, glue::autodiff(k)?, glue::autodiff(v)?, glue::autodiff(bias)?);
+    if [sk, sv, sb] != [strategy; 3] {
+        return None;
+    }
     let nodes = [q.node(), k.node(), v.node()];
     let (q, k, v) = (contiguous(q.into_primitive()), contiguous(k.into_primitive()), contiguous(v.into_primitive()));
     let bias = contiguous(bias.into_primitive());
     let (out, lse) = kernel::forward(slice(&q), slice(&k), slice(&v), slice(&bias), shape);
     let out = glue::tensor(out, Shape::new([b, h, s, hd]));
-    let result = match AttentionBackward.prepare::<NoCheckpointing>(nodes).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish(AttentionState { q, k, v, bias, out: out.clone(), lse: std::sync::Arc::new(lse), shape }, out),
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    };
-    Some(Tensor::from_primitive::<FlexAutodiff>(result))
+    let state = || AttentionState { q, k, v, bias, out: out.clone(), lse: std::sync::Arc::new(lse), shape };
+    Some(glue::lift(glue::record(AttentionBackward, nodes, strategy, state, out.clone()), strategy))
 }
 
 #[derive(Debug)]

@@ -2,18 +2,24 @@
 //! to its flex primitive (with or without autodiff) and building primitives from our results.
 
 use burn::prelude::*;
-use burn::tensor::DType;
-use burn_dispatch::backends::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::tensor::{DType, GradientCheckpointingStrategy};
+use burn_dispatch::backends::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
+use burn_dispatch::backends::autodiff::ops::{Backward, NodeGuard, OpsKind};
 use burn_dispatch::backends::flex::{FlexTensor, Layout};
 use burn_dispatch::backends::{Autodiff, Flex};
 use burn_std::{Bytes, Shape};
 
-/// The autodiff backend our training runs on (no gradient checkpointing); tensors of another
-/// strategy are declined and take Burn's ops.
-pub type FlexAutodiff = Autodiff<Flex, NoCheckpointing>;
+/// An autodiff float primitive on flex (the flex tensor and its graph node); the same type
+/// whatever the checkpointing strategy.
+pub type AutodiffPrimitive = <Float as burn::tensor::BackendPrimitive<Autodiff<Flex>>>::Primitive;
 
-/// An autodiff float primitive on flex: the flex tensor and its graph node.
-pub type AutodiffPrimitive = <Float as burn::tensor::BackendPrimitive<FlexAutodiff>>::Primitive;
+/// The gradient-checkpointing strategy a training tensor carries (Burn's dispatch keeps it per
+/// tensor, and the backend type depends on it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checkpointing {
+    Off,
+    Balanced,
+}
 
 /// Whether our fused CPU ops may run: any value of [`crate::model::packed::DISABLE_ENV`] keeps
 /// Burn's own ops everywhere (before/after measurements).
@@ -21,9 +27,39 @@ pub fn enabled() -> bool {
     std::env::var_os(crate::model::packed::DISABLE_ENV).is_none()
 }
 
-/// `t` on flex autodiff, or `None` (another device, strategy, or dtype).
-pub fn autodiff<const D: usize>(t: &Tensor<D>) -> Option<AutodiffPrimitive> {
-    (t.dtype() == DType::F32).then(|| t.clone().try_into_primitive::<FlexAutodiff>().ok()).flatten()
+/// `t` on flex autodiff with its strategy, or `None` (another device, or not f32).
+pub fn autodiff<const D: usize>(t: &Tensor<D>) -> Option<(AutodiffPrimitive, Checkpointing)> {
+    if t.dtype() != DType::F32 {
+        return None;
+    }
+    match t.gradient_checkpointing_strategy()? {
+        GradientCheckpointingStrategy::Disabled => t.clone().try_into_primitive::<Autodiff<Flex, NoCheckpointing>>().ok().map(|p| (p, Checkpointing::Off)),
+        GradientCheckpointingStrategy::Balanced => t.clone().try_into_primitive::<Autodiff<Flex, BalancedCheckpointing>>().ok().map(|p| (p, Checkpointing::Balanced)),
+    }
+}
+
+/// The tensor of an autodiff result, on the backend of `strategy`.
+pub fn lift<const D: usize>(p: AutodiffPrimitive, strategy: Checkpointing) -> Tensor<D> {
+    match strategy {
+        Checkpointing::Off => Tensor::from_primitive::<Autodiff<Flex, NoCheckpointing>>(p),
+        Checkpointing::Balanced => Tensor::from_primitive::<Autodiff<Flex, BalancedCheckpointing>>(p),
+    }
+}
+
+/// Records `out` as the result of `op` on the inputs behind `nodes`: with `state` for its
+/// backward when a gradient is wanted, as a leaf of no gradient otherwise. Compute-bound, as
+/// Burn's matmul: the output is kept, never recomputed.
+pub fn record<T: Backward<Flex, N>, const N: usize>(op: T, nodes: [NodeGuard; N], strategy: Checkpointing, state: impl FnOnce() -> T::State, out: FlexTensor) -> AutodiffPrimitive {
+    fn with<C: CheckpointStrategy, T: Backward<Flex, N>, const N: usize>(op: T, nodes: [NodeGuard; N], state: impl FnOnce() -> T::State, out: FlexTensor) -> AutodiffPrimitive {
+        match op.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(state(), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+    match strategy {
+        Checkpointing::Off => with::<NoCheckpointing, T, N>(op, nodes, state, out),
+        Checkpointing::Balanced => with::<BalancedCheckpointing, T, N>(op, nodes, state, out),
+    }
 }
 
 /// `t` on plain flex, contiguous, or `None`.

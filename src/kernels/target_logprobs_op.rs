@@ -8,21 +8,20 @@
 //! own are (`Backward::prepare` → `stateful` → `finish`). Any other device, dtype or checkpointing
 //! strategy gets `None`, and the caller runs the composed ops.
 
-use super::flex_glue::{self as glue, AutodiffPrimitive, FlexAutodiff, contiguous, slice};
+use super::flex_glue::{self as glue, AutodiffPrimitive, Checkpointing, contiguous, slice};
 use super::target_logprobs::{self as kernel, HeadLayout, HeadShape, Saved};
 use burn::prelude::*;
 use burn_dispatch::backends::Flex;
 use burn_dispatch::backends::autodiff::checkpoint::base::Checkpointer;
-use burn_dispatch::backends::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_dispatch::backends::autodiff::grads::Gradients;
-use burn_dispatch::backends::autodiff::ops::{Backward, Ops, OpsKind};
+use burn_dispatch::backends::autodiff::ops::{Backward, Ops};
 use burn_dispatch::backends::flex::FlexTensor;
 use burn_std::Shape;
 use std::sync::Arc;
 
 /// `log softmax(hidden · headᵀ)[targets]` as `[n]` for `hidden: [n, d]` and a head stored as
-/// `layout` says; `None` where the fused path does not apply (not flex, not f32, another
-/// checkpointing strategy), so that the caller falls back to Burn's ops.
+/// `layout` says; `None` where the fused path does not apply (not flex, not f32), so that the
+/// caller falls back to Burn's ops.
 pub fn fused_target_logprobs(hidden: &Tensor<2>, head: &Tensor<2>, layout: HeadLayout, targets: &[u32]) -> Option<Tensor<1>> {
     let [n, d] = hidden.dims();
     let [a, b] = head.dims();
@@ -36,8 +35,8 @@ pub fn fused_target_logprobs(hidden: &Tensor<2>, head: &Tensor<2>, layout: HeadL
         return None;
     }
     if hidden.is_autodiff() || head.is_autodiff() {
-        let (h, w) = (glue::autodiff(hidden)?, glue::autodiff(head)?);
-        Some(Tensor::from_primitive::<FlexAutodiff>(tracked(h, w, targets, shape)))
+        let ((h, strategy), (w, head_strategy)) = (glue::autodiff(hidden)?, glue::autodiff(head)?);
+        (strategy == head_strategy).then(|| glue::lift(tracked(h, w, strategy, targets, shape), strategy))
     } else {
         let (h, w) = (glue::plain(hidden)?, glue::plain(head)?);
         let (logp, _) = kernel::forward(slice(&h), slice(&w), targets, shape);
@@ -45,18 +44,12 @@ pub fn fused_target_logprobs(hidden: &Tensor<2>, head: &Tensor<2>, layout: HeadL
     }
 }
 
-fn tracked(h: AutodiffPrimitive, w: AutodiffPrimitive, targets: &[u32], shape: HeadShape) -> AutodiffPrimitive {
+fn tracked(h: AutodiffPrimitive, w: AutodiffPrimitive, strategy: Checkpointing, targets: &[u32], shape: HeadShape) -> AutodiffPrimitive {
     let nodes = [h.node(), w.node()];
     let (h, w) = (contiguous(h.into_primitive()), contiguous(w.into_primitive()));
     let (logp, saved) = kernel::forward(slice(&h), slice(&w), targets, shape);
-    let out = glue::tensor(logp, Shape::new([shape.n]));
-    match HeadBackward.prepare::<NoCheckpointing>(nodes).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => {
-            let state = HeadState { h, w, targets: Arc::new(targets.to_vec()), shape, saved: Arc::new(saved) };
-            prep.finish(state, out)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    }
+    let state = || HeadState { h, w, targets: Arc::new(targets.to_vec()), shape, saved: Arc::new(saved) };
+    glue::record(HeadBackward, nodes, strategy, state, glue::tensor(logp, Shape::new([shape.n])))
 }
 
 #[derive(Debug)]
