@@ -76,7 +76,9 @@ def torch_rows(device, args, out):
         opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
         ids = torch.tensor([[(i * 7919 + 13) % vocab for i in range(seq)]], device=device)
         start_peak()
-        for round in range(2):
+        times = []
+        # One warm-up step, then the median of 3 timed ones (as memtrain's rows do).
+        for round in range(4):
             sync()
             t0 = time.perf_counter()
             logits = model(input_ids=ids[:, :-1]).logits[0]
@@ -86,7 +88,9 @@ def torch_rows(device, args, out):
             opt.step()
             opt.zero_grad()
             sync()
-            seconds = time.perf_counter() - t0
+            if round > 0:
+                times.append(time.perf_counter() - t0)
+        seconds = sorted(times)[len(times) // 2]
         out["training"].append({"engine": engine, "device": name, "seq": seq, "seconds_step": seconds,
                                 "tokens_per_s": seq / seconds, "peak_mb": read_peak()})
         del opt
