@@ -28,6 +28,13 @@ fn composed(model: &Llama, hidden: Tensor<2>, targets: &[u32]) -> Tensor<1> {
     logp.gather(2, Tensor::<3, Int>::from_data(TensorData::new(ids, [1, n, 1]), &device)).reshape([n])
 }
 
+/// `got` equals Burn's `want` to float rounding, relative to the largest value (never all zero).
+fn assert_same(want: &[f32], got: &[f32], what: &str) {
+    let scale = want.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+    let err = worst(want, got);
+    assert!(scale > 0.0 && err < 2e-5 * scale.max(1.0), "{what}: differs from Burn's ops by {err} (scale {scale})");
+}
+
 /// Log-probs of 2 × `cols` positions (row 1 left-padded by `pad`) and the gradients of their
 /// weighted sum, through `head`, with our attention op or (`composed`) Burn's.
 fn run(model: &Llama, inv: &[f64], device: &Device, (cols, pad, composed): (usize, usize, bool), head: impl Fn(&Llama, Tensor<2>, &[u32]) -> Tensor<1>) -> Vec<f32> {
@@ -73,9 +80,7 @@ fn fused_head_gives_the_composed_log_probs_and_gradients_tied_and_untied() {
         // Burn's attention on both sides: this compares the heads alone.
         let want = run(&model, &inv, &device, (9, 0, true), composed);
         let got = run(&model, &inv, &device, (9, 0, true), |m, h, t| m.target_logprobs(h, t));
-        let scale = want.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
-        let err = worst(&want, &got);
-        assert!(err < 2e-5 * scale.max(1.0), "tied {tied}: fused head differs from Burn's ops by {err} (scale {scale})");
+        assert_same(&want, &got, &format!("fused head, tied {tied}"));
     }
 }
 
@@ -88,9 +93,7 @@ fn fused_attention_gives_the_composed_log_probs_and_gradients() {
         // 150 positions: three blocks of query rows, the last one ragged; 3 rows of left padding.
         let want = run(&model, &inv, &device, (150, 3, true), composed);
         let got = run(&model, &inv, &device, (150, 3, false), composed);
-        let scale = want.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
-        let err = worst(&want, &got);
-        assert!(scale > 0.0 && err < 2e-5 * scale.max(1.0), "fused attention differs from Burn's ops by {err} (scale {scale}) on {device:?}");
+        assert_same(&want, &got, &format!("fused attention on {device:?}"));
     }
 }
 
@@ -108,9 +111,7 @@ fn both_fused_ops_run_under_gradient_checkpointing_too() {
     // And the whole model with both ops against Burn's.
     let want = run(&model, &inv, &device, (70, 0, true), composed);
     let got = run(&model, &inv, &device, (70, 0, false), |m, h, t| m.target_logprobs(h, t));
-    let scale = want.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
-    let err = worst(&want, &got);
-    assert!(err < 2e-5 * scale.max(1.0), "under checkpointing the fused ops differ by {err} (scale {scale})");
+    assert_same(&want, &got, "both fused ops under checkpointing");
 }
 
 #[test]
