@@ -114,11 +114,12 @@ fn today() -> String {
     std::process::Command::new("date").arg("-u").arg("+%Y-%m-%d %H:%M UTC").output().ok().and_then(|o| String::from_utf8(o.stdout).ok()).map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
-/// One timed training step on one sequence of `seq` pseudo-random tokens (loss: mean NLL of
-/// every next token), after one untimed step over the same shapes (kernel compilation, buffers).
 /// Timed training steps per row (after one warm-up step); the row reports their median.
 const TIMED_STEPS: usize = 3;
 
+/// The median of [`TIMED_STEPS`] training steps on one sequence of `seq` pseudo-random tokens
+/// (loss: mean NLL of every next token), after one untimed step over the same shapes (kernel
+/// compilation, buffers).
 fn train_row(model: Option<&Path>, base: &Device, device_name: &str, seq: usize, checkpointing: bool) -> Result<TrainRow> {
     let (autodiff, engine) = if checkpointing { (base.clone().autodiff().gradient_checkpointing(), "memtrain, gradient checkpointing") } else { (base.clone().autodiff(), "memtrain") };
     let device = &autodiff;

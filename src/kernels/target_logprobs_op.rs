@@ -5,8 +5,8 @@
 //! Burn 0.22 routes every tensor through its dispatch layer; a tensor on flex (with or without
 //! autodiff) can be taken down to its backend primitive (`Tensor::try_into_primitive`) and a
 //! result lifted back (`Tensor::from_primitive`). Autodiff ops are registered the way Burn's
-//! own are (`Backward::prepare` → `stateful` → `finish`). Any other device, dtype or checkpointing
-//! strategy gets `None`, and the caller runs the composed ops.
+//! own are (`Backward::prepare` → `stateful` → `finish`). Any other device or dtype, or
+//! `MEMTRAIN_NO_CPU_KERNELS`, gets `None`, and the caller runs the composed ops.
 
 use super::flex_glue::{self as glue, AutodiffPrimitive, Checkpointing, contiguous, slice};
 use super::target_logprobs::{self as kernel, HeadLayout, HeadShape, Saved};
@@ -20,9 +20,12 @@ use burn_std::Shape;
 use std::sync::Arc;
 
 /// `log softmax(hidden · headᵀ)[targets]` as `[n]` for `hidden: [n, d]` and a head stored as
-/// `layout` says; `None` where the fused path does not apply (not flex, not f32), so that the
-/// caller falls back to Burn's ops.
+/// `layout` says; `None` where the fused path does not apply (not flex, not f32, our kernels
+/// turned off), so that the caller falls back to Burn's ops.
 pub fn fused_target_logprobs(hidden: &Tensor<2>, head: &Tensor<2>, layout: HeadLayout, targets: &[u32]) -> Option<Tensor<1>> {
+    if !glue::enabled() {
+        return None;
+    }
     let [n, d] = hidden.dims();
     let [a, b] = head.dims();
     let vocab = match layout {

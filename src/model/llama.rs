@@ -203,15 +203,13 @@ impl Llama {
     /// fused head kernel ([`crate::kernels::target_logprobs`]), which never builds Burn's
     /// log-softmax over the whole `[n, vocab]` logits; elsewhere Burn's ops.
     pub fn target_logprobs(&self, hidden: Tensor<2>, targets: &[u32]) -> Tensor<1> {
-        if crate::kernels::flex_glue::enabled() {
-            let fused = match &self.lm_head {
-                None => fused_target_logprobs(&hidden, &self.embed_tokens.weight.val(), HeadLayout::VocabMajor, targets),
-                Some(head) if head.bias.is_none() => fused_target_logprobs(&hidden, &head.weight.val(), HeadLayout::DimMajor, targets),
-                Some(_) => None,
-            };
-            if let Some(logp) = fused {
-                return logp;
-            }
+        let fused = match &self.lm_head {
+            None => fused_target_logprobs(&hidden, &self.embed_tokens.weight.val(), HeadLayout::VocabMajor, targets),
+            Some(head) if head.bias.is_none() => fused_target_logprobs(&hidden, &head.weight.val(), HeadLayout::DimMajor, targets),
+            Some(_) => None,
+        };
+        if let Some(logp) = fused {
+            return logp;
         }
         let [n, d] = hidden.dims();
         let device = hidden.device();
