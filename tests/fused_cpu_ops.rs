@@ -2,7 +2,8 @@
 //! device: the LM-head log-probs (`Llama::target_logprobs`: one gemm, a log-sum-exp pass, a
 //! hand-written backward, against logits → log-softmax → gather) with tied and untied heads, and
 //! causal attention (blocks of rows, no score matrix kept, against softmax(q·kᵀ + bias)·v) over
-//! left-padded batches: the same log-probs and the same gradients for every kind of weight.
+//! left-padded batches, RMSNorm and the SwiGLU product (one pass each way, against Burn's
+//! element-wise chains): the same log-probs and the same gradients for every kind of weight.
 
 mod common;
 
@@ -11,6 +12,8 @@ use burn::tensor::activation::log_softmax;
 use common::{max_abs_diff as worst, tiny_config};
 use memtrain::kernels::target_logprobs::HeadLayout;
 use memtrain::kernels::causal_attention_op::fused_causal_attention;
+use memtrain::kernels::rms_norm_op::fused_rms_norm;
+use memtrain::kernels::swiglu_op::fused_swiglu;
 use memtrain::kernels::target_logprobs_op::fused_target_logprobs;
 use memtrain::model::random::RandomWeights;
 use memtrain::model::{Llama, StepLayout, rope};
@@ -59,6 +62,11 @@ fn run(model: &Llama, inv: &[f64], device: &Device, (cols, pad, composed): (usiz
     all.extend(g(model.layers[0].self_attn.q_proj.weight.grad(&grads).unwrap()));
     all.extend(g(model.layers[0].self_attn.k_proj.weight.grad(&grads).unwrap()));
     all.extend(g(model.layers[1].self_attn.v_proj.weight.grad(&grads).unwrap()));
+    all.extend(g(model.layers[0].mlp.gate_proj.weight.grad(&grads).unwrap()));
+    all.extend(g(model.layers[1].mlp.up_proj.weight.grad(&grads).unwrap()));
+    for norm in [&model.layers[0].input_layernorm, &model.layers[1].post_attention_layernorm, &model.norm] {
+        all.extend(host(norm.gamma.grad(&grads).unwrap()));
+    }
     all
 }
 
@@ -85,7 +93,7 @@ fn fused_head_gives_the_composed_log_probs_and_gradients_tied_and_untied() {
 }
 
 #[test]
-fn fused_attention_gives_the_composed_log_probs_and_gradients() {
+fn fused_layer_ops_give_the_composed_log_probs_and_gradients() {
     // Also under gradient checkpointing (`gradient_checkpointing: true` in a training config),
     // whose tensors live on another autodiff backend type.
     for device in [Device::flex().autodiff(), Device::flex().autodiff().gradient_checkpointing()] {
@@ -93,12 +101,12 @@ fn fused_attention_gives_the_composed_log_probs_and_gradients() {
         // 150 positions: three blocks of query rows, the last one ragged; 3 rows of left padding.
         let want = run(&model, &inv, &device, (150, 3, true), composed);
         let got = run(&model, &inv, &device, (150, 3, false), composed);
-        assert_same(&want, &got, &format!("fused attention on {device:?}"));
+        assert_same(&want, &got, &format!("fused attention, RMSNorm and SwiGLU on {device:?}"));
     }
 }
 
 #[test]
-fn both_fused_ops_run_under_gradient_checkpointing_too() {
+fn every_fused_op_runs_under_gradient_checkpointing_too() {
     let device = Device::flex().autodiff().gradient_checkpointing();
     let (model, inv) = common::tiny_model(&device, 7);
     let head = model.embed_tokens.weight.val();
@@ -108,10 +116,13 @@ fn both_fused_ops_run_under_gradient_checkpointing_too() {
     let kv = Tensor::<4>::zeros([1, 2, 5, 8], &device).require_grad();
     let bias = Tensor::<4>::zeros([1, 1, 5, 5], &device);
     assert!(fused_causal_attention(&q, &kv, &kv, &bias, 0, 0.3).is_some(), "fused attention declined under checkpointing");
-    // And the whole model with both ops against Burn's.
+    let gamma = model.norm.gamma.val();
+    assert!(fused_rms_norm(&probe, &gamma, 1e-5).is_some(), "fused RMSNorm declined under checkpointing");
+    assert!(fused_swiglu(&q, &q).is_some(), "fused SwiGLU declined under checkpointing");
+    // And the whole model with every op against Burn's.
     let want = run(&model, &inv, &device, (70, 0, true), composed);
     let got = run(&model, &inv, &device, (70, 0, false), |m, h, t| m.target_logprobs(h, t));
-    assert_same(&want, &got, "both fused ops under checkpointing");
+    assert_same(&want, &got, "every fused op under checkpointing");
 }
 
 #[test]
@@ -134,4 +145,51 @@ fn fused_head_declines_what_it_cannot_do() {
     assert!(fused_target_logprobs(&hidden, &head, HeadLayout::VocabMajor, &[0, 10]).is_none(), "a target outside the vocabulary");
     assert!(fused_target_logprobs(&hidden, &head, HeadLayout::DimMajor, &[0, 1]).is_none(), "a head of the wrong shape");
     assert!(fused_target_logprobs(&hidden, &head, HeadLayout::VocabMajor, &[0]).is_none(), "one target for two positions");
+}
+
+/// Values, input gradients and parameter gradients of `f` on two fresh leaves, for a loss that
+/// weights every output differently.
+fn op_and_grads<const D: usize>(a: &Tensor<D>, b: &Tensor<1>, f: impl Fn(Tensor<D>, Tensor<1>) -> Tensor<D>) -> Vec<f32> {
+    let (a, b) = (a.clone().detach().require_grad(), b.clone().detach().require_grad());
+    let out = f(a.clone(), b.clone());
+    let n = out.shape().num_elements();
+    let weights = Tensor::<1>::from_data(TensorData::new((0..n).map(|i| ((i * 7) % 11) as f32 / 5.0 - 1.0).collect(), [n]), &out.device());
+    let grads = (out.clone().reshape([n]) * weights).sum().backward();
+    let mut all = host(out.reshape([n]));
+    all.extend(host(a.grad(&grads).unwrap().reshape([-1])));
+    all.extend(host(b.grad(&grads).unwrap()));
+    all
+}
+
+#[test]
+fn fused_rms_norm_and_swiglu_alone_match_burn_with_a_random_gamma() {
+    // The models above have γ = 1, which would hide a γ left out of the backward.
+    let device = Device::flex().autodiff();
+    let normal = burn::tensor::Distribution::Normal(0.0, 1.5);
+    let x = Tensor::<3>::random([3, 7, 50], normal, &device);
+    let gamma = Tensor::<1>::random([50], normal, &device);
+    let norm = burn::nn::RmsNorm { gamma: burn::module::Param::from_tensor(gamma.clone()), epsilon: 1e-5 };
+    let want = op_and_grads(&x, &gamma, |x, g| burn::nn::RmsNorm { gamma: burn::module::Param::from_tensor(g), ..norm.clone() }.forward(x));
+    let got = op_and_grads(&x, &gamma, |x, g| fused_rms_norm(&x, &g, 1e-5).expect("fused RMSNorm on flex autodiff"));
+    assert_same(&want, &got, "RMSNorm");
+    // SwiGLU: `up` is the second leaf, flattened; the gate's gradient and up's must both match.
+    let gate = Tensor::<3>::random([3, 7, 50], burn::tensor::Distribution::Normal(0.0, 4.0), &device);
+    let up = Tensor::<1>::random([3 * 7 * 50], normal, &device);
+    let composed = |g: Tensor<3>, u: Tensor<1>| burn::tensor::activation::silu(g) * u.reshape([3, 7, 50]);
+    let want = op_and_grads(&gate, &up, composed);
+    let got = op_and_grads(&gate, &up, |g, u| fused_swiglu(&g, &u.reshape([3, 7, 50])).expect("fused SwiGLU on flex autodiff"));
+    assert_same(&want, &got, "SwiGLU");
+}
+
+#[test]
+fn fused_ops_with_per_head_q_k_norms_give_the_composed_gradients() {
+    // Qwen3's RMSNorm over each head of q and k goes through the fused norm on 4-D tensors.
+    let device = Device::flex().autodiff();
+    let cfg = memtrain::model::ModelConfig { architecture: memtrain::model::Architecture::Qwen3, ..tiny_config() };
+    let model = Llama::from_weights(&cfg, &mut RandomWeights::new(cfg.clone(), 8), &device).unwrap();
+    assert!(model.layers[0].self_attn.q_norm.is_some());
+    let inv = rope::inverse_frequencies(&cfg);
+    let want = run(&model, &inv, &device, (40, 2, true), composed);
+    let got = run(&model, &inv, &device, (40, 2, false), composed);
+    assert_same(&want, &got, "fused ops with q/k norms");
 }

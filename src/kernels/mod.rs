@@ -8,3 +8,7 @@ pub mod flex_glue;
 pub mod causal_attention;
 pub mod causal_attention_op;
 pub mod fast_exp;
+pub mod rms_norm;
+pub mod rms_norm_op;
+pub mod swiglu;
+pub mod swiglu_op;

@@ -16,6 +16,8 @@ use burn::tensor::activation::{log_softmax, silu};
 use crate::kernels::target_logprobs::HeadLayout;
 use crate::kernels::target_logprobs_op::fused_target_logprobs;
 use crate::kernels::causal_attention_op::fused_causal_attention;
+use crate::kernels::rms_norm_op::fused_rms_norm;
+use crate::kernels::swiglu_op::fused_swiglu;
 use std::ops::Range;
 
 /// Tensors by Hugging Face name (`model.layers.0.self_attn.q_proj.weight`), with HF shapes
@@ -76,8 +78,8 @@ pub struct StepLayout {
     pub query_blocks: Vec<Range<usize>>,
     /// The bias cut and repeated per block, built by the first layer, reused by the others.
     block_biases: BlockBiases,
-    /// Whether training on the CPU may use our fused attention op (true unless
-    /// [`Self::with_composed_ops`]): tests compare it against Burn's ops through this.
+    /// Whether training on the CPU may use our fused ops — attention, RMSNorm, SwiGLU (true
+    /// unless [`Self::with_composed_ops`]): tests compare them against Burn's ops through this.
     pub fused_kernels: bool,
 }
 
@@ -119,8 +121,7 @@ impl StepLayout {
         self
     }
 
-    /// The same layout with attention on Burn's ops only (the reference our fused op is tested
-    /// against).
+    /// The same layout on Burn's ops only (the reference our fused ops are tested against).
     pub fn with_composed_ops(mut self) -> Self {
         self.fused_kernels = false;
         self
@@ -136,8 +137,8 @@ impl Attention {
         let mut k = heads(project(&self.k_proj, packed.map(|p| &p.k), x.clone()), kvh);
         let v = heads(project(&self.v_proj, packed.map(|p| &p.v), x), kvh);
         if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
-            q = qn.forward(q);
-            k = kn.forward(k);
+            q = normalize(qn, q, layout);
+            k = normalize(kn, k, layout);
         }
         let q = rope::apply(q, &layout.cos, &layout.sin);
         let k = rope::apply(k, &layout.cos, &layout.sin);
@@ -156,17 +157,27 @@ impl Attention {
 }
 
 impl Mlp {
-    fn forward(&self, x: Tensor<3>, packed: Option<&PackedBlock>) -> Tensor<3> {
+    fn forward(&self, x: Tensor<3>, layout: &StepLayout, packed: Option<&PackedBlock>) -> Tensor<3> {
         let gate = project(&self.gate_proj, packed.map(|p| &p.gate), x.clone());
         let up = project(&self.up_proj, packed.map(|p| &p.up), x);
-        project(&self.down_proj, packed.map(|p| &p.down), silu(gate) * up)
+        // Training on the CPU: one fused pass each way instead of Burn's sigmoid and products.
+        let fused = layout.fused_kernels.then(|| fused_swiglu(&gate, &up)).flatten();
+        project(&self.down_proj, packed.map(|p| &p.down), fused.unwrap_or_else(|| silu(gate) * up))
+    }
+}
+
+/// `norm(x)`, through our fused op when training on the CPU (see [`StepLayout::fused_kernels`]).
+fn normalize<const D: usize>(norm: &RmsNorm, x: Tensor<D>, layout: &StepLayout) -> Tensor<D> {
+    match layout.fused_kernels.then(|| fused_rms_norm(&x, &norm.gamma.val(), norm.epsilon)).flatten() {
+        Some(y) => y,
+        None => norm.forward(x),
     }
 }
 
 impl Block {
     fn forward(&self, x: Tensor<3>, layout: &StepLayout, cache: Option<&mut LayerCache>, packed: Option<&PackedBlock>) -> Tensor<3> {
-        let h = x.clone() + self.self_attn.forward(self.input_layernorm.forward(x), layout, cache, packed);
-        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h), packed)
+        let h = x.clone() + self.self_attn.forward(normalize(&self.input_layernorm, x, layout), layout, cache, packed);
+        h.clone() + self.mlp.forward(normalize(&self.post_attention_layernorm, h, layout), layout, packed)
     }
 }
 
@@ -187,7 +198,7 @@ impl Llama {
         if let Some(c) = cache {
             c.len += x.dims()[1];
         }
-        self.norm.forward(x)
+        normalize(&self.norm, x, layout)
     }
 
     /// [`Self::logits`] through the packed LM head when given (small calls only).
