@@ -112,10 +112,10 @@ fn every_fused_op_runs_under_gradient_checkpointing_too() {
     let head = model.embed_tokens.weight.val();
     let probe = Tensor::<2>::zeros([3, 32], &device).require_grad();
     assert!(fused_target_logprobs(&probe, &head, HeadLayout::VocabMajor, &[1, 2, 3]).is_some(), "fused head declined under checkpointing");
-    let q = Tensor::<4>::zeros([1, 4, 5, 8], &device).require_grad();
-    let kv = Tensor::<4>::zeros([1, 2, 5, 8], &device).require_grad();
-    let bias = Tensor::<4>::zeros([1, 1, 5, 5], &device);
-    assert!(fused_causal_attention(&q, &kv, &kv, &bias, 0, 0.3).is_some(), "fused attention declined under checkpointing");
+    let q = Tensor::<4>::zeros([1, 5, 4, 8], &device).require_grad();
+    let kv = Tensor::<4>::zeros([1, 5, 2, 8], &device).require_grad();
+    let (table, bias) = (Tensor::<4>::ones([1, 1, 5, 8], &device), Tensor::<4>::zeros([1, 1, 5, 5], &device));
+    assert!(fused_causal_attention(&q, &kv, &kv, (&table, &table), &bias, 0.3).is_some(), "fused attention declined under checkpointing");
     let gamma = model.norm.gamma.val();
     assert!(fused_rms_norm(&probe, &gamma, 1e-5).is_some(), "fused RMSNorm declined under checkpointing");
     assert!(fused_swiglu(&q, &q).is_some(), "fused SwiGLU declined under checkpointing");

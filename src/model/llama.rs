@@ -132,26 +132,30 @@ impl Attention {
     fn forward(&self, x: Tensor<3>, layout: &StepLayout, cache: Option<&mut LayerCache>, packed: Option<&PackedBlock>) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let heads = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2);
-        let mut q = heads(project(&self.q_proj, packed.map(|p| &p.q), x.clone()), h);
-        let mut k = heads(project(&self.k_proj, packed.map(|p| &p.k), x.clone()), kvh);
-        let v = heads(project(&self.v_proj, packed.map(|p| &p.v), x), kvh);
+        // Token-major `[b, s, heads, hd]`: a free reshape of the projections' output.
+        let mut q = project(&self.q_proj, packed.map(|p| &p.q), x.clone()).reshape([b, s, h, hd]);
+        let mut k = project(&self.k_proj, packed.map(|p| &p.k), x.clone()).reshape([b, s, kvh, hd]);
+        let v = project(&self.v_proj, packed.map(|p| &p.v), x).reshape([b, s, kvh, hd]);
         if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
             q = normalize(qn, q, layout);
             k = normalize(kn, k, layout);
         }
-        let q = rope::apply(q, &layout.cos, &layout.sin);
-        let k = rope::apply(k, &layout.cos, &layout.sin);
+        let scale = 1.0 / (hd as f32).sqrt();
+        // Training on the CPU: our fused op (RoPE and layout moves in one pass each way, blocks,
+        // causal skipping, no score matrix kept), straight back in the projections' layout.
+        if layout.fused_kernels && cache.is_none() && layout.past == 0 {
+            if let Some(out) = fused_causal_attention(&q, &k, &v, (&layout.cos, &layout.sin), &layout.bias, scale) {
+                return project(&self.o_proj, packed.map(|p| &p.o), out.reshape([b, s, h * hd]));
+            }
+        }
+        let q = rope::apply(q.swap_dims(1, 2), &layout.cos, &layout.sin);
+        let k = rope::apply(k.swap_dims(1, 2), &layout.cos, &layout.sin);
+        let v = v.swap_dims(1, 2);
         let (k, v) = match cache {
             Some(c) => c.write(k, v, layout.past, layout.k_cols),
             None => (k, v),
         };
-        // Training on the CPU: our fused op (blocks, causal skipping, no score matrix kept).
-        let fused = layout.fused_kernels.then(|| fused_causal_attention(&q, &k, &v, &layout.bias, layout.past, 1.0 / (hd as f32).sqrt()));
-        let out = match fused.flatten() {
-            Some(out) => out,
-            None => grouped_attention(q, k, v, &layout.bias, &layout.block_biases, &layout.query_blocks, layout.past),
-        };
+        let out = grouped_attention(q, k, v, &layout.bias, &layout.block_biases, &layout.query_blocks, layout.past);
         project(&self.o_proj, packed.map(|p| &p.o), out.swap_dims(1, 2).reshape([b, s, h * hd]))
     }
 }
