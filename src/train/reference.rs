@@ -20,6 +20,12 @@
 //! stand. \boxed{Bramholt Island}"). Why: writing the section's sentence out lets the model
 //! copy the missing words from the matching memory sentence (what a pretrained model does well)
 //! instead of picking an entity; the box still ends the reply, so scoring is unchanged.
+//!
+//! Inline box: the reply is that restored sentence with the box in the target's place ("…the
+//! new school in \boxed{Bramholt Island} should stand."). Why: with the rationale, replies at 30
+//! SFT steps restored the right sentence (gold inside) but never reached the separate box, and
+//! by 60 steps fell back to short entity guesses (README, Training); here the answer is boxed
+//! at the moment it is copied, so restoring the sentence *is* answering.
 
 use crate::agent::{TurnKind, prompts};
 use crate::checkpoint::tokenizer::TextTokenizer;
@@ -35,8 +41,30 @@ use crate::exercises::{entities, textmatch};
 pub struct RecallTeacher {
     /// Recall drills per probe.
     pub drills: usize,
-    /// The restored `[TARGET]` sentence before the boxed answer.
-    pub rationale: bool,
+    pub style: RecallStyle,
+}
+
+/// The shape of a recall reply (module docs), for a section whose `[TARGET]` sentence is
+/// "[TARGET] sold 40 sheep." and the answer "Olav Dahl".
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum RecallStyle {
+    /// `\boxed{Olav Dahl}`
+    #[default]
+    Box,
+    /// `Olav Dahl sold 40 sheep. \boxed{Olav Dahl}`
+    Rationale,
+    /// `\boxed{Olav Dahl} sold 40 sheep.`
+    InlineBox,
+}
+
+impl RecallStyle {
+    pub fn from_config(sft: &crate::train::config::SftConfig) -> Self {
+        match (sft.recall_rationale, sft.recall_inline_box) {
+            (_, true) => Self::InlineBox,
+            (true, false) => Self::Rationale,
+            (false, false) => Self::Box,
+        }
+    }
 }
 
 /// One user turn and the assistant reply to learn.
@@ -72,7 +100,7 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
         if let (Some(chunk), Some(text)) = (p.probe_chunk, &p.probe_text)
             && let Some(memory) = memories.get(chunk)
         {
-            let reply = recall_reply(text, &p.answer, recall.rationale);
+            let reply = recall_reply(text, &p.answer, recall.style);
             out.push(Conversation { turn: TurnKind::Recall, prompt: prompts::memory_recall(memory, text), reply: reply.clone() });
             for drill_memory in drill_memories(memory, &p.answer, recall.drills, &p.id) {
                 out.push(Conversation { turn: TurnKind::Recall, prompt: prompts::memory_recall(&drill_memory, text), reply: reply.clone() });
@@ -82,13 +110,14 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
     out
 }
 
-/// The teacher's recall reply: `\boxed{gold}`, after the section's `[TARGET]` sentence with
-/// `gold` in place when `rationale` is on (and the section has such a sentence).
-pub fn recall_reply(masked_section: &str, gold: &str, rationale: bool) -> String {
-    let restored = if rationale { sentences(masked_section).find(|s| s.contains(TARGET)).map(|s| s.replace(TARGET, gold)) } else { None };
-    match restored {
-        Some(sentence) => format!("{sentence} {}", boxed(gold)),
-        None => boxed(gold),
+/// The teacher's recall reply in `style` ([`RecallStyle`]); `\boxed{gold}` alone when the
+/// section has no `[TARGET]` sentence.
+pub fn recall_reply(masked_section: &str, gold: &str, style: RecallStyle) -> String {
+    let sentence = sentences(masked_section).find(|s| s.contains(TARGET));
+    match (style, sentence) {
+        (RecallStyle::Rationale, Some(s)) => format!("{} {}", s.replace(TARGET, gold), boxed(gold)),
+        (RecallStyle::InlineBox, Some(s)) => s.replace(TARGET, &boxed(gold)),
+        _ => boxed(gold),
     }
 }
 
@@ -219,7 +248,7 @@ mod tests {
         probe.id = "probe-7".into();
         probe.probe_chunk = Some(0);
         probe.probe_text = Some("Anna Berg sailed north. [TARGET] sold 40 sheep.".into());
-        let c = reference_conversations(&e, std::slice::from_ref(&probe), 100, RecallTeacher { drills: 4, rationale: false }, &words);
+        let c = reference_conversations(&e, std::slice::from_ref(&probe), 100, RecallTeacher { drills: 4, style: RecallStyle::Box }, &words);
         let recalls: Vec<&Conversation> = c.iter().filter(|c| c.turn == TurnKind::Recall).collect();
         assert_eq!(recalls.len(), 1 + 4, "the probe's own turn, then four drills");
         let memory_of = |c: &Conversation| c.prompt.split("<memory>\n").nth(1).unwrap().split("\n</memory>").next().unwrap().to_string();
@@ -245,12 +274,25 @@ mod tests {
         let mut probe = exercise(&[], "Olav Dahl");
         probe.probe_chunk = Some(0);
         probe.probe_text = Some("Anna Berg sailed north. Then [TARGET] sold 40 sheep. Rain fell.".into());
-        let c = reference_conversations(&e, std::slice::from_ref(&probe), 100, RecallTeacher { drills: 1, rationale: true }, &words);
+        let c = reference_conversations(&e, std::slice::from_ref(&probe), 100, RecallTeacher { drills: 1, style: RecallStyle::Rationale }, &words);
         let replies: Vec<&str> = c.iter().filter(|c| c.turn == TurnKind::Recall).map(|c| c.reply.as_str()).collect();
         assert_eq!(replies, ["Then Olav Dahl sold 40 sheep. \\boxed{Olav Dahl}"; 2]);
         assert_eq!(crate::agent::extract_answer(replies[0]), "Olav Dahl", "scoring still reads the box");
-        assert_eq!(recall_reply("No target here.", "Olav Dahl", true), "\\boxed{Olav Dahl}");
-        assert_eq!(recall_reply("[TARGET] sold sheep.", "Olav Dahl", false), "\\boxed{Olav Dahl}");
+        assert_eq!(recall_reply("No target here.", "Olav Dahl", RecallStyle::Rationale), "\\boxed{Olav Dahl}");
+        assert_eq!(recall_reply("[TARGET] sold sheep.", "Olav Dahl", RecallStyle::Box), "\\boxed{Olav Dahl}");
+    }
+
+    #[test]
+    fn the_inline_box_style_boxes_the_answer_where_the_target_was() {
+        let e = exercise(&["Anna Berg sailed north. Olav Dahl sold 40 sheep."], "X");
+        let mut probe = exercise(&[], "Olav Dahl");
+        probe.probe_chunk = Some(0);
+        probe.probe_text = Some("Anna Berg sailed north. Then [TARGET] sold 40 sheep. Rain fell.".into());
+        let c = reference_conversations(&e, std::slice::from_ref(&probe), 100, RecallTeacher { drills: 1, style: RecallStyle::InlineBox }, &words);
+        let replies: Vec<&str> = c.iter().filter(|c| c.turn == TurnKind::Recall).map(|c| c.reply.as_str()).collect();
+        assert_eq!(replies, ["Then \\boxed{Olav Dahl} sold 40 sheep."; 2]);
+        assert_eq!(crate::agent::extract_answer(replies[0]), "Olav Dahl", "scoring reads the box inside the sentence");
+        assert_eq!(recall_reply("No target here.", "Olav Dahl", RecallStyle::InlineBox), "\\boxed{Olav Dahl}");
     }
 
     #[test]
