@@ -38,6 +38,13 @@ pub fn autodiff<const D: usize>(t: &Tensor<D>) -> Option<(AutodiffPrimitive, Che
     }
 }
 
+/// Two inputs of one op on flex autodiff under the same strategy: their graph nodes, their
+/// contiguous flex tensors and the strategy, or `None` (another device, dtype or strategy).
+pub fn autodiff_pair<const A: usize, const B: usize>(a: &Tensor<A>, b: &Tensor<B>) -> Option<([NodeGuard; 2], [FlexTensor; 2], Checkpointing)> {
+    let ((a, strategy), (b, b_strategy)) = (autodiff(a)?, autodiff(b)?);
+    (strategy == b_strategy).then(|| ([a.node(), b.node()], [contiguous(a.into_primitive()), contiguous(b.into_primitive())], strategy))
+}
+
 /// The tensor of an autodiff result, on the backend of `strategy`.
 pub fn lift<const D: usize>(p: AutodiffPrimitive, strategy: Checkpointing) -> Tensor<D> {
     match strategy {

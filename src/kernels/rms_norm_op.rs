@@ -19,12 +19,7 @@ pub fn fused_rms_norm<const D: usize>(x: &Tensor<D>, gamma: &Tensor<1>, eps: f64
     if !glue::enabled() || !(x.is_autodiff() || gamma.is_autodiff()) || x.dims()[D - 1] != gamma.dims()[0] {
         return None;
     }
-    let ((x, strategy), (gamma, gamma_strategy)) = (glue::autodiff(x)?, glue::autodiff(gamma)?);
-    if strategy != gamma_strategy {
-        return None;
-    }
-    let nodes = [x.node(), gamma.node()];
-    let (x, gamma) = (contiguous(x.into_primitive()), contiguous(gamma.into_primitive()));
+    let (nodes, [x, gamma], strategy) = glue::autodiff_pair(x, gamma)?;
     let (y, rstd) = kernel::forward(slice(&x), slice(&gamma), eps as f32);
     let y = glue::tensor(y, x.layout().shape().clone());
     let state = || NormState { x, gamma, rstd: Arc::new(rstd) };

@@ -18,12 +18,7 @@ pub fn fused_swiglu<const D: usize>(gate: &Tensor<D>, up: &Tensor<D>) -> Option<
     if !glue::enabled() || !(gate.is_autodiff() || up.is_autodiff()) || gate.dims() != up.dims() {
         return None;
     }
-    let ((gate, strategy), (up, up_strategy)) = (glue::autodiff(gate)?, glue::autodiff(up)?);
-    if strategy != up_strategy {
-        return None;
-    }
-    let nodes = [gate.node(), up.node()];
-    let (gate, up) = (contiguous(gate.into_primitive()), contiguous(up.into_primitive()));
+    let (nodes, [gate, up], strategy) = glue::autodiff_pair(gate, up)?;
     let out = glue::tensor(kernel::forward(slice(&gate), slice(&up)), gate.layout().shape().clone());
     Some(glue::lift(glue::record(SwigluBackward, nodes, strategy, || SwigluState { gate, up }, out), strategy))
 }

@@ -14,7 +14,7 @@ use burn::prelude::*;
 use burn_dispatch::backends::Flex;
 use burn_dispatch::backends::autodiff::checkpoint::base::Checkpointer;
 use burn_dispatch::backends::autodiff::grads::Gradients;
-use burn_dispatch::backends::autodiff::ops::{Backward, Ops};
+use burn_dispatch::backends::autodiff::ops::{Backward, NodeGuard, Ops};
 use burn_dispatch::backends::flex::FlexTensor;
 use burn_std::Shape;
 use std::sync::Arc;
@@ -38,8 +38,8 @@ pub fn fused_target_logprobs(hidden: &Tensor<2>, head: &Tensor<2>, layout: HeadL
         return None;
     }
     if hidden.is_autodiff() || head.is_autodiff() {
-        let ((h, strategy), (w, head_strategy)) = (glue::autodiff(hidden)?, glue::autodiff(head)?);
-        (strategy == head_strategy).then(|| glue::lift(tracked(h, w, strategy, targets, shape), strategy))
+        let (nodes, [h, w], strategy) = glue::autodiff_pair(hidden, head)?;
+        Some(glue::lift(tracked(nodes, h, w, strategy, targets, shape), strategy))
     } else {
         let (h, w) = (glue::plain(hidden)?, glue::plain(head)?);
         let (logp, _) = kernel::forward(slice(&h), slice(&w), targets, shape);
@@ -47,9 +47,7 @@ pub fn fused_target_logprobs(hidden: &Tensor<2>, head: &Tensor<2>, layout: HeadL
     }
 }
 
-fn tracked(h: AutodiffPrimitive, w: AutodiffPrimitive, strategy: Checkpointing, targets: &[u32], shape: HeadShape) -> AutodiffPrimitive {
-    let nodes = [h.node(), w.node()];
-    let (h, w) = (contiguous(h.into_primitive()), contiguous(w.into_primitive()));
+fn tracked(nodes: [NodeGuard; 2], h: FlexTensor, w: FlexTensor, strategy: Checkpointing, targets: &[u32], shape: HeadShape) -> AutodiffPrimitive {
     let (logp, saved) = kernel::forward(slice(&h), slice(&w), targets, shape);
     let state = || HeadState { h, w, targets: Arc::new(targets.to_vec()), shape, saved: Arc::new(saved) };
     glue::record(HeadBackward, nodes, strategy, state, glue::tensor(logp, Shape::new([shape.n])))
