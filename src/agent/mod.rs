@@ -12,6 +12,7 @@
 
 pub mod prompts;
 pub mod trace;
+pub mod recall_answer;
 
 use crate::checkpoint::LoadedModel;
 use crate::checkpoint::chat_template::{ChatMessage, render_chat};
@@ -20,6 +21,7 @@ use crate::generate::{Generation, SamplingParams, generate};
 use crate::model::Llama;
 use crate::model::packed::PackedLlama;
 use anyhow::{Result, bail};
+pub use recall_answer::extract_recall_answer;
 pub use trace::{Trace, Turn, TurnKind};
 
 /// The model being rolled out, with what it needs to read and write text. Borrowed so the
@@ -224,7 +226,7 @@ pub fn run_recall_observed(policy: &Policy, requests: &[RecallInput], group: usi
         .enumerate()
         .map(|(i, (prompt_ids, g))| {
             let turn = record_turn(policy, TurnKind::Recall, prompt_ids, g)?;
-            Ok(RecallAnswer { request: i / group, answer: extract_answer(&turn.text), turn })
+            Ok(RecallAnswer { request: i / group, answer: extract_recall_answer(&turn.text, &requests[i / group].masked_section), turn })
         })
         .collect()
 }
