@@ -40,7 +40,7 @@ pub fn fused_causal_attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, (cos,
     }
     let nodes = [q.node(), k.node(), v.node()];
     let [q, k, v, cos, sin, bias] = [q, k, v, cos, sin, bias].map(|t| contiguous(t.into_primitive()));
-    let (qd, kd) = (Dims { b, s, n: h, hd }, Dims { b, s, n: kvh, hd });
+    let (qd, kd) = head_dims(&shape);
     let rope = Rope { cos: slice(&cos), sin: slice(&sin) };
     let q = layout::to_heads(slice(&q), qd, Some(rope));
     let k = layout::to_heads(slice(&k), kd, Some(rope));
@@ -49,6 +49,11 @@ pub fn fused_causal_attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, (cos,
     let result = glue::tensor(layout::from_heads(&out, qd, None), Shape::new([b, s, h, hd]));
     let state = || AttentionState { q: Arc::new(q), k: Arc::new(k), v: Arc::new(v), out: Arc::new(out), lse: Arc::new(lse), bias, cos, sin, shape };
     Some(glue::lift(glue::record(AttentionBackward, nodes, strategy, state, result), strategy))
+}
+
+/// The token-major sizes of q and of k/v for `sh` (no cache: keys at the queries' positions).
+fn head_dims(sh: &AttnShape) -> (Dims, Dims) {
+    (Dims { b: sh.b, s: sh.s, n: sh.h, hd: sh.hd }, Dims { b: sh.b, s: sh.s, n: sh.kvh, hd: sh.hd })
 }
 
 #[derive(Debug)]
@@ -76,7 +81,7 @@ impl Backward<Flex, 3> for AttentionBackward {
         let dout = contiguous(grads.consume::<Flex>(&ops.node));
         let s = ops.state;
         let sh = s.shape;
-        let (qd, kd) = (Dims { b: sh.b, s: sh.s, n: sh.h, hd: sh.hd }, Dims { b: sh.b, s: sh.s, n: sh.kvh, hd: sh.hd });
+        let (qd, kd) = head_dims(&sh);
         let dout = layout::to_heads(slice(&dout), qd, None);
         let (dq, dk, dv) = kernel::backward(&s.q, &s.k, &s.v, slice(&s.bias), &s.out, &s.lse, &dout, sh);
         let rope = Rope { cos: slice(&s.cos), sin: slice(&s.sin) };
