@@ -153,8 +153,9 @@ def main():
     ap.add_argument("--decode-tokens", type=int, default=64)
     ap.add_argument("--gguf")
     ap.add_argument("--random", action="store_true", help="our side ran random weights (noted only)")
+    ap.add_argument("--training-only", action="store_true", help="training rows only (the suite's extra rounds)")
     args = ap.parse_args()
-    args.batches = [int(x) for x in args.batches.split(",") if x]
+    args.batches = [] if args.training_only else [int(x) for x in args.batches.split(",") if x]
     args.seqs = [int(x) for x in args.seqs.split(",") if x]
     out = {"generation": [], "training": [], "absent": []}
     try:
@@ -171,7 +172,9 @@ def main():
                 out["absent"].append(f"PyTorch {device}: {type(e).__name__}: {e}")
     except ImportError as e:
         out["absent"].append(f"PyTorch: {e}")
-    if not args.gguf or not os.path.exists(args.gguf):
+    if args.training_only:
+        pass
+    elif not args.gguf or not os.path.exists(args.gguf):
         out["absent"].append("llama.cpp: no GGUF given (--gguf)")
     else:
         try:

@@ -5,6 +5,7 @@ use crate::checkpoint::{self, chat_template::ChatMessage};
 use crate::device::DeviceChoice;
 use crate::generate::SamplingParams;
 use crate::session::Session;
+use crate::train::TrainConfig;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -135,9 +136,11 @@ enum Command {
         /// Held-out exercises to use (0 = all).
         #[arg(long, default_value_t = 32)]
         limit: usize,
-        #[arg(long, default_value_t = 48)]
+        /// Memory budget (default: the tiny-cpu preset's, what the app trains with).
+        #[arg(long, default_value_t = TrainConfig::tiny_cpu().agent.memory_tokens)]
         memory_tokens: usize,
-        #[arg(long, default_value_t = 12)]
+        /// Answer budget; recall replies restore a sentence (default: the tiny-cpu preset's).
+        #[arg(long, default_value_t = TrainConfig::tiny_cpu().agent.answer_tokens)]
         answer_tokens: usize,
         /// auto, wgpu, cpu or adapter:N (`memtrain devices` lists N)
         #[arg(long, default_value_t = DeviceChoice::Auto)]
@@ -247,6 +250,10 @@ enum BenchCommand {
         /// Also time each training step with gradient checkpointing (memory vs compute).
         #[arg(long)]
         checkpointing: bool,
+        /// Measure the CPU training rows this many times; after the first, ours and PyTorch's
+        /// alternate and the target line gives the median of the per-round ratios.
+        #[arg(long, default_value_t = 1)]
+        train_rounds: usize,
         /// Peer script (PyTorch, llama.cpp); `none` skips the peers.
         #[arg(long, default_value = "scripts/bench_peers.py")]
         peers: PathBuf,
@@ -398,9 +405,9 @@ fn run_command(cmd: Command) -> Result<()> {
             write_json(json, &report)?;
             Ok(())
         }
-        Command::Bench { what: BenchCommand::Suite { model, tokenizer, devices, batches, prompt_tokens, decode_tokens, train_seqs, no_grpo, checkpointing, peers, python, peer_gguf, json, markdown } } => {
+        Command::Bench { what: BenchCommand::Suite { model, tokenizer, devices, batches, prompt_tokens, decode_tokens, train_seqs, no_grpo, checkpointing, train_rounds, peers, python, peer_gguf, json, markdown } } => {
             let peers = (peers.as_os_str() != "none").then_some(peers);
-            let opts = crate::bench::suite::SuiteOptions { model, tokenizer, devices, batches, prompt_tokens, decode_tokens, train_seqs, grpo: !no_grpo, checkpointing, peers, python, peer_gguf };
+            let opts = crate::bench::suite::SuiteOptions { model, tokenizer, devices, batches, prompt_tokens, decode_tokens, train_seqs, grpo: !no_grpo, checkpointing, peers, python, peer_gguf, train_rounds: train_rounds.max(1) };
             let report = crate::bench::suite::run(&opts, &mut |what| eprintln!("bench suite: {what}"))?;
             let md = report.markdown();
             println!("{md}");

@@ -9,6 +9,7 @@ use super::worker::{DatasetView, Request, Worker};
 use crate::device::DeviceChoice;
 use crate::eval::inspect::Inspection;
 use crate::exercises::dataset::{Exercise, HELD_OUT, MASKED};
+use crate::train::TrainConfig;
 use egui::RichText;
 use std::path::{Path, PathBuf};
 
@@ -38,8 +39,9 @@ impl Default for InspectorPanel {
             reader: Reader::Loaded,
             held_out_only: true,
             selected: None,
-            memory_tokens: 48,
-            answer_tokens: 12,
+            // The app's default run (tiny-cpu) reads and answers with these budgets.
+            memory_tokens: TrainConfig::tiny_cpu().agent.memory_tokens,
+            answer_tokens: TrainConfig::tiny_cpu().agent.answer_tokens,
             max_distance: 3,
             reading: Reading::default(),
             result: None,

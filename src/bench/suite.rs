@@ -42,6 +42,9 @@ pub struct SuiteOptions {
     pub python: String,
     /// GGUF the peers load (llama.cpp needs one); `None`: the default model when installed.
     pub peer_gguf: Option<PathBuf>,
+    /// Rounds of the CPU training rows: after the first, ours and PyTorch's alternate, so that
+    /// the machine's drift over minutes hits both sides (1 = the main run only).
+    pub train_rounds: usize,
 }
 
 /// One generation measurement, ours or a peer's (the peer script writes the same fields).
@@ -65,6 +68,9 @@ pub struct TrainRow {
     pub seconds_step: f64,
     pub tokens_per_s: f64,
     pub peak_mb: Option<f64>,
+    /// Which round of [`SuiteOptions::train_rounds`] measured it (0: the main run).
+    #[serde(default)]
+    pub round: usize,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -145,7 +151,7 @@ fn train_row(model: Option<&Path>, base: &Device, device_name: &str, seq: usize,
     }
     times.sort_by(f64::total_cmp);
     let seconds = times[times.len() / 2];
-    Ok(TrainRow { engine: engine.into(), device: device_name.into(), seq, seconds_step: seconds, tokens_per_s: seq as f64 / seconds, peak_mb: peak_mb() })
+    Ok(TrainRow { engine: engine.into(), device: device_name.into(), seq, seconds_step: seconds, tokens_per_s: seq as f64 / seconds, peak_mb: peak_mb(), round: 0 })
 }
 
 pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteReport> {
@@ -160,9 +166,13 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
         grpo: vec![],
         peers: PeerReport::default(),
     };
+    let mut cpus = vec![];
     for &choice in &opts.devices {
         let (device, info) = crate::device::select(choice)?;
         let name = info.to_string();
+        if info.kind.eq_ignore_ascii_case("cpu") {
+            cpus.push((device.clone(), name.clone()));
+        }
         let m = open_on(opts.model.as_deref(), &device)?;
         report.model = m.name.clone();
         for &batch in &opts.batches {
@@ -210,13 +220,26 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
     }
     if let Some(script) = &opts.peers {
         progress("peers (PyTorch, llama.cpp)");
-        report.peers = run_peers(opts, script);
+        report.peers = run_peers(opts, script, false);
+        for round in 1..opts.train_rounds {
+            for (device, name) in &cpus {
+                for &seq in &opts.train_seqs {
+                    progress(&format!("training step, sequence {seq}, on {name}, round {}", round + 1));
+                    report.training.push(TrainRow { round, ..train_row(opts.model.as_deref(), device, name, seq, false)? });
+                }
+            }
+            progress(&format!("PyTorch CPU training steps, round {}", round + 1));
+            let peers = run_peers(opts, script, true);
+            report.peers.training.extend(peers.training.into_iter().map(|r| TrainRow { round, ..r }));
+            report.peers.absent.extend(peers.absent.into_iter().map(|a| format!("round {}: {a}", round + 1)));
+        }
     }
     Ok(report)
 }
 
-/// Runs the peer script on the suite's shapes; a failure becomes an "absent" line, not an error.
-fn run_peers(opts: &SuiteOptions, script: &Path) -> PeerReport {
+/// Runs the peer script on the suite's shapes (`cpu_training_only`: PyTorch's CPU training rows
+/// alone); a failure becomes an "absent" line, not an error.
+fn run_peers(opts: &SuiteOptions, script: &Path, cpu_training_only: bool) -> PeerReport {
     let out = std::env::temp_dir().join(format!("memtrain-peers-{}.json", std::process::id()));
     let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
     let mut cmd = std::process::Command::new(&opts.python);
@@ -224,7 +247,9 @@ fn run_peers(opts: &SuiteOptions, script: &Path) -> PeerReport {
     cmd.args(["--batches", &list(&opts.batches), "--seqs", &list(&opts.train_seqs)]);
     cmd.args(["--prompt-tokens", &opts.prompt_tokens.to_string(), "--decode-tokens", &opts.decode_tokens.to_string()]);
     let gguf = opts.peer_gguf.clone().or_else(|| crate::checkpoint::default_model::resolve(None).ok());
-    if let Some(g) = &gguf {
+    if cpu_training_only {
+        cmd.arg("--training-only").env("BENCH_PEERS_TORCH_DEVICES", "cpu");
+    } else if let Some(g) = &gguf {
         cmd.arg("--gguf").arg(g);
     }
     if opts.model.as_deref().and_then(Path::to_str).is_some_and(|s| s.starts_with("random:")) {
@@ -264,9 +289,11 @@ impl SuiteReport {
             s += &format!("| {} | {} | {} | {} | {} | {} |\n", r.engine, r.device, r.batch, fmt(r.prefill_tok_s), fmt(r.decode_tok_s), mb(r.peak_mb));
         }
         s += "\nTraining step (one sequence, forward + backward + AdamW, f32; peak MB as above):\n\n";
-        s += "| engine | device | sequence | step s | tokens/s | peak MB |\n|---|---|---|---|---|---|\n";
-        for r in self.training.iter().chain(&self.peers.training) {
-            s += &format!("| {} | {} | {} | {:.2} | {} | {} |\n", r.engine, r.device, r.seq, r.seconds_step, fmt(r.tokens_per_s), mb(r.peak_mb));
+        s += "| engine | device | sequence | round | step s | tokens/s | peak MB |\n|---|---|---|---|---|---|---|\n";
+        let mut rows: Vec<&TrainRow> = self.training.iter().chain(&self.peers.training).collect();
+        rows.sort_by_key(|r| r.round);
+        for r in rows {
+            s += &format!("| {} | {} | {} | {} | {:.2} | {} | {} |\n", r.engine, r.device, r.seq, r.round + 1, r.seconds_step, fmt(r.tokens_per_s), mb(r.peak_mb));
         }
         for g in &self.grpo {
             s += &format!("\nGRPO step on {}:\n\n```\n{}\n```\n", g.device, g.text());
@@ -287,15 +314,23 @@ impl SuiteReport {
     pub fn targets(&self) -> Vec<String> {
         let mut out = vec![];
         let ours = |cpu: bool| self.training.iter().filter(move |r| on_cpu(&r.device) == cpu);
-        let peer_train = |seq: usize, cpu: bool| self.peers.training.iter().find(|p| p.seq == seq && on_cpu(&p.device) == cpu && p.engine.starts_with("PyTorch"));
-        for r in ours(true) {
-            match peer_train(r.seq, true) {
-                Some(p) => out.push(format!("CPU training ({}), sequence {}: {:.2}× PyTorch eager CPU (target ≥ 1.0)", r.engine, r.seq, r.tokens_per_s / p.tokens_per_s)),
-                None => out.push(format!("CPU training ({}), sequence {}: no PyTorch CPU figure in this run", r.engine, r.seq)),
+        let peer_train = |seq: usize, cpu: bool, round: usize| self.peers.training.iter().find(|p| p.seq == seq && p.round == round && on_cpu(&p.device) == cpu && p.engine.starts_with("PyTorch"));
+        for r in ours(true).filter(|r| r.round == 0) {
+            // Each round's ratio pairs the two sides measured next to each other.
+            let ratios: Vec<f64> = ours(true).filter(|o| o.engine == r.engine && o.seq == r.seq).filter_map(|o| peer_train(o.seq, true, o.round).map(|p| o.tokens_per_s / p.tokens_per_s)).collect();
+            match ratios.len() {
+                0 => out.push(format!("CPU training ({}), sequence {}: no PyTorch CPU figure in this run", r.engine, r.seq)),
+                1 => out.push(format!("CPU training ({}), sequence {}: {:.2}× PyTorch eager CPU (target ≥ 1.0)", r.engine, r.seq, ratios[0])),
+                n => {
+                    let mut sorted = ratios.clone();
+                    sorted.sort_by(f64::total_cmp);
+                    let each = ratios.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(", ");
+                    out.push(format!("CPU training ({}), sequence {}: median {:.2}× PyTorch eager CPU over {n} rounds ({each}) (target ≥ 1.0)", r.engine, r.seq, sorted[n / 2]));
+                }
             }
         }
         for r in ours(false) {
-            match peer_train(r.seq, false) {
+            match peer_train(r.seq, false, r.round) {
                 Some(p) => out.push(format!("GPU training ({}), sequence {}: {:.2}× PyTorch eager CUDA (target ≥ 0.5)", r.engine, r.seq, r.tokens_per_s / p.tokens_per_s)),
                 None => out.push(format!("GPU training ({}), sequence {}: no PyTorch CUDA figure in this run", r.engine, r.seq)),
             }
@@ -315,5 +350,41 @@ impl SuiteReport {
             out.push(format!("GRPO step on {}: generation {:.0} % of the step (target < 60 %)", g.device, 100.0 * g.seconds_generation / total.max(1e-9)));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(engine: &str, device: &str, seq: usize, tokens_per_s: f64, round: usize) -> TrainRow {
+        TrainRow { engine: engine.into(), device: device.into(), seq, seconds_step: seq as f64 / tokens_per_s, tokens_per_s, peak_mb: None, round }
+    }
+
+    #[test]
+    fn cpu_training_ratios_pair_each_round_with_its_own_peer_row_and_report_the_median() {
+        let (ours, torch) = ("memtrain", "PyTorch 2.15 eager");
+        let report = SuiteReport {
+            date: String::new(),
+            machine: String::new(),
+            model: String::new(),
+            prompt_tokens: 0,
+            decode_tokens: 0,
+            generation: vec![],
+            // Round 1's step is slow on both sides (a busy minute): paired, the ratio stays 1.0.
+            training: vec![row(ours, "flex CPU", 512, 200.0, 0), row(ours, "flex CPU", 512, 50.0, 1), row(ours, "flex CPU", 512, 150.0, 2), row(ours, "flex CPU", 2048, 100.0, 0)],
+            grpo: vec![],
+            peers: PeerReport {
+                generation: vec![],
+                training: vec![row(torch, "CPU, 2 threads", 512, 100.0, 0), row(torch, "CPU, 2 threads", 512, 50.0, 1), row(torch, "CPU, 2 threads", 512, 100.0, 2), row(torch, "CPU, 2 threads", 2048, 80.0, 0)],
+                absent: vec![],
+            },
+        };
+        let lines = report.targets();
+        assert!(lines.contains(&"CPU training (memtrain), sequence 512: median 1.50× PyTorch eager CPU over 3 rounds (2.00, 1.00, 1.50) (target ≥ 1.0)".to_string()), "{lines:#?}");
+        assert!(lines.contains(&"CPU training (memtrain), sequence 2048: 1.25× PyTorch eager CPU (target ≥ 1.0)".to_string()), "{lines:#?}");
+        assert_eq!(lines.iter().filter(|l| l.starts_with("CPU training")).count(), 2, "one line per sequence, not per round: {lines:#?}");
+        let md = report.markdown();
+        assert!(md.contains("| memtrain | flex CPU | 512 | 3 |"), "{md}");
     }
 }

@@ -177,6 +177,10 @@ pub struct TrainConfig {
 
 pub const PRESETS: &[&str] = &["tiny-cpu", "scratch-cpu", "smollm2-135m"];
 
+/// The least `agent.answer_tokens` a sentence-restoring recall reply style may run with: the
+/// synthetic documents' sentences are 16–38 SmolLM2 tokens (median 20), plus the box.
+pub const MIN_SENTENCE_REPLY_TOKENS: usize = 32;
+
 impl TrainConfig {
     pub fn preset(name: &str) -> Result<Self> {
         match name {
@@ -199,10 +203,11 @@ impl TrainConfig {
             seed: 0,
             grpo_steps: 4,
             max_level: Some(2),
-            agent: AgentKnobs { memory_tokens: 64, answer_tokens: 12, temperature: 1.0, top_p: 1.0 },
+            // 48 answer tokens: the inline-box recall reply restores a whole sentence.
+            agent: AgentKnobs { memory_tokens: 64, answer_tokens: 48, temperature: 1.0, top_p: 1.0 },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 8, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
-            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: false },
+            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: true },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.0, beta1: 0.9, beta2: 0.999, warmup_steps: 3, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 5, keep: 2 },
@@ -264,10 +269,10 @@ impl TrainConfig {
             seed: 0,
             grpo_steps: 300,
             max_level: None,
-            agent: AgentKnobs { memory_tokens: 128, answer_tokens: 16, temperature: 1.0, top_p: 1.0 },
+            agent: AgentKnobs { memory_tokens: 128, answer_tokens: 48, temperature: 1.0, top_p: 1.0 },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 4, partial_credit: 0.0, gold_likelihood: 0.0 },
             grpo: GrpoKnobs { group: 8, batch_docs: 4, micro_batch: 8, loss: GrpoConfig::default() },
-            sft: SftConfig { steps: 50, batch: 8, lr: 2e-5, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: false },
+            sft: SftConfig { steps: 50, batch: 8, lr: 2e-5, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: true },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.01, beta1: 0.9, beta2: 0.999, warmup_steps: 10, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 10, keep: 3 },
@@ -339,6 +344,13 @@ impl TrainConfig {
             check(self.sft.lr > 0.0, format!("sft.lr = {} must be positive", self.sft.lr));
             check(self.sft.answer_weight.is_finite() && self.sft.answer_weight > 0.0, format!("sft.answer_weight = {} must be positive", self.sft.answer_weight));
             check(!(self.sft.recall_rationale && self.sft.recall_inline_box), "sft.recall_rationale and sft.recall_inline_box are two reply styles: pick one".into());
+            // Both styles write a whole sentence back; a shorter budget cuts it before the answer.
+            if self.sft.recall_rationale || self.sft.recall_inline_box {
+                check(
+                    self.agent.answer_tokens >= MIN_SENTENCE_REPLY_TOKENS,
+                    format!("agent.answer_tokens = {} is too short for the sentence a recall reply restores (sft.recall_inline_box / sft.recall_rationale): use at least {MIN_SENTENCE_REPLY_TOKENS}", self.agent.answer_tokens),
+                );
+            }
         }
         check(self.optim.lr > 0.0 && self.optim.lr < 1.0, format!("optim.lr = {} must be in (0, 1)", self.optim.lr));
         check((0.0..1.0).contains(&self.optim.beta1) && (0.0..1.0).contains(&self.optim.beta2), "optim.beta1 and optim.beta2 must be in [0, 1)".into());
@@ -388,6 +400,20 @@ mod tests {
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("grpo.micro_batch = 4 does not divide the 6 rollouts"), "{e}");
         assert!(e.contains("optim.lr = 0"), "{e}");
+    }
+
+    #[test]
+    fn the_two_sentence_reply_styles_exclude_each_other_and_need_room_for_a_sentence() {
+        let mut c = TrainConfig::tiny_cpu();
+        c.sft.recall_rationale = true;
+        c.sft.recall_inline_box = true;
+        c.agent.answer_tokens = 12;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("sft.recall_rationale and sft.recall_inline_box are two reply styles"), "{e}");
+        assert!(e.contains("agent.answer_tokens = 12 is too short"), "{e}");
+        c.sft.recall_rationale = false;
+        c.agent.answer_tokens = MIN_SENTENCE_REPLY_TOKENS;
+        c.validate().unwrap();
     }
 
     #[test]
