@@ -70,6 +70,10 @@ enum Command {
         /// else an approximate counter).
         #[arg(long)]
         model: Option<PathBuf>,
+        /// Objective 1's [MASK]: `everywhere` (the paper's) or `after-pivot` (the entity stays
+        /// readable where it is first seen and is masked later: a memory test for small models).
+        #[arg(long, default_value = "everywhere")]
+        mask: crate::exercises::MaskScope,
     },
     /// Write seeded synthetic documents with known entities.
     SynthDocs {
@@ -353,7 +357,7 @@ fn run_command(cmd: Command) -> Result<()> {
             writeln!(stdout)?;
             Ok(())
         }
-        Command::Exercises { docs, out, preset, seed, model } => exercises(docs, out, &preset, seed, model),
+        Command::Exercises { docs, out, preset, seed, model, mask } => exercises(docs, out, &preset, seed, model, mask),
         Command::SynthDocs { out, count, seed } => {
             let files = crate::exercises::synth::write_documents(&out, count, seed)?;
             eprintln!("wrote {} documents to {}", files.len(), out.display());
@@ -434,11 +438,12 @@ fn write_json(path: Option<PathBuf>, value: &impl serde::Serialize) -> Result<()
     }
 }
 
-fn exercises(docs: Vec<PathBuf>, out: PathBuf, preset: &str, seed: u64, model: Option<PathBuf>) -> Result<()> {
+fn exercises(docs: Vec<PathBuf>, out: PathBuf, preset: &str, seed: u64, model: Option<PathBuf>, mask: crate::exercises::MaskScope) -> Result<()> {
     use crate::exercises::dataset;
     let mut opts = dataset::DatasetOptions::new(docs, out);
     opts.preset = preset.parse()?;
     opts.seed = seed;
+    opts.curriculum = Some(crate::exercises::Curriculum { mask_scope: mask, ..opts.curriculum() });
     let model = model.or_else(|| Some(checkpoint::default_model::path()).filter(|p| p.exists()));
     if let Some(m) = &model {
         opts.counter = Some(dataset::counter_from_model(m)?);

@@ -2,7 +2,7 @@
 //! determinism, splits by document, bad files reported and skipped, cancellation.
 
 use memtrain::documents::DocErrorKind;
-use memtrain::exercises::curriculum::{Curriculum, Preset};
+use memtrain::exercises::curriculum::{Curriculum, MaskScope, Preset};
 use memtrain::exercises::dataset::{self, DatasetOptions, Exercise};
 use memtrain::exercises::{synth, textmatch};
 use std::collections::{BTreeMap, BTreeSet};
@@ -299,4 +299,44 @@ fn an_output_folder_inside_the_documents_is_not_read_back() {
     assert!(second.files_failed.is_empty(), "{:?}", second.files_failed);
     assert_eq!((first.files_read, first.exercises), (second.files_read, second.exercises));
     std::fs::remove_dir_all(docs).unwrap();
+}
+
+#[test]
+fn after_pivot_masking_leaves_the_entity_readable_in_its_pivot_chunk_and_hides_it_after() {
+    let docs_dir = scratch("after-pivot-docs");
+    synth::write_documents(&docs_dir, 8, 5).unwrap();
+    let out = scratch("after-pivot-out");
+    let mut o = DatasetOptions::new(vec![docs_dir.clone()], out.clone());
+    o.preset = Preset::Tiny;
+    o.curriculum = Some(Curriculum { mask_scope: MaskScope::AfterPivot, ..Curriculum::preset(Preset::Tiny) });
+    dataset::build(&o, &mut |_| true).unwrap();
+    let ex = dataset::read_exercises(&out.join(dataset::EXERCISES_FILE)).unwrap();
+    let manifest = dataset::read_manifest(&out.join(dataset::MANIFEST_FILE)).unwrap();
+    assert_eq!(manifest.curriculum.mask_scope, MaskScope::AfterPivot, "the manifest records how objective 1 was masked");
+    let masked: Vec<&Exercise> = ex.iter().filter(|e| e.objective == dataset::MASKED).collect();
+    assert!(masked.len() > 50, "{} exercises", masked.len());
+    for e in &masked {
+        let pivot = e.pivot_chunk.unwrap();
+        assert!(pivot + 1 < e.chunks.len() && e.difficulty.distance >= 1, "{}: nothing comes after the pivot chunk", e.id);
+        for (i, c) in e.chunks.iter().enumerate() {
+            match i.cmp(&pivot) {
+                // Read first in the pivot chunk…
+                std::cmp::Ordering::Less => assert!(!leaks(c, &e.answer) && !c.contains("[MASK]"), "{}: {:?} before its pivot chunk", e.id, e.answer),
+                std::cmp::Ordering::Equal => assert!(leaks(c, &e.answer) && !c.contains("[MASK]"), "{}: {:?} not readable in its pivot chunk", e.id, e.answer),
+                // …and carried: every later mention is masked.
+                std::cmp::Ordering::Greater => assert!(!leaks(c, &e.answer), "{}: {:?} leaks after its pivot chunk", e.id, e.answer),
+            }
+        }
+        let hidden = e.chunks[pivot + 1..].iter().map(|c| c.matches("[MASK]").count()).sum::<usize>();
+        assert_eq!(hidden, e.difficulty.masked_occurrences, "{}: the difficulty counts the masked mentions", e.id);
+        assert!(!leaks(&e.question, &e.answer));
+    }
+    // The paper's scope on the same documents and seed: every mention masked, pivot included.
+    let everywhere = scratch("everywhere-out");
+    build(vec![docs_dir.clone()], &everywhere, Preset::Tiny, 0);
+    let paper = dataset::read_exercises(&everywhere.join(dataset::EXERCISES_FILE)).unwrap();
+    assert!(paper.iter().filter(|e| e.objective == dataset::MASKED).all(|e| e.chunks[e.pivot_chunk.unwrap()].contains("[MASK]")));
+    for d in [docs_dir, out, everywhere] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
 }

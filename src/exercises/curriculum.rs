@@ -76,6 +76,34 @@ pub struct Curriculum {
     pub min_masked_per_document: usize,
     /// ...but at most this many times.
     pub max_passes: usize,
+    /// Where objective 1 hides its entity (manifests written before this field read as the
+    /// paper's `Everywhere`).
+    #[serde(default)]
+    pub mask_scope: MaskScope,
+}
+
+/// Where objective 1 replaces its entity with `[MASK]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaskScope {
+    /// Every occurrence in the whole context (the paper's): the answer can only be inferred from
+    /// other passages or world knowledge, which fictional documents and tiny models lack.
+    #[default]
+    Everywhere,
+    /// Only the occurrences after the pivot's chunk, where the entity is read first: the agent
+    /// must carry it in memory to the chunks that mask it (method notes §8.2, a memory test).
+    AfterPivot,
+}
+
+impl std::str::FromStr for MaskScope {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<MaskScope> {
+        match s.to_ascii_lowercase().as_str() {
+            "everywhere" => Ok(MaskScope::Everywhere),
+            "after-pivot" | "after_pivot" => Ok(MaskScope::AfterPivot),
+            _ => anyhow::bail!("unknown mask scope {s:?} (expected everywhere or after-pivot)"),
+        }
+    }
 }
 
 impl Curriculum {
@@ -93,6 +121,7 @@ impl Curriculum {
                 mask_slack_tokens: 12,
                 min_masked_per_document: 16,
                 max_passes: 8,
+                mask_scope: MaskScope::Everywhere,
             },
             Preset::Small => Curriculum {
                 preset,
@@ -105,6 +134,7 @@ impl Curriculum {
                 mask_slack_tokens: 16,
                 min_masked_per_document: 8,
                 max_passes: 8,
+                mask_scope: MaskScope::Everywhere,
             },
             Preset::Paper => Curriculum {
                 preset,
@@ -117,6 +147,7 @@ impl Curriculum {
                 mask_slack_tokens: 32,
                 min_masked_per_document: 2,
                 max_passes: 4,
+                mask_scope: MaskScope::Everywhere,
             },
         }
     }

@@ -205,7 +205,7 @@ fn process(
             }
             let mut rng = ChaCha8Rng::seed_from_u64(mix(pass_seed, 2 * ctx.index as u64 + 1));
             let mut found = context::UnitEntities::new(&ctx, tagger, &vocab);
-            let masked = masked_entity::make(&ctx, &mut found, cfg.masked_per_context, &mut rng);
+            let masked = masked_entity::make(&ctx, &mut found, cfg.masked_per_context, cfg.mask_scope, &mut rng);
             for (k, ex) in masked.iter().enumerate() {
                 let id = format!("{}-p{pass}-c{:04}-m{k}", doc.id, ctx.index);
                 let level = difficulty(&ctx, ex.pivot_chunk, &ex.answer, ex.occurrences);

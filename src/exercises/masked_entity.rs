@@ -3,13 +3,16 @@
 //! Pick a pivot unit of the document (never a distractor) and an entity in it; replace every
 //! occurrence of that entity in the whole context, in every case variant and before a
 //! possessive, with the literal `[MASK]`; after reading all chunks the agent must say what
-//! `[MASK]` stands for; the answer is the entity's surface form in the pivot.
+//! `[MASK]` stands for; the answer is the entity's surface form in the pivot. With
+//! [`MaskScope::AfterPivot`] the entity stays readable up to the pivot's chunk (where it is
+//! seen first) and is masked only in later chunks, so the answer has to be carried in memory.
 //!
 //! Filters (the paper's, applied to the context the agent reads): 1–4 occurrences, at most
 //! `MAX_WORDS` words, not a placeholder, not in the question. Masking uses the same matcher
 //! that defines a leak (`textmatch`), so the answer is then absent from every chunk.
 
 use super::context::{Context, UnitEntities};
+use super::curriculum::MaskScope;
 use super::entities::{Entity, EntityKind, same_folded};
 use super::textmatch;
 use rand::Rng;
@@ -41,7 +44,7 @@ pub(crate) fn is_placeholder(text: &str) -> bool {
 
 /// Up to `count` exercises on distinct entities, preferring distinct pivots. Like the paper,
 /// a pivot unit is drawn first, then an entity in it.
-pub fn make(ctx: &Context, entities: &mut UnitEntities<'_>, count: usize, rng: &mut impl Rng) -> Vec<MaskedExercise> {
+pub fn make(ctx: &Context, entities: &mut UnitEntities<'_>, count: usize, scope: MaskScope, rng: &mut impl Rng) -> Vec<MaskedExercise> {
     let mut pivots: Vec<usize> = (0..ctx.units.len()).filter(|&u| !ctx.units[u].distractor).collect();
     pivots.shuffle(rng);
     let mut out: Vec<MaskedExercise> = Vec::new();
@@ -63,7 +66,7 @@ pub fn make(ctx: &Context, entities: &mut UnitEntities<'_>, count: usize, rng: &
                 if entity.mentions > MAX_OCCURRENCES || out.iter().any(|x| same_folded(&x.answer, &entity.text)) {
                     continue;
                 }
-                if let Some(x) = mask(ctx, u, entity) {
+                if let Some(x) = mask(ctx, u, entity, scope) {
                     out.push(x);
                     break;
                 }
@@ -73,7 +76,7 @@ pub fn make(ctx: &Context, entities: &mut UnitEntities<'_>, count: usize, rng: &
     out
 }
 
-fn mask(ctx: &Context, pivot_unit: usize, entity: &Entity) -> Option<MaskedExercise> {
+fn mask(ctx: &Context, pivot_unit: usize, entity: &Entity, scope: MaskScope) -> Option<MaskedExercise> {
     if is_placeholder(&entity.text) || entity.text.chars().filter(|c| c.is_alphanumeric()).count() < 2 {
         return None;
     }
@@ -88,13 +91,32 @@ fn mask(ctx: &Context, pivot_unit: usize, entity: &Entity) -> Option<MaskedExerc
     if total == 0 || hits[pivot_unit].is_empty() {
         return None;
     }
+    let pivot_chunk = ctx.chunk_of_unit(pivot_unit);
+    if scope == MaskScope::AfterPivot {
+        // Read first in the pivot's chunk, masked wherever it comes back later.
+        let mut chunk_hits = hits.iter().enumerate().filter(|(_, h)| !h.is_empty()).map(|(u, _)| ctx.chunk_of_unit(u));
+        if chunk_hits.any(|c| c < pivot_chunk) {
+            return None;
+        }
+        for (u, h) in hits.iter_mut().enumerate() {
+            if ctx.chunk_of_unit(u) <= pivot_chunk {
+                h.clear();
+            }
+        }
+    }
+    let masked_count: usize = hits.iter().map(Vec::len).sum();
+    if masked_count == 0 {
+        return None;
+    }
     let masked_units: Vec<String> = ctx.units.iter().zip(&hits).map(|(cu, h)| textmatch::replace_ranges(&cu.unit.text, h, MASK)).collect();
     let chunks = ctx.render_chunks(&masked_units);
-    // No leak by construction: every match was replaced, and `[MASK]` starts and ends with a
-    // non-alphanumeric character, so no new word-bounded match can appear next to it (a match
-    // right after a replaced one would have needed a non-alphanumeric character between them
-    // already). Checked in debug builds here and independently by tests/exercises_dataset.rs.
-    debug_assert!(chunks.iter().all(|c| !textmatch::contains(c, &entity.text)));
+    // No leak by construction: every match (after the pivot's chunk, for `AfterPivot`) was
+    // replaced, and `[MASK]` starts and ends with a non-alphanumeric character, so no new
+    // word-bounded match can appear next to it (a match right after a replaced one would have
+    // needed a non-alphanumeric character between them already). Checked in debug builds here
+    // and independently by tests/exercises_dataset.rs.
+    let hidden_from = if scope == MaskScope::AfterPivot { pivot_chunk + 1 } else { 0 };
+    debug_assert!(chunks[hidden_from..].iter().all(|c| !textmatch::contains(c, &entity.text)));
     if textmatch::contains(QUESTION, &entity.text) {
         return None;
     }
@@ -102,8 +124,8 @@ fn mask(ctx: &Context, pivot_unit: usize, entity: &Entity) -> Option<MaskedExerc
         answer: entity.text.clone(),
         kind: entity.kind,
         pivot_unit,
-        pivot_chunk: ctx.chunk_of_unit(pivot_unit),
-        occurrences: total,
+        pivot_chunk,
+        occurrences: masked_count,
         masked_units,
         chunks,
     })

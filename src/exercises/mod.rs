@@ -10,7 +10,8 @@
 //!
 //! Contract shared by the whole module: the same inputs and seed give byte-identical output
 //! (ordered containers only, seeded ChaCha RNGs, no clocks); a masked answer never appears in
-//! the chunks, question or probe text of its exercise in any case variant.
+//! the chunks, question or probe text of its exercise in any case variant (with
+//! [`MaskScope::AfterPivot`]: in no chunk after its pivot's, by design).
 
 pub mod bench;
 pub mod context;
@@ -28,6 +29,6 @@ pub mod synth;
 pub mod textmatch;
 mod words;
 
-pub use curriculum::{Curriculum, Preset};
+pub use curriculum::{Curriculum, MaskScope, Preset};
 pub use dataset::{DatasetOptions, DatasetSummary, Progress, build};
 pub use entities::{EntityKind, EntityTagger, Mention, RuleTagger, Vocab};
