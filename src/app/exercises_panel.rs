@@ -6,7 +6,7 @@
 use super::documents_panel::file_name;
 use super::state::Settings;
 use super::worker::{DatasetView, Request, Worker};
-use crate::exercises::curriculum::Preset;
+use crate::exercises::curriculum::{MaskScope, Preset};
 use crate::exercises::dataset::{self, Exercise, HELD_OUT, MASKED, RECALL};
 use egui::text::LayoutJob;
 use egui::{Color32, RichText};
@@ -55,7 +55,7 @@ impl ExercisesPanel {
         self.running = true;
         self.progress = None;
         self.note = None;
-        worker.send(Request::BuildExercises { docs, out, preset: settings.preset, seed: settings.seed });
+        worker.send(Request::BuildExercises { docs, out, preset: settings.preset, seed: settings.seed, mask: settings.mask_scope });
     }
 
     pub fn ready(&mut self, view: DatasetView) {
@@ -81,6 +81,10 @@ impl ExercisesPanel {
             for p in [Preset::Tiny, Preset::Small, Preset::Paper] {
                 ui.selectable_value(&mut settings.preset, p, p.name()).on_hover_text(preset_hint(p));
             }
+            ui.separator();
+            ui.label("[MASK]:");
+            ui.selectable_value(&mut settings.mask_scope, MaskScope::Everywhere, "everywhere").on_hover_text("Every mention of the entity is masked (the paper's): answerable only by inference from other passages");
+            ui.selectable_value(&mut settings.mask_scope, MaskScope::AfterPivot, "after first read").on_hover_text("The entity stays readable in the chunk where it is first seen and is masked after it: the model must carry it in memory (a memory test for small models)");
             ui.separator();
             ui.label("Seed:");
             ui.add(egui::DragValue::new(&mut settings.seed).range(0..=u32::MAX as u64));

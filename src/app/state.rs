@@ -2,7 +2,7 @@
 //! exercise preset and seed.
 
 use crate::device::DeviceChoice;
-use crate::exercises::curriculum::Preset;
+use crate::exercises::curriculum::{MaskScope, Preset};
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -17,11 +17,13 @@ pub struct Settings {
     pub recent_documents: Vec<PathBuf>,
     pub preset: Preset,
     pub seed: u64,
+    /// Objective 1's masking for new datasets.
+    pub mask_scope: MaskScope,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { model_path: None, device: DeviceChoice::Auto, temperature: 0.0, max_tokens: 256, recent_models: vec![], recent_documents: vec![], preset: Preset::Tiny, seed: 0 }
+        Settings { model_path: None, device: DeviceChoice::Auto, temperature: 0.0, max_tokens: 256, recent_models: vec![], recent_documents: vec![], preset: Preset::Tiny, seed: 0, mask_scope: MaskScope::default() }
     }
 }
 

@@ -27,7 +27,7 @@ pub enum Request {
     /// Files and folders (read recursively) to read and analyse for the Documents panel.
     LoadDocuments { paths: Vec<PathBuf>, preset: Preset },
     /// Runs `dataset::build` over `docs` into `out`.
-    BuildExercises { docs: Vec<PathBuf>, out: PathBuf, preset: Preset, seed: u64 },
+    BuildExercises { docs: Vec<PathBuf>, out: PathBuf, preset: Preset, seed: u64, mask: crate::exercises::MaskScope },
     /// Reads a dataset folder written earlier.
     OpenDataset { dir: PathBuf },
     /// Trains on `data` into the run folder `out` (or resumes the run there); Stop = cancel.
@@ -212,11 +212,12 @@ fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicB
                 let counter_name = if session.is_some() { "model tokenizer" } else { "approximate" };
                 load_documents(&paths, preset, counter, counter_name, &cancel, &send);
             }
-            Request::BuildExercises { docs, out, preset, seed } => {
+            Request::BuildExercises { docs, out, preset, seed, mask } => {
                 send(Event::Busy("generating exercises…".into()));
                 let mut opts = DatasetOptions::new(docs, out.clone());
                 opts.preset = preset;
                 opts.seed = seed;
+                opts.curriculum = Some(crate::exercises::Curriculum { mask_scope: mask, ..opts.curriculum() });
                 if let Some(s) = &session {
                     opts.counter = dataset::counter_from_model(&s.loaded.info.path).ok();
                 }
