@@ -21,7 +21,7 @@ use crate::generate::{Generation, SamplingParams, generate};
 use crate::model::Llama;
 use crate::model::packed::PackedLlama;
 use anyhow::{Result, bail};
-pub use recall_answer::extract_recall_answer;
+pub use recall_answer::{extract_masked_answer, extract_recall_answer};
 pub use trace::{Trace, Turn, TurnKind};
 
 /// The model being rolled out, with what it needs to read and write text. Borrowed so the
@@ -186,7 +186,7 @@ pub fn run_agent_observed(policy: &Policy, docs: &[AgentInput], group: usize, pa
     let generations = generate_reporting(policy, &prompts, &sampling, max_chunks, turns, &traces, observe)?;
     for ((trace, prompt_ids), generation) in traces.iter_mut().zip(prompts).zip(generations) {
         let turn = record_turn(policy, TurnKind::Answer, prompt_ids, generation)?;
-        trace.answer = extract_answer(&turn.text);
+        trace.answer = extract_masked_answer(&turn.text, &docs[trace.doc].chunks);
         trace.turns.push(turn);
     }
     observe(&AgentProgress { turns_done: turns, turns, tokens: 0, traces: &traces });

@@ -47,7 +47,8 @@ pub struct Trace {
     pub rollout: usize,
     pub memories: Vec<String>,
     pub turns: Vec<Turn>,
-    /// The answer as extracted by [`super::extract_answer`] from the answer turn.
+    /// The answer as extracted by [`super::extract_masked_answer`] from the answer turn (a box,
+    /// the words at a restored `[MASK]`, or the last line).
     pub answer: String,
 }
 

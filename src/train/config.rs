@@ -115,6 +115,11 @@ pub struct SftConfig {
     /// target's place ([`super::reference`]); excludes `recall_rationale`.
     #[serde(default)]
     pub recall_inline_box: bool,
+    /// The answer turn's reply is a `[MASK]` sentence of the memory with the boxed answer in
+    /// the mask's place ([`super::reference::answer_reply`]), as `recall_inline_box` does for
+    /// recall turns.
+    #[serde(default)]
+    pub answer_inline_box: bool,
 }
 
 fn one() -> f32 {
@@ -207,7 +212,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 64, answer_tokens: 48, temperature: 1.0, top_p: 1.0 },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 8, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
-            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: true },
+            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: false },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.0, beta1: 0.9, beta2: 0.999, warmup_steps: 3, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 5, keep: 2 },
@@ -250,7 +255,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 48, answer_tokens: 12, temperature: 1.0, top_p: 1.0 },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 16, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
-            sft: SftConfig { steps: 300, batch: 16, lr: 2e-3, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: false },
+            sft: SftConfig { steps: 300, batch: 16, lr: 2e-3, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: false, answer_inline_box: false },
             optim: OptimConfig { lr: 1e-4, weight_decay: 0.0, beta1: 0.9, beta2: 0.99, warmup_steps: 10, schedule: Schedule::Constant, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 25, keep: 2 },
@@ -272,7 +277,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 128, answer_tokens: 48, temperature: 1.0, top_p: 1.0 },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 4, partial_credit: 0.0, gold_likelihood: 0.0 },
             grpo: GrpoKnobs { group: 8, batch_docs: 4, micro_batch: 8, loss: GrpoConfig::default() },
-            sft: SftConfig { steps: 50, batch: 8, lr: 2e-5, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: true },
+            sft: SftConfig { steps: 50, batch: 8, lr: 2e-5, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: false },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.01, beta1: 0.9, beta2: 0.999, warmup_steps: 10, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 10, keep: 3 },
@@ -345,10 +350,10 @@ impl TrainConfig {
             check(self.sft.answer_weight.is_finite() && self.sft.answer_weight > 0.0, format!("sft.answer_weight = {} must be positive", self.sft.answer_weight));
             check(!(self.sft.recall_rationale && self.sft.recall_inline_box), "sft.recall_rationale and sft.recall_inline_box are two reply styles: pick one".into());
             // Both styles write a whole sentence back; a shorter budget cuts it before the answer.
-            if self.sft.recall_rationale || self.sft.recall_inline_box {
+            if self.sft.recall_rationale || self.sft.recall_inline_box || self.sft.answer_inline_box {
                 check(
                     self.agent.answer_tokens >= MIN_SENTENCE_REPLY_TOKENS,
-                    format!("agent.answer_tokens = {} is too short for the sentence a recall reply restores (sft.recall_inline_box / sft.recall_rationale): use at least {MIN_SENTENCE_REPLY_TOKENS}", self.agent.answer_tokens),
+                    format!("agent.answer_tokens = {} is too short for the sentence a reply restores (sft.recall_inline_box / sft.recall_rationale / sft.answer_inline_box): use at least {MIN_SENTENCE_REPLY_TOKENS}", self.agent.answer_tokens),
                 );
             }
         }
@@ -414,6 +419,10 @@ mod tests {
         c.sft.recall_rationale = false;
         c.agent.answer_tokens = MIN_SENTENCE_REPLY_TOKENS;
         c.validate().unwrap();
+        c.sft.recall_inline_box = false;
+        c.sft.answer_inline_box = true;
+        c.agent.answer_tokens = 12;
+        assert!(c.validate().unwrap_err().to_string().contains("sft.answer_inline_box"));
     }
 
     #[test]

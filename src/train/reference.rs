@@ -5,7 +5,8 @@
 //! of the chunk that mentions `[MASK]`, an entity a recall probe will ask about, or any other
 //! entity the rule tagger finds, with the oldest sentences dropped until it fits
 //! `memory_tokens` (sentences with `[MASK]` last); the answer turn replies
-//! `\boxed{answer}`; each recall probe gets a turn from the memory written after its chunk,
+//! `\boxed{answer}` (with `answer_inline_box`: the memory's first `[MASK]` sentence with the box
+//! in the blank, as the inline-box recall reply below); each recall probe gets a turn from the memory written after its chunk,
 //! plus `drills` *recall drills* (below). Prompts are exactly the agent's
 //! ([`crate::agent::prompts`]), so SFT teaches the real format.
 //!
@@ -36,12 +37,20 @@ use crate::exercises::masked_entity::MASK;
 use crate::exercises::recall_probe::TARGET;
 use crate::exercises::{entities, textmatch};
 
-/// How the teacher writes its recall turns (module docs).
+/// How the teacher writes its recall and answer turns (module docs).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct RecallTeacher {
+pub struct TeacherStyle {
     /// Recall drills per probe.
     pub drills: usize,
-    pub style: RecallStyle,
+    pub recall: RecallStyle,
+    /// The answer turn restores a `[MASK]` sentence of its memory with the box in place.
+    pub answer_inline_box: bool,
+}
+
+impl TeacherStyle {
+    pub fn from_config(sft: &crate::train::config::SftConfig) -> Self {
+        TeacherStyle { drills: sft.recall_drills, recall: RecallStyle::from_config(sft), answer_inline_box: sft.answer_inline_box }
+    }
 }
 
 /// The shape of a recall reply (module docs), for a section whose `[TARGET]` sentence is
@@ -76,7 +85,7 @@ pub struct Conversation {
 }
 
 /// Every conversation of the teacher's trace of `exercise` (memory turns, the answer, recalls).
-pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, recall: RecallTeacher, count_tokens: &dyn Fn(&str) -> usize) -> Vec<Conversation> {
+pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, teacher: TeacherStyle, count_tokens: &dyn Fn(&str) -> usize) -> Vec<Conversation> {
     // Probed entities alone would teach a choice the student cannot make (it never sees which
     // entities will be probed); every tagged entity is a rule it can learn from the text.
     let keys: Vec<&str> = std::iter::once(MASK).chain(probes.iter().map(|p| p.answer.as_str())).collect();
@@ -95,14 +104,15 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
         memories.push(memory);
     }
     let last = memories.last().map(String::as_str).unwrap_or(prompts::INITIAL_MEMORY);
-    out.push(Conversation { turn: TurnKind::Answer, prompt: prompts::final_answer(&exercise.question, last), reply: boxed(&exercise.answer) });
+    let answer = if teacher.answer_inline_box { answer_reply(last, &exercise.answer) } else { boxed(&exercise.answer) };
+    out.push(Conversation { turn: TurnKind::Answer, prompt: prompts::final_answer(&exercise.question, last), reply: answer });
     for p in probes {
         if let (Some(chunk), Some(text)) = (p.probe_chunk, &p.probe_text)
             && let Some(memory) = memories.get(chunk)
         {
-            let reply = recall_reply(text, &p.answer, recall.style);
+            let reply = recall_reply(text, &p.answer, teacher.recall);
             out.push(Conversation { turn: TurnKind::Recall, prompt: prompts::memory_recall(memory, text), reply: reply.clone() });
-            for drill_memory in drill_memories(memory, &p.answer, recall.drills, &p.id) {
+            for drill_memory in drill_memories(memory, &p.answer, teacher.drills, &p.id) {
                 out.push(Conversation { turn: TurnKind::Recall, prompt: prompts::memory_recall(&drill_memory, text), reply: reply.clone() });
             }
         }
@@ -118,6 +128,16 @@ pub fn recall_reply(masked_section: &str, gold: &str, style: RecallStyle) -> Str
         (RecallStyle::Rationale, Some(s)) => format!("{} {}", s.replace(TARGET, gold), boxed(gold)),
         (RecallStyle::InlineBox, Some(s)) => s.replace(TARGET, &boxed(gold)),
         _ => boxed(gold),
+    }
+}
+
+/// The inline-box answer to objective 1: the first `[MASK]` sentence of the final `memory` with
+/// `\boxed{gold}` at its first blank and `gold` at any other; `\boxed{gold}` alone when the
+/// memory kept no `[MASK]` sentence.
+pub fn answer_reply(memory: &str, gold: &str) -> String {
+    match sentences(memory).find(|s| s.contains(MASK)) {
+        Some(s) => s.replacen(MASK, &boxed(gold), 1).replace(MASK, gold),
+        None => boxed(gold),
     }
 }
 
@@ -146,9 +166,9 @@ pub fn drill_memories(memory: &str, gold: &str, count: usize, probe_id: &str) ->
 /// The teacher's conversations as token ids: the agent's chat prompt, and the reply followed by
 /// the end-of-turn token (the policy must learn to stop). Answer and recall turns weigh
 /// `answer_weight` per token, memory turns 1; recall turns as `recall` says (module docs).
-pub fn tokenized(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, recall: RecallTeacher, answer_weight: f32, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
+pub fn tokenized(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, teacher: TeacherStyle, answer_weight: f32, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
     let count = |s: &str| tokenizer.encode(s, false).map(|ids| ids.len()).unwrap_or(usize::MAX);
-    reference_conversations(exercise, probes, memory_tokens, recall, &count)
+    reference_conversations(exercise, probes, memory_tokens, teacher, &count)
         .into_iter()
         .map(|c| {
             let weight = if matches!(c.turn, TurnKind::Memory { .. }) { 1.0 } else { answer_weight };
@@ -231,7 +251,7 @@ mod tests {
         let mut probe = exercise(&[], "Anna Berg");
         probe.probe_chunk = Some(0);
         probe.probe_text = Some("[TARGET] sailed north. The sea was calm.".into());
-        let c = reference_conversations(&e, &[probe], 100, RecallTeacher::default(), &words);
+        let c = reference_conversations(&e, &[probe], 100, TeacherStyle::default(), &words);
         assert_eq!(c.iter().map(|c| c.turn).collect::<Vec<_>>(), [TurnKind::Memory { chunk: 0 }, TurnKind::Memory { chunk: 1 }, TurnKind::Answer, TurnKind::Recall]);
         assert_eq!(c[0].reply, "Anna Berg sailed north.");
         assert!(c[1].prompt.contains("<memory>\nAnna Berg sailed north.\n</memory>"));
@@ -248,7 +268,7 @@ mod tests {
         probe.id = "probe-7".into();
         probe.probe_chunk = Some(0);
         probe.probe_text = Some("Anna Berg sailed north. [TARGET] sold 40 sheep.".into());
-        let c = reference_conversations(&e, std::slice::from_ref(&probe), 100, RecallTeacher { drills: 4, style: RecallStyle::Box }, &words);
+        let c = reference_conversations(&e, std::slice::from_ref(&probe), 100, TeacherStyle { drills: 4, recall: RecallStyle::Box, ..Default::default() }, &words);
         let recalls: Vec<&Conversation> = c.iter().filter(|c| c.turn == TurnKind::Recall).collect();
         assert_eq!(recalls.len(), 1 + 4, "the probe's own turn, then four drills");
         let memory_of = |c: &Conversation| c.prompt.split("<memory>\n").nth(1).unwrap().split("\n</memory>").next().unwrap().to_string();
@@ -274,7 +294,7 @@ mod tests {
         let mut probe = exercise(&[], "Olav Dahl");
         probe.probe_chunk = Some(0);
         probe.probe_text = Some("Anna Berg sailed north. Then [TARGET] sold 40 sheep. Rain fell.".into());
-        let c = reference_conversations(&e, std::slice::from_ref(&probe), 100, RecallTeacher { drills: 1, style: RecallStyle::Rationale }, &words);
+        let c = reference_conversations(&e, std::slice::from_ref(&probe), 100, TeacherStyle { drills: 1, recall: RecallStyle::Rationale, ..Default::default() }, &words);
         let replies: Vec<&str> = c.iter().filter(|c| c.turn == TurnKind::Recall).map(|c| c.reply.as_str()).collect();
         assert_eq!(replies, ["Then Olav Dahl sold 40 sheep. \\boxed{Olav Dahl}"; 2]);
         assert_eq!(crate::agent::extract_answer(replies[0]), "Olav Dahl", "scoring still reads the box");
@@ -288,7 +308,7 @@ mod tests {
         let mut probe = exercise(&[], "Olav Dahl");
         probe.probe_chunk = Some(0);
         probe.probe_text = Some("Anna Berg sailed north. Then [TARGET] sold 40 sheep. Rain fell.".into());
-        let c = reference_conversations(&e, std::slice::from_ref(&probe), 100, RecallTeacher { drills: 1, style: RecallStyle::InlineBox }, &words);
+        let c = reference_conversations(&e, std::slice::from_ref(&probe), 100, TeacherStyle { drills: 1, recall: RecallStyle::InlineBox, ..Default::default() }, &words);
         let replies: Vec<&str> = c.iter().filter(|c| c.turn == TurnKind::Recall).map(|c| c.reply.as_str()).collect();
         assert_eq!(replies, ["Then \\boxed{Olav Dahl} sold 40 sheep."; 2]);
         assert_eq!(crate::agent::extract_answer(replies[0]), "Olav Dahl", "scoring reads the box inside the sentence");
@@ -296,9 +316,21 @@ mod tests {
     }
 
     #[test]
+    fn the_answer_inline_box_restores_a_mask_sentence_of_the_final_memory() {
+        let e = exercise(&["Anna Berg sailed north. The sea was calm.", "Rain fell. [MASK] wrote to [MASK]'s sister."], "Olav");
+        let c = reference_conversations(&e, &[], 100, TeacherStyle { answer_inline_box: true, ..Default::default() }, &words);
+        let answer = c.iter().find(|u| u.turn == TurnKind::Answer).unwrap();
+        assert_eq!(answer.reply, "\\boxed{Olav} wrote to Olav's sister.");
+        assert!(answer.prompt.contains("[MASK] wrote to [MASK]'s sister."), "the sentence is in the memory the answer turn reads");
+        assert_eq!(answer_reply("No blank in this memory.", "Olav"), "\\boxed{Olav}");
+        let plain = reference_conversations(&e, &[], 100, TeacherStyle::default(), &words);
+        assert_eq!(plain.iter().find(|u| u.turn == TurnKind::Answer).unwrap().reply, "\\boxed{Olav}");
+    }
+
+    #[test]
     fn memory_keeps_every_entity_sentence_and_the_mask_sentence_outlives_newer_ones() {
         let e = exercise(&["[MASK] wrote a letter. The sea was calm.", "Olav Dahl sailed to Bergen. Rain fell. Kari Lund sold 40 sheep."], "X");
-        let c = reference_conversations(&e, &[], 10, RecallTeacher::default(), &words);
+        let c = reference_conversations(&e, &[], 10, TeacherStyle::default(), &words);
         // Filler sentences go; the budget (10 words) drops the oldest entity sentence first,
         // never the one with [MASK].
         assert_eq!(c[0].reply, "[MASK] wrote a letter.");
@@ -308,14 +340,14 @@ mod tests {
     #[test]
     fn memory_drops_the_oldest_sentences_to_fit_the_budget() {
         let e = exercise(&["[MASK] ran one two three.", "[MASK] hid four five six."], "X");
-        let c = reference_conversations(&e, &[], 6, RecallTeacher::default(), &words);
+        let c = reference_conversations(&e, &[], 6, TeacherStyle::default(), &words);
         assert_eq!(c[1].reply, "[MASK] hid four five six.");
     }
 
     #[test]
     fn a_chunk_without_keys_keeps_the_previous_memory() {
         let e = exercise(&["Nothing here.", "Still nothing."], "X");
-        let c = reference_conversations(&e, &[], 50, RecallTeacher::default(), &words);
+        let c = reference_conversations(&e, &[], 50, TeacherStyle::default(), &words);
         assert_eq!(c[0].reply, prompts::INITIAL_MEMORY);
         assert_eq!(c[1].reply, prompts::INITIAL_MEMORY);
     }

@@ -460,7 +460,7 @@ fn turn_lengths(traces: &[Trace], memory: bool) -> Vec<f32> {
 /// pre-training) of the training split.
 fn build_sft_examples(cfg: &TrainConfig, data: &TrainData, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
     let mut out = Vec::new();
-    let recall_teacher = super::reference::RecallTeacher { drills: cfg.sft.recall_drills, style: super::reference::RecallStyle::from_config(&cfg.sft) };
+    let teacher = super::reference::TeacherStyle::from_config(&cfg.sft);
     for e in &data.train {
         if cfg.sft.documents_text {
             for chunk in &e.chunks {
@@ -470,7 +470,7 @@ fn build_sft_examples(cfg: &TrainConfig, data: &TrainData, tokenizer: &TextToken
                 }
             }
         } else {
-            out.extend(super::reference::tokenized(e, data.recall_probes(e), cfg.agent.memory_tokens, recall_teacher, cfg.sft.answer_weight, tokenizer)?);
+            out.extend(super::reference::tokenized(e, data.recall_probes(e), cfg.agent.memory_tokens, teacher, cfg.sft.answer_weight, tokenizer)?);
         }
     }
     if out.is_empty() {
