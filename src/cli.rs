@@ -443,7 +443,7 @@ fn exercises(docs: Vec<PathBuf>, out: PathBuf, preset: &str, seed: u64, model: O
     let mut opts = dataset::DatasetOptions::new(docs, out);
     opts.preset = preset.parse()?;
     opts.seed = seed;
-    opts.curriculum = Some(crate::exercises::Curriculum { mask_scope: mask, ..opts.curriculum() });
+    opts.set_mask_scope(mask);
     let model = model.or_else(|| Some(checkpoint::default_model::path()).filter(|p| p.exists()));
     if let Some(m) = &model {
         opts.counter = Some(dataset::counter_from_model(m)?);

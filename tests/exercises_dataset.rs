@@ -308,7 +308,7 @@ fn after_pivot_masking_leaves_the_entity_readable_in_its_pivot_chunk_and_hides_i
     let out = scratch("after-pivot-out");
     let mut o = DatasetOptions::new(vec![docs_dir.clone()], out.clone());
     o.preset = Preset::Tiny;
-    o.curriculum = Some(Curriculum { mask_scope: MaskScope::AfterPivot, ..Curriculum::preset(Preset::Tiny) });
+    o.set_mask_scope(MaskScope::AfterPivot);
     dataset::build(&o, &mut |_| true).unwrap();
     let ex = dataset::read_exercises(&out.join(dataset::EXERCISES_FILE)).unwrap();
     let manifest = dataset::read_manifest(&out.join(dataset::MANIFEST_FILE)).unwrap();

@@ -35,13 +35,14 @@ pub struct InspectorPanel {
 
 impl Default for InspectorPanel {
     fn default() -> Self {
+        // The app's default run (tiny-cpu) reads and answers with these budgets.
+        let budgets = TrainConfig::tiny_cpu().agent;
         InspectorPanel {
             reader: Reader::Loaded,
             held_out_only: true,
             selected: None,
-            // The app's default run (tiny-cpu) reads and answers with these budgets.
-            memory_tokens: TrainConfig::tiny_cpu().agent.memory_tokens,
-            answer_tokens: TrainConfig::tiny_cpu().agent.answer_tokens,
+            memory_tokens: budgets.memory_tokens,
+            answer_tokens: budgets.answer_tokens,
             max_distance: 3,
             reading: Reading::default(),
             result: None,

@@ -217,7 +217,7 @@ fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicB
                 let mut opts = DatasetOptions::new(docs, out.clone());
                 opts.preset = preset;
                 opts.seed = seed;
-                opts.curriculum = Some(crate::exercises::Curriculum { mask_scope: mask, ..opts.curriculum() });
+                opts.set_mask_scope(mask);
                 if let Some(s) = &session {
                     opts.counter = dataset::counter_from_model(&s.loaded.info.path).ok();
                 }

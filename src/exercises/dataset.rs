@@ -21,7 +21,7 @@
 //!   cancelled or failed run leaves no half-written dataset.
 
 use super::context::{self, Context, DistractorPool};
-use super::curriculum::{Curriculum, Difficulty, Preset};
+use super::curriculum::{Curriculum, Difficulty, MaskScope, Preset};
 use super::entities::{EntityTagger, RuleTagger, Vocab};
 use super::jsonl::{self, Record};
 pub use super::jsonl::{Exercise, read_exercises};
@@ -76,6 +76,12 @@ impl DatasetOptions {
 
     pub fn curriculum(&self) -> Curriculum {
         self.curriculum.clone().unwrap_or_else(|| Curriculum::preset(self.preset))
+    }
+
+    /// Masks objective 1 with `scope` in the curriculum in use (the preset's, unless overridden:
+    /// set the preset first).
+    pub fn set_mask_scope(&mut self, scope: MaskScope) {
+        self.curriculum = Some(Curriculum { mask_scope: scope, ..self.curriculum() });
     }
 }
 

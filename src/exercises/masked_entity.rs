@@ -94,12 +94,12 @@ fn mask(ctx: &Context, pivot_unit: usize, entity: &Entity, scope: MaskScope) -> 
     let pivot_chunk = ctx.chunk_of_unit(pivot_unit);
     if scope == MaskScope::AfterPivot {
         // Read first in the pivot's chunk, masked wherever it comes back later.
-        let mut chunk_hits = hits.iter().enumerate().filter(|(_, h)| !h.is_empty()).map(|(u, _)| ctx.chunk_of_unit(u));
-        if chunk_hits.any(|c| c < pivot_chunk) {
+        let chunk_of: Vec<usize> = (0..hits.len()).map(|u| ctx.chunk_of_unit(u)).collect();
+        if hits.iter().zip(&chunk_of).any(|(h, &c)| !h.is_empty() && c < pivot_chunk) {
             return None;
         }
-        for (u, h) in hits.iter_mut().enumerate() {
-            if ctx.chunk_of_unit(u) <= pivot_chunk {
+        for (h, &c) in hits.iter_mut().zip(&chunk_of) {
+            if c <= pivot_chunk {
                 h.clear();
             }
         }

@@ -182,8 +182,9 @@ pub struct TrainConfig {
 
 pub const PRESETS: &[&str] = &["tiny-cpu", "scratch-cpu", "smollm2-135m"];
 
-/// The least `agent.answer_tokens` a sentence-restoring recall reply style may run with: the
-/// synthetic documents' sentences are 16–38 SmolLM2 tokens (median 20), plus the box.
+/// The least `agent.answer_tokens` a sentence-restoring reply style (recall rationale or inline
+/// box, answer inline box) may run with: the synthetic documents' sentences are 16–38 SmolLM2
+/// tokens (median 20), plus the box.
 pub const MIN_SENTENCE_REPLY_TOKENS: usize = 32;
 
 impl TrainConfig {
@@ -349,7 +350,7 @@ impl TrainConfig {
             check(self.sft.lr > 0.0, format!("sft.lr = {} must be positive", self.sft.lr));
             check(self.sft.answer_weight.is_finite() && self.sft.answer_weight > 0.0, format!("sft.answer_weight = {} must be positive", self.sft.answer_weight));
             check(!(self.sft.recall_rationale && self.sft.recall_inline_box), "sft.recall_rationale and sft.recall_inline_box are two reply styles: pick one".into());
-            // Both styles write a whole sentence back; a shorter budget cuts it before the answer.
+            // These styles write a whole sentence back; a shorter budget cuts it before the answer.
             if self.sft.recall_rationale || self.sft.recall_inline_box || self.sft.answer_inline_box {
                 check(
                     self.agent.answer_tokens >= MIN_SENTENCE_REPLY_TOKENS,
@@ -408,7 +409,7 @@ mod tests {
     }
 
     #[test]
-    fn the_two_sentence_reply_styles_exclude_each_other_and_need_room_for_a_sentence() {
+    fn the_two_recall_sentence_styles_exclude_each_other_and_every_sentence_style_needs_room() {
         let mut c = TrainConfig::tiny_cpu();
         c.sft.recall_rationale = true;
         c.sft.recall_inline_box = true;

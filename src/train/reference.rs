@@ -4,10 +4,10 @@
 //! Contract: the teacher's memory after each chunk is the previous memory plus every sentence
 //! of the chunk that mentions `[MASK]`, an entity a recall probe will ask about, or any other
 //! entity the rule tagger finds, with the oldest sentences dropped until it fits
-//! `memory_tokens` (sentences with `[MASK]` last); the answer turn replies
-//! `\boxed{answer}` (with `answer_inline_box`: the memory's first `[MASK]` sentence with the box
-//! in the blank, as the inline-box recall reply below); each recall probe gets a turn from the memory written after its chunk,
-//! plus `drills` *recall drills* (below). Prompts are exactly the agent's
+//! `memory_tokens` (sentences with `[MASK]` last); the answer turn replies `\boxed{answer}`
+//! (with `answer_inline_box`: the memory's first `[MASK]` sentence with the box in the blank, as
+//! the inline-box recall reply below); each recall probe gets a turn from the memory written
+//! after its chunk, plus `drills` *recall drills* (below). Prompts are exactly the agent's
 //! ([`crate::agent::prompts`]), so SFT teaches the real format.
 //!
 //! Recall drills: the same question asked from a small memory made of the teacher memory's
