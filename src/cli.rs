@@ -384,7 +384,7 @@ fn run_command(cmd: Command) -> Result<()> {
         Command::Eval { compare: Some(_), out: None, .. } => anyhow::bail!("--compare needs --out DIR (the comparison is written as a report)"),
         Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json, .. } => {
             let e = crate::eval::evaluate_model(model.as_deref(), &data, limit, memory_tokens, answer_tokens, device)?;
-            println!("masked-entity EM {:.3} F1 {:.3} (n={}) | recall EM {:.3} F1 {:.3} (n={}) | memory holds the recall answer {:.3} | reference NLL {:.3} | {:.0} s", e.masked.exact_match, e.masked.f1, e.masked.n, e.recall.exact_match, e.recall.f1, e.recall.n, e.memory_holds.unwrap_or(f32::NAN), e.reference_nll.unwrap_or(f32::NAN), e.seconds);
+            println!("{}", e.summary_line());
             write_json(json, &e)?;
             Ok(())
         }

@@ -8,6 +8,8 @@ use memtrain::exercises::{synth, textmatch};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+mod common;
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -337,6 +339,43 @@ fn after_pivot_masking_leaves_the_entity_readable_in_its_pivot_chunk_and_hides_i
     let paper = dataset::read_exercises(&everywhere.join(dataset::EXERCISES_FILE)).unwrap();
     assert!(paper.iter().filter(|e| e.objective == dataset::MASKED).all(|e| e.chunks[e.pivot_chunk.unwrap()].contains("[MASK]")));
     for d in [docs_dir, out, everywhere] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+/// The SFT teacher on after-pivot data (real SmolLM2 token counts, tiny-cpu's 64-token memory):
+/// the memory its answer turn reads names the masked answer, so the inline-box answer it teaches
+/// is a copy, not a guess. The old teacher, which dropped the oldest sentence without `[MASK]`
+/// first, kept it in 2 of these 81 exercises.
+#[test]
+fn after_pivot_teacher_memories_keep_the_sentence_that_names_the_answer() {
+    use memtrain::agent::TurnKind;
+    use memtrain::train::reference::{TeacherStyle, reference_conversations};
+    let Some(model) = common::real_model() else { return };
+    let tokenizer = memtrain::checkpoint::tokenizer::TextTokenizer::from_gguf(&memtrain::checkpoint::gguf::GgufFile::open(&model).unwrap()).unwrap();
+    let count = |s: &str| tokenizer.encode(s, false).unwrap().len();
+    let docs_dir = scratch("teacher-docs");
+    synth::write_documents(&docs_dir, 8, 5).unwrap();
+    let out = scratch("teacher-out");
+    let mut o = DatasetOptions::new(vec![docs_dir.clone()], out.clone());
+    o.preset = Preset::Tiny;
+    o.set_mask_scope(MaskScope::AfterPivot);
+    dataset::build(&o, &mut |_| true).unwrap();
+    let ex = dataset::read_exercises(&out.join(dataset::EXERCISES_FILE)).unwrap();
+    let levels_1_2: Vec<&Exercise> = ex.iter().filter(|e| e.objective == dataset::MASKED && e.difficulty.level <= 2).collect();
+    let kept = levels_1_2
+        .iter()
+        .filter(|e| {
+            let turns = reference_conversations(e, &[], 64, TeacherStyle { answer_inline_box: true, ..Default::default() }, &count);
+            let answer = turns.iter().find(|t| t.turn == TurnKind::Answer).unwrap();
+            let memory = answer.prompt.split("<memory>").nth(1).unwrap().split("</memory>").next().unwrap();
+            leaks(memory, &e.answer)
+        })
+        .count();
+    eprintln!("the answer turn's memory names the answer in {kept} of {} exercises", levels_1_2.len());
+    assert!(levels_1_2.len() > 40, "{} exercises", levels_1_2.len());
+    assert!(kept * 100 >= levels_1_2.len() * 95, "{kept} of {}", levels_1_2.len());
+    for d in [docs_dir, out] {
         std::fs::remove_dir_all(d).unwrap();
     }
 }

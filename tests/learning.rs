@@ -40,7 +40,7 @@ fn train(cfg: TrainConfig, dir: &Path) -> Vec<HeldOutEval> {
     trainer
         .run(&AtomicBool::new(false), &mut |e| {
             if let TrainEvent::Evaluated(e) = e {
-                eprintln!("step {}: held-out reference NLL {:?}, masked EM {:.3} F1 {:.3}, recall EM {:.3} F1 {:.3} (n = {}), memory holds the recall answer {:?}", e.step, e.reference_nll, e.masked.exact_match, e.masked.f1, e.recall.exact_match, e.recall.f1, e.recall.n, e.memory_holds);
+                eprintln!("step {}: {}", e.step, e.summary_line());
                 evals.push(e.clone());
             }
         })

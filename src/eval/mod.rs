@@ -52,7 +52,23 @@ pub struct HeldOutEval {
     /// fact, apart from whether the answer turn then finds it.
     #[serde(default)]
     pub memory_holds: Option<f32>,
+    /// The same for objective 1: fraction of the masked-entity exercises whose final memory
+    /// names the answer. Under everywhere masking no chunk names it, so this stays near 0; under
+    /// after-pivot masking it says whether the memory kept the pivot sentence.
+    #[serde(default)]
+    pub masked_memory_holds: Option<f32>,
     pub seconds: f32,
+}
+
+impl HeldOutEval {
+    /// One line for logs and the CLI: both objectives' scores, what the memories held, NLL, time.
+    pub fn summary_line(&self) -> String {
+        let opt = |v: Option<f32>| v.map_or("-".into(), |v| format!("{v:.3}"));
+        format!(
+            "masked-entity EM {:.3} (F1 {:.3}, n={}, final memory holds the answer {}) | recall EM {:.3} (F1 {:.3}, n={}, memory holds the answer {}) | reference NLL {} [{:.0} s]",
+            self.masked.exact_match, self.masked.f1, self.masked.n, opt(self.masked_memory_holds), self.recall.exact_match, self.recall.f1, self.recall.n, opt(self.memory_holds), opt(self.reference_nll), self.seconds
+        )
+    }
 }
 
 /// Answers of one evaluation, for reports and the inspector.
@@ -74,9 +90,11 @@ pub fn evaluate(policy: &Policy, step: usize, masked: &[Exercise], recall: &[Exe
     let start = std::time::Instant::now();
     let (records, traces) = report::records(policy, masked, recall, params, 0, &mut |_| true)?;
     let scores = |objective: &str| ScoreSet::of(&records.iter().filter(|r| r.objective == objective).map(|r| (r.exact, r.f1)).collect::<Vec<_>>());
-    let recall: Vec<&report::Record> = records.iter().filter(|r| r.objective == "recall").collect();
-    let memory_holds = (!recall.is_empty()).then(|| recall.iter().filter(|r| inspect::holds(&r.memory, &r.gold)).count() as f32 / recall.len() as f32);
-    let summary = HeldOutEval { step, masked: scores("masked"), recall: scores("recall"), reference_nll: None, memory_holds, seconds: start.elapsed().as_secs_f32() };
+    let holds = |objective: &str| {
+        let of: Vec<&report::Record> = records.iter().filter(|r| r.objective == objective).collect();
+        (!of.is_empty()).then(|| of.iter().filter(|r| inspect::holds(&r.memory, &r.gold)).count() as f32 / of.len() as f32)
+    };
+    let summary = HeldOutEval { step, masked: scores("masked"), recall: scores("recall"), reference_nll: None, memory_holds: holds("recall"), masked_memory_holds: holds("masked"), seconds: start.elapsed().as_secs_f32() };
     Ok(EvalRun { summary, traces, records })
 }
 

@@ -60,7 +60,7 @@ impl Progress {
                 let _ = if self.tty { write!(err, "\r\x1b[2K{line}") } else { writeln!(err, "{line}") };
             }
             TrainEvent::Evaluated(e) => {
-                let _ = writeln!(err, "{}held-out at step {}: masked-entity EM {:.3} (F1 {:.3}, n={}) | recall EM {:.3} (F1 {:.3}, n={}) | memory holds the recall answer {} | reference NLL {} [{:.0} s]", if self.tty { "\n" } else { "" }, e.step, e.masked.exact_match, e.masked.f1, e.masked.n, e.recall.exact_match, e.recall.f1, e.recall.n, e.memory_holds.map_or("-".into(), |v| format!("{v:.3}")), e.reference_nll.map_or("-".into(), |v| format!("{v:.3}")), e.seconds);
+                let _ = writeln!(err, "{}held-out at step {}: {}", if self.tty { "\n" } else { "" }, e.step, e.summary_line());
             }
             TrainEvent::Checkpoint { step, path } => {
                 if !self.tty {

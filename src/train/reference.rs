@@ -4,7 +4,8 @@
 //! Contract: the teacher's memory after each chunk is the previous memory plus every sentence
 //! of the chunk that mentions `[MASK]`, an entity a recall probe will ask about, or any other
 //! entity the rule tagger finds, with the oldest sentences dropped until it fits
-//! `memory_tokens` (sentences with `[MASK]` last); the answer turn replies `\boxed{answer}`
+//! `memory_tokens`: plain ones first, then those with `[MASK]`, the ones naming the masked
+//! answer last; the answer turn replies `\boxed{answer}`
 //! (with `answer_inline_box`: the memory's first `[MASK]` sentence with the box in the blank, as
 //! the inline-box recall reply below); each recall probe gets a turn from the memory written
 //! after its chunk, plus `drills` *recall drills* (below). Prompts are exactly the agent's
@@ -27,6 +28,14 @@
 //! SFT steps restored the right sentence (gold inside) but never reached the separate box, and
 //! by 60 steps fell back to short entity guesses (README, Training); here the answer is boxed
 //! at the moment it is copied, so restoring the sentence *is* answering.
+//!
+//! Keeping the answer's sentence: under after-pivot masking (`MaskScope::AfterPivot`) the
+//! masked entity is named in one earlier chunk, and a teacher that dropped plain sentences first
+//! threw exactly that sentence out for the later `[MASK]` ones, so its answer turns taught a guess
+//! (an H100 run, docs/bench/h100-2026-11-28.md: final memories with "[MASK] and Silas Halloran
+//! argued…" and no "Tobias Holm and Silas Halloran argued…"). The student can learn the rule: the
+//! sentence to keep is the one that the later `[MASK]` sentences repeat. Under everywhere masking
+//! no sentence names the answer and nothing changes.
 
 use crate::agent::{TurnKind, prompts};
 use crate::checkpoint::tokenizer::TextTokenizer;
@@ -96,8 +105,9 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
         let before = memories.last().cloned().unwrap_or_else(|| prompts::INITIAL_MEMORY.to_string());
         kept.extend(sentences(chunk).filter(|s| keys.iter().any(|k| textmatch::contains(s, k)) || !entities::find(s).is_empty()).map(str::to_string));
         while kept.len() > 1 && count_tokens(&kept.join(" ")) > memory_tokens {
-            let oldest_plain = kept.iter().position(|s| !s.contains(MASK)).unwrap_or(0);
-            kept.remove(oldest_plain);
+            let names_answer = |s: &String| textmatch::contains(s, &exercise.answer);
+            let drop = kept.iter().position(|s| !s.contains(MASK) && !names_answer(s)).or_else(|| kept.iter().position(|s| !names_answer(s))).unwrap_or(0);
+            kept.remove(drop);
         }
         let memory = if kept.is_empty() { before.clone() } else { truncate_to(&kept.join(" "), memory_tokens, count_tokens) };
         out.push(Conversation { turn: TurnKind::Memory { chunk: memories.len() }, prompt: prompts::memory_update(&exercise.question, &before, chunk), reply: memory.clone() });
@@ -335,6 +345,18 @@ mod tests {
         // never the one with [MASK].
         assert_eq!(c[0].reply, "[MASK] wrote a letter.");
         assert_eq!(c[1].reply, "[MASK] wrote a letter. Kari Lund sold 40 sheep.");
+    }
+
+    #[test]
+    fn memory_keeps_the_sentence_naming_the_masked_answer_over_newer_and_masked_ones() {
+        // After-pivot masking: chunk 0 names the answer, later chunks hide it.
+        let e = exercise(&["Olav Dahl and Kari Lund argued about the school.", "Per Moe sailed to Bergen. [MASK] and Kari Lund argued again.", "Anna Berg sold 40 sheep. [MASK] left."], "Olav Dahl");
+        let c = reference_conversations(&e, &[], 16, TeacherStyle { answer_inline_box: true, ..Default::default() }, &words);
+        assert_eq!(c[1].reply, "Olav Dahl and Kari Lund argued about the school. [MASK] and Kari Lund argued again.");
+        assert_eq!(c[2].reply, "Olav Dahl and Kari Lund argued about the school. [MASK] left.", "a [MASK] sentence goes before the answer's");
+        let answer = c.iter().find(|u| u.turn == TurnKind::Answer).unwrap();
+        assert!(answer.prompt.contains("Olav Dahl and Kari Lund argued"), "the answer turn can copy the answer from its memory");
+        assert_eq!(answer.reply, "\\boxed{Olav Dahl} left.");
     }
 
     #[test]
