@@ -303,16 +303,23 @@ fn an_output_folder_inside_the_documents_is_not_read_back() {
     std::fs::remove_dir_all(docs).unwrap();
 }
 
-#[test]
-fn after_pivot_masking_leaves_the_entity_readable_in_its_pivot_chunk_and_hides_it_after() {
-    let docs_dir = scratch("after-pivot-docs");
+/// Tiny-preset exercises of 8 synthetic documents (seed 5) with objective 1 masked only after
+/// the entity's first chunk, in fresh folders named after `name`: (documents, output, exercises).
+fn after_pivot_exercises(name: &str) -> (PathBuf, PathBuf, Vec<Exercise>) {
+    let docs_dir = scratch(&format!("{name}-docs"));
     synth::write_documents(&docs_dir, 8, 5).unwrap();
-    let out = scratch("after-pivot-out");
+    let out = scratch(&format!("{name}-out"));
     let mut o = DatasetOptions::new(vec![docs_dir.clone()], out.clone());
     o.preset = Preset::Tiny;
     o.set_mask_scope(MaskScope::AfterPivot);
     dataset::build(&o, &mut |_| true).unwrap();
     let ex = dataset::read_exercises(&out.join(dataset::EXERCISES_FILE)).unwrap();
+    (docs_dir, out, ex)
+}
+
+#[test]
+fn after_pivot_masking_leaves_the_entity_readable_in_its_pivot_chunk_and_hides_it_after() {
+    let (docs_dir, out, ex) = after_pivot_exercises("after-pivot");
     let manifest = dataset::read_manifest(&out.join(dataset::MANIFEST_FILE)).unwrap();
     assert_eq!(manifest.curriculum.mask_scope, MaskScope::AfterPivot, "the manifest records how objective 1 was masked");
     let masked: Vec<&Exercise> = ex.iter().filter(|e| e.objective == dataset::MASKED).collect();
@@ -354,14 +361,7 @@ fn after_pivot_teacher_memories_keep_the_sentence_that_names_the_answer() {
     let Some(model) = common::real_model() else { return };
     let tokenizer = memtrain::checkpoint::tokenizer::TextTokenizer::from_gguf(&memtrain::checkpoint::gguf::GgufFile::open(&model).unwrap()).unwrap();
     let count = |s: &str| tokenizer.encode(s, false).unwrap().len();
-    let docs_dir = scratch("teacher-docs");
-    synth::write_documents(&docs_dir, 8, 5).unwrap();
-    let out = scratch("teacher-out");
-    let mut o = DatasetOptions::new(vec![docs_dir.clone()], out.clone());
-    o.preset = Preset::Tiny;
-    o.set_mask_scope(MaskScope::AfterPivot);
-    dataset::build(&o, &mut |_| true).unwrap();
-    let ex = dataset::read_exercises(&out.join(dataset::EXERCISES_FILE)).unwrap();
+    let (docs_dir, out, ex) = after_pivot_exercises("teacher");
     let levels_1_2: Vec<&Exercise> = ex.iter().filter(|e| e.objective == dataset::MASKED && e.difficulty.level <= 2).collect();
     let kept = levels_1_2
         .iter()

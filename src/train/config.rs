@@ -53,6 +53,14 @@ pub struct AgentKnobs {
     pub answer_tokens: usize,
     pub temperature: f32,
     pub top_p: f32,
+    /// Sampling temperature of GRPO's recall answers (objective 2); `None` = `temperature`.
+    /// Why lower: a small model's recall answers at temperature 1 are all wrong, so every
+    /// recall group is dropped; a sharper sampler finds the answers greedy decoding already
+    /// gets right. The update still scores them with the temperature-1 log-probs that sampling
+    /// recorded (one update per batch: the PPO ratio is 1), so this is a sharper proposal for
+    /// the same policy-gradient step, not a different policy.
+    #[serde(default)]
+    pub recall_temperature: Option<f32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -210,7 +218,7 @@ impl TrainConfig {
             grpo_steps: 4,
             max_level: Some(2),
             // 48 answer tokens: the inline-box recall reply restores a whole sentence.
-            agent: AgentKnobs { memory_tokens: 64, answer_tokens: 48, temperature: 1.0, top_p: 1.0 },
+            agent: AgentKnobs { memory_tokens: 64, answer_tokens: 48, temperature: 1.0, top_p: 1.0, recall_temperature: None },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 8, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
             sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: false },
@@ -253,7 +261,7 @@ impl TrainConfig {
             seed: 0,
             grpo_steps: 20,
             max_level: Some(2),
-            agent: AgentKnobs { memory_tokens: 48, answer_tokens: 12, temperature: 1.0, top_p: 1.0 },
+            agent: AgentKnobs { memory_tokens: 48, answer_tokens: 12, temperature: 1.0, top_p: 1.0, recall_temperature: None },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 16, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
             sft: SftConfig { steps: 300, batch: 16, lr: 2e-3, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: false, answer_inline_box: false },
@@ -278,7 +286,7 @@ impl TrainConfig {
             seed: 0,
             grpo_steps: 300,
             max_level: None,
-            agent: AgentKnobs { memory_tokens: 128, answer_tokens: 48, temperature: 1.0, top_p: 1.0 },
+            agent: AgentKnobs { memory_tokens: 128, answer_tokens: 48, temperature: 1.0, top_p: 1.0, recall_temperature: None },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 4, partial_credit: 0.0, gold_likelihood: 0.0 },
             grpo: GrpoKnobs { group: 8, batch_docs: 4, micro_batch: 8, loss: GrpoConfig::default() },
             sft: SftConfig { steps: 200, batch: 8, lr: 5e-5, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: true },
@@ -329,6 +337,9 @@ impl TrainConfig {
         check(self.agent.memory_tokens > 0, "agent.memory_tokens must be at least 1".into());
         check(self.agent.answer_tokens > 0, "agent.answer_tokens must be at least 1".into());
         check(self.agent.temperature > 0.0, format!("agent.temperature = {}: GRPO needs sampling (> 0)", self.agent.temperature));
+        if let Some(t) = self.agent.recall_temperature {
+            check(t > 0.0, format!("agent.recall_temperature = {t}: GRPO needs sampling (> 0; leave it out to use agent.temperature)"));
+        }
         check(self.agent.top_p > 0.0 && self.agent.top_p <= 1.0, format!("agent.top_p = {} must be in (0, 1]", self.agent.top_p));
         check(self.grpo.group >= 2, format!("grpo.group = {}: a group needs at least 2 rollouts to compare", self.grpo.group));
         check(self.grpo.batch_docs >= 1, "grpo.batch_docs must be at least 1".into());
@@ -406,8 +417,10 @@ mod tests {
         c.grpo.batch_docs = 2;
         c.grpo.micro_batch = 4;
         c.optim.lr = 0.0;
+        c.agent.recall_temperature = Some(0.0);
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("grpo.micro_batch = 4 does not divide the 6 rollouts"), "{e}");
+        assert!(e.contains("agent.recall_temperature = 0"), "{e}");
         assert!(e.contains("optim.lr = 0"), "{e}");
     }
 

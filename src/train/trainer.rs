@@ -311,7 +311,8 @@ impl Trainer {
         let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer };
         let traces = run_agent(&policy, &inputs, group, &params)?;
         let (requests, recall_golds, request_of_trace) = if cfg.objectives.recall { self.recall_requests(&traces, &docs, seed) } else { (vec![], vec![], vec![]) };
-        let answers = if requests.is_empty() { vec![] } else { run_recall(&policy, &requests, g2, &sampling, cfg.agent.answer_tokens, usize::MAX / 4)? };
+        let recall_sampling = SamplingParams { temperature: cfg.agent.recall_temperature.unwrap_or(cfg.agent.temperature), ..sampling.clone() };
+        let answers = if requests.is_empty() { vec![] } else { run_recall(&policy, &requests, g2, &recall_sampling, cfg.agent.answer_tokens, usize::MAX / 4)? };
         let seconds_generation = t.elapsed().as_secs_f32();
 
         let t = Instant::now();
