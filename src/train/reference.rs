@@ -33,9 +33,10 @@
 //! masked entity is named in one earlier chunk, and a teacher that dropped plain sentences first
 //! threw exactly that sentence out for the later `[MASK]` ones, so its answer turns taught a guess
 //! (an H100 run, docs/bench/h100-2026-11-28.md: final memories with "[MASK] and Silas Halloran
-//! argued…" and no "Tobias Holm and Silas Halloran argued…"). The student can learn the rule: the
-//! sentence to keep is the one that the later `[MASK]` sentences repeat. Under everywhere masking
-//! no sentence names the answer and nothing changes.
+//! argued…" and no "Tobias Holm and Silas Halloran argued…"). Once a `[MASK]` sentence is in view
+//! the student can learn the rule (keep the sentence the `[MASK]` sentences repeat); before that
+//! the protection is an oracle's choice, as keeping a probed entity would be. Under everywhere
+//! masking no sentence names the answer and nothing changes.
 
 use crate::agent::{TurnKind, prompts};
 use crate::checkpoint::tokenizer::TextTokenizer;
