@@ -165,7 +165,7 @@ pub fn held_out_references(data: &crate::train::data::TrainData, n: usize, memor
     let mut out = Vec::new();
     for e in &data.held_out[..n.min(data.held_out.len())] {
         let probes: Vec<_> = data.held_out_recall.iter().filter(|p| p.parent.as_deref() == Some(e.id.as_str())).cloned().collect();
-        out.extend(crate::train::reference::tokenized(e, &probes, memory_tokens, Default::default(), 1.0, tokenizer)?);
+        out.extend(crate::train::reference::tokenized(e, &probes, memory_tokens, Default::default(), Default::default(), tokenizer)?);
     }
     Ok(out)
 }

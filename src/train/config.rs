@@ -110,6 +110,10 @@ pub struct SftConfig {
     /// 64-token memory turn otherwise outweighs a 6-token answer tenfold.
     #[serde(default = "one")]
     pub answer_weight: f32,
+    /// How much each token of a memory turn whose reply keeps a `[MASK]` sentence weighs
+    /// ([`super::reference::TurnWeights`]); 1 = like every memory turn.
+    #[serde(default = "one")]
+    pub mask_memory_weight: f32,
     /// Recall drills per recall probe ([`super::reference`]): the probe asked again from a small
     /// memory (the sentence holding the answer, then with 1, 2, … others of the teacher memory,
     /// shuffled). 0 = none. Why: trained models keep the fact but answer with the wrong entity.
@@ -221,7 +225,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 64, answer_tokens: 48, temperature: 1.0, top_p: 1.0, recall_temperature: None },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 8, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
-            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: false },
+            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: false },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.0, beta1: 0.9, beta2: 0.999, warmup_steps: 3, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 5, keep: 2 },
@@ -264,7 +268,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 48, answer_tokens: 12, temperature: 1.0, top_p: 1.0, recall_temperature: None },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 16, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
-            sft: SftConfig { steps: 300, batch: 16, lr: 2e-3, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: false, answer_inline_box: false },
+            sft: SftConfig { steps: 300, batch: 16, lr: 2e-3, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: false, answer_inline_box: false },
             optim: OptimConfig { lr: 1e-4, weight_decay: 0.0, beta1: 0.9, beta2: 0.99, warmup_steps: 10, schedule: Schedule::Constant, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 25, keep: 2 },
@@ -289,7 +293,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 128, answer_tokens: 48, temperature: 1.0, top_p: 1.0, recall_temperature: None },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 4, partial_credit: 0.0, gold_likelihood: 0.0 },
             grpo: GrpoKnobs { group: 8, batch_docs: 4, micro_batch: 8, loss: GrpoConfig::default() },
-            sft: SftConfig { steps: 200, batch: 8, lr: 5e-5, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: true },
+            sft: SftConfig { steps: 200, batch: 8, lr: 5e-5, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: true },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.01, beta1: 0.9, beta2: 0.999, warmup_steps: 10, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 10, keep: 3 },
@@ -363,6 +367,7 @@ impl TrainConfig {
             check(self.sft.batch >= 1, "sft.batch must be at least 1".into());
             check(self.sft.lr > 0.0, format!("sft.lr = {} must be positive", self.sft.lr));
             check(self.sft.answer_weight.is_finite() && self.sft.answer_weight > 0.0, format!("sft.answer_weight = {} must be positive", self.sft.answer_weight));
+            check(self.sft.mask_memory_weight.is_finite() && self.sft.mask_memory_weight > 0.0, format!("sft.mask_memory_weight = {} must be positive", self.sft.mask_memory_weight));
             check(!(self.sft.recall_rationale && self.sft.recall_inline_box), "sft.recall_rationale and sft.recall_inline_box are two reply styles: pick one".into());
             // These styles write a whole sentence back; a shorter budget cuts it before the answer.
             if self.sft.recall_rationale || self.sft.recall_inline_box || self.sft.answer_inline_box {

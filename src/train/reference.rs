@@ -63,6 +63,39 @@ impl TeacherStyle {
     }
 }
 
+/// How much each token of a conversation weighs in the SFT loss, by turn (memory turns 1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TurnWeights {
+    /// Answer and recall turns (`sft.answer_weight`).
+    pub answer: f32,
+    /// Memory turns whose reply keeps a `[MASK]` sentence (`sft.mask_memory_weight`). Why: on
+    /// after-pivot data the trained student's final memories kept the entity's sentence but
+    /// almost never a `[MASK]` sentence beside it, so its answer turn had no blank to fill
+    /// (README, Training); these turns are where the teacher shows keeping them.
+    pub mask_memory: f32,
+}
+
+impl Default for TurnWeights {
+    fn default() -> Self {
+        TurnWeights { answer: 1.0, mask_memory: 1.0 }
+    }
+}
+
+impl TurnWeights {
+    pub fn from_config(sft: &crate::train::config::SftConfig) -> Self {
+        TurnWeights { answer: sft.answer_weight, mask_memory: sft.mask_memory_weight }
+    }
+
+    /// The per-token weight of `c`.
+    pub fn of(&self, c: &Conversation) -> f32 {
+        match c.turn {
+            TurnKind::Memory { .. } if c.reply.contains(MASK) => self.mask_memory,
+            TurnKind::Memory { .. } => 1.0,
+            _ => self.answer,
+        }
+    }
+}
+
 /// The shape of a recall reply (module docs), for a section whose `[TARGET]` sentence is
 /// "[TARGET] sold 40 sheep." and the answer "Olav Dahl".
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -175,14 +208,14 @@ pub fn drill_memories(memory: &str, gold: &str, count: usize, probe_id: &str) ->
 }
 
 /// The teacher's conversations as token ids: the agent's chat prompt, and the reply followed by
-/// the end-of-turn token (the policy must learn to stop). Answer and recall turns weigh
-/// `answer_weight` per token, memory turns 1; recall turns as `recall` says (module docs).
-pub fn tokenized(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, teacher: TeacherStyle, answer_weight: f32, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
+/// the end-of-turn token (the policy must learn to stop). Each turn weighs
+/// per token as `weights` says; recall turns as `recall` says (module docs).
+pub fn tokenized(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, teacher: TeacherStyle, weights: TurnWeights, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
     let count = |s: &str| tokenizer.encode(s, false).map(|ids| ids.len()).unwrap_or(usize::MAX);
     reference_conversations(exercise, probes, memory_tokens, teacher, &count)
         .into_iter()
         .map(|c| {
-            let weight = if matches!(c.turn, TurnKind::Memory { .. }) { 1.0 } else { answer_weight };
+            let weight = weights.of(&c);
             Ok(SftExample { prompt: crate::agent::chat_prompt_ids(tokenizer, &c.prompt)?, target: reply_ids(tokenizer, &c.reply)?, weight })
         })
         .collect()
@@ -358,6 +391,15 @@ mod tests {
         let answer = c.iter().find(|u| u.turn == TurnKind::Answer).unwrap();
         assert!(answer.prompt.contains("Olav Dahl and Kari Lund argued"), "the answer turn can copy the answer from its memory");
         assert_eq!(answer.reply, "\\boxed{Olav Dahl} left.");
+    }
+
+    #[test]
+    fn turn_weights_single_out_answers_and_memories_that_keep_a_mask_sentence() {
+        let e = exercise(&["Olav Dahl sailed north.", "[MASK] sold 40 sheep.", "Kari Lund built a boat."], "Olav Dahl");
+        let c = reference_conversations(&e, &[], 100, TeacherStyle::default(), &words);
+        let w = TurnWeights { answer: 3.0, mask_memory: 2.0 };
+        assert_eq!(c.iter().map(|c| w.of(c)).collect::<Vec<_>>(), [1.0, 2.0, 2.0, 3.0], "chunk 0's memory has no [MASK]; chunks 1 and 2 keep it; then the answer");
+        assert!(c.iter().all(|c| TurnWeights::default().of(c) == 1.0));
     }
 
     #[test]

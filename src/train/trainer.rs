@@ -471,7 +471,7 @@ fn build_sft_examples(cfg: &TrainConfig, data: &TrainData, tokenizer: &TextToken
                 }
             }
         } else {
-            out.extend(super::reference::tokenized(e, data.recall_probes(e), cfg.agent.memory_tokens, teacher, cfg.sft.answer_weight, tokenizer)?);
+            out.extend(super::reference::tokenized(e, data.recall_probes(e), cfg.agent.memory_tokens, teacher, super::reference::TurnWeights::from_config(&cfg.sft), tokenizer)?);
         }
     }
     if out.is_empty() {
