@@ -56,7 +56,8 @@ pub struct AgentKnobs {
     /// Sampling temperature of GRPO's recall answers (objective 2); `None` = `temperature`.
     /// Why lower: a small model's recall answers at temperature 1 can all be wrong (after the
     /// box-only SFT they were), so every recall group is dropped; a sharper sampler finds the
-    /// answers greedy decoding already gets right (README, Training: no clear gain measured yet). The update still scores them with the temperature-1 log-probs that sampling
+    /// answers greedy decoding already gets right (README, Training: no clear gain measured
+    /// yet). The update still scores them with the temperature-1 log-probs that sampling
     /// recorded (one update per batch: the PPO ratio is 1), so this is a sharper proposal for
     /// the same policy-gradient step, not a different policy.
     #[serde(default)]

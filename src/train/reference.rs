@@ -139,8 +139,8 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
         let before = memories.last().cloned().unwrap_or_else(|| prompts::INITIAL_MEMORY.to_string());
         kept.extend(sentences(chunk).filter(|s| keys.iter().any(|k| textmatch::contains(s, k)) || !entities::find(s).is_empty()).map(str::to_string));
         while kept.len() > 1 && count_tokens(&kept.join(" ")) > memory_tokens {
-            let names_answer = |s: &String| textmatch::contains(s, &exercise.answer);
-            let drop = kept.iter().position(|s| !s.contains(MASK) && !names_answer(s)).or_else(|| kept.iter().position(|s| !names_answer(s))).unwrap_or(0);
+            // The oldest sentence of the lowest keep rank goes (module docs).
+            let drop = (0..kept.len()).min_by_key(|&i| (keep_rank(&kept[i], &exercise.answer), i)).unwrap_or(0);
             kept.remove(drop);
         }
         let memory = if kept.is_empty() { before.clone() } else { truncate_to(&kept.join(" "), memory_tokens, count_tokens) };
@@ -172,6 +172,16 @@ pub fn recall_reply(masked_section: &str, gold: &str, style: RecallStyle) -> Str
         (RecallStyle::Rationale, Some(s)) => format!("{} {}", s.replace(TARGET, gold), boxed(gold)),
         (RecallStyle::InlineBox, Some(s)) => s.replace(TARGET, &boxed(gold)),
         _ => boxed(gold),
+    }
+}
+
+/// How long the teacher's memory keeps `sentence`: plain 0, with `[MASK]` 1, naming the masked
+/// `answer` 2 (module docs).
+fn keep_rank(sentence: &str, answer: &str) -> u8 {
+    if textmatch::contains(sentence, answer) {
+        2
+    } else {
+        u8::from(sentence.contains(MASK))
     }
 }
 
@@ -208,8 +218,8 @@ pub fn drill_memories(memory: &str, gold: &str, count: usize, probe_id: &str) ->
 }
 
 /// The teacher's conversations as token ids: the agent's chat prompt, and the reply followed by
-/// the end-of-turn token (the policy must learn to stop). Each turn weighs
-/// per token as `weights` says; recall turns as `recall` says (module docs).
+/// the end-of-turn token (the policy must learn to stop). Replies as `teacher` says, each turn's
+/// tokens weighted as `weights` says (module docs).
 pub fn tokenized(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, teacher: TeacherStyle, weights: TurnWeights, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
     let count = |s: &str| tokenizer.encode(s, false).map(|ids| ids.len()).unwrap_or(usize::MAX);
     reference_conversations(exercise, probes, memory_tokens, teacher, &count)

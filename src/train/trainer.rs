@@ -462,6 +462,7 @@ fn turn_lengths(traces: &[Trace], memory: bool) -> Vec<f32> {
 fn build_sft_examples(cfg: &TrainConfig, data: &TrainData, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
     let mut out = Vec::new();
     let teacher = super::reference::TeacherStyle::from_config(&cfg.sft);
+    let weights = super::reference::TurnWeights::from_config(&cfg.sft);
     for e in &data.train {
         if cfg.sft.documents_text {
             for chunk in &e.chunks {
@@ -471,7 +472,7 @@ fn build_sft_examples(cfg: &TrainConfig, data: &TrainData, tokenizer: &TextToken
                 }
             }
         } else {
-            out.extend(super::reference::tokenized(e, data.recall_probes(e), cfg.agent.memory_tokens, teacher, super::reference::TurnWeights::from_config(&cfg.sft), tokenizer)?);
+            out.extend(super::reference::tokenized(e, data.recall_probes(e), cfg.agent.memory_tokens, teacher, weights, tokenizer)?);
         }
     }
     if out.is_empty() {
