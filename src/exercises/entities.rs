@@ -189,6 +189,14 @@ mod tests {
     }
 
     #[test]
+    fn a_name_after_a_settlement_noun_and_of_is_a_place() {
+        let f = found("The road from the mill town of Lunmere was long, said the son of Varga.");
+        let kind = |n: &str| f.iter().find(|(s, _)| s == n).map(|x| x.1);
+        assert_eq!(kind("Lunmere"), Some(EntityKind::Place), "{f:?}");
+        assert_ne!(kind("Varga"), Some(EntityKind::Place), "{f:?}");
+    }
+
+    #[test]
     fn headings_give_no_names() {
         assert!(found("The Long Winter Of Varnholt\n\nIt was cold.").is_empty());
     }

@@ -115,6 +115,9 @@ list!(
 // First words that make a name a place ("New Harbour", "Lake Varn").
 list!(PLACE_PREFIXES, "new north south east west upper lower great little saint st san santa los las el fort port lake mount mt cape isle");
 
+// Nouns that name a place in "the town of X", "the fishing village of X".
+list!(SETTLEMENT_NOUNS, "town city village hamlet parish landing county province district borough municipality island port region");
+
 // Prepositions after which a lone capitalised word is most likely a place.
 list!(PLACE_PREPOSITIONS, "in at from to near across toward towards outside inside around via into through past beyond");
 

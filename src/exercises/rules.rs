@@ -457,7 +457,10 @@ impl<'a> Cx<'a> {
             return EntityKind::Person;
         }
         let prev_is_place_prep = s > 0 && self.kind(s - 1) == Some(TokKind::Word) && is(&lexicon::PLACE_PREPOSITIONS, self.w(s - 1));
-        if prev_is_place_prep {
+        // "the town of X": "of" after a settlement noun.
+        let word_at = |k: usize| self.kind(k) == Some(TokKind::Word);
+        let after_settlement_of = s > 1 && word_at(s - 1) && self.w(s - 1) == "of" && word_at(s - 2) && is(&lexicon::SETTLEMENT_NOUNS, self.w(s - 2));
+        if prev_is_place_prep || after_settlement_of {
             return EntityKind::Place;
         }
         if (2..=3).contains(&words.len()) && words.iter().all(|w| w.chars().next().is_some_and(char::is_uppercase)) {

@@ -3,7 +3,14 @@
 //! Each document invents a small world (people with roles, places, organisations, dates,
 //! quantities, a book title) and writes chronicle-style paragraphs about it in varied sentence
 //! forms, mixed with entity-free distractor paragraphs (weather, streets, routines). The same
-//! seed always gives the same text. The list of entities written is returned with each document,
+//! seed always gives the same text.
+//!
+//! Every person, place and organisation has an epithet of its own in its world (a role, the kind
+//! of place, where the organisation sits) that is written beside its name at every mention, as
+//! real prose keeps calling someone "the harbour master". That is what makes a masked name
+//! recoverable: "the ferry captain [MASK] rowed out" names the person a memory kept as "the ferry
+//! captain Arvid Ashby". Without it the facts are random and any of the world's names of that
+//! kind fits the blank equally well, so no memory, however good, could answer. The list of entities written is returned with each document,
 //! so tests and the first run have data with known answers.
 //!
 //! Serves `memtrain synth-docs --out DIR --count N [--seed N]` and the throughput benchmark.
@@ -94,6 +101,24 @@ const ROLES: &[&str] = &[
     "shopkeeper",
     "net maker",
 ];
+const PLACE_TRAITS: &[&str] = &[
+    "fishing village",
+    "mill town",
+    "market town",
+    "island parish",
+    "harbour town",
+    "mining village",
+    "ferry landing",
+    "farming hamlet",
+];
+const ORG_SITES: &[&str] = &[
+    "on the quay",
+    "by the church",
+    "in the old mill",
+    "on Station Street",
+    "above the harbour",
+    "near the ferry slip",
+];
 const MONTHS: &[&str] =
     &["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
 const TITLE_ADJ: &[&str] = &["Salt", "Long", "Quiet", "Northern", "Winter", "Grey", "Lantern", "Silver", "Narrow", "Hidden"];
@@ -106,6 +131,8 @@ pub struct SynthDoc {
     pub title: String,
     pub paragraphs: Vec<String>,
     pub entities: Vec<(String, EntityKind)>,
+    /// Each person, place and organisation with the epithet written beside it at every mention.
+    pub epithets: Vec<(String, &'static str)>,
 }
 
 impl SynthDoc {
@@ -114,11 +141,23 @@ impl SynthDoc {
     }
 }
 
+/// A named thing of the world with the epithet written beside it at every mention.
+#[derive(Clone)]
+struct Named {
+    name: String,
+    epithet: &'static str,
+}
+
 struct World {
-    people: Vec<(String, &'static str)>,
-    places: Vec<String>,
-    orgs: Vec<String>,
+    people: Vec<Named>,
+    places: Vec<Named>,
+    orgs: Vec<Named>,
     entities: Vec<(String, EntityKind)>,
+}
+
+/// `count` distinct epithets drawn from `pool` (count ≤ pool length).
+fn distinct(pool: &[&'static str], count: usize, rng: &mut ChaCha8Rng) -> Vec<&'static str> {
+    pool.choose_multiple(rng, count).copied().collect()
 }
 
 fn place_name(rng: &mut ChaCha8Rng) -> String {
@@ -141,30 +180,36 @@ impl World {
     fn new(rng: &mut ChaCha8Rng) -> World {
         let mut w = World { people: Vec::new(), places: Vec::new(), orgs: Vec::new(), entities: Vec::new() };
         let n_people = rng.random_range(4..=8);
+        let roles = distinct(ROLES, n_people, rng);
         while w.people.len() < n_people {
             let name = format!("{} {}", FIRST.choose(rng).unwrap(), LAST.choose(rng).unwrap());
             // Two people sharing a surname would make "Berg" ambiguous; keep surnames distinct.
             let surname = name.split(' ').nth(1).unwrap_or("").to_string();
-            if w.people.iter().any(|(p, _)| p.ends_with(&surname)) {
+            if w.people.iter().any(|p| p.name.ends_with(&surname)) {
                 continue;
             }
             w.entities.push((name.clone(), EntityKind::Person));
-            w.people.push((name, ROLES.choose(rng).unwrap()));
+            w.people.push(Named { name, epithet: roles[w.people.len()] });
         }
         let n_places = rng.random_range(3..=5);
+        let traits = distinct(PLACE_TRAITS, n_places, rng);
         while w.places.len() < n_places {
             let p = place_name(rng);
-            if !w.places.contains(&p) {
+            // "Lunmere" and "Lunmere Bay" in one world would make "Lunmere" ambiguous.
+            let first = p.split(' ').next().unwrap_or("").to_string();
+            if !w.places.iter().any(|q| q.name.split(' ').next() == Some(first.as_str())) {
                 w.entities.push((p.clone(), EntityKind::Place));
-                w.places.push(p);
+                w.places.push(Named { name: p, epithet: traits[w.places.len()] });
             }
         }
-        for _ in 0..rng.random_range(2..=4) {
-            let base = w.places.choose(rng).unwrap().split(' ').next().unwrap_or("Varnholt").to_string();
+        let n_orgs = rng.random_range(2..=4);
+        let sites = distinct(ORG_SITES, n_orgs, rng);
+        for site in sites {
+            let base = w.places.choose(rng).unwrap().name.split(' ').next().unwrap_or("Varnholt").to_string();
             let o = format!("{base} {}", ORG_NOUN.choose(rng).unwrap());
-            if !w.orgs.contains(&o) {
+            if !w.orgs.iter().any(|q| q.name == o) {
                 w.entities.push((o.clone(), EntityKind::Organisation));
-                w.orgs.push(o);
+                w.orgs.push(Named { name: o, epithet: site });
             }
         }
         w
@@ -176,21 +221,22 @@ impl World {
         }
     }
 
-    fn person(&self, rng: &mut ChaCha8Rng) -> (String, &'static str) {
-        self.people.choose(rng).unwrap().clone()
-    }
-
     /// One sentence that states a fact about the world.
     fn fact(&mut self, rng: &mut ChaCha8Rng) -> String {
-        let (p, role) = self.person(rng);
-        let surname = p.split(' ').nth(1).unwrap_or("").to_string();
-        let place = self.places.choose(rng).unwrap().clone();
-        let org = self.orgs.choose(rng).unwrap().clone();
+        let person = self.people.choose(rng).unwrap().clone();
+        // "the ferry captain Arvid Ashby", "the ferry captain Ashby", "the mill town of Lunmere",
+        // "the Dunmere Savings Bank on the quay".
+        let (p, role) = (format!("the {} {}", person.epithet, person.name), person.epithet);
+        let surname = format!("the {role} {}", person.name.split(' ').nth(1).unwrap_or(""));
+        let at = |n: &Named| format!("the {} of {}", n.epithet, n.name);
+        let place = at(self.places.choose(rng).unwrap());
+        let org_named = self.orgs.choose(rng).unwrap();
+        let org = format!("{} {}", org_named.name, org_named.epithet);
         let (d, year) = date(rng);
-        match rng.random_range(0..12) {
+        let s = match rng.random_range(0..12) {
             0 => {
                 self.note(&d, EntityKind::Date);
-                format!("On {d}, {p} arrived in {place} to work as the {role}.")
+                format!("On {d}, {} arrived in {place} to work as the {role}.", person.name)
             }
             1 => {
                 let n = rng.random_range(12..900);
@@ -209,7 +255,8 @@ impl World {
                 let km = rng.random_range(4..120);
                 let q = format!("{km} km");
                 self.note(&q, EntityKind::Number);
-                let other = self.places.choose(rng).unwrap();
+                let others: Vec<&Named> = self.places.iter().filter(|o| !place.ends_with(&format!(" of {}", o.name))).collect();
+                let other = at(others.choose(rng).unwrap());
                 format!("The road from {place} to {other} was {q} long and took most of a day on foot.")
             }
             4 => {
@@ -230,7 +277,10 @@ impl World {
             }
             8 => format!("When the storm came, it was {p} who rowed out to the stranded boats."),
             9 => {
-                let (q, _) = self.person(rng);
+                // Someone else: "X and X argued" would read as a slip.
+                let others: Vec<&Named> = self.people.iter().filter(|o| o.name != person.name).collect();
+                let other = others.choose(rng).unwrap();
+                let q = format!("the {} {}", other.epithet, other.name);
                 format!("{p} and {q} argued for weeks about where the new school in {place} should stand.")
             }
             10 => {
@@ -243,7 +293,17 @@ impl World {
                 self.note(&q, EntityKind::Number);
                 format!("Prices at the market in {place} rose by {q} in a single winter, and {surname} wrote to the council about it.")
             }
-        }
+        };
+        capitalise_first(s)
+    }
+}
+
+/// Sentences may open with an epithet ("the ferry captain ..."); prose opens with a capital.
+fn capitalise_first(s: String) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if c.is_lowercase() => c.to_uppercase().chain(chars).collect(),
+        _ => s,
     }
 }
 
@@ -276,7 +336,7 @@ pub fn filler_paragraph(rng: &mut impl Rng) -> String {
 pub fn generate(seed: u64, target_words: usize) -> SynthDoc {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut world = World::new(&mut rng);
-    let title = format!("A History of {}", world.places[0]);
+    let title = format!("A History of {}", world.places[0].name);
     let mut paragraphs = Vec::new();
     let mut words = 0;
     while words < target_words {
@@ -293,7 +353,8 @@ pub fn generate(seed: u64, target_words: usize) -> SynthDoc {
         words += p.split_whitespace().count();
         paragraphs.push(p);
     }
-    SynthDoc { title, paragraphs, entities: world.entities }
+    let epithets = world.people.iter().chain(&world.places).chain(&world.orgs).map(|n| (n.name.clone(), n.epithet)).collect();
+    SynthDoc { title, paragraphs, entities: world.entities, epithets }
 }
 
 /// Writes `count` documents (alternating .txt and .md, 600–2,000 words) into `out`.
@@ -325,5 +386,39 @@ mod tests {
         assert_eq!(a.text(), b.text());
         assert_ne!(a.text(), super::generate(8, 500).text());
         assert!(a.text().split_whitespace().count() >= 500);
+    }
+
+    /// What makes a masked name recoverable: within a world no two names share an epithet, and
+    /// every sentence that names a person (by surname too), place or organisation carries its
+    /// epithet.
+    #[test]
+    fn every_mention_carries_the_epithet_of_its_name_alone() {
+        use super::EntityKind::{Organisation, Person};
+        for seed in 0..40 {
+            let doc = super::generate(seed, 800);
+            let kind = |name: &str| doc.entities.iter().find(|(n, _)| n == name).map(|(_, k)| *k);
+            let mut seen = std::collections::HashSet::new();
+            assert!(doc.epithets.iter().all(|(_, e)| seen.insert(*e)), "seed {seed}: shared epithet {:?}", doc.epithets);
+            let mut mentions = 0;
+            for sentence in doc.text().split_inclusive(['.', '\n']) {
+                // Organisations are named after places: their mentions must not count as the place's.
+                let mut rest = sentence.to_string();
+                for (name, epithet) in doc.epithets.iter().filter(|(n, _)| kind(n) == Some(Organisation)) {
+                    if rest.contains(name.as_str()) {
+                        mentions += 1;
+                        assert!(rest.contains(&format!("{name} {epithet}")), "seed {seed}: {name:?} without {epithet:?} in {sentence:?}");
+                        rest = rest.replace(name.as_str(), "");
+                    }
+                }
+                for (name, epithet) in doc.epithets.iter().filter(|(n, _)| kind(n) != Some(Organisation)) {
+                    let key = if kind(name) == Some(Person) { name.split(' ').nth(1).unwrap() } else { name.as_str() };
+                    if rest.contains(key) {
+                        mentions += 1;
+                        assert!(rest.contains(epithet), "seed {seed}: {name:?} without {epithet:?} in {sentence:?}");
+                    }
+                }
+            }
+            assert!(mentions > 20, "seed {seed}: {mentions} mentions");
+        }
     }
 }
