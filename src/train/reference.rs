@@ -17,6 +17,13 @@
 //! of a memory that holds the right one (README, Training); a drill isolates the missing step,
 //! finding the sentence that matches the `[TARGET]` context, and breaks position shortcuts.
 //!
+//! Answer drills: objective 1's question asked again from a small memory of a sentence naming
+//! the masked answer (seen before the pivot), a `[MASK]` sentence, then 1, 2, … other sentences
+//! of the document, shuffled, with the answer turn's reply. Why: with after-pivot masking the
+//! answer turn must link the blank to the remembered name by the words around both (synthetic
+//! documents write an epithet beside every name for this), and the real answer turn, one per
+//! trace, shows that link only when the memory kept both sentences.
+//!
 //! Recall rationale: the recall reply first restores the section's `[TARGET]` sentence with
 //! the answer in place, then boxes the answer ("…the new school in Bramholt Island should
 //! stand. \boxed{Bramholt Island}"). Why: writing the section's sentence out lets the model
@@ -52,6 +59,8 @@ use crate::exercises::{entities, textmatch};
 pub struct TeacherStyle {
     /// Recall drills per probe.
     pub drills: usize,
+    /// Answer drills per masked-entity exercise.
+    pub answer_drills: usize,
     pub recall: RecallStyle,
     /// The answer turn restores a `[MASK]` sentence of its memory with the box in place.
     pub answer_inline_box: bool,
@@ -59,7 +68,7 @@ pub struct TeacherStyle {
 
 impl TeacherStyle {
     pub fn from_config(sft: &crate::train::config::SftConfig) -> Self {
-        TeacherStyle { drills: sft.recall_drills, recall: RecallStyle::from_config(sft), answer_inline_box: sft.answer_inline_box }
+        TeacherStyle { drills: sft.recall_drills, answer_drills: sft.answer_drills, recall: RecallStyle::from_config(sft), answer_inline_box: sft.answer_inline_box }
     }
 }
 
@@ -150,6 +159,10 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
     let last = memories.last().map(String::as_str).unwrap_or(prompts::INITIAL_MEMORY);
     let answer = if teacher.answer_inline_box { answer_reply(last, &exercise.answer) } else { boxed(&exercise.answer) };
     out.push(Conversation { turn: TurnKind::Answer, prompt: prompts::final_answer(&exercise.question, last), reply: answer });
+    for memory in answer_drill_memories(&exercise.chunks, &exercise.answer, teacher.answer_drills, &exercise.id) {
+        let reply = if teacher.answer_inline_box { answer_reply(&memory, &exercise.answer) } else { boxed(&exercise.answer) };
+        out.push(Conversation { turn: TurnKind::Answer, prompt: prompts::final_answer(&exercise.question, &memory), reply });
+    }
     for p in probes {
         if let (Some(chunk), Some(text)) = (p.probe_chunk, &p.probe_text)
             && let Some(memory) = memories.get(chunk)
@@ -205,8 +218,7 @@ pub fn drill_memories(memory: &str, gold: &str, count: usize, probe_id: &str) ->
     let all: Vec<&str> = sentences(memory).collect();
     let Some(holder) = all.iter().position(|s| textmatch::contains(s, gold)) else { return vec![] };
     let others: Vec<&str> = all.iter().enumerate().filter(|&(i, _)| i != holder).map(|(_, s)| *s).collect();
-    let seed = probe_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed_of(probe_id));
     (0..count)
         .map(|d| {
             let mut picked: Vec<&str> = others.choose_multiple(&mut rng, d.min(others.len())).copied().collect();
@@ -215,6 +227,38 @@ pub fn drill_memories(memory: &str, gold: &str, count: usize, probe_id: &str) ->
             picked.join(" ")
         })
         .collect()
+}
+
+/// The memories of `count` answer drills for the masked answer `gold` (module docs): drill d
+/// holds a sentence of `chunks` naming `gold`, a `[MASK]` sentence and min(d, others) other
+/// sentences that name an entity, in a seeded random order (seed from `exercise_id`); the
+/// naming and `[MASK]` sentences rotate through those the document has. None when the chunks
+/// lack either (everywhere-masked exercises never name the answer).
+pub fn answer_drill_memories(chunks: &[String], gold: &str, count: usize, exercise_id: &str) -> Vec<String> {
+    use rand::SeedableRng;
+    use rand::seq::{IndexedRandom, SliceRandom};
+    let all: Vec<&str> = chunks.iter().flat_map(|c| sentences(c)).collect();
+    let naming: Vec<&str> = all.iter().copied().filter(|s| textmatch::contains(s, gold)).collect();
+    let masked: Vec<&str> = all.iter().copied().filter(|s| s.contains(MASK)).collect();
+    if naming.is_empty() || masked.is_empty() {
+        return vec![];
+    }
+    let others: Vec<&str> = all.iter().copied().filter(|s| !naming.contains(s) && !masked.contains(s) && !entities::find(s).is_empty()).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed_of(exercise_id));
+    (0..count)
+        .map(|d| {
+            let mut picked: Vec<&str> = others.choose_multiple(&mut rng, d.min(others.len())).copied().collect();
+            picked.push(naming[d % naming.len()]);
+            picked.push(masked[d % masked.len()]);
+            picked.shuffle(&mut rng);
+            picked.join(" ")
+        })
+        .collect()
+}
+
+/// A drill's seed from its exercise or probe id (FNV-1a), stable across runs and platforms.
+fn seed_of(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }
 
 /// The teacher's conversations as token ids: the agent's chat prompt, and the reply followed by
@@ -379,6 +423,33 @@ mod tests {
         assert_eq!(answer_reply("No blank in this memory.", "Olav"), "\\boxed{Olav}");
         let plain = reference_conversations(&e, &[], 100, TeacherStyle::default(), &words);
         assert_eq!(plain.iter().find(|u| u.turn == TurnKind::Answer).unwrap().reply, "\\boxed{Olav}");
+    }
+
+    #[test]
+    fn answer_drills_ask_from_small_shuffled_memories_of_the_naming_and_mask_sentences() {
+        let e = exercise(
+            &["The baker Olav Dahl sailed north. The mayor Kari Lund sold 40 sheep. The sea was calm.", "Per Moe built a boat. The baker [MASK] wrote a letter."],
+            "Olav Dahl",
+        );
+        let style = TeacherStyle { answer_drills: 3, answer_inline_box: true, ..Default::default() };
+        let c = reference_conversations(&e, &[], 100, style, &words);
+        let answers: Vec<&Conversation> = c.iter().filter(|u| u.turn == TurnKind::Answer).collect();
+        assert_eq!(answers.len(), 1 + 3, "the real answer turn, then three drills");
+        let drills = answer_drill_memories(&e.chunks, "Olav Dahl", 3, &e.id);
+        for (d, memory) in drills.iter().enumerate() {
+            let mut got: Vec<&str> = sentences(memory).collect();
+            got.sort();
+            let mut expected = vec!["The baker Olav Dahl sailed north.", "The baker [MASK] wrote a letter."];
+            assert!(expected.iter().all(|s| got.contains(s)), "drill {d}: {memory}");
+            assert_eq!(got.len(), 2 + d.min(2), "drill {d}: two others at most (the calm sea names no one): {memory}");
+            expected.extend(["The mayor Kari Lund sold 40 sheep.", "Per Moe built a boat."]);
+            assert!(got.iter().all(|s| expected.contains(s)), "drill {d}: {memory}");
+            assert!(answers[1 + d].prompt.contains(memory.as_str()));
+            assert_eq!(answers[1 + d].reply, "The baker \\boxed{Olav Dahl} wrote a letter.");
+        }
+        assert_eq!(drills, answer_drill_memories(&e.chunks, "Olav Dahl", 3, &e.id), "seeded");
+        // No drill without a sentence naming the answer (everywhere-masked exercises).
+        assert!(answer_drill_memories(&e.chunks, "Anna Berg", 3, &e.id).is_empty());
     }
 
     #[test]
