@@ -115,7 +115,7 @@ const ORG_SITES: &[&str] = &[
     "on the quay",
     "by the church",
     "in the old mill",
-    "on Station Street",
+    "on the high street",
     "above the harbour",
     "near the ferry slip",
 ];
