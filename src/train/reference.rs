@@ -157,11 +157,13 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
         memories.push(memory);
     }
     let last = memories.last().map(String::as_str).unwrap_or(prompts::INITIAL_MEMORY);
-    let answer = if teacher.answer_inline_box { answer_reply(last, &exercise.answer) } else { boxed(&exercise.answer) };
-    out.push(Conversation { turn: TurnKind::Answer, prompt: prompts::final_answer(&exercise.question, last), reply: answer });
+    let answer_turn = |memory: &str| {
+        let reply = if teacher.answer_inline_box { answer_reply(memory, &exercise.answer) } else { boxed(&exercise.answer) };
+        Conversation { turn: TurnKind::Answer, prompt: prompts::final_answer(&exercise.question, memory), reply }
+    };
+    out.push(answer_turn(last));
     for memory in answer_drill_memories(&exercise.chunks, &exercise.answer, teacher.answer_drills, &exercise.id) {
-        let reply = if teacher.answer_inline_box { answer_reply(&memory, &exercise.answer) } else { boxed(&exercise.answer) };
-        out.push(Conversation { turn: TurnKind::Answer, prompt: prompts::final_answer(&exercise.question, &memory), reply });
+        out.push(answer_turn(&memory));
     }
     for p in probes {
         if let (Some(chunk), Some(text)) = (p.probe_chunk, &p.probe_text)
@@ -213,16 +215,23 @@ pub fn answer_reply(memory: &str, gold: &str) -> String {
 /// shuffled with a seed taken from `probe_id`. None when no sentence holds `gold` (the teacher
 /// memory dropped it).
 pub fn drill_memories(memory: &str, gold: &str, count: usize, probe_id: &str) -> Vec<String> {
-    use rand::SeedableRng;
-    use rand::seq::{IndexedRandom, SliceRandom};
     let all: Vec<&str> = sentences(memory).collect();
     let Some(holder) = all.iter().position(|s| textmatch::contains(s, gold)) else { return vec![] };
     let others: Vec<&str> = all.iter().enumerate().filter(|&(i, _)| i != holder).map(|(_, s)| *s).collect();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed_of(probe_id));
+    shuffled_drills(&others, count, probe_id, |_| vec![all[holder]])
+}
+
+/// `count` drill memories: drill d is `core(d)` and min(d, others) sentences of `others`, in a
+/// random order seeded from `id` (FNV-1a, stable across runs and platforms).
+fn shuffled_drills<'a>(others: &[&'a str], count: usize, id: &str, core: impl Fn(usize) -> Vec<&'a str>) -> Vec<String> {
+    use rand::SeedableRng;
+    use rand::seq::{IndexedRandom, SliceRandom};
+    let seed = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     (0..count)
         .map(|d| {
             let mut picked: Vec<&str> = others.choose_multiple(&mut rng, d.min(others.len())).copied().collect();
-            picked.push(all[holder]);
+            picked.extend(core(d));
             picked.shuffle(&mut rng);
             picked.join(" ")
         })
@@ -235,8 +244,6 @@ pub fn drill_memories(memory: &str, gold: &str, count: usize, probe_id: &str) ->
 /// naming and `[MASK]` sentences rotate through those the document has. None when the chunks
 /// lack either (everywhere-masked exercises never name the answer).
 pub fn answer_drill_memories(chunks: &[String], gold: &str, count: usize, exercise_id: &str) -> Vec<String> {
-    use rand::SeedableRng;
-    use rand::seq::{IndexedRandom, SliceRandom};
     let all: Vec<&str> = chunks.iter().flat_map(|c| sentences(c)).collect();
     let naming: Vec<&str> = all.iter().copied().filter(|s| textmatch::contains(s, gold)).collect();
     let masked: Vec<&str> = all.iter().copied().filter(|s| s.contains(MASK)).collect();
@@ -244,21 +251,7 @@ pub fn answer_drill_memories(chunks: &[String], gold: &str, count: usize, exerci
         return vec![];
     }
     let others: Vec<&str> = all.iter().copied().filter(|s| !naming.contains(s) && !masked.contains(s) && !entities::find(s).is_empty()).collect();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed_of(exercise_id));
-    (0..count)
-        .map(|d| {
-            let mut picked: Vec<&str> = others.choose_multiple(&mut rng, d.min(others.len())).copied().collect();
-            picked.push(naming[d % naming.len()]);
-            picked.push(masked[d % masked.len()]);
-            picked.shuffle(&mut rng);
-            picked.join(" ")
-        })
-        .collect()
-}
-
-/// A drill's seed from its exercise or probe id (FNV-1a), stable across runs and platforms.
-fn seed_of(id: &str) -> u64 {
-    id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    shuffled_drills(&others, count, exercise_id, |d| vec![naming[d % naming.len()], masked[d % masked.len()]])
 }
 
 /// The teacher's conversations as token ids: the agent's chat prompt, and the reply followed by
