@@ -10,8 +10,10 @@
 //! real prose keeps calling someone "the harbour master". That is what makes a masked name
 //! recoverable: "the ferry captain [MASK] rowed out" names the person a memory kept as "the ferry
 //! captain Arvid Ashby". Without it the facts are random and any of the world's names of that
-//! kind fits the blank equally well, so no memory, however good, could answer. The list of entities written is returned with each document,
-//! so tests and the first run have data with known answers.
+//! kind fits the blank equally well, so no memory, however good, could answer.
+//!
+//! The list of entities written is returned with each document, so tests and the first run have
+//! data with known answers.
 //!
 //! Serves `memtrain synth-docs --out DIR --count N [--seed N]` and the throughput benchmark.
 
@@ -229,7 +231,8 @@ impl World {
         let (p, role) = (format!("the {} {}", person.epithet, person.name), person.epithet);
         let surname = format!("the {role} {}", person.name.split(' ').nth(1).unwrap_or(""));
         let at = |n: &Named| format!("the {} of {}", n.epithet, n.name);
-        let place = at(self.places.choose(rng).unwrap());
+        let place_named = self.places.choose(rng).unwrap().clone();
+        let place = at(&place_named);
         let org_named = self.orgs.choose(rng).unwrap();
         let org = format!("{} {}", org_named.name, org_named.epithet);
         let (d, year) = date(rng);
@@ -255,7 +258,7 @@ impl World {
                 let km = rng.random_range(4..120);
                 let q = format!("{km} km");
                 self.note(&q, EntityKind::Number);
-                let others: Vec<&Named> = self.places.iter().filter(|o| !place.ends_with(&format!(" of {}", o.name))).collect();
+                let others: Vec<&Named> = self.places.iter().filter(|o| o.name != place_named.name).collect();
                 let other = at(others.choose(rng).unwrap());
                 format!("The road from {place} to {other} was {q} long and took most of a day on foot.")
             }
