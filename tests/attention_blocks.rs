@@ -1,7 +1,7 @@
 //! Attention in query blocks (each block sees only the key columns it may attend to) against
 //! attention in one block: the same loss and gradients in training, the same hidden states for a
 //! left-padded prefill into a KV cache and the decode steps after it; and flex's fused attention
-//! kernel (CPU inference) against both. (The logits themselves are checked against transformers
+//! kernel and our cached attention op (CPU inference) against both. (The logits themselves are checked against transformers
 //! in tests/model_parity.rs.)
 
 mod common;
@@ -58,34 +58,46 @@ fn blocked_attention_gives_the_same_loss_and_gradients() {
 }
 
 /// Prefill of a left-padded batch into a preallocated cache, a second multi-token call after
-/// those cached columns, then 3 decode steps: the blocked tensor-op path (autodiff device, as in
-/// training) with several block sizes and flex's fused kernel (plain device, as in generation)
-/// give the same hidden states.
+/// those cached columns, 3 decode steps, then the first sequence leaving the batch and 2 more
+/// steps (across a capacity bucket): the blocked tensor-op path (autodiff device, as in
+/// training) with several block sizes, flex's fused kernel (plain device, Burn's ops) and our
+/// CPU inference op with its host-side cache (plain device, as in generation) give the same
+/// hidden states.
 #[test]
 fn blocked_and_fused_prefill_into_a_cache_then_decode_match_one_block() {
     let device = Device::flex().autodiff();
-    let whole = run_cached(&device, None);
+    let whole = run_cached(&device, None, true);
     for block in [None, Some(2), Some(6)] {
-        let err = worst(&whole, &run_cached(&Device::flex(), block));
+        let err = worst(&whole, &run_cached(&Device::flex(), block, false));
         assert!(err < 1e-5, "flex's fused attention, blocks of {block:?}, differs from the tensor ops by {err}");
     }
+    let err = worst(&whole, &run_cached(&Device::flex(), None, true));
+    assert!(err < 1e-5, "our cached attention op differs from the tensor ops by {err}");
     for block in [2, 6] {
-        let err = worst(&whole, &run_cached(&device, Some(block)));
+        let err = worst(&whole, &run_cached(&device, Some(block), true));
         assert!(err < 1e-5, "blocks of {block}: hidden states differ by {err}");
     }
 }
 
-fn run_cached(device: &Device, block: Option<usize>) -> Vec<f32> {
+fn run_cached(device: &Device, block: Option<usize>, fused: bool) -> Vec<f32> {
     let (model, inv) = tiny_model(device, 5);
-    let rows = 2;
+    let mut rows = 2;
     let mut cache = KvCache::new(model.layers.len(), vec![0, 5]);
     let mut out = Vec::new();
-    // 13 prompt columns, then 7 more after them (blocks see `past` + their own rows), then 1 × 3.
-    for (call, len) in [13usize, 7, 1, 1, 1].into_iter().enumerate() {
+    // 13 prompt columns, then 7 more after them (blocks see `past` + their own rows), then 1 × 3;
+    // then 43 more (the cache grows past its first 64 columns), row 0 leaves, row 1 decodes twice.
+    for (call, len) in [13usize, 7, 1, 1, 1, 43, 1, 1].into_iter().enumerate() {
+        if call == 6 {
+            cache.retain(&[1], device);
+            rows = 1;
+        }
         cache.reserve(len);
         let mut layout = StepLayout::with_columns(&inv, &cache.pad, cache.len, len, cache.capacity, device);
         if let Some(r) = block {
             layout = layout.with_query_block(r);
+        }
+        if !fused {
+            layout = layout.with_composed_ops();
         }
         let ids: Vec<i64> = (0..rows * len).map(|i| ((i * 37 + call * 11 + 3) % 64) as i64).collect();
         let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [rows, len]), device);

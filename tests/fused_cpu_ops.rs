@@ -193,3 +193,18 @@ fn fused_ops_with_per_head_q_k_norms_give_the_composed_gradients() {
     let got = run(&model, &inv, &device, (40, 2, false), composed);
     assert_same(&want, &got, "fused ops with q/k norms");
 }
+
+#[test]
+fn fused_rms_norm_and_swiglu_serve_inference_on_plain_flex() {
+    // Generation on the CPU takes the same kernels without a graph.
+    let device = Device::flex();
+    let normal = burn::tensor::Distribution::Normal(0.0, 1.5);
+    let x = Tensor::<3>::random([3, 7, 50], normal, &device);
+    let gamma = Tensor::<1>::random([50], normal, &device);
+    let norm = burn::nn::RmsNorm { gamma: burn::module::Param::from_tensor(gamma.clone()), epsilon: 1e-5 };
+    let got = fused_rms_norm(&x, &gamma, 1e-5).expect("fused RMSNorm on plain flex");
+    assert_same(&host(norm.forward(x.clone()).reshape([-1])), &host(got.reshape([-1])), "RMSNorm (inference)");
+    let gate = Tensor::<3>::random([3, 7, 50], burn::tensor::Distribution::Normal(0.0, 4.0), &device);
+    let got = fused_swiglu(&gate, &x).expect("fused SwiGLU on plain flex");
+    assert_same(&host((burn::tensor::activation::silu(gate) * x).reshape([-1])), &host(got.reshape([-1])), "SwiGLU (inference)");
+}

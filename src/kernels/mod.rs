@@ -7,6 +7,7 @@ pub mod target_logprobs_op;
 pub mod flex_glue;
 pub mod causal_attention;
 pub mod causal_attention_op;
+pub mod cached_attention;
 pub mod head_layout;
 pub mod fast_exp;
 pub mod rms_norm;

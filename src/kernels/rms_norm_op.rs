@@ -1,6 +1,7 @@
 //! [`rms_norm`](super::rms_norm) as a Burn op for training on flex (see
 //! [`target_logprobs_op`](super::target_logprobs_op) for how our ops plug into Burn): the forward
-//! keeps x and each row's `1/rms`, the hand-written backward gives dx and dγ.
+//! keeps x and each row's `1/rms`, the hand-written backward gives dx and dγ. Inference on
+//! flex runs the same forward without a graph.
 
 use super::flex_glue::{self as glue, contiguous, slice};
 use super::rms_norm as kernel;
@@ -13,11 +14,16 @@ use burn_dispatch::backends::flex::FlexTensor;
 use std::sync::Arc;
 
 /// `x / √(mean(x²) + eps) · γ` over the last dimension; `None` unless x and γ are f32 on flex
-/// autodiff with the same checkpointing (training on the CPU) and our kernels are on: the
-/// caller then uses Burn's `RmsNorm`.
+/// (training on the CPU: autodiff with the same checkpointing; inference: plain) and our
+/// kernels are on: the caller then uses Burn's `RmsNorm`.
 pub fn fused_rms_norm<const D: usize>(x: &Tensor<D>, gamma: &Tensor<1>, eps: f64) -> Option<Tensor<D>> {
-    if !glue::enabled() || !(x.is_autodiff() || gamma.is_autodiff()) || x.dims()[D - 1] != gamma.dims()[0] {
+    if !glue::enabled() || x.dims()[D - 1] != gamma.dims()[0] {
         return None;
+    }
+    if !(x.is_autodiff() || gamma.is_autodiff()) {
+        let (x, gamma) = (glue::plain(x)?, glue::plain(gamma)?);
+        let (y, _) = kernel::forward(slice(&x), slice(&gamma), eps as f32);
+        return Some(Tensor::from_primitive::<Flex>(glue::tensor(y, x.layout().shape().clone())));
     }
     let (nodes, [x, gamma], strategy) = glue::autodiff_pair(x, gamma)?;
     let (y, rstd) = kernel::forward(slice(&x), slice(&gamma), eps as f32);

@@ -7,6 +7,7 @@
 //! every step has new tensor shapes, so wgpu compiles (and autotunes) new kernels per token.
 //! With buckets, shapes change only when the length crosses a power of two.
 
+use crate::kernels::cached_attention::HostKv;
 use burn::prelude::*;
 
 /// Smallest capacity a cache is given: short prompts share one set of kernel shapes.
@@ -23,6 +24,9 @@ pub struct LayerCache {
     /// zeros or stale, and masked by the caller's attention bias.
     pub keys: Option<Tensor<4>>,
     pub values: Option<Tensor<4>>,
+    /// The same buffers on the host, for CPU inference through our attention op
+    /// ([`crate::kernels::cached_attention`]); a layer uses one form or the other.
+    pub host: HostKv,
 }
 
 /// `buffer` grown (zero-filled) to `capacity` columns, then `new` written at column `start`.
@@ -44,6 +48,7 @@ impl LayerCache {
     /// Writes this step's keys/values at columns `start..` and returns the whole buffers
     /// (`capacity` columns).
     pub fn write(&mut self, k: Tensor<4>, v: Tensor<4>, start: usize, capacity: usize) -> (Tensor<4>, Tensor<4>) {
+        assert!(self.host.is_empty(), "this layer's cache is kept on the host by our CPU attention op; Burn's ops cannot extend it");
         let k = write_columns(self.keys.take(), k, start, capacity);
         let v = write_columns(self.values.take(), v, start, capacity);
         self.keys = Some(k.clone());
@@ -52,9 +57,10 @@ impl LayerCache {
     }
 
     /// Keeps only the sequences at `rows` (used when finished sequences leave the batch).
-    pub fn select_rows(&mut self, rows: &Tensor<1, Int>) {
+    pub fn select_rows(&mut self, rows: &Tensor<1, Int>, keep: &[usize]) {
         self.keys = self.keys.take().map(|k| k.select(0, rows.clone()));
         self.values = self.values.take().map(|v| v.select(0, rows.clone()));
+        self.host.retain(keep);
     }
 }
 
@@ -92,7 +98,7 @@ impl KvCache {
         let idx: Vec<i64> = keep.iter().map(|&i| i as i64).collect();
         let rows = Tensor::<1, Int>::from_data(TensorData::new(idx, [keep.len()]), device);
         for layer in &mut self.layers {
-            layer.select_rows(&rows);
+            layer.select_rows(&rows, keep);
         }
         self.pad = keep.iter().map(|&i| self.pad[i]).collect();
     }

@@ -16,6 +16,7 @@ use burn::tensor::activation::{log_softmax, silu};
 use crate::kernels::target_logprobs::HeadLayout;
 use crate::kernels::target_logprobs_op::fused_target_logprobs;
 use crate::kernels::causal_attention_op::fused_causal_attention;
+use crate::kernels::cached_attention::cached_attention;
 use crate::kernels::rms_norm_op::fused_rms_norm;
 use crate::kernels::swiglu_op::fused_swiglu;
 use std::ops::Range;
@@ -78,8 +79,9 @@ pub struct StepLayout {
     pub query_blocks: Vec<Range<usize>>,
     /// The bias cut and repeated per block, built by the first layer, reused by the others.
     block_biases: BlockBiases,
-    /// Whether training on the CPU may use our fused ops — attention, RMSNorm, SwiGLU (true
-    /// unless [`Self::with_composed_ops`]): tests compare them against Burn's ops through this.
+    /// Whether the CPU may use our fused ops — attention (with or without a KV cache), RMSNorm,
+    /// SwiGLU — in training and inference (true unless [`Self::with_composed_ops`]): tests
+    /// compare them against Burn's ops through this.
     pub fused_kernels: bool,
 }
 
@@ -129,7 +131,7 @@ impl StepLayout {
 }
 
 impl Attention {
-    fn forward(&self, x: Tensor<3>, layout: &StepLayout, cache: Option<&mut LayerCache>, packed: Option<&PackedBlock>) -> Tensor<3> {
+    fn forward(&self, x: Tensor<3>, layout: &StepLayout, mut cache: Option<&mut LayerCache>, packed: Option<&PackedBlock>) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
         // Token-major `[b, s, heads, hd]`: a free reshape of the projections' output.
@@ -145,6 +147,14 @@ impl Attention {
         // causal skipping, no score matrix kept), straight back in the projections' layout.
         if layout.fused_kernels && cache.is_none() && layout.past == 0 {
             if let Some(out) = fused_causal_attention(&q, &k, &v, (&layout.cos, &layout.sin), &layout.bias, scale) {
+                return project(&self.o_proj, packed.map(|p| &p.o), out.reshape([b, s, h * hd]));
+            }
+        }
+        // Inference on the CPU: our op (RoPE, the cache write into host buffers and attention in
+        // one pass each, straight back in the projections' layout).
+        if let Some(c) = cache.as_deref_mut().filter(|c| layout.fused_kernels && c.keys.is_none()) {
+            let out = cached_attention(&q, &k, &v, (&layout.cos, &layout.sin), &layout.bias, &mut c.host, layout.past, layout.k_cols, scale);
+            if let Some(out) = out {
                 return project(&self.o_proj, packed.map(|p| &p.o), out.reshape([b, s, h * hd]));
             }
         }
@@ -164,13 +174,13 @@ impl Mlp {
     fn forward(&self, x: Tensor<3>, layout: &StepLayout, packed: Option<&PackedBlock>) -> Tensor<3> {
         let gate = project(&self.gate_proj, packed.map(|p| &p.gate), x.clone());
         let up = project(&self.up_proj, packed.map(|p| &p.up), x);
-        // Training on the CPU: one fused pass each way instead of Burn's sigmoid and products.
+        // On the CPU: one fused pass (each way, in training) instead of Burn's sigmoid and products.
         let fused = layout.fused_kernels.then(|| fused_swiglu(&gate, &up)).flatten();
         project(&self.down_proj, packed.map(|p| &p.down), fused.unwrap_or_else(|| silu(gate) * up))
     }
 }
 
-/// `norm(x)`, through our fused op when training on the CPU (see [`StepLayout::fused_kernels`]).
+/// `norm(x)`, through our fused op on the CPU (see [`StepLayout::fused_kernels`]).
 fn normalize<const D: usize>(norm: &RmsNorm, x: Tensor<D>, layout: &StepLayout) -> Tensor<D> {
     match layout.fused_kernels.then(|| fused_rms_norm(&x, &norm.gamma.val(), norm.epsilon)).flatten() {
         Some(y) => y,

@@ -1,0 +1,113 @@
+//! Attention over a KV cache for CPU inference (generation's prefill and decode on flex): RoPE,
+//! the cache write and attention in one op, the cache kept as plain host buffers.
+//!
+//! Why: composed from Burn ops, each layer of a decode step ran RoPE on q and k (two narrows,
+//! a negation, a concatenation, two products and a sum each), two layout copies, two
+//! `slice_assign`s into the cache tensors and flex's attention, which runs one small gemm per
+//! (sequence, KV head): ~80 ms of small single-threaded ops in a 185 ms batch-16 step of
+//! SmolLM2-135M (README, Performance). Here q and k are rotated on their way to head-major
+//! layout, k and v are written straight into the cache's buffers, and attention is the
+//! training kernel's forward ([`causal_attention`](super::causal_attention)): one parallel task
+//! per (sequence, query head), each reading only the key columns its rows may see.
+
+use super::causal_attention::{self as kernel, AttnShape};
+use super::flex_glue::{self as glue, slice};
+use super::head_layout::{self as layout, Dims, Rope};
+use burn::prelude::*;
+use burn_std::Shape;
+
+/// One layer's keys and values, `[batch, kv_heads, capacity, head_dim]` row-major (keys after
+/// RoPE); columns past the written ones are zeros or stale, and masked by the attention bias.
+#[derive(Clone, Debug, Default)]
+pub struct HostKv {
+    keys: Vec<f32>,
+    values: Vec<f32>,
+    batch: usize,
+    kv_heads: usize,
+    capacity: usize,
+    head_dim: usize,
+}
+
+impl HostKv {
+    /// Whether nothing was written yet (the layer uses Burn's tensors, or has not run).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Capacity and batch set to `b` sequences of `capacity` columns, the written columns kept
+    /// (a new batch or head layout starts from zeros).
+    fn fit(&mut self, b: usize, kvh: usize, hd: usize, capacity: usize) {
+        if (self.batch, self.kv_heads, self.head_dim) != (b, kvh, hd) {
+            *self = HostKv { keys: vec![0.0; b * kvh * capacity * hd], values: vec![0.0; b * kvh * capacity * hd], batch: b, kv_heads: kvh, capacity, head_dim: hd };
+            return;
+        }
+        if capacity == self.capacity {
+            return;
+        }
+        let (old, keep) = (self.capacity * hd, self.capacity.min(capacity) * hd);
+        let grow = |src: &[f32]| {
+            let mut dst = vec![0.0f32; b * kvh * capacity * hd];
+            for (d, s) in dst.chunks_mut(capacity * hd).zip(src.chunks(old)) {
+                d[..keep].copy_from_slice(&s[..keep]);
+            }
+            dst
+        };
+        self.keys = grow(&self.keys);
+        self.values = grow(&self.values);
+        self.capacity = capacity;
+    }
+
+    /// Writes token-major `[b, s, kvh, hd]` rows at columns `start..start + s` (`rope` rotates
+    /// them: the keys).
+    fn write(buffer: &mut [f32], x: &[f32], d: Dims, capacity: usize, start: usize, rope: Option<Rope>) {
+        let heads = layout::to_heads(x, d, rope);
+        for (bh, src) in heads.chunks(d.s * d.hd).enumerate() {
+            buffer[(bh * capacity + start) * d.hd..][..d.s * d.hd].copy_from_slice(src);
+        }
+    }
+
+    /// Keeps only the sequences at `rows` (finished sequences leaving the batch).
+    pub fn retain(&mut self, rows: &[usize]) {
+        if self.is_empty() {
+            return;
+        }
+        let per = self.kv_heads * self.capacity * self.head_dim;
+        let pick = |src: &[f32]| rows.iter().flat_map(|&r| src[r * per..(r + 1) * per].iter().copied()).collect();
+        self.keys = pick(&self.keys);
+        self.values = pick(&self.values);
+        self.batch = rows.len();
+    }
+}
+
+/// Attention for token-major q `[b, s, h, hd]`, k and v `[b, s, kvh, hd]` (projections' output)
+/// at columns `past..past + s` of `cache` (grown to `capacity` columns; k and v written there),
+/// RoPE tables cos/sin `[b, 1, s, hd]`, additive bias `[b, 1, s, capacity]`. Returns
+/// `softmax(scale · q · kᵀ + bias) · v` token-major, `[b, s, h, hd]`. `None` unless every input
+/// is f32 on plain flex (CPU inference) and our kernels are on: the caller then uses Burn's ops.
+#[allow(clippy::too_many_arguments)]
+pub fn cached_attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, (cos, sin): (&Tensor<4>, &Tensor<4>), bias: &Tensor<4>, cache: &mut HostKv, past: usize, capacity: usize, scale: f32) -> Option<Tensor<4>> {
+    if !glue::enabled() {
+        return None;
+    }
+    let [b, s, h, hd] = q.dims();
+    let [_, _, kvh, _] = k.dims();
+    let table = [b, 1, s, hd];
+    if k.dims() != [b, s, kvh, hd] || v.dims() != k.dims() || cos.dims() != table || sin.dims() != table || bias.dims() != [b, 1, s, capacity] {
+        return None;
+    }
+    if kvh == 0 || h % kvh != 0 || hd % 2 != 0 || past + s > capacity {
+        return None;
+    }
+    let [q, k, v, cos, sin, bias] = [q, k, v, cos, sin, bias].map(glue::plain);
+    let (q, k, v, cos, sin, bias) = (q?, k?, v?, cos?, sin?, bias?);
+    let rope = Rope { cos: slice(&cos), sin: slice(&sin) };
+    let (qd, kd) = (Dims { b, s, n: h, hd }, Dims { b, s, n: kvh, hd });
+    cache.fit(b, kvh, hd, capacity);
+    HostKv::write(&mut cache.keys, slice(&k), kd, capacity, past, Some(rope));
+    HostKv::write(&mut cache.values, slice(&v), kd, capacity, past, None);
+    let q = layout::to_heads(slice(&q), qd, Some(rope));
+    let shape = AttnShape { b, h, kvh, s, cols: capacity, hd, past, scale };
+    let (out, _) = kernel::forward(&q, &cache.keys, &cache.values, slice(&bias), shape);
+    let out = if s == 1 { out } else { layout::from_heads(&out, qd, None) };
+    Some(Tensor::from_primitive::<burn_dispatch::backends::Flex>(glue::tensor(out, Shape::new([b, s, h, hd]))))
+}
