@@ -6,6 +6,9 @@
 //! buffer that grows by one column per decoded token, every step copies the whole history and
 //! every step has new tensor shapes, so wgpu compiles (and autotunes) new kernels per token.
 //! With buckets, shapes change only when the length crosses a power of two.
+//!
+//! On the CPU our attention op keeps the same buffers as plain host vectors instead
+//! ([`LayerCache::host`]), writes the new columns in place and reads only the written ones.
 
 use crate::kernels::cached_attention::HostKv;
 use burn::prelude::*;
