@@ -23,8 +23,15 @@ head -c 40000000 .dev2/model.xz > .dev1/partA
 tail -c +40000001 .dev2/model.xz > .dev2/partB && rm .dev2/model.xz
 sha256sum "$model" | cut -c1-64 > .dev2/model.sha256
 "$bin" synth-docs --out .dev2/syn --count 30 --seed 1 >/dev/null
-"$bin" exercises --docs .dev2/syn --out .dev2/ex --preset tiny --model "$model" >/dev/null && rm -rf .dev2/syn
+# After-pivot masking: objective 1's answer is named before its [MASK]s (README, Training).
+"$bin" exercises --docs .dev2/syn --out .dev2/ex --preset tiny --mask after-pivot --model "$model" >/dev/null && rm -rf .dev2/syn
 "$bin" train-config --preset tiny-cpu | sed 's|model: Default|model: Path("/root/mt/model.gguf")|' > .dev2/gpu.ron
+# The next GPU sweep (scripts/gpu_sweep.sh ... .dev2/all.ron .dev2/all-ad3.ron .dev2/all-ad3-m96.ron):
+# the H100's 400-step all-layer config, then with 3 answer drills, then also a 96-token memory
+# (the best CPU recall, docs/bench/cpu-objective1-2026-11-28/).
+cp docs/bench/h100-2026-11-28/all.ron .dev2/all.ron
+sed 's|recall_drills: 0,|recall_drills: 0,\n        answer_drills: 3,|' .dev2/all.ron > .dev2/all-ad3.ron
+sed 's|memory_tokens: 64,|memory_tokens: 96,|' .dev2/all-ad3.ron > .dev2/all-ad3-m96.ron
 # The Vulkan loader and GL libraries the device machine lacks (device README), once.
 if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
   grep -qx '/.gl/' .git/info/exclude || echo /.gl/ >> .git/info/exclude
