@@ -6,9 +6,10 @@
 //! `slice_assign`s into the cache tensors and flex's attention, which runs one small gemm per
 //! (sequence, KV head): ~80 ms of small single-threaded ops in a 185 ms batch-16 step of
 //! SmolLM2-135M (README, Performance). Here q and k are rotated on their way to head-major
-//! layout, k and v are written straight into the cache's buffers, and attention is the
-//! training kernel's forward ([`causal_attention`](super::causal_attention)): one parallel task
-//! per (sequence, query head), each reading only the key columns its rows may see.
+//! layout, k and v are written straight into the cache's buffers, and attention reads only the
+//! key columns each row may see: a prefill through the training kernel's forward
+//! ([`causal_attention`](super::causal_attention), one task per sequence and query head), a
+//! decode step through [`decode`] (one task per sequence and KV head, no gemm calls).
 
 use super::causal_attention::{self as kernel, AttnShape};
 use super::flex_glue::{self as glue, slice};
@@ -16,6 +17,7 @@ use super::fast_exp::exp_shifted_in_place;
 use super::head_layout::{self as layout, Dims, Rope};
 use super::rms_norm::dot;
 use burn::prelude::*;
+use burn_dispatch::backends::Flex;
 use burn_std::Shape;
 use rayon::prelude::*;
 
@@ -37,13 +39,16 @@ impl HostKv {
         self.keys.is_empty()
     }
 
-    /// Capacity and batch set to `b` sequences of `capacity` columns, the written columns kept
-    /// (a new batch or head layout starts from zeros).
+    /// Grown to `capacity` columns for `b` sequences, the written columns kept (an empty cache
+    /// is allocated).
     fn fit(&mut self, b: usize, kvh: usize, hd: usize, capacity: usize) {
-        if (self.batch, self.kv_heads, self.head_dim) != (b, kvh, hd) {
+        if self.is_empty() {
             *self = HostKv { keys: vec![0.0; b * kvh * capacity * hd], values: vec![0.0; b * kvh * capacity * hd], batch: b, kv_heads: kvh, capacity, head_dim: hd };
             return;
         }
+        // The batch changes only through `retain`: anything else is a caller's bug, and going
+        // on would attend to another sequence's keys.
+        assert_eq!((self.batch, self.kv_heads, self.head_dim), (b, kvh, hd), "KV cache [batch, kv heads, head dim] vs this call's");
         if capacity == self.capacity {
             return;
         }
@@ -116,7 +121,7 @@ pub fn cached_attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, (cos, sin):
     } else {
         layout::from_heads(&kernel::forward(&q, &cache.keys, &cache.values, slice(&bias), shape).0, qd, None)
     };
-    Some(Tensor::from_primitive::<burn_dispatch::backends::Flex>(glue::tensor(out, Shape::new([b, s, h, hd]))))
+    Some(Tensor::from_primitive::<Flex>(glue::tensor(out, Shape::new([b, s, h, hd]))))
 }
 
 /// [`kernel::forward`]'s output for one query row per sequence (a decode step), without its
