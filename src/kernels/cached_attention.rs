@@ -13,7 +13,6 @@
 
 use super::causal_attention::{self as kernel, AttnShape};
 use super::flex_glue::{self as glue, slice};
-use super::fast_exp::exp_shifted_in_place;
 use super::head_layout::{self as layout, Dims, Rope};
 use super::rms_norm::dot;
 use burn::prelude::*;
@@ -143,10 +142,8 @@ fn decode(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], sh: AttnShape) -> Vec<f
             for ((z, key), b) in p.iter_mut().zip(keys.chunks_exact(d)).zip(bias) {
                 *z = sh.scale * dot(qh, key) + b;
             }
-            let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let inv = 1.0 / exp_shifted_in_place(&mut p, max);
-            for (w, value) in p.iter().zip(values.chunks_exact(d)) {
-                let w = w * inv;
+            kernel::softmax_in_place(&mut p);
+            for (&w, value) in p.iter().zip(values.chunks_exact(d)) {
                 o.iter_mut().zip(value).for_each(|(o, x)| *o += w * x);
             }
         }

@@ -90,6 +90,15 @@ fn scores(sh: &AttnShape, hd: &Head, q: &[f32], k: &[f32], bias: &[f32], r0: usi
     c
 }
 
+/// `row ← softmax(row)`; returns the row's log-sum-exp.
+pub(super) fn softmax_in_place(row: &mut [f32]) -> f32 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum = exp_shifted_in_place(row, max);
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|z| *z *= inv);
+    max + sum.ln()
+}
+
 /// `(out [b, h, s, hd], lse [b, h, s])`.
 pub fn forward(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], sh: AttnShape) -> (Vec<f32>, Vec<f32>) {
     sh.check(q, k, v, bias);
@@ -104,11 +113,7 @@ pub fn forward(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], sh: AttnShape) -> 
                 let r1 = (r0 + ROWS).min(sh.s);
                 let c = scores(&sh, &hd, q, k, bias, r0, r1, &mut p);
                 for (i, row) in p.chunks_mut(c).enumerate() {
-                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let sum = exp_shifted_in_place(row, max);
-                    let inv = 1.0 / sum;
-                    row.iter_mut().for_each(|z| *z *= inv);
-                    lse[r0 + i] = max + sum.ln();
+                    lse[r0 + i] = softmax_in_place(row);
                 }
                 mm(r1 - r0, sh.hd, c, &mut out[r0 * sh.hd..r1 * sh.hd], false, &p, 1, c, &v[hd.kv..hd.kv + c * sh.hd], 1, sh.hd, 1.0);
             }
