@@ -139,6 +139,13 @@ pub struct SftConfig {
     /// recall turns.
     #[serde(default)]
     pub answer_inline_box: bool,
+    /// Memory drills per masked-entity exercise ([`super::reference`]): a memory turn on a
+    /// `[MASK]` chunk from a small memory (a sentence naming the answer, then 1, 2, … other
+    /// sentences of the earlier chunks, shuffled), the teacher's reply keeping both the naming
+    /// and the `[MASK]` sentences. 0 = none. Why: trained memories keep one or the other, almost
+    /// never both, so the answer turn has nothing to link (README, Training).
+    #[serde(default)]
+    pub memory_drills: usize,
 }
 
 fn one() -> f32 {
@@ -232,7 +239,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 64, answer_tokens: 48, temperature: 1.0, top_p: 1.0, recall_temperature: None },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 8, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
-            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: false },
+            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: false, memory_drills: 0 },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.0, beta1: 0.9, beta2: 0.999, warmup_steps: 3, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 5, keep: 2 },
@@ -275,7 +282,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 48, answer_tokens: 12, temperature: 1.0, top_p: 1.0, recall_temperature: None },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 16, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
-            sft: SftConfig { steps: 300, batch: 16, lr: 2e-3, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: false, answer_inline_box: false },
+            sft: SftConfig { steps: 300, batch: 16, lr: 2e-3, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: false, answer_inline_box: false, memory_drills: 0 },
             optim: OptimConfig { lr: 1e-4, weight_decay: 0.0, beta1: 0.9, beta2: 0.99, warmup_steps: 10, schedule: Schedule::Constant, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 25, keep: 2 },
@@ -300,7 +307,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 128, answer_tokens: 48, temperature: 1.0, top_p: 1.0, recall_temperature: None },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 4, partial_credit: 0.0, gold_likelihood: 0.0 },
             grpo: GrpoKnobs { group: 8, batch_docs: 4, micro_batch: 8, loss: GrpoConfig::default() },
-            sft: SftConfig { steps: 200, batch: 8, lr: 5e-5, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: true },
+            sft: SftConfig { steps: 200, batch: 8, lr: 5e-5, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: true, memory_drills: 0 },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.01, beta1: 0.9, beta2: 0.999, warmup_steps: 10, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 10, keep: 3 },

@@ -24,6 +24,14 @@
 //! documents write an epithet beside every name for this), and the real answer turn, one per
 //! trace, shows that link only when the memory kept both sentences.
 //!
+//! Memory drills: a memory turn on a chunk with `[MASK]` again, from a small memory made of a
+//! sentence naming the masked answer (after-pivot masking names it before the pivot) and 0, 1,
+//! 2, … other entity sentences of the earlier chunks, shuffled; the reply is the teacher's own
+//! update of that memory, which keeps the naming sentence and adds the `[MASK]` sentences. Why:
+//! trained memory writers keep either the naming sentence or the new `[MASK]` sentence, almost
+//! never both (README, Training: the 96-token run), and the real trace shows that step once per
+//! exercise; the drill repeats it with varied company.
+//!
 //! Recall rationale: the recall reply first restores the section's `[TARGET]` sentence with
 //! the answer in place, then boxes the answer ("…the new school in Bramholt Island should
 //! stand. \boxed{Bramholt Island}"). Why: writing the section's sentence out lets the model
@@ -64,11 +72,13 @@ pub struct TeacherStyle {
     pub recall: RecallStyle,
     /// The answer turn restores a `[MASK]` sentence of its memory with the box in place.
     pub answer_inline_box: bool,
+    /// Memory drills per masked-entity exercise.
+    pub memory_drills: usize,
 }
 
 impl TeacherStyle {
     pub fn from_config(sft: &crate::train::config::SftConfig) -> Self {
-        TeacherStyle { drills: sft.recall_drills, answer_drills: sft.answer_drills, recall: RecallStyle::from_config(sft), answer_inline_box: sft.answer_inline_box }
+        TeacherStyle { drills: sft.recall_drills, answer_drills: sft.answer_drills, recall: RecallStyle::from_config(sft), answer_inline_box: sft.answer_inline_box, memory_drills: sft.memory_drills }
     }
 }
 
@@ -141,20 +151,28 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
     // Probed entities alone would teach a choice the student cannot make (it never sees which
     // entities will be probed); every tagged entity is a rule it can learn from the text.
     let keys: Vec<&str> = std::iter::once(MASK).chain(probes.iter().map(|p| p.answer.as_str())).collect();
-    let mut kept: Vec<String> = Vec::new();
-    let mut memories: Vec<String> = Vec::new();
-    let mut out = Vec::new();
-    for chunk in &exercise.chunks {
-        let before = memories.last().cloned().unwrap_or_else(|| prompts::INITIAL_MEMORY.to_string());
+    let update = |kept: &mut Vec<String>, chunk: &str, before: &str| {
         kept.extend(sentences(chunk).filter(|s| keys.iter().any(|k| textmatch::contains(s, k)) || !entities::find(s).is_empty()).map(str::to_string));
         while kept.len() > 1 && count_tokens(&kept.join(" ")) > memory_tokens {
             // The oldest sentence of the lowest keep rank goes (module docs).
             let drop = (0..kept.len()).min_by_key(|&i| (keep_rank(&kept[i], &exercise.answer), i)).unwrap_or(0);
             kept.remove(drop);
         }
-        let memory = if kept.is_empty() { before.clone() } else { truncate_to(&kept.join(" "), memory_tokens, count_tokens) };
+        if kept.is_empty() { before.to_string() } else { truncate_to(&kept.join(" "), memory_tokens, count_tokens) }
+    };
+    let mut kept: Vec<String> = Vec::new();
+    let mut memories: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for chunk in &exercise.chunks {
+        let before = memories.last().cloned().unwrap_or_else(|| prompts::INITIAL_MEMORY.to_string());
+        let memory = update(&mut kept, chunk, &before);
         out.push(Conversation { turn: TurnKind::Memory { chunk: memories.len() }, prompt: prompts::memory_update(&exercise.question, &before, chunk), reply: memory.clone() });
         memories.push(memory);
+    }
+    for (chunk, before) in memory_drills(&exercise.chunks, &exercise.answer, teacher.memory_drills, &exercise.id) {
+        let mut drill_kept: Vec<String> = sentences(&before).map(str::to_string).collect();
+        let reply = update(&mut drill_kept, &exercise.chunks[chunk], &before);
+        out.push(Conversation { turn: TurnKind::Memory { chunk }, prompt: prompts::memory_update(&exercise.question, &before, &exercise.chunks[chunk]), reply });
     }
     let last = memories.last().map(String::as_str).unwrap_or(prompts::INITIAL_MEMORY);
     let answer_turn = |memory: &str| {
@@ -252,6 +270,31 @@ pub fn answer_drill_memories(chunks: &[String], gold: &str, count: usize, exerci
     }
     let others: Vec<&str> = all.iter().copied().filter(|s| !naming.contains(s) && !masked.contains(s) && !entities::find(s).is_empty()).collect();
     shuffled_drills(&others, count, exercise_id, |d| vec![naming[d % naming.len()], masked[d % masked.len()]])
+}
+
+/// The memory drills for the masked answer `gold` (module docs): drill d pairs a chunk with
+/// `[MASK]` (rotating through those after the first chunk naming `gold`) with a small memory
+/// made of a sentence naming `gold` and min(d, others) other entity sentences of the chunks
+/// before it, in a seeded random order (seed from `exercise_id`). Returns (chunk index, memory);
+/// none when no chunk names `gold` before a `[MASK]` chunk (everywhere masking).
+pub fn memory_drills(chunks: &[String], gold: &str, count: usize, exercise_id: &str) -> Vec<(usize, String)> {
+    let Some(first_naming) = chunks.iter().position(|c| sentences(c).any(|s| textmatch::contains(s, gold))) else { return vec![] };
+    let masked: Vec<usize> = (first_naming + 1..chunks.len()).filter(|&i| chunks[i].contains(MASK)).collect();
+    if masked.is_empty() {
+        return vec![];
+    }
+    let seed_id = format!("{exercise_id}/memory");
+    (0..count)
+        .map(|d| {
+            let chunk = masked[d % masked.len()];
+            let earlier: Vec<&str> = chunks[..chunk].iter().flat_map(|c| sentences(c)).collect();
+            let naming: Vec<&str> = earlier.iter().copied().filter(|s| textmatch::contains(s, gold)).collect();
+            let others: Vec<&str> = earlier.iter().copied().filter(|s| !textmatch::contains(s, gold) && (s.contains(MASK) || !entities::find(s).is_empty())).collect();
+            // One drill per call keeps drill d's shuffle independent of the count asked for.
+            let memory = shuffled_drills(&others, d + 1, &seed_id, |_| vec![naming[d % naming.len()]]).pop().unwrap_or_default();
+            (chunk, memory)
+        })
+        .collect()
 }
 
 /// The teacher's conversations as token ids: the agent's chat prompt, and the reply followed by
@@ -443,6 +486,34 @@ mod tests {
         assert_eq!(drills, answer_drill_memories(&e.chunks, "Olav Dahl", 3, &e.id), "seeded");
         // No drill without a sentence naming the answer (everywhere-masked exercises).
         assert!(answer_drill_memories(&e.chunks, "Anna Berg", 3, &e.id).is_empty());
+    }
+
+    #[test]
+    fn memory_drills_update_a_small_memory_naming_the_answer_with_a_mask_chunk_and_keep_both() {
+        let e = exercise(
+            &["The baker Olav Dahl sailed north. The mayor Kari Lund sold 40 sheep.", "Per Moe built a boat. The sea was calm.", "The baker [MASK] wrote a letter. Rain fell.", "[MASK] left. Anna Berg stayed."],
+            "Olav Dahl",
+        );
+        let c = reference_conversations(&e, &[], 100, TeacherStyle { memory_drills: 4, ..Default::default() }, &words);
+        let memory_turns: Vec<&Conversation> = c.iter().filter(|u| matches!(u.turn, TurnKind::Memory { .. })).collect();
+        assert_eq!(memory_turns.len(), 4 + 4, "the trace's four memory turns, then four drills");
+        let drills = memory_drills(&e.chunks, "Olav Dahl", 4, &e.id);
+        assert_eq!(drills.iter().map(|d| d.0).collect::<Vec<_>>(), [2, 3, 2, 3], "the [MASK] chunks in turn");
+        assert_eq!(drills[0].1, "The baker Olav Dahl sailed north.", "drill 0: the naming sentence alone");
+        for ((chunk, memory), turn) in drills.iter().zip(&memory_turns[4..]) {
+            assert_eq!(turn.turn, TurnKind::Memory { chunk: *chunk });
+            assert!(turn.prompt.contains(&format!("<memory>\n{memory}\n</memory>")) && turn.prompt.contains(e.chunks[*chunk].as_str()), "{}", turn.prompt);
+            assert!(turn.reply.contains("The baker Olav Dahl sailed north.") && turn.reply.contains("[MASK]"), "keeps both: {}", turn.reply);
+            assert!(!memory.contains("Olav Dahl sailed") || memory.matches("Olav Dahl").count() == 1);
+            // Other sentences come only from chunks before the drill's chunk, never filler.
+            for s in sentences(memory) {
+                assert!(e.chunks[..*chunk].iter().any(|c| c.contains(s)) && s != "The sea was calm.", "{s} in {memory}");
+            }
+        }
+        assert!(sentences(&drills[3].1).count() >= 3, "drill 3 has company: {}", drills[3].1);
+        assert!(drills[3].1.contains("[MASK] wrote") || drills[3].1.contains("Kari Lund") , "earlier [MASK] sentences count as company");
+        assert_eq!(drills, memory_drills(&e.chunks, "Olav Dahl", 4, &e.id), "seeded");
+        assert!(memory_drills(&e.chunks, "Anna Berg", 3, &e.id).is_empty(), "no [MASK] chunk after the naming one");
     }
 
     #[test]
