@@ -504,14 +504,16 @@ mod tests {
             assert_eq!(turn.turn, TurnKind::Memory { chunk: *chunk });
             assert!(turn.prompt.contains(&format!("<memory>\n{memory}\n</memory>")) && turn.prompt.contains(e.chunks[*chunk].as_str()), "{}", turn.prompt);
             assert!(turn.reply.contains("The baker Olav Dahl sailed north.") && turn.reply.contains("[MASK]"), "keeps both: {}", turn.reply);
-            assert!(!memory.contains("Olav Dahl sailed") || memory.matches("Olav Dahl").count() == 1);
+            assert_eq!(memory.matches("Olav Dahl").count(), 1, "one naming sentence: {memory}");
             // Other sentences come only from chunks before the drill's chunk, never filler.
             for s in sentences(memory) {
                 assert!(e.chunks[..*chunk].iter().any(|c| c.contains(s)) && s != "The sea was calm.", "{s} in {memory}");
             }
         }
-        assert!(sentences(&drills[3].1).count() >= 3, "drill 3 has company: {}", drills[3].1);
-        assert!(drills[3].1.contains("[MASK] wrote") || drills[3].1.contains("Kari Lund") , "earlier [MASK] sentences count as company");
+        // Drill 3 (chunk 3) takes all three others of chunks 0–2, the earlier [MASK] sentence among them.
+        let mut company: Vec<&str> = sentences(&drills[3].1).collect();
+        company.sort();
+        assert_eq!(company, ["Per Moe built a boat.", "The baker Olav Dahl sailed north.", "The baker [MASK] wrote a letter.", "The mayor Kari Lund sold 40 sheep."]);
         assert_eq!(drills, memory_drills(&e.chunks, "Olav Dahl", 4, &e.id), "seeded");
         assert!(memory_drills(&e.chunks, "Anna Berg", 3, &e.id).is_empty(), "no [MASK] chunk after the naming one");
     }
