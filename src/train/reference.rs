@@ -32,6 +32,14 @@
 //! never both (README, Training: the 96-token run), and the real trace shows that step once per
 //! exercise; the drill repeats it with varied company.
 //!
+//! Resolving the blank (`resolve_mask`): on the first chunk with `[MASK]` read while the memory
+//! (or the chunk itself) names the masked answer, the teacher's memory adds "Note: [MASK] is
+//! Priya Fenwick." and keeps that note over every other sentence; the answer turn then only
+//! copies it. Why: the link between the blank and the name is easiest to make while both are
+//! in view — the `[MASK]` chunk and the memory holding the naming sentence — and trained memory
+//! writers kept one of the two sentences, almost never both, so the answer turn never saw
+//! them together (README, Training). The note is written only from what the student was given.
+//!
 //! Recall rationale: the recall reply first restores the section's `[TARGET]` sentence with
 //! the answer in place, then boxes the answer ("…the new school in Bramholt Island should
 //! stand. \boxed{Bramholt Island}"). Why: writing the section's sentence out lets the model
@@ -74,11 +82,13 @@ pub struct TeacherStyle {
     pub answer_inline_box: bool,
     /// Memory drills per masked-entity exercise.
     pub memory_drills: usize,
+    /// The memory adds the note [`mask_note`] once it can resolve the blank.
+    pub resolve_mask: bool,
 }
 
 impl TeacherStyle {
     pub fn from_config(sft: &crate::train::config::SftConfig) -> Self {
-        TeacherStyle { drills: sft.recall_drills, answer_drills: sft.answer_drills, recall: RecallStyle::from_config(sft), answer_inline_box: sft.answer_inline_box, memory_drills: sft.memory_drills }
+        TeacherStyle { drills: sft.recall_drills, answer_drills: sft.answer_drills, recall: RecallStyle::from_config(sft), answer_inline_box: sft.answer_inline_box, memory_drills: sft.memory_drills, resolve_mask: sft.resolve_mask }
     }
 }
 
@@ -153,6 +163,11 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
     let keys: Vec<&str> = std::iter::once(MASK).chain(probes.iter().map(|p| p.answer.as_str())).collect();
     let update = |kept: &mut Vec<String>, chunk: &str, before: &str| {
         kept.extend(sentences(chunk).filter(|s| keys.iter().any(|k| textmatch::contains(s, k)) || !entities::find(s).is_empty()).map(str::to_string));
+        // Resolve only from what the student sees: the memory it was given and this chunk.
+        let note = mask_note(&exercise.answer);
+        if teacher.resolve_mask && chunk.contains(MASK) && !kept.contains(&note) && kept.iter().any(|s| textmatch::contains(s, &exercise.answer)) {
+            kept.push(note);
+        }
         while kept.len() > 1 && count_tokens(&kept.join(" ")) > memory_tokens {
             // The oldest sentence of the lowest keep rank goes (module docs).
             let drop = (0..kept.len()).min_by_key(|&i| (keep_rank(&kept[i], &exercise.answer), i)).unwrap_or(0);
@@ -209,20 +224,27 @@ pub fn recall_reply(masked_section: &str, gold: &str, style: RecallStyle) -> Str
 }
 
 /// How long the teacher's memory keeps `sentence`: plain 0, with `[MASK]` 1, naming the masked
-/// `answer` 2 (module docs).
+/// `answer` 2, the note resolving the blank 3 (module docs).
 fn keep_rank(sentence: &str, answer: &str) -> u8 {
-    if textmatch::contains(sentence, answer) {
+    if sentence == mask_note(answer) {
+        3
+    } else if textmatch::contains(sentence, answer) {
         2
     } else {
         u8::from(sentence.contains(MASK))
     }
 }
 
+/// The teacher memory's note resolving the blank (`sft.resolve_mask`, module docs).
+pub fn mask_note(answer: &str) -> String {
+    format!("Note: {MASK} is {answer}.")
+}
+
 /// The inline-box answer to objective 1: the first `[MASK]` sentence of the final `memory` with
 /// `\boxed{gold}` at its first blank and `gold` at any other; `\boxed{gold}` alone when the
-/// memory kept no `[MASK]` sentence.
+/// memory kept no `[MASK]` sentence (the note resolving the blank does not count).
 pub fn answer_reply(memory: &str, gold: &str) -> String {
-    match sentences(memory).find(|s| s.contains(MASK)) {
+    match sentences(memory).find(|s| s.contains(MASK) && *s != mask_note(gold)) {
         Some(s) => s.replacen(MASK, &boxed(gold), 1).replace(MASK, gold),
         None => boxed(gold),
     }
@@ -538,6 +560,25 @@ mod tests {
         let answer = c.iter().find(|u| u.turn == TurnKind::Answer).unwrap();
         assert!(answer.prompt.contains("Olav Dahl and Kari Lund argued"), "the answer turn can copy the answer from its memory");
         assert_eq!(answer.reply, "\\boxed{Olav Dahl} left.");
+    }
+
+    #[test]
+    fn resolve_mask_notes_the_answer_once_the_memory_names_it_and_keeps_the_note_longest() {
+        let e = exercise(&["Olav Dahl and Kari Lund argued about the school.", "Per Moe sailed to Bergen. [MASK] and Kari Lund argued again.", "Anna Berg sold 40 sheep. [MASK] left."], "Olav Dahl");
+        let style = TeacherStyle { resolve_mask: true, answer_inline_box: true, ..Default::default() };
+        let c = reference_conversations(&e, &[], 20, style, &words);
+        assert_eq!(c[0].reply, "Olav Dahl and Kari Lund argued about the school.", "no note before a blank is read");
+        assert_eq!(c[1].reply, "Olav Dahl and Kari Lund argued about the school. [MASK] and Kari Lund argued again. Note: [MASK] is Olav Dahl.");
+        assert_eq!(c[2].reply, "Olav Dahl and Kari Lund argued about the school. Note: [MASK] is Olav Dahl. [MASK] left.", "one note, kept over an older [MASK] sentence");
+        let answer = c.iter().find(|u| u.turn == TurnKind::Answer).unwrap();
+        assert_eq!(answer.reply, "\\boxed{Olav Dahl} left.", "the inline box fills a real [MASK] sentence, not the note");
+        // A memory with room for one sentence keeps the note alone.
+        let tight = reference_conversations(&e, &[], 5, style, &words);
+        assert_eq!(tight[2].reply, "Note: [MASK] is Olav Dahl.");
+        assert_eq!(tight.iter().find(|u| u.turn == TurnKind::Answer).unwrap().reply, "\\boxed{Olav Dahl}");
+        // Everywhere masking: nothing the student sees names the answer, so no note.
+        let hidden = exercise(&["[MASK] and Kari Lund argued about the school.", "Per Moe sailed to Bergen. [MASK] left."], "Olav Dahl");
+        assert!(reference_conversations(&hidden, &[], 100, style, &words).iter().all(|u| !u.reply.contains("Note:")));
     }
 
     #[test]
