@@ -34,8 +34,8 @@
 //!
 //! Resolving the blank (`resolve_mask`): on the first chunk with `[MASK]` read while the memory
 //! (or the chunk itself) names the masked answer, the teacher's memory adds "Note: [MASK] is
-//! Priya Fenwick." and keeps that note over every other sentence; the answer turn then only
-//! copies it. Why: the link between the blank and the name is easiest to make while both are
+//! Priya Fenwick." at the start of the memory and keeps it there, over every other sentence;
+//! the answer turn then only copies it. Why: the link between the blank and the name is easiest to make while both are
 //! in view — the `[MASK]` chunk and the memory holding the naming sentence — and trained memory
 //! writers kept one of the two sentences, almost never both, so the answer turn never saw
 //! them together (README, Training). The note is written only from what the student was given.
@@ -166,7 +166,8 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
         // Resolve only from what the student sees: the memory it was given and this chunk.
         let note = mask_note(&exercise.answer);
         if teacher.resolve_mask && chunk.contains(MASK) && !kept.contains(&note) && kept.iter().any(|s| textmatch::contains(s, &exercise.answer)) {
-            kept.push(note);
+            // First, where every later memory turn starts by copying it.
+            kept.insert(0, note);
         }
         while kept.len() > 1 && count_tokens(&kept.join(" ")) > memory_tokens {
             // The oldest sentence of the lowest keep rank goes (module docs).
@@ -568,8 +569,8 @@ mod tests {
         let style = TeacherStyle { resolve_mask: true, answer_inline_box: true, ..Default::default() };
         let c = reference_conversations(&e, &[], 20, style, &words);
         assert_eq!(c[0].reply, "Olav Dahl and Kari Lund argued about the school.", "no note before a blank is read");
-        assert_eq!(c[1].reply, "Olav Dahl and Kari Lund argued about the school. [MASK] and Kari Lund argued again. Note: [MASK] is Olav Dahl.");
-        assert_eq!(c[2].reply, "Olav Dahl and Kari Lund argued about the school. Note: [MASK] is Olav Dahl. [MASK] left.", "one note, kept over an older [MASK] sentence");
+        assert_eq!(c[1].reply, "Note: [MASK] is Olav Dahl. Olav Dahl and Kari Lund argued about the school. [MASK] and Kari Lund argued again.");
+        assert_eq!(c[2].reply, "Note: [MASK] is Olav Dahl. Olav Dahl and Kari Lund argued about the school. [MASK] left.", "one note, kept over an older [MASK] sentence");
         let answer = c.iter().find(|u| u.turn == TurnKind::Answer).unwrap();
         assert_eq!(answer.reply, "\\boxed{Olav Dahl} left.", "the inline box fills a real [MASK] sentence, not the note");
         // A memory with room for one sentence keeps the note alone.
