@@ -148,8 +148,8 @@ pub struct SftConfig {
     pub memory_drills: usize,
     /// The teacher's memory resolves the blank as soon as it can ([`super::reference`]): on the
     /// first chunk with `[MASK]` read while the memory names the masked answer, it adds the
-    /// note "Note: [MASK] is ANSWER." at the memory's start (kept over every other sentence). Why: trained memory
-    /// writers keep the naming sentence or the `[MASK]` sentence, almost never both, so the
+    /// note "Note: [MASK] is ANSWER." at the memory's start (kept over every other sentence).
+    /// Why: trained memory writers keep the naming sentence or the `[MASK]` sentence, almost never both, so the
     /// answer turn cannot link them; the memory turn has both in view (README, Training).
     #[serde(default)]
     pub resolve_mask: bool,

@@ -35,8 +35,8 @@
 //! Resolving the blank (`resolve_mask`): on the first chunk with `[MASK]` read while the memory
 //! (or the chunk itself) names the masked answer, the teacher's memory adds "Note: [MASK] is
 //! Priya Fenwick." at the start of the memory and keeps it there, over every other sentence;
-//! the answer turn then only copies it. Why: the link between the blank and the name is easiest to make while both are
-//! in view — the `[MASK]` chunk and the memory holding the naming sentence — and trained memory
+//! the answer turn then only copies it. Why: the link between the blank and the name is
+//! easiest to make while both are in view — the `[MASK]` chunk and the memory holding the naming sentence — and trained memory
 //! writers kept one of the two sentences, almost never both, so the answer turn never saw
 //! them together (README, Training). The note is written only from what the student was given.
 //!
@@ -161,17 +161,17 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
     // Probed entities alone would teach a choice the student cannot make (it never sees which
     // entities will be probed); every tagged entity is a rule it can learn from the text.
     let keys: Vec<&str> = std::iter::once(MASK).chain(probes.iter().map(|p| p.answer.as_str())).collect();
+    let note = mask_note(&exercise.answer);
     let update = |kept: &mut Vec<String>, chunk: &str, before: &str| {
         kept.extend(sentences(chunk).filter(|s| keys.iter().any(|k| textmatch::contains(s, k)) || !entities::find(s).is_empty()).map(str::to_string));
         // Resolve only from what the student sees: the memory it was given and this chunk.
-        let note = mask_note(&exercise.answer);
         if teacher.resolve_mask && chunk.contains(MASK) && !kept.contains(&note) && kept.iter().any(|s| textmatch::contains(s, &exercise.answer)) {
             // First, where every later memory turn starts by copying it.
-            kept.insert(0, note);
+            kept.insert(0, note.clone());
         }
         while kept.len() > 1 && count_tokens(&kept.join(" ")) > memory_tokens {
             // The oldest sentence of the lowest keep rank goes (module docs).
-            let drop = (0..kept.len()).min_by_key(|&i| (keep_rank(&kept[i], &exercise.answer), i)).unwrap_or(0);
+            let drop = (0..kept.len()).min_by_key(|&i| (keep_rank(&kept[i], &exercise.answer, &note), i)).unwrap_or(0);
             kept.remove(drop);
         }
         if kept.is_empty() { before.to_string() } else { truncate_to(&kept.join(" "), memory_tokens, count_tokens) }
@@ -225,9 +225,9 @@ pub fn recall_reply(masked_section: &str, gold: &str, style: RecallStyle) -> Str
 }
 
 /// How long the teacher's memory keeps `sentence`: plain 0, with `[MASK]` 1, naming the masked
-/// `answer` 2, the note resolving the blank 3 (module docs).
-fn keep_rank(sentence: &str, answer: &str) -> u8 {
-    if sentence == mask_note(answer) {
+/// `answer` 2, the `note` resolving the blank ([`mask_note`]) 3 (module docs).
+fn keep_rank(sentence: &str, answer: &str, note: &str) -> u8 {
+    if sentence == note {
         3
     } else if textmatch::contains(sentence, answer) {
         2
@@ -245,7 +245,8 @@ pub fn mask_note(answer: &str) -> String {
 /// `\boxed{gold}` at its first blank and `gold` at any other; `\boxed{gold}` alone when the
 /// memory kept no `[MASK]` sentence (the note resolving the blank does not count).
 pub fn answer_reply(memory: &str, gold: &str) -> String {
-    match sentences(memory).find(|s| s.contains(MASK) && *s != mask_note(gold)) {
+    let note = mask_note(gold);
+    match sentences(memory).find(|s| s.contains(MASK) && *s != note) {
         Some(s) => s.replacen(MASK, &boxed(gold), 1).replace(MASK, gold),
         None => boxed(gold),
     }
