@@ -6,7 +6,7 @@ use crate::device::DeviceChoice;
 use crate::generate::SamplingParams;
 use crate::session::Session;
 use crate::train::TrainConfig;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -197,7 +197,7 @@ enum BenchCommand {
     },
     /// One GRPO step of the memory agent, timed by phase (generation, rewards, forward-backward, optimizer).
     Train {
-        /// A model, or random:smollm2-135m (default: the default model).
+        /// A model, or random:smollm2-135m or random:smollm2-360m (default: the default model).
         #[arg(long)]
         model: Option<PathBuf>,
         /// Tokenizer for a random model (default: the default model's).
@@ -224,13 +224,22 @@ enum BenchCommand {
         /// Time the second of two identical steps (compilation and autotuning excluded).
         #[arg(long)]
         warmup: bool,
+        /// Train only the top N layers (a run config's `trainable_layers`).
+        #[arg(long, conflicts_with = "lora")]
+        trainable_layers: Option<usize>,
+        /// Train rank-R LoRA adapters on every projection instead of the weights.
+        #[arg(long, value_name = "R")]
+        lora: Option<usize>,
+        /// Recompute activations in the backward pass (less memory, more compute).
+        #[arg(long)]
+        checkpointing: bool,
         #[arg(long)]
         json: Option<PathBuf>,
     },
     /// The whole issue-7 suite: generation at several batches, training steps at several
     /// sequence lengths, a GRPO step by phase, on each device, with the peers side by side.
     Suite {
-        /// A model, or random:smollm2-135m (default: the default model).
+        /// A model, or random:smollm2-135m or random:smollm2-360m (default: the default model).
         #[arg(long)]
         model: Option<PathBuf>,
         /// Tokenizer for the GRPO step of a random model (default: the default model's).
@@ -402,8 +411,15 @@ fn run_command(cmd: Command) -> Result<()> {
             println!("{}", path.display());
             Ok(())
         }
-        Command::Bench { what: BenchCommand::Train { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, json } } => {
-            let opts = crate::bench::train::TrainBenchOptions { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup };
+        Command::Bench { what: BenchCommand::Train { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, trainable_layers, lora, checkpointing, json } } => {
+            use crate::bench::train::Learning;
+            let learning = match (trainable_layers, lora) {
+                (Some(n), _) => Learning::TopLayers(n),
+                (_, Some(r)) if r > 0 => Learning::Lora(r),
+                (_, Some(_)) => bail!("--lora 0: a LoRA rank must be at least 1"),
+                _ => Learning::Full,
+            };
+            let opts = crate::bench::train::TrainBenchOptions { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, learning, checkpointing };
             let report = crate::bench::train::train_step(&opts)?;
             println!("{}", report.text());
             write_json(json, &report)?;

@@ -6,6 +6,7 @@ use crate::model::{ModelConfig, random::RandomWeights, rope};
 use anyhow::Result;
 use std::path::Path;
 
+pub mod memory;
 pub mod suite;
 pub mod train;
 use std::time::Instant;
@@ -32,8 +33,8 @@ impl GenerateReport {
     }
 }
 
-/// The model a benchmark runs: a real checkpoint, or `random:smollm2-135m`, the random-weight
-/// twin with SmolLM2-135M's shape (same arithmetic, no file to carry).
+/// The model a benchmark runs: a real checkpoint, or `random:smollm2-135m` / `random:smollm2-360m`,
+/// the random-weight twin with that model's shape (same arithmetic, no file to carry).
 pub(crate) struct BenchModel {
     pub name: String,
     pub model: crate::model::Llama,
@@ -47,7 +48,8 @@ pub(crate) fn open_random(model: Option<&Path>, device: &burn::prelude::Device) 
     let Some(spec) = model.and_then(|p| p.to_str()).and_then(|s| s.strip_prefix("random:")) else { return Ok(None) };
     let config = match spec {
         "smollm2-135m" => ModelConfig::smollm2_135m(),
-        other => anyhow::bail!("unknown random model {other:?} (known: smollm2-135m)"),
+        "smollm2-360m" => ModelConfig::smollm2_360m(),
+        other => anyhow::bail!("unknown random model {other:?} (known: smollm2-135m, smollm2-360m)"),
     };
     let model = crate::model::Llama::from_weights(&config, &mut RandomWeights::new(config.clone(), 0), device)?;
     Ok(Some((format!("random {spec}"), config, model)))

@@ -8,6 +8,7 @@
 //! peers that cannot run are listed as absent with the reason, never estimated. Output: JSON
 //! (the whole report) and Markdown (the tables README shows).
 
+use super::memory::{peak_host_mb as peak_mb, reset_peak};
 use super::train::{TrainBenchOptions, TrainBenchReport, train_step};
 use super::{GenerateReport, measure_generate, open_on};
 use crate::device::DeviceChoice;
@@ -95,16 +96,6 @@ pub struct SuiteReport {
     pub training: Vec<TrainRow>,
     pub grpo: Vec<TrainBenchReport>,
     pub peers: PeerReport,
-}
-
-/// Resets the process's peak-RSS counter (Linux), so the next reading covers one row only.
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// Peak resident memory since the last [`reset_peak`], in MB.
-fn peak_mb() -> Option<f64> {
-    crate::train::metrics::proc_status_mb("VmHWM").map(f64::from)
 }
 
 fn machine() -> String {
@@ -214,6 +205,8 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
                 dump_batch: None,
                 // A GPU compiles kernels on first sight of each shape: time a warm step there.
                 warmup: !info.kind.eq_ignore_ascii_case("cpu"),
+                learning: Default::default(),
+                checkpointing: false,
             };
             report.grpo.push(train_step(&t)?);
         }

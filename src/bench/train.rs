@@ -24,7 +24,7 @@ use std::time::Instant;
 
 #[derive(Clone, Debug)]
 pub struct TrainBenchOptions {
-    /// A model file/folder, `random:smollm2-135m`, or `None` for the default model.
+    /// A model file/folder, `random:smollm2-135m` or `-360m`, or `None` for the default model.
     pub model: Option<PathBuf>,
     /// Tokenizer for a random model (default: the default model's).
     pub tokenizer: Option<PathBuf>,
@@ -39,6 +39,31 @@ pub struct TrainBenchOptions {
     /// Run the whole step once untimed first (kernel compilation and autotuning on wgpu happen
     /// on first sight of a shape; a training run pays them once, not every step).
     pub warmup: bool,
+    /// What learns (the run config's `trainable_layers` and `lora`); the default: every weight.
+    pub learning: Learning,
+    /// Recompute activations in the backward pass (the run config's `gradient_checkpointing`).
+    pub checkpointing: bool,
+}
+
+/// Which weights a step trains, as `memtrain train` can be configured to.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Learning {
+    #[default]
+    Full,
+    /// Only the top N layers (and the final norm): `trainable_layers: Some(N)`.
+    TopLayers(usize),
+    /// Rank-r adapters on all seven projections of every layer, the base frozen: `lora`.
+    Lora(usize),
+}
+
+impl std::fmt::Display for Learning {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Learning::Full => write!(f, "every weight"),
+            Learning::TopLayers(n) => write!(f, "top {n} layers"),
+            Learning::Lora(r) => write!(f, "LoRA rank {r}, all projections"),
+        }
+    }
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -57,6 +82,16 @@ pub struct TrainBenchReport {
     pub seconds_optimizer: f64,
     pub synthetic_advantages: bool,
     pub warmed_up: bool,
+    /// What learned (see [`Learning`]), and whether activations were recomputed.
+    pub learning: String,
+    pub checkpointing: bool,
+    pub parameters: usize,
+    pub trainable_parameters: usize,
+    /// The process's peak resident memory over the timed step (on the CPU: every tensor).
+    pub peak_host_mb: Option<f64>,
+    /// The GPU allocator's bytes in use and reserved after the step (`None` on the CPU).
+    pub device_in_use_mb: Option<f64>,
+    pub device_reserved_mb: Option<f64>,
 }
 
 impl TrainBenchReport {
@@ -69,14 +104,26 @@ impl TrainBenchReport {
              rewards          {:8.3} s ({:4.1} %)\n\
              forward-backward {:8.2} s ({:4.1} %)  {:8.1} tok/s (all positions)\n\
              optimizer        {:8.3} s ({:4.1} %)\n\
-             step             {:8.2} s",
+             step             {:8.2} s\n\
+             learning         {}{}: {:.1} M of {:.1} M parameters\n\
+             memory           {}",
             self.model, self.device, self.rollouts, self.recall_answers, self.generated_tokens, self.trained_conversations, self.trained_tokens, self.sequence_tokens,
             if self.synthetic_advantages { " [±1 advantages: every group had equal rewards]" } else { "" }.to_string() + if self.warmed_up { " [after one untimed warm-up step]" } else { "" },
             self.seconds_generation, pct(self.seconds_generation), self.generated_tokens as f64 / self.seconds_generation.max(1e-9),
             self.seconds_reward, pct(self.seconds_reward),
             self.seconds_forward_backward, pct(self.seconds_forward_backward), self.sequence_tokens as f64 / self.seconds_forward_backward.max(1e-9),
-            self.seconds_optimizer, pct(self.seconds_optimizer), total
+            self.seconds_optimizer, pct(self.seconds_optimizer), total,
+            self.learning, if self.checkpointing { ", gradient checkpointing" } else { "" }, self.trainable_parameters as f64 / 1e6, self.parameters as f64 / 1e6,
+            self.memory_line()
         )
+    }
+
+    fn memory_line(&self) -> String {
+        let mb = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{:.0} MB", v));
+        match self.device_reserved_mb {
+            Some(_) => format!("GPU pools {} reserved ({} in use after the step); host peak {}", mb(self.device_reserved_mb), mb(self.device_in_use_mb), mb(self.peak_host_mb)),
+            None => format!("host peak {} (the CPU backend's tensors included)", mb(self.peak_host_mb)),
+        }
     }
 }
 
@@ -93,8 +140,17 @@ fn open_model(opts: &TrainBenchOptions, device: &burn::prelude::Device) -> Resul
 
 pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
     let (base, info) = crate::device::select(opts.device)?;
-    let device = base.autodiff();
+    let device = if opts.checkpointing { base.clone().autodiff().gradient_checkpointing() } else { base.clone().autodiff() };
     let (name, config, model, tokenizer, tokenizer_source) = open_model(opts, &device)?;
+    let model = match opts.learning {
+        Learning::Full => model,
+        Learning::TopLayers(n) => crate::train::freeze::freeze_below(model, n)?,
+        Learning::Lora(rank) => {
+            let targets = crate::train::lora::TARGETS.iter().map(|(t, _)| t.to_string()).collect();
+            crate::train::lora::attach(model, &crate::train::config::LoraConfig { rank, alpha: rank as f32, targets }, config.num_layers, 0)
+        }
+    };
+    let (parameters, trainable_parameters) = super::memory::parameter_counts(&model);
     let inv_freq = rope::inverse_frequencies(&config);
     eprintln!("bench train: {name} on {info}");
 
@@ -116,6 +172,9 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
     let rounds = if opts.warmup { 2 } else { 1 };
     let mut last = None;
     for round in 0..rounds {
+        if round + 1 == rounds {
+            super::memory::reset_peak();
+        }
         let infer = model.valid();
         let packed = PackedLlama::for_cpu(&infer);
         let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &inv_freq, tokenizer: &tokenizer };
@@ -172,6 +231,8 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         }
     }
     let Some((traces, answers, samples, total, sequence_tokens, seconds_generation, seconds_reward, times, synthetic)) = last else { bail!("no round ran") };
+    let peak_host_mb = super::memory::peak_host_mb();
+    let pools = super::memory::device_pools_mb(&base);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(TrainBenchReport {
         model: name,
@@ -188,5 +249,12 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         seconds_optimizer: times.optimizer as f64,
         synthetic_advantages: synthetic,
         warmed_up: opts.warmup,
+        learning: opts.learning.to_string(),
+        checkpointing: opts.checkpointing,
+        parameters,
+        trainable_parameters,
+        peak_host_mb,
+        device_in_use_mb: pools.map(|p| p.0),
+        device_reserved_mb: pools.map(|p| p.1),
     })
 }

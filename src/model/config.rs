@@ -86,6 +86,12 @@ impl ModelConfig {
         }
     }
 
+    /// SmolLM2-360M's shape (HF `config.json`: 960 wide, 32 layers, 15 heads over 5 KV heads),
+    /// for the memory benchmark's random twin (issue 7 item 4); same tokenizer as the 135M.
+    pub fn smollm2_360m() -> Self {
+        ModelConfig { hidden_size: 960, intermediate_size: 2560, num_layers: 32, num_heads: 15, num_kv_heads: 5, ..Self::smollm2_135m() }
+    }
+
     /// Parameter count of the float model (embeddings counted once when tied).
     pub fn parameter_count(&self) -> usize {
         let (d, f, hd) = (self.hidden_size, self.intermediate_size, self.head_dim);
