@@ -70,13 +70,6 @@ fn thread_cpu_ns() -> Option<u64> {
     std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
 }
 
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 /// Runs the benchmark (see the module docs).
 pub fn bench(opts: &BenchOptions) -> Result<BenchReport> {
     let dir = opts.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("memtrain-bench-{}", std::process::id())));
@@ -98,7 +91,7 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchReport> {
     }
     let generate_seconds = t0.elapsed().as_secs_f64();
     // Reset the high-water mark so generation does not count (Linux ≥ 4.0; ignored elsewhere).
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    crate::bench::memory::reset_peak();
     let mut o = DatasetOptions::new(vec![docs.clone()], out.clone());
     o.preset = opts.preset;
     o.seed = opts.seed;
@@ -107,7 +100,7 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchReport> {
     let summary = dataset::build(&o, &mut |_| true)?;
     let build_seconds = t1.elapsed().as_secs_f64();
     let cpu_seconds = cpu0.zip(thread_cpu_ns()).map(|(a, b)| (b - a) as f64 / 1e9);
-    let peak = peak_rss_mb();
+    let peak = crate::bench::memory::peak_host_mb();
     let output_bytes = std::fs::metadata(out.join(dataset::EXERCISES_FILE)).map(|m| m.len()).unwrap_or(0);
     if !opts.keep {
         let _ = std::fs::remove_dir_all(&dir);
