@@ -5,6 +5,7 @@ pub mod config;
 pub mod kv_cache;
 pub mod packed;
 pub mod llama;
+pub mod lora_linear;
 pub mod random;
 pub mod rope;
 pub mod weights_out;

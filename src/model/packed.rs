@@ -110,10 +110,11 @@ pub fn apply(packed: &PackedMatrix, x: Tensor<3>) -> Option<Tensor<3>> {
     Some(Tensor::from_data(TensorData::new(packed.matmul(&rows, b * s), [b, s, packed.outputs()]), &device))
 }
 
-/// A `Linear` layer through its packed copy when one is given and applies.
+/// A `Linear` layer through its packed copy when one is given and applies (LoRA adapters kept
+/// low-rank otherwise: [`super::lora_linear`]).
 pub fn project(lin: &Linear, packed: Option<&PackedMatrix>, x: Tensor<3>) -> Tensor<3> {
     match packed.and_then(|p| apply(p, x.clone())) {
         Some(y) => y,
-        None => lin.forward(x),
+        None => super::lora_linear::forward(lin, x),
     }
 }
