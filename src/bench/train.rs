@@ -170,6 +170,9 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
     let inputs: Vec<AgentInput> = exercises.iter().map(AgentInput::from).collect();
     let mut model = model;
     let rounds = if opts.warmup { 2 } else { 1 };
+    // One optimizer for both rounds: after the warm-up its AdamW moments exist, as in every step
+    // of a run but the first, and count in the timed step's memory.
+    let mut optim = crate::train::adamw::FusedAdamW::init(Default::default());
     let mut last = None;
     for round in 0..rounds {
         if round + 1 == rounds {
@@ -214,7 +217,6 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         let total: usize = samples.iter().map(|s| s.response.len()).sum();
         let sequence_tokens: usize = samples.iter().map(|s| s.prompt.len() + s.response.len() - 1).sum();
         let cfg = GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() };
-        let mut optim = crate::train::adamw::FusedAdamW::init(Default::default());
         let update = accumulated_step(model, &mut optim, 1e-6, &samples, opts.micro_batch, |m, part| {
             let batch = TokenBatch::new(part)?;
             let (loss, _) = batch_loss(m, &inv_freq, &batch, None, &cfg, &device);
