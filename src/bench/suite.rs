@@ -118,7 +118,8 @@ const TIMED_STEPS: usize = 3;
 /// (loss: mean NLL of every next token), after one untimed step over the same shapes (kernel
 /// compilation, buffers).
 fn train_row(model: Option<&Path>, base: &Device, device_name: &str, seq: usize, checkpointing: bool) -> Result<TrainRow> {
-    let (autodiff, engine) = if checkpointing { (base.clone().autodiff().gradient_checkpointing(), "memtrain, gradient checkpointing") } else { (base.clone().autodiff(), "memtrain") };
+    let autodiff = crate::device::training(base, checkpointing);
+    let engine = if checkpointing { "memtrain, gradient checkpointing" } else { "memtrain" };
     let device = &autodiff;
     let m = open_on(model, device)?;
     let tokens = super::prompts(m.vocab, 1, seq).remove(0);

@@ -140,7 +140,7 @@ fn open_model(opts: &TrainBenchOptions, device: &burn::prelude::Device) -> Resul
 
 pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
     let (base, info) = crate::device::select(opts.device)?;
-    let device = if opts.checkpointing { base.clone().autodiff().gradient_checkpointing() } else { base.clone().autodiff() };
+    let device = crate::device::training(&base, opts.checkpointing);
     let (name, config, model, tokenizer, tokenizer_source) = open_model(opts, &device)?;
     let model = match opts.learning {
         Learning::Full => model,

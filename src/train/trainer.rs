@@ -118,7 +118,7 @@ impl Trainer {
         }
         let data = TrainData::load(data_dir, cfg.max_level)?;
         let (base, device_info) = device::select(cfg.device)?;
-        let device = if cfg.gradient_checkpointing { base.clone().autodiff().gradient_checkpointing() } else { base.clone().autodiff() };
+        let device = device::training(&base, cfg.gradient_checkpointing);
         let (model_config, model, tokenizer, tokenizer_source, model_name) = load_start(&cfg.model, &device)?;
         let inv_freq = rope::inverse_frequencies(&model_config);
         let model = match &cfg.lora {
