@@ -169,13 +169,6 @@ pub fn adapters() -> &'static [Adapter] {
     })
 }
 
-/// `base` with autodiff for training, recomputing activations in the backward pass (Burn's
-/// balanced strategy) when `checkpointing` is set.
-pub fn training(base: &Device, checkpointing: bool) -> Device {
-    let device = base.clone().autodiff();
-    if checkpointing { device.gradient_checkpointing() } else { device }
-}
-
 /// Resolves a choice to a device. `Auto` takes a hardware GPU and otherwise the CPU backend,
 /// saying why on stderr: a software adapter (lavapipe, llvmpipe, WARP) runs the same work
 /// several times slower than flex and compiles a kernel per new shape.

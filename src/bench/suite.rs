@@ -13,7 +13,7 @@ use super::train::{TrainBenchOptions, TrainBenchReport, train_step};
 use super::{GenerateReport, measure_generate, open_on};
 use crate::device::DeviceChoice;
 use crate::model::packed::PackedLlama;
-use crate::train::sft::{SftExample, sft_loss};
+use crate::train::sft::{SftExample, SftWeighting, sft_training_loss};
 use crate::train::update::{Update, accumulated_step};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
@@ -118,7 +118,7 @@ const TIMED_STEPS: usize = 3;
 /// (loss: mean NLL of every next token), after one untimed step over the same shapes (kernel
 /// compilation, buffers).
 fn train_row(model: Option<&Path>, base: &Device, device_name: &str, seq: usize, checkpointing: bool) -> Result<TrainRow> {
-    let autodiff = crate::device::training(base, checkpointing);
+    let autodiff = base.clone().autodiff();
     let engine = if checkpointing { "memtrain, gradient checkpointing" } else { "memtrain" };
     let device = &autodiff;
     let m = open_on(model, device)?;
@@ -132,7 +132,7 @@ fn train_row(model: Option<&Path>, base: &Device, device_name: &str, seq: usize,
     reset_peak();
     for round in 0..=TIMED_STEPS {
         let start = Instant::now();
-        let update = accumulated_step(model, &mut optim, 1e-6, std::slice::from_ref(&example), 1, |mdl, part| sft_loss(mdl, &m.inv_freq, part, device))?;
+        let update = accumulated_step(model, &mut optim, 1e-6, std::slice::from_ref(&example), 1, |mdl, part| sft_training_loss(mdl, &m.inv_freq, part, SftWeighting::Token, device, checkpointing))?;
         let Update::Applied(next, _) = update else { bail!("training step at sequence {seq}: the loss was not finite") };
         // Reading one weight back waits for the device to finish the step (wgpu runs lazily).
         next.norm.gamma.val().slice([0..1]).into_data();

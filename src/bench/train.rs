@@ -14,7 +14,7 @@ use crate::exercises::{DatasetOptions, Preset, build};
 use crate::generate::SamplingParams;
 use crate::model::{Llama, ModelConfig, rope};
 use crate::train::data::TrainData;
-use crate::train::grpo::{GrpoConfig, PolicySample, TokenBatch, batch_loss, group_advantages, samples_from_recall, samples_from_traces};
+use crate::train::grpo::{Forward, GrpoConfig, PolicySample, TokenBatch, group_advantages, training_loss, samples_from_recall, samples_from_traces};
 use crate::train::rewards::score_answer;
 use crate::train::update::{Update, accumulated_step};
 use anyhow::{Result, bail};
@@ -41,7 +41,7 @@ pub struct TrainBenchOptions {
     pub warmup: bool,
     /// What learns (the run config's `trainable_layers` and `lora`); the default: every weight.
     pub learning: Learning,
-    /// Recompute activations in the backward pass (the run config's `gradient_checkpointing`).
+    /// Recompute each layer in the backward pass (the run config's `gradient_checkpointing`).
     pub checkpointing: bool,
 }
 
@@ -140,7 +140,7 @@ fn open_model(opts: &TrainBenchOptions, device: &burn::prelude::Device) -> Resul
 
 pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
     let (base, info) = crate::device::select(opts.device)?;
-    let device = crate::device::training(&base, opts.checkpointing);
+    let device = base.clone().autodiff();
     let (name, config, model, tokenizer, tokenizer_source) = open_model(opts, &device)?;
     let model = match opts.learning {
         Learning::Full => model,
@@ -219,8 +219,9 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         let cfg = GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() };
         let update = accumulated_step(model, &mut optim, 1e-6, &samples, opts.micro_batch, |m, part| {
             let batch = TokenBatch::new(part)?;
-            let (loss, _) = batch_loss(m, &inv_freq, &batch, None, &cfg, &device);
-            Ok(loss.mul_scalar(batch.tokens() as f32 / total as f32))
+            let forward = Forward { recompute: opts.checkpointing, ..Forward::plain(&device) };
+            let (loss, _) = training_loss(m, &inv_freq, &batch, None, &cfg, &device, forward);
+            Ok(loss.scaled(batch.tokens() as f32 / total as f32))
         })?;
         let Update::Applied(next, times) = update else { bail!("the loss was not finite") };
         model = next;

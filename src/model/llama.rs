@@ -181,7 +181,7 @@ impl Mlp {
 }
 
 /// `norm(x)`, through our fused op on the CPU (see [`StepLayout::fused_kernels`]).
-fn normalize<const D: usize>(norm: &RmsNorm, x: Tensor<D>, layout: &StepLayout) -> Tensor<D> {
+pub(super) fn normalize<const D: usize>(norm: &RmsNorm, x: Tensor<D>, layout: &StepLayout) -> Tensor<D> {
     match layout.fused_kernels.then(|| fused_rms_norm(&x, &norm.gamma.val(), norm.epsilon)).flatten() {
         Some(y) => y,
         None => norm.forward(x),
@@ -189,7 +189,7 @@ fn normalize<const D: usize>(norm: &RmsNorm, x: Tensor<D>, layout: &StepLayout) 
 }
 
 impl Block {
-    fn forward(&self, x: Tensor<3>, layout: &StepLayout, cache: Option<&mut LayerCache>, packed: Option<&PackedBlock>) -> Tensor<3> {
+    pub(super) fn forward(&self, x: Tensor<3>, layout: &StepLayout, cache: Option<&mut LayerCache>, packed: Option<&PackedBlock>) -> Tensor<3> {
         let h = x.clone() + self.self_attn.forward(normalize(&self.input_layernorm, x, layout), layout, cache, packed);
         h.clone() + self.mlp.forward(normalize(&self.post_attention_layernorm, h, layout), layout, packed)
     }

@@ -7,6 +7,7 @@ pub mod packed;
 pub mod llama;
 pub mod lora_linear;
 pub mod random;
+pub mod recompute;
 pub mod rope;
 pub mod weights_out;
 

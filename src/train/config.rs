@@ -202,8 +202,9 @@ pub struct TrainConfig {
     pub eval: EvalKnobs,
     /// Training stops (last good checkpoint kept) after this many skipped non-finite steps in a row.
     pub max_bad_steps: usize,
-    /// Recompute memory-bound activations in the backward pass instead of keeping them (Burn's
-    /// balanced gradient checkpointing): less memory for long sequences, some extra compute.
+    /// Keep only each decoder layer's input in the forward and recompute the layers one at a
+    /// time in the backward ([`crate::model::recompute`]): the activation memory of one layer
+    /// instead of all, for one more forward pass of the trainable layers.
     #[serde(default)]
     pub gradient_checkpointing: bool,
     /// Train only this many decoder layers counted from the top (plus the final norm); the

@@ -15,6 +15,8 @@
 //!   vocabulary-wide log-softmax covers response tokens only.
 
 use crate::agent::{RecallAnswer, Trace, Turn};
+use super::update::Loss;
+use crate::model::recompute::LayerTape;
 use crate::model::{Llama, StepLayout};
 use anyhow::{Result, bail};
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -176,17 +178,42 @@ impl TokenBatch {
 /// Log-probs `[tokens]` of the batch's response tokens under `model` (differentiable on an
 /// autodiff device).
 pub fn token_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: &Device) -> Tensor<1> {
+    recomputable_logprobs(model, inv_freq, batch, device, false).0
+}
+
+/// [`token_logprobs`]; with `recompute`, also the tape the backward needs
+/// ([`Forward::recompute`]).
+pub fn recomputable_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: &Device, recompute: bool) -> (Tensor<1>, Option<LayerTape>) {
     let n = batch.tokens();
-    padded_logprobs(model, inv_freq, batch, device, crate::device::compiles_per_shape(device)).narrow(0, 0, n)
+    let (logp, tape) = padded_logprobs(model, inv_freq, batch, device, Forward { recompute, ..Forward::plain(device) });
+    (logp.narrow(0, 0, n), tape)
+}
+
+/// How a training forward runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forward {
+    /// Pad the batch to [`TokenBatch::bucketed`] (devices that compile kernels per shape).
+    pub buckets: bool,
+    /// Keep only each layer's input and recompute the layers in the backward
+    /// ([`crate::model::recompute`]): memory for one more forward.
+    pub recompute: bool,
+}
+
+impl Forward {
+    /// Buckets where `device` compiles per shape; every activation kept.
+    pub fn plain(device: &Device) -> Self {
+        Forward { buckets: crate::device::compiles_per_shape(device), recompute: false }
+    }
 }
 
 /// Like [`token_logprobs`], but on a device that compiles kernels per shape the batch runs
 /// padded to [`TokenBatch::bucketed`] and the result keeps its padded tail (`[m]`, m ≥ tokens;
 /// the tail is finite and meaningless): callers that reduce over it mask the tail instead of
 /// slicing, so that their reductions see bucketed shapes too.
-fn padded_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: &Device, buckets: bool) -> Tensor<1> {
+/// With `forward.recompute`, also the tape the backward needs ([`Loss::gradients`]).
+fn padded_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: &Device, forward: Forward) -> (Tensor<1>, Option<LayerTape>) {
     let padded;
-    let batch = if buckets {
+    let batch = if forward.buckets {
         padded = batch.bucketed();
         &padded
     } else {
@@ -195,12 +222,17 @@ fn padded_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: 
     let (rows, width, n) = (batch.rows, batch.width, batch.tokens());
     let tokens = Tensor::<2, Int>::from_data(TensorData::new(batch.inputs.clone(), [rows, width]), device);
     let layout = StepLayout::new(inv_freq, &vec![0; rows], 0, width, device);
-    let hidden = model.forward_hidden(tokens, &layout, None);
+    let (hidden, tape) = if forward.recompute {
+        let (hidden, tape) = model.forward_hidden_recomputed(tokens, layout);
+        (hidden, Some(tape))
+    } else {
+        (model.forward_hidden(tokens, &layout, None), None)
+    };
     let d = hidden.dims()[2];
     let positions = Tensor::<1, Int>::from_data(TensorData::new(batch.positions.clone(), [n]), device);
     let picked = hidden.reshape([rows * width, d]).select(0, positions);
     let targets: Vec<u32> = batch.targets.iter().map(|&t| t as u32).collect();
-    model.target_logprobs(picked, &targets)
+    (model.target_logprobs(picked, &targets), tape)
 }
 
 /// Host copy of the response log-probs under a frozen model (the KL reference).
@@ -309,14 +341,21 @@ pub fn batch_loss(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, ref_logpr
 /// [`batch_loss`] with the shape padding chosen by the caller (`buckets`: pad to
 /// [`TokenBatch::bucketed`]); the loss and its gradient do not depend on it.
 pub fn batch_loss_shaped(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, ref_logprobs: Option<&[f32]>, cfg: &GrpoConfig, device: &Device, buckets: bool) -> (Tensor<1>, LossStats) {
-    let new_logp = padded_logprobs(model, inv_freq, batch, device, buckets);
+    let (loss, stats) = training_loss(model, inv_freq, batch, ref_logprobs, cfg, device, Forward { buckets, recompute: false });
+    (loss.value, stats)
+}
+
+/// [`batch_loss`] for a training step, run as `forward` says.
+pub fn training_loss(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, ref_logprobs: Option<&[f32]>, cfg: &GrpoConfig, device: &Device, forward: Forward) -> (Loss, LossStats) {
+    let (new_logp, tape) = padded_logprobs(model, inv_freq, batch, device, forward);
     let m = new_logp.dims()[0];
     let host = |v: &[f32]| {
         let mut v = v.to_vec();
         v.resize(m, 0.0);
         Tensor::<1>::from_data(TensorData::new(v, [m]), device)
     };
-    masked_policy_loss(new_logp, host(&batch.old_logprobs), host(&batch.advantages), ref_logprobs.map(host), cfg, batch.tokens())
+    let (value, stats) = masked_policy_loss(new_logp, host(&batch.old_logprobs), host(&batch.advantages), ref_logprobs.map(host), cfg, batch.tokens());
+    (Loss { value, tape }, stats)
 }
 
 /// One optimizer step on `samples`: forward, backward, AdamW update. `model` must live on an

@@ -6,7 +6,8 @@
 //! weighs its conversation's weight; all 1 = the plain token mean); prompt tokens are context
 //! only. It shares the GRPO layout ([`TokenBatch`]) so both read log-probs the same way.
 
-use super::grpo::{PolicySample, TokenBatch, token_logprobs};
+use super::grpo::{PolicySample, TokenBatch, recomputable_logprobs};
+use super::update::Loss;
 use crate::model::Llama;
 use anyhow::{Result, bail};
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -74,12 +75,17 @@ impl SftWeighting {
 /// The SFT loss `[1]` of `examples` under `weighting`: the weighted mean over tokens, or the
 /// weighted mean over conversations of each conversation's mean NLL.
 pub fn weighted_sft_loss(model: &Llama, inv_freq: &[f64], examples: &[SftExample], weighting: SftWeighting, device: &Device) -> Result<Tensor<1>> {
+    Ok(sft_training_loss(model, inv_freq, examples, weighting, device, false)?.value)
+}
+
+/// [`weighted_sft_loss`] for a training step; `recompute` as [`super::grpo::Forward::recompute`].
+pub fn sft_training_loss(model: &Llama, inv_freq: &[f64], examples: &[SftExample], weighting: SftWeighting, device: &Device, recompute: bool) -> Result<Loss> {
     let batch = batch_of(examples)?;
-    let logprobs = token_logprobs(model, inv_freq, &batch, device);
+    let (logprobs, tape) = recomputable_logprobs(model, inv_freq, &batch, device, recompute);
     let mass = weighting.mass(examples);
     let weights: Vec<f32> = examples.iter().flat_map(|e| std::iter::repeat_n(weighting.token_weight(e) / mass, e.target.len())).collect();
     let w = Tensor::<1>::from_data(TensorData::new(weights, [batch.tokens()]), device);
-    Ok(logprobs.mul(w).sum().neg())
+    Ok(Loss { value: logprobs.mul(w).sum().neg(), tape })
 }
 
 /// One AdamW step on `examples`; returns the updated model and the loss before the step.

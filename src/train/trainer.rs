@@ -13,11 +13,11 @@
 use crate::model::packed::PackedLlama;
 use super::config::{ModelSource, TrainConfig};
 use super::data::{TrainData, batch_indices};
-use super::grpo::{PolicySample, TokenBatch, batch_loss, group_advantages, reference_logprobs, samples_from_recall, samples_from_traces};
+use super::grpo::{Forward, PolicySample, TokenBatch, group_advantages, training_loss, reference_logprobs, samples_from_recall, samples_from_traces};
 use super::metrics::{MeanStd, StepRecord, append_record};
 use super::run_dir::{RunDir, RunInfo, TrainState};
 use super::schedule::lr_at;
-use super::sft::{SftExample, weighted_sft_loss};
+use super::sft::{SftExample, sft_training_loss};
 use super::update::{Update, UpdateTimes, accumulated_step};
 use super::gold_likelihood::{GoldQuery, gold_likelihoods};
 use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, Trace, TurnKind, prompts, run_agent, run_recall};
@@ -118,7 +118,7 @@ impl Trainer {
         }
         let data = TrainData::load(data_dir, cfg.max_level)?;
         let (base, device_info) = device::select(cfg.device)?;
-        let device = device::training(&base, cfg.gradient_checkpointing);
+        let device = base.clone().autodiff();
         let (model_config, model, tokenizer, tokenizer_source, model_name) = load_start(&cfg.model, &device)?;
         let inv_freq = rope::inverse_frequencies(&model_config);
         let model = match &cfg.lora {
@@ -273,13 +273,13 @@ impl Trainer {
         let picked: Vec<SftExample> = batch_indices(self.cfg.seed, step, self.cfg.sft.batch, self.sft_examples.len()).into_iter().map(|i| self.sft_examples[i].clone()).collect();
         let total_tokens: usize = picked.iter().map(|e| e.target.len()).sum();
         let inv_freq = self.inv_freq.clone();
-        let (micro, weighting) = (self.cfg.grpo.micro_batch, self.cfg.sft.weighting);
+        let (micro, weighting, recompute) = (self.cfg.grpo.micro_batch, self.cfg.sft.weighting, self.cfg.gradient_checkpointing);
         let (times, skipped) = self.update(lr, |model, optim, lr| {
             accumulated_step(model, optim, lr, &picked, micro, |m, part| {
                 let device = m.embed_tokens.weight.val().device();
                 // Each micro-batch's share of the step's loss, so accumulation equals one big batch.
                 let share = weighting.mass(part) / weighting.mass(&picked);
-                Ok(weighted_sft_loss(m, &inv_freq, part, weighting, &device)?.mul_scalar(share))
+                Ok(sft_training_loss(m, &inv_freq, part, weighting, &device, recompute)?.scaled(share))
             })
         })?;
         Ok(StepRecord {
@@ -424,6 +424,7 @@ impl Trainer {
     fn grpo_update(&mut self, samples: &[PolicySample], lr: f64) -> Result<(super::grpo::LossStats, UpdateTimes, Option<String>)> {
         let total_tokens: usize = samples.iter().map(|s| s.response.len()).sum();
         let (inv_freq, loss_cfg, micro) = (self.inv_freq.clone(), self.cfg.grpo.loss.clone(), self.cfg.grpo.micro_batch);
+        let recompute = self.cfg.gradient_checkpointing;
         let reference = self.reference.clone();
         let mut parts: Vec<super::grpo::LossStats> = Vec::new();
         let (times, skipped) = self.update(lr, |model, optim, lr| {
@@ -434,9 +435,10 @@ impl Trainer {
                     None => None,
                 };
                 let device = m.embed_tokens.weight.val().device();
-                let (loss, stats) = batch_loss(m, &inv_freq, &batch, refs.as_deref(), &loss_cfg, &device);
+                let forward = Forward { recompute, ..Forward::plain(&device) };
+                let (loss, stats) = training_loss(m, &inv_freq, &batch, refs.as_deref(), &loss_cfg, &device, forward);
                 parts.push(stats);
-                Ok(loss.mul_scalar(batch.tokens() as f32 / total_tokens as f32))
+                Ok(loss.scaled(batch.tokens() as f32 / total_tokens as f32))
             })
         })?;
         Ok((super::grpo::LossStats::weighted_mean(&parts), times, skipped))

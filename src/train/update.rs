@@ -7,6 +7,7 @@
 //! micro-batch loss abandons the step before any weight changes and hands the model back.
 
 use crate::model::Llama;
+use crate::model::recompute::LayerTape;
 use anyhow::Result;
 use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -26,6 +27,35 @@ pub enum Update {
     Skipped(Llama, String),
 }
 
+/// A micro-batch's loss, with what its backward needs when the layers are recomputed
+/// ([`crate::model::recompute`]).
+pub struct Loss {
+    pub value: Tensor<1>,
+    pub tape: Option<LayerTape>,
+}
+
+impl From<Tensor<1>> for Loss {
+    fn from(value: Tensor<1>) -> Self {
+        Loss { value, tape: None }
+    }
+}
+
+impl Loss {
+    /// The loss times `share` (its weight in the whole batch); gradients scale with it.
+    pub fn scaled(self, share: f32) -> Self {
+        Loss { value: self.value.mul_scalar(share), tape: self.tape }
+    }
+
+    /// The parameter gradients of the loss: one backward, then the recomputed layers' if any.
+    pub fn gradients(self, model: &Llama) -> GradientsParams {
+        let grads = self.value.backward();
+        match self.tape {
+            Some(tape) => tape.backward(model, grads),
+            None => GradientsParams::from_grads(grads, model),
+        }
+    }
+}
+
 /// Reads a scalar tensor back to the host.
 pub fn scalar(t: &Tensor<1>) -> Result<f32> {
     let v = t.clone().detach().into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("reading a loss: {e:?}"))?;
@@ -34,19 +64,18 @@ pub fn scalar(t: &Tensor<1>) -> Result<f32> {
 
 /// Accumulates the gradients of `loss_of(model, part)` over `items` in parts of `micro`, then
 /// applies one optimizer step at `lr`.
-pub fn accumulated_step<T>(model: Llama, optim: &mut ModuleOptimizer, lr: f64, items: &[T], micro: usize, mut loss_of: impl FnMut(&Llama, &[T]) -> Result<Tensor<1>>) -> Result<Update> {
+pub fn accumulated_step<T>(model: Llama, optim: &mut ModuleOptimizer, lr: f64, items: &[T], micro: usize, mut loss_of: impl FnMut(&Llama, &[T]) -> Result<Loss>) -> Result<Update> {
     let start = Instant::now();
     let mut acc = GradientsAccumulator::<Llama>::new();
     let mut total = 0.0;
     for part in items.chunks(micro.max(1)) {
         let loss = loss_of(&model, part)?;
-        let value = scalar(&loss)?;
+        let value = scalar(&loss.value)?;
         if !value.is_finite() {
             return Ok(Update::Skipped(model, format!("loss is {value}")));
         }
         total += value;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        acc.accumulate(&model, grads);
+        acc.accumulate(&model, loss.gradients(&model));
     }
     let forward_backward = start.elapsed().as_secs_f32();
     let start = Instant::now();

@@ -1,0 +1,130 @@
+//! Layer recomputation (`gradient_checkpointing`, `memtrain::model::recompute`) must give the
+//! gradients of one taped backward, for every parameter: every weight with a tied head (the
+//! table gets gradients from the head and from the lookup), the top layer only (nothing below
+//! it learns or is re-run) and LoRA adapters; on flex (our fused CPU ops) and on wgpu (Burn's).
+
+mod common;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use memtrain::model::Llama;
+use memtrain::train::grpo::{Forward, GrpoConfig, PolicySample, TokenBatch, training_loss};
+use memtrain::train::sft::{SftExample, SftWeighting, sft_training_loss};
+use memtrain::train::update::Loss;
+
+/// Every parameter's gradient (`None` where it has none), in module order.
+fn flat_gradients(model: &Llama, grads: &GradientsParams) -> Vec<Option<Vec<f32>>> {
+    struct Collect<'a>(&'a GradientsParams, Vec<Option<Vec<f32>>>);
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let g = self.0.get::<D>(param.id).map(|t| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap());
+            self.1.push(g);
+        }
+    }
+    let mut c = Collect(grads, Vec::new());
+    model.visit(&mut c);
+    c.1
+}
+
+/// Old log-probs away from 0 and a reference, so that the ratio, both clip sides and the KL all
+/// shape the gradient; prompts and responses of different lengths (right padding).
+fn policy_batch() -> (TokenBatch, Vec<f32>) {
+    let sample = |prompt: &[u32], response: &[u32], advantage: f32| PolicySample {
+        prompt: prompt.to_vec(),
+        response: response.to_vec(),
+        old_logprobs: response.iter().enumerate().map(|(j, _)| -4.0 + 0.3 * j as f32).collect(),
+        advantage,
+    };
+    let batch = TokenBatch::new(&[sample(&[1, 2, 3], &[4, 5, 6, 7], 1.0), sample(&[8, 9, 10, 11, 12, 13], &[14, 15], -0.5), sample(&[16], &[17, 18, 19], 0.25)]).unwrap();
+    let reference = batch.old_logprobs.iter().map(|l| l - 0.2).collect();
+    (batch, reference)
+}
+
+/// The GRPO loss's value and gradients with and without recomputation.
+fn grpo_both_ways(model: &Llama, inv_freq: &[f64], device: &Device) -> [(f32, Vec<Option<Vec<f32>>>); 2] {
+    let (batch, reference) = policy_batch();
+    let cfg = GrpoConfig { kl_beta: 0.1, ..Default::default() };
+    [false, true].map(|recompute| {
+        let (loss, _) = training_loss(model, inv_freq, &batch, Some(&reference), &cfg, device, Forward { recompute, ..Forward::plain(device) });
+        value_and_gradients(model, loss)
+    })
+}
+
+fn value_and_gradients(model: &Llama, loss: Loss) -> (f32, Vec<Option<Vec<f32>>>) {
+    let value = loss.value.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap()[0];
+    let grads = loss.gradients(model);
+    (value, flat_gradients(model, &grads))
+}
+
+/// Same loss, same set of parameters with a gradient, every gradient equal to `tol` of its
+/// largest entry; returns how many parameters had one.
+fn assert_same(taped: &(f32, Vec<Option<Vec<f32>>>), recomputed: &(f32, Vec<Option<Vec<f32>>>), tol: f32) -> usize {
+    assert!((taped.0 - recomputed.0).abs() <= 1e-5 * taped.0.abs().max(1.0), "loss {} vs {}", taped.0, recomputed.0);
+    let mut with_gradient = 0;
+    for (i, (a, b)) in taped.1.iter().zip(&recomputed.1).enumerate() {
+        match (a, b) {
+            (None, None) => {}
+            (Some(a), Some(b)) => {
+                let scale = a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+                assert!(scale > 0.0, "parameter {i} has an all-zero gradient");
+                let diff = common::max_abs_diff(a, b);
+                assert!(diff <= tol * scale, "parameter {i}: gradients differ by {diff} (largest entry {scale})");
+                with_gradient += 1;
+            }
+            _ => panic!("parameter {i}: a gradient on one side only (taped {}, recomputed {})", a.is_some(), b.is_some()),
+        }
+    }
+    with_gradient
+}
+
+#[test]
+fn recomputed_layers_give_the_taped_gradients_of_every_weight_on_flex() {
+    let device = Device::flex().autodiff();
+    let (model, inv_freq) = common::tiny_model(&device, 5);
+    let [taped, recomputed] = grpo_both_ways(&model, &inv_freq, &device);
+    let all = taped.1.len();
+    assert_eq!(assert_same(&taped, &recomputed, 1e-4), all, "every parameter learns");
+
+    // The SFT loss goes through the same forward.
+    let examples = [SftExample::new(vec![3, 1, 4], vec![1, 5, 9, 2]), SftExample::new(vec![6], vec![5, 3])];
+    let [taped, recomputed] = [false, true].map(|recompute| value_and_gradients(&model, sft_training_loss(&model, &inv_freq, &examples, SftWeighting::Token, &device, recompute).unwrap()));
+    assert_eq!(assert_same(&taped, &recomputed, 1e-4), all);
+}
+
+#[test]
+fn only_the_learning_layers_are_recomputed_and_get_gradients() {
+    let device = Device::flex().autodiff();
+    let (model, inv_freq) = common::tiny_model(&device, 6);
+    let top = memtrain::train::freeze::freeze_below(model, 1).unwrap();
+    let [taped, recomputed] = grpo_both_ways(&top, &inv_freq, &device);
+    // The top layer's nine tensors and the final norm.
+    assert_eq!(assert_same(&taped, &recomputed, 1e-4), 10);
+}
+
+#[test]
+fn lora_adapters_get_the_taped_gradients() {
+    let device = Device::flex().autodiff();
+    let (model, inv_freq) = common::tiny_model(&device, 7);
+    let targets = memtrain::train::lora::TARGETS.iter().map(|(t, _)| t.to_string()).collect();
+    let cfg = memtrain::train::config::LoraConfig { rank: 2, alpha: 2.0, targets };
+    let layers = model.layers.len();
+    let lora = memtrain::train::lora::attach(model, &cfg, layers, 1);
+    // B starts at zero, so A would get no gradient: one plain step first makes every adapter live.
+    let mut optim = memtrain::train::adamw::FusedAdamW::init(Default::default());
+    let (batch, reference) = policy_batch();
+    let grpo = GrpoConfig { kl_beta: 0.1, ..Default::default() };
+    let (loss, _) = training_loss(&lora, &inv_freq, &batch, Some(&reference), &grpo, &device, Forward::plain(&device));
+    let lora = optim.step(1e-2, lora.clone(), loss.gradients(&lora));
+    let [taped, recomputed] = grpo_both_ways(&lora, &inv_freq, &device);
+    assert_eq!(assert_same(&taped, &recomputed, 1e-4), 2 * 7 * layers, "A and B of every projection of every layer");
+}
+
+#[test]
+fn recomputed_layers_give_the_taped_gradients_on_wgpu() {
+    let Some(base) = common::wgpu_device() else { return };
+    let device = base.autodiff();
+    let (model, inv_freq) = common::tiny_model(&device, 5);
+    let [taped, recomputed] = grpo_both_ways(&model, &inv_freq, &device);
+    assert_eq!(assert_same(&taped, &recomputed, 1e-4), taped.1.len());
+}
