@@ -230,7 +230,8 @@ enum BenchCommand {
         /// Train rank-R LoRA adapters on every projection instead of the weights.
         #[arg(long, value_name = "R")]
         lora: Option<usize>,
-        /// Recompute activations in the backward pass (less memory, more compute).
+        /// Recompute each layer in the backward pass, keeping only layer inputs (less memory, one
+        /// more forward).
         #[arg(long)]
         checkpointing: bool,
         #[arg(long)]
@@ -260,7 +261,7 @@ enum BenchCommand {
         /// Skip the GRPO step.
         #[arg(long)]
         no_grpo: bool,
-        /// Also time each training step with gradient checkpointing (memory vs compute).
+        /// Also time each training step with layer recomputation (memory vs compute).
         #[arg(long)]
         checkpointing: bool,
         /// Measure the CPU training rows this many times; after the first, ours and PyTorch's

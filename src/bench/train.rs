@@ -14,7 +14,7 @@ use crate::exercises::{DatasetOptions, Preset, build};
 use crate::generate::SamplingParams;
 use crate::model::{Llama, ModelConfig, rope};
 use crate::train::data::TrainData;
-use crate::train::grpo::{Forward, GrpoConfig, PolicySample, TokenBatch, group_advantages, training_loss, samples_from_recall, samples_from_traces};
+use crate::train::grpo::{Forward, GrpoConfig, by_length, padded_positions, PolicySample, TokenBatch, group_advantages, training_loss, samples_from_recall, samples_from_traces};
 use crate::train::rewards::score_answer;
 use crate::train::update::{Update, accumulated_step};
 use anyhow::{Result, bail};
@@ -76,6 +76,8 @@ pub struct TrainBenchReport {
     pub trained_conversations: usize,
     pub trained_tokens: usize,
     pub sequence_tokens: usize,
+    /// Positions the forward computed: `sequence_tokens` plus the micro-batches' right padding.
+    pub padded_positions: usize,
     pub seconds_generation: f64,
     pub seconds_reward: f64,
     pub seconds_forward_backward: f64,
@@ -99,7 +101,7 @@ impl TrainBenchReport {
         let total = self.seconds_generation + self.seconds_reward + self.seconds_forward_backward + self.seconds_optimizer;
         let pct = |s: f64| 100.0 * s / total.max(1e-9);
         format!(
-            "model {} on {}\n{} rollouts + {} recall answers, {} generated tokens; update on {} conversations ({} response / {} total tokens){}\n\
+            "model {} on {}\n{} rollouts + {} recall answers, {} generated tokens; update on {} conversations ({} response / {} total tokens, {} positions with padding){}\n\
              generation       {:8.2} s ({:4.1} %)  {:8.1} generated tok/s\n\
              rewards          {:8.3} s ({:4.1} %)\n\
              forward-backward {:8.2} s ({:4.1} %)  {:8.1} tok/s (all positions)\n\
@@ -107,7 +109,7 @@ impl TrainBenchReport {
              step             {:8.2} s\n\
              learning         {}{}: {:.1} M of {:.1} M parameters\n\
              memory           {}",
-            self.model, self.device, self.rollouts, self.recall_answers, self.generated_tokens, self.trained_conversations, self.trained_tokens, self.sequence_tokens,
+            self.model, self.device, self.rollouts, self.recall_answers, self.generated_tokens, self.trained_conversations, self.trained_tokens, self.sequence_tokens, self.padded_positions,
             if self.synthetic_advantages { " [±1 advantages: every group had equal rewards]" } else { "" }.to_string() + if self.warmed_up { " [after one untimed warm-up step]" } else { "" },
             self.seconds_generation, pct(self.seconds_generation), self.generated_tokens as f64 / self.seconds_generation.max(1e-9),
             self.seconds_reward, pct(self.seconds_reward),
@@ -214,6 +216,8 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
             let batch = TokenBatch::new(&samples)?;
             std::fs::write(path, serde_json::to_vec(&serde_json::json!({ "model": name, "micro_batch": opts.micro_batch, "batch": batch }))?)?;
         }
+        // As the trainer does: micro-batches of similar lengths.
+        let samples = by_length(&samples);
         let total: usize = samples.iter().map(|s| s.response.len()).sum();
         let sequence_tokens: usize = samples.iter().map(|s| s.prompt.len() + s.response.len() - 1).sum();
         let cfg = GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() };
@@ -246,6 +250,7 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         trained_conversations: samples.len(),
         trained_tokens: total,
         sequence_tokens,
+        padded_positions: padded_positions(&samples, opts.micro_batch),
         seconds_generation,
         seconds_reward,
         seconds_forward_backward: times.forward_backward as f64,

@@ -58,11 +58,11 @@ impl Llama {
 }
 
 impl LayerTape {
-    /// Parameter gradients of the loss whose `backward()` gave `grads`: the head's (from
-    /// `grads`), then each recomputed layer's and the embedding's.
-    pub fn backward(self, model: &Llama, grads: burn::tensor::Gradients) -> GradientsParams {
+    /// Adds to `acc` the parameter gradients of the loss whose `backward()` gave `grads`: the
+    /// head's (from `grads`), then each recomputed layer's and the embedding's, one segment at a
+    /// time, so that no more than one layer's gradients exist beside the accumulated ones.
+    pub fn backward(self, model: &Llama, grads: burn::tensor::Gradients, acc: &mut GradientsAccumulator<Llama>) {
         let mut g = self.top.grad(&grads).map(Tensor::autodiff);
-        let mut acc = GradientsAccumulator::<Llama>::new();
         acc.accumulate(model, GradientsParams::from_grads(grads, model));
         for (i, input) in self.inputs.into_iter().rev() {
             let Some(upstream) = g.take() else { break };
@@ -76,7 +76,6 @@ impl LayerTape {
             let grads = (model.embed_tokens.forward(self.tokens) * upstream).sum().backward();
             acc.accumulate(model, GradientsParams::from_grads(grads, model));
         }
-        acc.grads()
     }
 }
 

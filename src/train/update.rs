@@ -46,13 +46,21 @@ impl Loss {
         Loss { value: self.value.mul_scalar(share), tape: self.tape }
     }
 
-    /// The parameter gradients of the loss: one backward, then the recomputed layers' if any.
-    pub fn gradients(self, model: &Llama) -> GradientsParams {
+    /// Adds the parameter gradients of the loss to `acc`: one backward, then the recomputed
+    /// layers' if any, layer by layer.
+    pub fn accumulate_gradients(self, model: &Llama, acc: &mut GradientsAccumulator<Llama>) {
         let grads = self.value.backward();
         match self.tape {
-            Some(tape) => tape.backward(model, grads),
-            None => GradientsParams::from_grads(grads, model),
+            Some(tape) => tape.backward(model, grads, acc),
+            None => acc.accumulate(model, GradientsParams::from_grads(grads, model)),
         }
+    }
+
+    /// The parameter gradients of the loss alone.
+    pub fn gradients(self, model: &Llama) -> GradientsParams {
+        let mut acc = GradientsAccumulator::new();
+        self.accumulate_gradients(model, &mut acc);
+        acc.grads()
     }
 }
 
@@ -75,7 +83,7 @@ pub fn accumulated_step<T>(model: Llama, optim: &mut ModuleOptimizer, lr: f64, i
             return Ok(Update::Skipped(model, format!("loss is {value}")));
         }
         total += value;
-        acc.accumulate(&model, loss.gradients(&model));
+        loss.accumulate_gradients(&model, &mut acc);
     }
     let forward_backward = start.elapsed().as_secs_f32();
     let start = Instant::now();
