@@ -76,7 +76,8 @@ pub struct TrainBenchReport {
     pub trained_conversations: usize,
     pub trained_tokens: usize,
     pub sequence_tokens: usize,
-    /// Positions the forward computed: `sequence_tokens` plus the micro-batches' right padding.
+    /// Positions the forward computed: `sequence_tokens` plus the micro-batches' right padding
+    /// (on wgpu, before its shape buckets pad further).
     pub padded_positions: usize,
     pub seconds_generation: f64,
     pub seconds_reward: f64,
