@@ -14,7 +14,7 @@ use crate::exercises::{DatasetOptions, Preset, build};
 use crate::generate::SamplingParams;
 use crate::model::{Llama, ModelConfig, rope};
 use crate::train::data::TrainData;
-use crate::train::grpo::{Forward, GrpoConfig, by_length, padded_positions, PolicySample, TokenBatch, group_advantages, training_loss, samples_from_recall, samples_from_traces};
+use crate::train::grpo::{Forward, GrpoConfig, sort_by_length, padded_positions, PolicySample, TokenBatch, group_advantages, training_loss, samples_from_recall, samples_from_traces};
 use crate::train::rewards::score_answer;
 use crate::train::update::{Update, accumulated_step};
 use anyhow::{Result, bail};
@@ -153,7 +153,7 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
             crate::train::lora::attach(model, &crate::train::config::LoraConfig { rank, alpha: rank as f32, targets }, config.num_layers, 0)
         }
     };
-    let (parameters, trainable_parameters) = super::memory::parameter_counts(&model);
+    let (parameters, trainable_parameters) = crate::model::parameters::parameter_counts(&model);
     let inv_freq = rope::inverse_frequencies(&config);
     eprintln!("bench train: {name} on {info}");
 
@@ -218,7 +218,7 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
             std::fs::write(path, serde_json::to_vec(&serde_json::json!({ "model": name, "micro_batch": opts.micro_batch, "batch": batch }))?)?;
         }
         // As the trainer does: micro-batches of similar lengths.
-        let samples = by_length(&samples);
+        sort_by_length(&mut samples);
         let total: usize = samples.iter().map(|s| s.response.len()).sum();
         let sequence_tokens: usize = samples.iter().map(|s| s.prompt.len() + s.response.len() - 1).sum();
         let cfg = GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() };

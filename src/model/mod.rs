@@ -4,6 +4,7 @@ pub mod attention;
 pub mod config;
 pub mod kv_cache;
 pub mod packed;
+pub mod parameters;
 pub mod llama;
 pub mod lora_linear;
 pub mod random;

@@ -21,7 +21,7 @@
 //! embedding only when its table learns. Cost: one more forward of the trainable layers.
 
 use super::llama::{Llama, StepLayout, normalize};
-use burn::module::{Module, ModuleVisitor, Param};
+use super::parameters::parameter_counts;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 
@@ -80,14 +80,6 @@ impl LayerTape {
 }
 
 /// Whether any parameter of `module` asks for a gradient.
-fn learns<M: Module>(module: &M) -> bool {
-    struct Any(bool);
-    impl ModuleVisitor for Any {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0 |= param.is_require_grad();
-        }
-    }
-    let mut any = Any(false);
-    module.visit(&mut any);
-    any.0
+fn learns<M: burn::module::Module>(module: &M) -> bool {
+    parameter_counts(module).1 > 0
 }

@@ -108,15 +108,13 @@ fn sample_of(turn: &Turn, advantage: f32) -> Option<PolicySample> {
     (!turn.generated_ids.is_empty()).then(|| PolicySample { prompt: turn.prompt_ids.clone(), response: turn.generated_ids.clone(), old_logprobs: turn.logprobs.clone(), advantage })
 }
 
-/// `samples` in the order micro-batches take them: by sequence length, shortest first (ties
+/// Puts `samples` in the order micro-batches take them: by sequence length, shortest first (ties
 /// keep their order). Why: a micro-batch right-pads every row to its longest, and each padded
 /// position costs the forward, the backward and, with recomputation, a kept layer input; a
 /// GRPO batch mixes memory turns of hundreds of tokens with answers of a few dozen. The loss
 /// is a sum over micro-batches, so the order changes only the float summation order.
-pub fn by_length(samples: &[PolicySample]) -> Vec<PolicySample> {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by_key(|s| s.prompt.len() + s.response.len());
-    sorted
+pub fn sort_by_length(samples: &mut [PolicySample]) {
+    samples.sort_by_key(|s| s.prompt.len() + s.response.len());
 }
 
 /// Positions the forward computes for `samples` in micro-batches of `micro`, padding included

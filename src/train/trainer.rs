@@ -13,7 +13,7 @@
 use crate::model::packed::PackedLlama;
 use super::config::{ModelSource, TrainConfig};
 use super::data::{TrainData, batch_indices};
-use super::grpo::{Forward, PolicySample, by_length, TokenBatch, group_advantages, training_loss, reference_logprobs, samples_from_recall, samples_from_traces};
+use super::grpo::{Forward, PolicySample, TokenBatch, sort_by_length, group_advantages, training_loss, reference_logprobs, samples_from_recall, samples_from_traces};
 use super::metrics::{MeanStd, StepRecord, append_record};
 use super::run_dir::{RunDir, RunInfo, TrainState};
 use super::schedule::lr_at;
@@ -271,7 +271,7 @@ impl Trainer {
 
     fn sft_step(&mut self, step: usize, lr: f64) -> Result<StepRecord> {
         let mut picked: Vec<SftExample> = batch_indices(self.cfg.seed, step, self.cfg.sft.batch, self.sft_examples.len()).into_iter().map(|i| self.sft_examples[i].clone()).collect();
-        // Micro-batches of similar lengths pad less (see `grpo::by_length`).
+        // Micro-batches of similar lengths pad less (see `grpo::sort_by_length`).
         picked.sort_by_key(|e| e.prompt.len() + e.target.len());
         let total_tokens: usize = picked.iter().map(|e| e.target.len()).sum();
         let inv_freq = self.inv_freq.clone();
@@ -368,7 +368,8 @@ impl Trainer {
             record.skipped = Some("every group had equal rewards: nothing to learn from".into());
             return Ok(record);
         }
-        let (stats, times, skipped) = self.grpo_update(&by_length(&samples), lr)?;
+        sort_by_length(&mut samples);
+        let (stats, times, skipped) = self.grpo_update(&samples, lr)?;
         record.loss = skipped.is_none().then_some(stats.loss);
         record.kl = (cfg.grpo.loss.kl_beta > 0.0 && skipped.is_none()).then_some(stats.kl);
         record.clip_fraction = skipped.is_none().then_some(stats.clip_fraction);

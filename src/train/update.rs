@@ -34,12 +34,6 @@ pub struct Loss {
     pub tape: Option<LayerTape>,
 }
 
-impl From<Tensor<1>> for Loss {
-    fn from(value: Tensor<1>) -> Self {
-        Loss { value, tape: None }
-    }
-}
-
 impl Loss {
     /// The loss times `share` (its weight in the whole batch); gradients scale with it.
     pub fn scaled(self, share: f32) -> Self {
