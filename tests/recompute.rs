@@ -1,7 +1,8 @@
 //! Layer recomputation (`gradient_checkpointing`, `memtrain::model::recompute`) must give the
 //! gradients of one taped backward, for every parameter: every weight with a tied head (the
 //! table gets gradients from the head and from the lookup), the top layer only (nothing below
-//! it learns or is re-run) and LoRA adapters; on flex (our fused CPU ops) and on wgpu (Burn's).
+//! it gets a gradient either way; that frozen layers are not re-run is not observable here) and
+//! LoRA adapters; on flex (our fused CPU ops) and on wgpu (Burn's).
 
 mod common;
 
@@ -93,7 +94,7 @@ fn recomputed_layers_give_the_taped_gradients_of_every_weight_on_flex() {
 }
 
 #[test]
-fn only_the_learning_layers_are_recomputed_and_get_gradients() {
+fn with_only_the_top_layer_learning_exactly_its_tensors_get_the_taped_gradients() {
     let device = Device::flex().autodiff();
     let (model, inv_freq) = common::tiny_model(&device, 6);
     let top = memtrain::train::freeze::freeze_below(model, 1).unwrap();
