@@ -379,3 +379,40 @@ fn after_pivot_teacher_memories_keep_the_sentence_that_names_the_answer() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+/// The ledger teacher (`sft.memory_style: Ledger`) on the same after-pivot data with tiny-cpu's
+/// 64-token memory: its clauses are short enough that the memory the answer turn reads holds
+/// both a clause naming the answer and a `[MASK]` clause in nearly every exercise, where the
+/// sentence teacher has room for both in fewer than half (measured here: 97 against 40 of
+/// 101), and the inline-box answer it teaches restores that memory's `[MASK]` clause.
+#[test]
+fn ledger_teacher_memories_hold_the_name_and_the_blank_together() {
+    use memtrain::agent::TurnKind;
+    use memtrain::train::ledger::MemoryStyle;
+    use memtrain::train::reference::{TeacherStyle, reference_conversations};
+    let Some(model) = common::real_model() else { return };
+    let tokenizer = memtrain::checkpoint::tokenizer::TextTokenizer::from_gguf(&memtrain::checkpoint::gguf::GgufFile::open(&model).unwrap()).unwrap();
+    let count = |s: &str| tokenizer.encode(s, false).unwrap().len();
+    let (docs_dir, out, ex) = after_pivot_exercises("ledger");
+    let levels_1_2: Vec<&Exercise> = ex.iter().filter(|e| e.objective == dataset::MASKED && e.difficulty.level <= 2).collect();
+    let both = |memory: MemoryStyle| {
+        levels_1_2
+            .iter()
+            .filter(|e| {
+                let turns = reference_conversations(e, &[], 64, TeacherStyle { answer_inline_box: true, memory, ..Default::default() }, &count);
+                let answer = turns.iter().find(|t| t.turn == TurnKind::Answer).unwrap();
+                let held = answer.prompt.split("<memory>\n").nth(1).unwrap().split("\n</memory>").next().unwrap();
+                assert!(count(held) <= 64, "{}: {held}", e.id);
+                let restored = answer.reply.replace(&format!("\\boxed{{{}}}", e.answer), "[MASK]");
+                leaks(held, &e.answer) && held.contains("[MASK]") && held.contains(&restored)
+            })
+            .count()
+    };
+    let (ledger, sentences) = (both(MemoryStyle::Ledger), both(MemoryStyle::Sentences));
+    eprintln!("name and blank in the answer turn's memory: ledger {ledger}, sentences {sentences} of {}", levels_1_2.len());
+    assert!(ledger * 100 >= levels_1_2.len() * 90, "ledger {ledger} of {}", levels_1_2.len());
+    assert!(ledger > sentences + levels_1_2.len() / 5, "ledger {ledger} against sentences {sentences}");
+    for d in [docs_dir, out] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

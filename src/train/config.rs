@@ -8,6 +8,7 @@
 
 use super::grpo::GrpoConfig;
 use super::sft::SftWeighting;
+pub use super::ledger::MemoryStyle;
 use crate::device::DeviceChoice;
 use crate::model::{Architecture, ModelConfig};
 use anyhow::{Context, Result, bail};
@@ -153,6 +154,10 @@ pub struct SftConfig {
     /// answer turn cannot link them; the memory turn has both in view (README, Training).
     #[serde(default)]
     pub resolve_mask: bool,
+    /// What the teacher's memories are made of: whole sentences (default) or a ledger of short
+    /// clauses, one per entity and `[MASK]` ([`super::ledger`]).
+    #[serde(default)]
+    pub memory_style: MemoryStyle,
 }
 
 fn one() -> f32 {
@@ -247,7 +252,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 64, answer_tokens: 48, temperature: 1.0, top_p: 1.0, recall_temperature: None },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 8, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
-            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: false, memory_drills: 0, resolve_mask: false },
+            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: false, memory_drills: 0, resolve_mask: false, memory_style: MemoryStyle::Sentences },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.0, beta1: 0.9, beta2: 0.999, warmup_steps: 3, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 5, keep: 2 },
@@ -290,7 +295,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 48, answer_tokens: 12, temperature: 1.0, top_p: 1.0, recall_temperature: None },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 16, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
-            sft: SftConfig { steps: 300, batch: 16, lr: 2e-3, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: false, answer_inline_box: false, memory_drills: 0, resolve_mask: false },
+            sft: SftConfig { steps: 300, batch: 16, lr: 2e-3, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: false, answer_inline_box: false, memory_drills: 0, resolve_mask: false, memory_style: MemoryStyle::Sentences },
             optim: OptimConfig { lr: 1e-4, weight_decay: 0.0, beta1: 0.9, beta2: 0.99, warmup_steps: 10, schedule: Schedule::Constant, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 25, keep: 2 },
@@ -315,7 +320,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 128, answer_tokens: 48, temperature: 1.0, top_p: 1.0, recall_temperature: None },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 4, partial_credit: 0.0, gold_likelihood: 0.0 },
             grpo: GrpoKnobs { group: 8, batch_docs: 4, micro_batch: 8, loss: GrpoConfig::default() },
-            sft: SftConfig { steps: 200, batch: 8, lr: 5e-5, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: true, memory_drills: 0, resolve_mask: false },
+            sft: SftConfig { steps: 200, batch: 8, lr: 5e-5, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: true, memory_drills: 0, resolve_mask: false, memory_style: MemoryStyle::Sentences },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.01, beta1: 0.9, beta2: 0.999, warmup_steps: 10, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 10, keep: 3 },

@@ -9,6 +9,7 @@ pub mod data;
 pub mod freeze;
 pub mod gold_likelihood;
 pub mod grpo;
+pub mod ledger;
 pub mod lora;
 pub mod metrics;
 pub mod reference;

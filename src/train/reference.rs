@@ -69,6 +69,7 @@ use anyhow::Result;
 use crate::exercises::masked_entity::MASK;
 use crate::exercises::recall_probe::TARGET;
 use crate::exercises::{entities, textmatch};
+use super::ledger::{self, MemoryStyle};
 
 /// How the teacher writes its recall and answer turns (module docs).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -84,11 +85,13 @@ pub struct TeacherStyle {
     pub memory_drills: usize,
     /// The memory adds the note [`mask_note`] once it can resolve the blank.
     pub resolve_mask: bool,
+    /// Whole sentences or a ledger of clauses ([`super::ledger`]).
+    pub memory: MemoryStyle,
 }
 
 impl TeacherStyle {
     pub fn from_config(sft: &crate::train::config::SftConfig) -> Self {
-        TeacherStyle { drills: sft.recall_drills, answer_drills: sft.answer_drills, recall: RecallStyle::from_config(sft), answer_inline_box: sft.answer_inline_box, memory_drills: sft.memory_drills, resolve_mask: sft.resolve_mask }
+        TeacherStyle { drills: sft.recall_drills, answer_drills: sft.answer_drills, recall: RecallStyle::from_config(sft), answer_inline_box: sft.answer_inline_box, memory_drills: sft.memory_drills, resolve_mask: sft.resolve_mask, memory: sft.memory_style }
     }
 }
 
@@ -163,7 +166,15 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
     let keys: Vec<&str> = std::iter::once(MASK).chain(probes.iter().map(|p| p.answer.as_str())).collect();
     let note = mask_note(&exercise.answer);
     let update = |kept: &mut Vec<String>, chunk: &str, before: &str| {
-        kept.extend(sentences(chunk).filter(|s| keys.iter().any(|k| textmatch::contains(s, k)) || !entities::find(s).is_empty()).map(str::to_string));
+        match teacher.memory {
+            MemoryStyle::Sentences => kept.extend(sentences(chunk).filter(|s| keys.iter().any(|k| textmatch::contains(s, k)) || !entities::find(s).is_empty()).map(str::to_string)),
+            MemoryStyle::Ledger => {
+                for s in sentences(chunk) {
+                    let new = ledger::new_clauses(s, &keys, kept);
+                    kept.extend(new);
+                }
+            }
+        }
         // Resolve only from what the student sees: the memory it was given and this chunk.
         if teacher.resolve_mask && chunk.contains(MASK) && !kept.contains(&note) && kept.iter().any(|s| textmatch::contains(s, &exercise.answer)) {
             // First, where every later memory turn starts by copying it.
@@ -185,7 +196,12 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
         out.push(Conversation { turn: TurnKind::Memory { chunk: memories.len() }, prompt: prompts::memory_update(&exercise.question, &before, chunk), reply: memory.clone() });
         memories.push(memory);
     }
-    for (chunk, before) in memory_drills(&exercise.chunks, &exercise.answer, teacher.memory_drills, &exercise.id) {
+    // Drill memories are cut from the same units as the teacher's memories.
+    let units = match teacher.memory {
+        MemoryStyle::Sentences => exercise.chunks.clone(),
+        MemoryStyle::Ledger => ledger_chunks(&exercise.chunks, &keys),
+    };
+    for (chunk, before) in memory_drills(&units, &exercise.answer, teacher.memory_drills, &exercise.id) {
         let mut drill_kept: Vec<String> = sentences(&before).map(str::to_string).collect();
         let reply = update(&mut drill_kept, &exercise.chunks[chunk], &before);
         out.push(Conversation { turn: TurnKind::Memory { chunk }, prompt: prompts::memory_update(&exercise.question, &before, &exercise.chunks[chunk]), reply });
@@ -196,7 +212,7 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
         Conversation { turn: TurnKind::Answer, prompt: prompts::final_answer(&exercise.question, memory), reply }
     };
     out.push(answer_turn(last));
-    for memory in answer_drill_memories(&exercise.chunks, &exercise.answer, teacher.answer_drills, &exercise.id) {
+    for memory in answer_drill_memories(&units, &exercise.answer, teacher.answer_drills, &exercise.id) {
         out.push(answer_turn(&memory));
     }
     for p in probes {
@@ -211,6 +227,23 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
         }
     }
     out
+}
+
+/// Each chunk as the ledger clauses it adds to a memory that has kept every earlier clause
+/// ([`super::ledger`]), one clause per "sentence".
+fn ledger_chunks(chunks: &[String], keys: &[&str]) -> Vec<String> {
+    let mut kept: Vec<String> = Vec::new();
+    chunks
+        .iter()
+        .map(|chunk| {
+            let from = kept.len();
+            for s in sentences(chunk) {
+                let new = ledger::new_clauses(s, keys, &kept);
+                kept.extend(new);
+            }
+            kept[from..].join(" ")
+        })
+        .collect()
 }
 
 /// The teacher's recall reply in `style` ([`RecallStyle`]); `\boxed{gold}` alone when the
