@@ -53,6 +53,9 @@ enum Command {
         /// auto, wgpu, cpu or adapter:N (`memtrain devices` lists N)
         #[arg(long, default_value_t = DeviceChoice::Auto)]
         device: DeviceChoice,
+        /// Run the model in f16 (wgpu devices only): half the memory and bandwidth.
+        #[arg(long)]
+        f16: bool,
     },
     /// Turn documents (files or folders: txt, md, html, pdf, docx, epub) into memory exercises.
     Exercises {
@@ -102,6 +105,9 @@ enum Command {
         /// auto, wgpu, cpu or adapter:N (`memtrain devices` lists N)
         #[arg(long, default_value_t = DeviceChoice::Auto)]
         device: DeviceChoice,
+        /// Run the model in f16 (wgpu devices only): half the memory and bandwidth.
+        #[arg(long)]
+        f16: bool,
     },
     /// Train the memory agent on an exercises folder (SFT warm start, then GRPO).
     Train {
@@ -291,6 +297,9 @@ enum BenchCommand {
         /// auto, wgpu, cpu or adapter:N (`memtrain devices` lists N)
         #[arg(long, default_value_t = DeviceChoice::Auto)]
         device: DeviceChoice,
+        /// Run the model in f16 (wgpu devices only): half the memory and bandwidth.
+        #[arg(long)]
+        f16: bool,
         /// Sequences decoded together.
         #[arg(long, default_value_t = 1)]
         batch: usize,
@@ -335,8 +344,8 @@ fn run_command(cmd: Command) -> Result<()> {
             Ok(())
         }
         Command::Info { model } => info(model),
-        Command::Generate { model, prompt, chat, max_tokens, temperature, top_k, top_p, seed, device } => {
-            let session = Session::open(model.as_deref(), device)?;
+        Command::Generate { model, prompt, chat, max_tokens, temperature, top_k, top_p, seed, device, f16 } => {
+            let session = Session::open_with(model.as_deref(), device, f16)?;
             eprintln!("model: {} on {}", session.loaded.info.name, session.device_info);
             let (text, is_chat) = match (prompt, chat) {
                 (Some(p), _) => (p, false),
@@ -378,7 +387,7 @@ fn run_command(cmd: Command) -> Result<()> {
             println!("{}", crate::exercises::bench::bench(&opts)?.report());
             Ok(())
         }
-        Command::Agent { model, doc, question, chunk_tokens, memory_tokens, answer_tokens, device } => agent(model, &doc, &question, chunk_tokens, memory_tokens, answer_tokens, device),
+        Command::Agent { model, doc, question, chunk_tokens, memory_tokens, answer_tokens, device, f16 } => agent(model, &doc, &question, chunk_tokens, memory_tokens, answer_tokens, device, f16),
         Command::Train { data, out, preset, config, steps, sft_steps, device, resume } => train(&data, &out, &preset, config, steps, sft_steps, device, resume),
         Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json: _, compare, out: Some(out), max_distance } => {
             let r = crate::eval::report::compare(model.as_deref(), compare.as_deref(), &data, &out, limit, max_distance, memory_tokens, answer_tokens, device, &mut |m| eprintln!("eval: {m}"), &|| true)?;
@@ -438,8 +447,8 @@ fn run_command(cmd: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Bench { what: BenchCommand::Generate { model, device, batch, prompt_tokens, decode_tokens, json } } => {
-            let report = crate::bench::generate(model.as_deref(), device, batch, prompt_tokens, decode_tokens)?;
+        Command::Bench { what: BenchCommand::Generate { model, device, f16, batch, prompt_tokens, decode_tokens, json } } => {
+            let report = crate::bench::generate(model.as_deref(), device, f16, batch, prompt_tokens, decode_tokens)?;
             println!("{}", report.markdown_row());
             write_json(json, &report)?;
             Ok(())
@@ -477,10 +486,11 @@ fn exercises(docs: Vec<PathBuf>, out: PathBuf, preset: &str, seed: u64, model: O
     Ok(())
 }
 
-fn agent(model: Option<PathBuf>, doc: &std::path::Path, question: &str, chunk_tokens: usize, memory_tokens: usize, answer_tokens: usize, device: DeviceChoice) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+fn agent(model: Option<PathBuf>, doc: &std::path::Path, question: &str, chunk_tokens: usize, memory_tokens: usize, answer_tokens: usize, device: DeviceChoice, f16: bool) -> Result<()> {
     use crate::agent::{AgentInput, AgentParams, Policy, run_agent};
     let document = crate::documents::load_path(doc).into_iter().next().ok_or_else(|| anyhow::anyhow!("{}: not a document", doc.display()))?.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let session = Session::open(model.as_deref(), device)?;
+    let session = Session::open_with(model.as_deref(), device, f16)?;
     let chunks = crate::documents::chunk::chunk_text(&document.text, chunk_tokens, &session.loaded.tokenizer);
     eprintln!("model: {} on {}; {} chunks of ≤ {chunk_tokens} tokens", session.loaded.info.name, session.device_info, chunks.len());
     let params = AgentParams { sampling: SamplingParams::default(), memory_tokens, answer_tokens };

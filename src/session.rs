@@ -17,8 +17,17 @@ pub struct Session {
 impl Session {
     /// Loads `model` (or the default model) on the chosen device.
     pub fn open(model: Option<&Path>, choice: DeviceChoice) -> Result<Self> {
+        Self::open_with(model, choice, false)
+    }
+
+    /// [`Session::open`], with every float tensor in f16 when `f16` ([`device::use_f16`]: wgpu
+    /// devices only, for generation).
+    pub fn open_with(model: Option<&Path>, choice: DeviceChoice, f16: bool) -> Result<Self> {
         let path = checkpoint::default_model::resolve(model)?;
         let (device, device_info) = device::select(choice)?;
+        if f16 {
+            device::use_f16(&device, &device_info)?;
+        }
         let loaded = checkpoint::load(&path, &device)?;
         Ok(Session { loaded, device, device_info })
     }

@@ -73,11 +73,17 @@ pub(crate) fn prompts(vocab: usize, batch: usize, len: usize) -> Vec<Vec<u32>> {
         .collect()
 }
 
-pub fn generate(model: Option<&Path>, device: DeviceChoice, batch: usize, prompt_len: usize, decode: usize) -> Result<GenerateReport> {
+/// `f16`: the model, activations and KV cache in f16 ([`crate::device::use_f16`]); the report's
+/// device then says so.
+pub fn generate(model: Option<&Path>, device: DeviceChoice, f16: bool, batch: usize, prompt_len: usize, decode: usize) -> Result<GenerateReport> {
     let (device, info) = crate::device::select(device)?;
+    if f16 {
+        crate::device::use_f16(&device, &info)?;
+    }
     let m = open_on(model, &device)?;
-    eprintln!("bench: {} on {info}", m.name);
-    measure_generate(&m, &info.to_string(), batch, prompt_len, decode, true)
+    let name = if f16 { format!("{info}, f16") } else { info.to_string() };
+    eprintln!("bench: {} on {name}", m.name);
+    measure_generate(&m, &name, batch, prompt_len, decode, true)
 }
 
 /// Prefill and decode throughput of `m` for `batch` prompts of `prompt_len` tokens; on the CPU

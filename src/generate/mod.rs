@@ -124,6 +124,7 @@ pub fn generate(
 /// log-probability per row (`-log Σ exp(l - max)`: no vocabulary-wide log-softmax is written),
 /// not the whole `[batch, vocab]` row (12 MB per step at batch 64).
 fn greedy_on_device(logits: Tensor<3>) -> Result<Vec<(u32, f32)>> {
+    let logits = in_f32(logits);
     let ids = logits.clone().argmax(2);
     let max = logits.clone().max_dim(2);
     let logprob = (logits - max).exp().sum_dim(2).log().neg();
@@ -134,10 +135,16 @@ fn greedy_on_device(logits: Tensor<3>) -> Result<Vec<(u32, f32)>> {
     Ok(ids.into_iter().zip(lps).map(|(t, l)| (t as u32, l)).collect())
 }
 
+/// `logits` in f32: a model run in f16 ([`crate::device::use_f16`]) would otherwise sum 49k
+/// exponentials in f16 for each log-probability. One row per sequence: the cast costs nothing.
+fn in_f32(logits: Tensor<3>) -> Tensor<3> {
+    if logits.dtype() == burn::tensor::DType::F32 { logits } else { logits.cast(burn::tensor::DType::F32) }
+}
+
 /// Temperature / top-k / top-p sampling with each sequence's own seeded RNG, on the host.
 fn sample_on_host(logits: Tensor<3>, params: &SamplingParams, batch: &[Option<usize>], rngs: &mut [rand_chacha::ChaCha8Rng]) -> Result<Vec<(u32, f32)>> {
     let vocab = logits.dims()[2];
-    let host: Vec<f32> = logits.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?;
+    let host: Vec<f32> = in_f32(logits).into_data().try_to_vec().map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?;
     Ok(batch
         .iter()
         .enumerate()

@@ -9,7 +9,9 @@
 //! (with `answer_inline_box`: the memory's first `[MASK]` sentence with the box in the blank, as
 //! the inline-box recall reply below); each recall probe gets a turn from the memory written
 //! after its chunk, plus `drills` *recall drills* (below). Prompts are exactly the agent's
-//! ([`crate::agent::prompts`]), so SFT teaches the real format.
+//! ([`crate::agent::prompts`]), so SFT teaches the real format. With `sft.memory_style:
+//! Ledger` the memory's units are short clauses around each entity instead of whole sentences
+//! ([`super::ledger`]); keeping, dropping, drills and replies work on them unchanged.
 //!
 //! Recall drills: the same question asked from a small memory made of the teacher memory's
 //! sentence that holds the answer alone (drill 0), then with 1, 2, … other sentences of that

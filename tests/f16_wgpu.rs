@@ -1,0 +1,43 @@
+//! The real SmolLM2-135M-Instruct run in f16 on wgpu (`--f16`: weights, activations and KV
+//! cache in half precision) against transformers' f32 reading of the same GGUF
+//! (tests/fixtures/models/smollm2/reference.json): next-token logits close, the same next token,
+//! the same greedy continuation. Its own test binary: the f16 setting holds for the whole
+//! process's wgpu device.
+
+mod common;
+
+use burn::prelude::*;
+use memtrain::checkpoint;
+use memtrain::generate::{SamplingParams, generate};
+use memtrain::model::StepLayout;
+
+#[test]
+fn smollm2_in_f16_on_wgpu_stays_close_to_transformers() {
+    let Some(path) = common::real_model() else { return };
+    let Some(device) = common::wgpu_device() else { return };
+    let (_, info) = memtrain::device::wgpu().unwrap();
+    memtrain::device::use_f16(&device, &info).unwrap();
+    let lm = checkpoint::load(&path, &device).unwrap();
+    assert!(lm.packed().is_none());
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(common::fixtures().join("models/smollm2/reference.json")).unwrap()).unwrap();
+    for name in ["plain_france", "chat_japan"] {
+        let c = &v[name];
+        let ids = |k: &str| -> Vec<u32> { serde_json::from_value(c[k].clone()).unwrap() };
+        let (input, top_ids, greedy_ids) = (ids("input_ids"), ids("top_ids"), ids("greedy_ids"));
+        let top_logits: Vec<f32> = serde_json::from_value(c["top_logits"].clone()).unwrap();
+        let tokens = Tensor::<2, Int>::from_data(TensorData::new(input.iter().map(|&t| t as i64).collect::<Vec<_>>(), [1, input.len()]), &device);
+        let layout = StepLayout::new(&lm.inv_freq, &[0], 0, input.len(), &device);
+        let hidden = lm.model.forward_hidden_packed(tokens, &layout, None, None).narrow(1, input.len() - 1, 1);
+        assert_eq!(hidden.dtype(), burn::tensor::DType::F16, "the model runs in f16");
+        let logits: Vec<f32> = lm.model.logits_packed(hidden, None).cast(burn::tensor::DType::F32).into_data().try_to_vec().unwrap();
+        let worst = top_ids.iter().zip(&top_logits).map(|(&i, &e)| (logits[i as usize] - e).abs()).fold(0.0f32, f32::max);
+        eprintln!("{name}: f16 max |Δlogit| over HF's top 20 = {worst:.3}");
+        assert!(worst < 0.25, "{name}: f16 logits differ from transformers' f32 by {worst}");
+        assert_eq!(memtrain::generate::sampler::argmax(&logits), top_ids[0], "{name}: next token");
+        let params = SamplingParams { max_new_tokens: greedy_ids.len(), ..Default::default() };
+        let ours = generate(&lm.model, None, &lm.inv_freq, &[input.clone()], &params, &lm.tokenizer.stop_ids, &mut |_| true).unwrap();
+        let same = ours[0].tokens.iter().zip(&greedy_ids).take_while(|(a, b)| a == b).count();
+        eprintln!("{name}: greedy in f16 follows transformers for {same} of {} tokens", greedy_ids.len());
+        assert_eq!(ours[0].tokens, greedy_ids, "{name}: greedy continuation in f16");
+    }
+}
