@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU half of the benchmark suite, as it was run on a lent NVIDIA machine (no network there):
-# ours on wgpu (Vulkan) against PyTorch eager CUDA, then ours on flex against PyTorch CPU on
+# ours on wgpu (Vulkan; f32, then generation in f16) against PyTorch eager CUDA, then ours on flex against PyTorch CPU on
 # that machine's cores. Random-weight SmolLM2-135M twin (cost does not depend on the values;
 # the 98 MB GGUF does not travel), tokenizer from the committed fixture.
 # Usage: scripts/bench_gpu.sh MEMTRAIN_BINARY OUT_DIR
@@ -10,7 +10,7 @@ mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader -lms 500 > "$out/gpu-memory.csv" 2>/dev/null &
 smi=$!
 common=(--model random:smollm2-135m --tokenizer tests/fixtures/tokenizer/smollm2_hf --peers scripts/bench_peers.py)
-BENCH_PEERS_TORCH_DEVICES=cuda timeout "${GPU_SECONDS:-300}" "$bin" bench suite "${common[@]}" --devices wgpu \
+BENCH_PEERS_TORCH_DEVICES=cuda timeout "${GPU_SECONDS:-300}" "$bin" bench suite "${common[@]}" --devices wgpu --f16 \
   --json "$out/suite-gpu.json" --markdown "$out/suite-gpu.md" 2>&1 | tee "$out/gpu.log"
 kill $smi 2>/dev/null
 BENCH_PEERS_TORCH_DEVICES=cpu timeout "${CPU_SECONDS:-200}" "$bin" bench suite "${common[@]}" --devices cpu \

@@ -270,6 +270,9 @@ enum BenchCommand {
         /// Also time each training step with layer recomputation (memory vs compute).
         #[arg(long)]
         checkpointing: bool,
+        /// Also measure generation in f16 on each wgpu device (a child process per batch).
+        #[arg(long)]
+        f16: bool,
         /// Measure the CPU training rows this many times; after the first, ours and PyTorch's
         /// alternate and the target line gives the median of the per-round ratios.
         #[arg(long, default_value_t = 1)]
@@ -435,9 +438,9 @@ fn run_command(cmd: Command) -> Result<()> {
             write_json(json, &report)?;
             Ok(())
         }
-        Command::Bench { what: BenchCommand::Suite { model, tokenizer, devices, batches, prompt_tokens, decode_tokens, train_seqs, no_grpo, checkpointing, train_rounds, peers, python, peer_gguf, json, markdown } } => {
+        Command::Bench { what: BenchCommand::Suite { model, tokenizer, devices, batches, prompt_tokens, decode_tokens, train_seqs, no_grpo, checkpointing, f16, train_rounds, peers, python, peer_gguf, json, markdown } } => {
             let peers = (peers.as_os_str() != "none").then_some(peers);
-            let opts = crate::bench::suite::SuiteOptions { model, tokenizer, devices, batches, prompt_tokens, decode_tokens, train_seqs, grpo: !no_grpo, checkpointing, peers, python, peer_gguf, train_rounds: train_rounds.max(1) };
+            let opts = crate::bench::suite::SuiteOptions { model, tokenizer, devices, batches, prompt_tokens, decode_tokens, train_seqs, grpo: !no_grpo, checkpointing, peers, python, peer_gguf, train_rounds: train_rounds.max(1), f16 };
             let report = crate::bench::suite::run(&opts, &mut |what| eprintln!("bench suite: {what}"))?;
             let md = report.markdown();
             println!("{md}");

@@ -6,12 +6,13 @@ use crate::model::{ModelConfig, random::RandomWeights, rope};
 use anyhow::Result;
 use std::path::Path;
 
+pub mod f16;
 pub mod memory;
 pub mod suite;
 pub mod train;
 use std::time::Instant;
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct GenerateReport {
     pub model: String,
     pub device: String,

@@ -46,6 +46,8 @@ pub struct SuiteOptions {
     /// Rounds of the CPU training rows: after the first, ours and PyTorch's alternate, so that
     /// the machine's drift over minutes hits both sides (1 = the main run only).
     pub train_rounds: usize,
+    /// Also measure generation in f16 on each wgpu device ([`super::f16`]).
+    pub f16: bool,
 }
 
 /// One generation measurement, ours or a peer's (the peer script writes the same fields).
@@ -183,6 +185,13 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
             }
         }
         drop(m);
+        if opts.f16 && crate::device::compiles_per_shape(&device) {
+            progress(&format!("generation in f16 on {name}"));
+            match super::f16::generation_rows(opts, choice) {
+                Ok(rows) => report.generation.extend(rows),
+                Err(e) => report.peers.absent.push(format!("{} on {name}: {e:#}", super::f16::ENGINE)),
+            }
+        }
         for &seq in &opts.train_seqs {
             progress(&format!("training step, sequence {seq}, on {name}"));
             report.training.push(train_row(opts.model.as_deref(), &device, &name, seq, false)?);
@@ -337,7 +346,7 @@ impl SuiteReport {
             _ => {}
         }
         if let Some(best) = self.generation.iter().filter(|r| !on_cpu(&r.device)).max_by(|a, b| a.decode_tok_s.total_cmp(&b.decode_tok_s)) {
-            out.push(format!("GPU batched decode: {} tok/s at batch {} (target ≥ 2,000)", fmt(best.decode_tok_s), best.batch));
+            out.push(format!("GPU batched decode: {} tok/s at batch {} ({}) (target ≥ 2,000)", fmt(best.decode_tok_s), best.batch, best.engine));
         }
         for g in &self.grpo {
             let total = g.seconds_generation + g.seconds_reward + g.seconds_forward_backward + g.seconds_optimizer;
