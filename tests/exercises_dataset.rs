@@ -5,6 +5,7 @@ use memtrain::documents::DocErrorKind;
 use memtrain::exercises::curriculum::{Curriculum, MaskScope, Preset};
 use memtrain::exercises::dataset::{self, DatasetOptions, Exercise};
 use memtrain::exercises::{synth, textmatch};
+use memtrain::train::ledger::MemoryStyle;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -350,28 +351,34 @@ fn after_pivot_masking_leaves_the_entity_readable_in_its_pivot_chunk_and_hides_i
     }
 }
 
+/// Token counts by the real SmolLM2 tokenizer; `None` without the model.
+fn real_token_count() -> Option<impl Fn(&str) -> usize> {
+    let model = common::real_model()?;
+    let tokenizer = memtrain::checkpoint::tokenizer::TextTokenizer::from_gguf(&memtrain::checkpoint::gguf::GgufFile::open(&model).unwrap()).unwrap();
+    Some(move |s: &str| tokenizer.encode(s, false).unwrap().len())
+}
+
+/// The memory the teacher's answer turn reads (tiny-cpu's 64 tokens, inline-box answers) and
+/// its reply.
+fn teacher_answer_turn(e: &Exercise, memory: MemoryStyle, count: &dyn Fn(&str) -> usize) -> (String, String) {
+    use memtrain::agent::TurnKind;
+    use memtrain::train::reference::{TeacherStyle, reference_conversations};
+    let turns = reference_conversations(e, &[], 64, TeacherStyle { answer_inline_box: true, memory, ..Default::default() }, count);
+    let answer = turns.into_iter().find(|t| t.turn == TurnKind::Answer).unwrap();
+    let held = answer.prompt.split("<memory>\n").nth(1).unwrap().split("\n</memory>").next().unwrap().to_string();
+    (held, answer.reply)
+}
+
 /// The SFT teacher on after-pivot data (real SmolLM2 token counts, tiny-cpu's 64-token memory):
 /// the memory its answer turn reads names the masked answer, so the inline-box answer it teaches
 /// is a copy, not a guess. The old teacher, which dropped the oldest sentence without `[MASK]`
 /// first, kept it in 2 of these 81 exercises.
 #[test]
 fn after_pivot_teacher_memories_keep_the_sentence_that_names_the_answer() {
-    use memtrain::agent::TurnKind;
-    use memtrain::train::reference::{TeacherStyle, reference_conversations};
-    let Some(model) = common::real_model() else { return };
-    let tokenizer = memtrain::checkpoint::tokenizer::TextTokenizer::from_gguf(&memtrain::checkpoint::gguf::GgufFile::open(&model).unwrap()).unwrap();
-    let count = |s: &str| tokenizer.encode(s, false).unwrap().len();
+    let Some(count) = real_token_count() else { return };
     let (docs_dir, out, ex) = after_pivot_exercises("teacher");
     let levels_1_2: Vec<&Exercise> = ex.iter().filter(|e| e.objective == dataset::MASKED && e.difficulty.level <= 2).collect();
-    let kept = levels_1_2
-        .iter()
-        .filter(|e| {
-            let turns = reference_conversations(e, &[], 64, TeacherStyle { answer_inline_box: true, ..Default::default() }, &count);
-            let answer = turns.iter().find(|t| t.turn == TurnKind::Answer).unwrap();
-            let memory = answer.prompt.split("<memory>").nth(1).unwrap().split("</memory>").next().unwrap();
-            leaks(memory, &e.answer)
-        })
-        .count();
+    let kept = levels_1_2.iter().filter(|e| leaks(&teacher_answer_turn(e, MemoryStyle::Sentences, &count).0, &e.answer)).count();
     eprintln!("the answer turn's memory names the answer in {kept} of {} exercises", levels_1_2.len());
     assert!(levels_1_2.len() > 40, "{} exercises", levels_1_2.len());
     assert!(kept * 100 >= levels_1_2.len() * 95, "{kept} of {}", levels_1_2.len());
@@ -387,24 +394,17 @@ fn after_pivot_teacher_memories_keep_the_sentence_that_names_the_answer() {
 /// 101), and the inline-box answer it teaches restores that memory's `[MASK]` clause.
 #[test]
 fn ledger_teacher_memories_hold_the_name_and_the_blank_together() {
-    use memtrain::agent::TurnKind;
-    use memtrain::train::ledger::MemoryStyle;
-    use memtrain::train::reference::{TeacherStyle, reference_conversations};
-    let Some(model) = common::real_model() else { return };
-    let tokenizer = memtrain::checkpoint::tokenizer::TextTokenizer::from_gguf(&memtrain::checkpoint::gguf::GgufFile::open(&model).unwrap()).unwrap();
-    let count = |s: &str| tokenizer.encode(s, false).unwrap().len();
+    let Some(count) = real_token_count() else { return };
     let (docs_dir, out, ex) = after_pivot_exercises("ledger");
     let levels_1_2: Vec<&Exercise> = ex.iter().filter(|e| e.objective == dataset::MASKED && e.difficulty.level <= 2).collect();
     let both = |memory: MemoryStyle| {
         levels_1_2
             .iter()
             .filter(|e| {
-                let turns = reference_conversations(e, &[], 64, TeacherStyle { answer_inline_box: true, memory, ..Default::default() }, &count);
-                let answer = turns.iter().find(|t| t.turn == TurnKind::Answer).unwrap();
-                let held = answer.prompt.split("<memory>\n").nth(1).unwrap().split("\n</memory>").next().unwrap();
-                assert!(count(held) <= 64, "{}: {held}", e.id);
-                let restored = answer.reply.replace(&format!("\\boxed{{{}}}", e.answer), "[MASK]");
-                leaks(held, &e.answer) && held.contains("[MASK]") && held.contains(&restored)
+                let (held, reply) = teacher_answer_turn(e, memory, &count);
+                assert!(count(&held) <= 64, "{}: {held}", e.id);
+                let restored = reply.replace(&format!("\\boxed{{{}}}", e.answer), "[MASK]");
+                leaks(&held, &e.answer) && held.contains("[MASK]") && held.contains(&restored)
             })
             .count()
     };
