@@ -170,12 +170,7 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
     let update = |kept: &mut Vec<String>, chunk: &str, before: &str| {
         match teacher.memory {
             MemoryStyle::Sentences => kept.extend(sentences(chunk).filter(|s| keys.iter().any(|k| textmatch::contains(s, k)) || !entities::find(s).is_empty()).map(str::to_string)),
-            MemoryStyle::Ledger => {
-                for s in sentences(chunk) {
-                    let new = ledger::new_clauses(s, &keys, kept);
-                    kept.extend(new);
-                }
-            }
+            MemoryStyle::Ledger => add_ledger_clauses(kept, chunk, &keys),
         }
         // Resolve only from what the student sees: the memory it was given and this chunk.
         if teacher.resolve_mask && chunk.contains(MASK) && !kept.contains(&note) && kept.iter().any(|s| textmatch::contains(s, &exercise.answer)) {
@@ -239,13 +234,18 @@ fn ledger_chunks(chunks: &[String], keys: &[&str]) -> Vec<String> {
         .iter()
         .map(|chunk| {
             let from = kept.len();
-            for s in sentences(chunk) {
-                let new = ledger::new_clauses(s, keys, &kept);
-                kept.extend(new);
-            }
+            add_ledger_clauses(&mut kept, chunk, keys);
             kept[from..].join(" ")
         })
         .collect()
+}
+
+/// Adds to `kept` the clauses of `chunk` that it does not hold yet, sentence by sentence.
+fn add_ledger_clauses(kept: &mut Vec<String>, chunk: &str, keys: &[&str]) {
+    for s in sentences(chunk) {
+        let new = ledger::new_clauses(s, keys, kept);
+        kept.extend(new);
+    }
 }
 
 /// The teacher's recall reply in `style` ([`RecallStyle`]); `\boxed{gold}` alone when the
