@@ -167,6 +167,10 @@ enum Command {
         out: Option<PathBuf>,
         #[arg(long, default_value_t = 3)]
         max_distance: usize,
+        /// The teacher memory objective 1 is also answered from (the answer turn's skill alone):
+        /// the one a run was trained with (`sft.memory_style`).
+        #[arg(long, value_enum, default_value = "sentences")]
+        teacher_memory: crate::train::config::MemoryStyle,
     },
     /// Print a preset's training config as RON, to edit and pass with --config.
     TrainConfig {
@@ -392,7 +396,7 @@ fn run_command(cmd: Command) -> Result<()> {
         }
         Command::Agent { model, doc, question, chunk_tokens, memory_tokens, answer_tokens, device, f16 } => agent(model, &doc, &question, chunk_tokens, memory_tokens, answer_tokens, device, f16),
         Command::Train { data, out, preset, config, steps, sft_steps, device, resume } => train(&data, &out, &preset, config, steps, sft_steps, device, resume),
-        Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json: _, compare, out: Some(out), max_distance } => {
+        Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json: _, compare, out: Some(out), max_distance, .. } => {
             let r = crate::eval::report::compare(model.as_deref(), compare.as_deref(), &data, &out, limit, max_distance, memory_tokens, answer_tokens, device, &mut |m| eprintln!("eval: {m}"), &|| true)?;
             for m in std::iter::once(&r.baseline).chain(&r.trained) {
                 println!("{}: masked EM {:.3} (n={}) | recall EM {:.3} (n={})", m.model, m.masked.exact_match, m.masked.exact_match.n, m.recall.exact_match, m.recall.exact_match.n);
@@ -404,8 +408,9 @@ fn run_command(cmd: Command) -> Result<()> {
             Ok(())
         }
         Command::Eval { compare: Some(_), out: None, .. } => anyhow::bail!("--compare needs --out DIR (the comparison is written as a report)"),
-        Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json, .. } => {
-            let e = crate::eval::evaluate_model(model.as_deref(), &data, limit, memory_tokens, answer_tokens, device)?;
+        Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json, teacher_memory, .. } => {
+            let teacher = crate::train::reference::TeacherStyle { memory: teacher_memory, ..Default::default() };
+            let e = crate::eval::evaluate_model(model.as_deref(), &data, limit, memory_tokens, answer_tokens, teacher, device)?;
             println!("{}", e.summary_line());
             write_json(json, &e)?;
             Ok(())

@@ -90,6 +90,11 @@ fn tiny_preset_learns_to_keep_facts_in_memory_on_held_out_documents() {
     assert!(em_after >= em_before + 2, "held-out recall exact match did not rise: {em_before}/{} → {em_after}/{}", first.recall.n, last.recall.n);
     assert!(last.recall.f1 >= first.recall.f1 + 0.1, "held-out recall F1 did not rise: {:.3} → {:.3}", first.recall.f1, last.recall.f1);
     assert!(last.reference_nll.unwrap() < first.reference_nll.unwrap() * 0.8, "teacher-trace NLL did not fall: {:?} → {:?}", first.reference_nll, last.reference_nll);
+    // Objective 1 is also answered from the teacher's final memories that hold name and blank,
+    // one sample line each (the answer turn's skill apart from the memory's).
+    let asked = last.masked_from_teacher_memory.expect("after-pivot teacher memories hold name and blank").n;
+    let samples = std::fs::read_to_string(dir.join(format!("run/samples/step-{SFT_STEPS:06}.jsonl"))).unwrap();
+    assert_eq!(samples.lines().filter(|l| l.contains(r#""objective":"masked_from_teacher_memory""#)).count(), asked);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

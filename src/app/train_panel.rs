@@ -212,6 +212,7 @@ impl TrainPanel {
                 p.line(Line::new("recall EM", PlotPoints::from(evals(&|e| Some(e.recall.exact_match as f64)))));
                 p.line(Line::new("memory holds recall answer", PlotPoints::from(evals(&|e| e.memory_holds.map(f64::from)))));
                 p.line(Line::new("final memory holds masked answer", PlotPoints::from(evals(&|e| e.masked_memory_holds.map(f64::from)))));
+                p.line(Line::new("masked EM from the teacher's memory", PlotPoints::from(evals(&|e| e.masked_from_teacher_memory.map(|s| s.exact_match as f64)))));
                 p.line(Line::new("recall F1", PlotPoints::from(evals(&|e| Some(e.recall.f1 as f64)))));
                 p.line(Line::new("teacher NLL / 10", PlotPoints::from(evals(&|e| e.reference_nll.map(|v| v as f64 / 10.0)))));
             });

@@ -18,6 +18,7 @@ pub mod charts;
 pub mod inspect;
 pub mod report;
 pub mod stats;
+pub mod teacher_memory;
 
 /// Exact match and F1 over `n` questions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -57,6 +58,11 @@ pub struct HeldOutEval {
     /// after-pivot masking it says whether the memory kept the pivot sentence.
     #[serde(default)]
     pub masked_memory_holds: Option<f32>,
+    /// Objective 1 answered from the teacher's final memory instead of the model's own, on the
+    /// exercises where that memory holds the answer's name and a `[MASK]` ([`teacher_memory`]):
+    /// the answer turn's skill alone.
+    #[serde(default)]
+    pub masked_from_teacher_memory: Option<ScoreSet>,
     pub seconds: f32,
 }
 
@@ -64,9 +70,10 @@ impl HeldOutEval {
     /// One line for logs and the CLI: both objectives' scores, what the memories held, NLL, time.
     pub fn summary_line(&self) -> String {
         let opt = |v: Option<f32>| v.map_or("-".into(), |v| format!("{v:.3}"));
+        let teacher = self.masked_from_teacher_memory.map_or("-".into(), |s| format!("{:.3} of {}", s.exact_match, s.n));
         format!(
-            "masked-entity EM {:.3} (F1 {:.3}, n={}, final memory holds the answer {}) | recall EM {:.3} (F1 {:.3}, n={}, memory holds the answer {}) | reference NLL {} [{:.0} s]",
-            self.masked.exact_match, self.masked.f1, self.masked.n, opt(self.masked_memory_holds), self.recall.exact_match, self.recall.f1, self.recall.n, opt(self.memory_holds), opt(self.reference_nll), self.seconds
+            "masked-entity EM {:.3} (F1 {:.3}, n={}, final memory holds the answer {}, EM from the teacher's memory {}) | recall EM {:.3} (F1 {:.3}, n={}, memory holds the answer {}) | reference NLL {} [{:.0} s]",
+            self.masked.exact_match, self.masked.f1, self.masked.n, opt(self.masked_memory_holds), teacher, self.recall.exact_match, self.recall.f1, self.recall.n, opt(self.memory_holds), opt(self.reference_nll), self.seconds
         )
     }
 }
@@ -77,6 +84,16 @@ pub struct EvalRun {
     pub traces: Vec<Trace>,
     /// Every scored answer (masked and recall), with the memory it was made from.
     pub records: Vec<report::Record>,
+    /// Objective 1 answered from the teacher's final memories ([`teacher_memory`]).
+    pub from_teacher_memory: Vec<report::Record>,
+}
+
+impl EvalRun {
+    /// Adds objective 1's answers from the teacher's final memories (records and summary).
+    pub fn add_teacher_memory_answers(&mut self, records: Vec<report::Record>) {
+        self.summary.masked_from_teacher_memory = (!records.is_empty()).then(|| ScoreSet::of(&records.iter().map(|r| (r.exact, r.f1)).collect::<Vec<_>>()));
+        self.from_teacher_memory = records;
+    }
 }
 
 /// Greedy agent parameters for evaluation.
@@ -94,8 +111,8 @@ pub fn evaluate(policy: &Policy, step: usize, masked: &[Exercise], recall: &[Exe
         let of: Vec<&report::Record> = records.iter().filter(|r| r.objective == objective).collect();
         (!of.is_empty()).then(|| of.iter().filter(|r| inspect::holds(&r.memory, &r.gold)).count() as f32 / of.len() as f32)
     };
-    let summary = HeldOutEval { step, masked: scores("masked"), recall: scores("recall"), reference_nll: None, memory_holds: holds("recall"), masked_memory_holds: holds("masked"), seconds: start.elapsed().as_secs_f32() };
-    Ok(EvalRun { summary, traces, records })
+    let summary = HeldOutEval { step, masked: scores("masked"), recall: scores("recall"), reference_nll: None, memory_holds: holds("recall"), masked_memory_holds: holds("masked"), masked_from_teacher_memory: None, seconds: start.elapsed().as_secs_f32() };
+    Ok(EvalRun { summary, traces, records, from_teacher_memory: vec![] })
 }
 
 /// The exercises of `data` and how many held-out ones to use (`limit` 0 = all); fails when
@@ -144,12 +161,16 @@ pub fn write_samples(path: &std::path::Path, exercises: &[Exercise], run: &EvalR
         text += &serde_json::to_string(&serde_json::json!({ "id": r.id, "objective": "recall", "section": r.question, "memory": r.memory, "gold": r.gold, "answer": r.prediction }))?;
         text.push('\n');
     }
+    for r in &run.from_teacher_memory {
+        text += &serde_json::to_string(&serde_json::json!({ "id": r.id, "objective": "masked_from_teacher_memory", "memory": r.memory, "gold": r.gold, "answer": r.prediction }))?;
+        text.push('\n');
+    }
     crate::checkpoint::atomic_write(path, |f| std::io::Write::write_all(f, text.as_bytes()))
 }
 
 /// `memtrain eval`: a model (a run's `final/`, `initial/`, any GGUF or HF folder) on the held-out
 /// split of an exercises folder, with the teacher-trace NLL beside EM and F1.
-pub fn evaluate_model(model: Option<&std::path::Path>, data: &std::path::Path, limit: usize, memory_tokens: usize, answer_tokens: usize, device: crate::device::DeviceChoice) -> Result<HeldOutEval> {
+pub fn evaluate_model(model: Option<&std::path::Path>, data: &std::path::Path, limit: usize, memory_tokens: usize, answer_tokens: usize, teacher: crate::train::reference::TeacherStyle, device: crate::device::DeviceChoice) -> Result<HeldOutEval> {
     let session = crate::session::Session::open(model, device)?;
     let (data, n) = held_out(data, limit)?;
     eprintln!("evaluating {} on {} ({n} held-out exercises)", session.loaded.info.name, session.device_info);
@@ -157,6 +178,7 @@ pub fn evaluate_model(model: Option<&std::path::Path>, data: &std::path::Path, l
     let mut run = evaluate(&policy, 0, &data.held_out[..n], &data.held_out_recall, &greedy(memory_tokens, answer_tokens))?;
     let references = held_out_references(&data, n, memory_tokens, &session.loaded.tokenizer)?;
     run.summary.reference_nll = Some(reference_nll(&session.loaded.model, &session.loaded.inv_freq, &references, 8)?);
+    run.add_teacher_memory_answers(teacher_memory::answers_from_teacher_memories(&policy, &data.held_out[..n], memory_tokens, teacher, answer_tokens)?);
     Ok(run.summary)
 }
 

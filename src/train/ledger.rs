@@ -23,7 +23,7 @@ use crate::exercises::{entities, textmatch};
 use serde::{Deserialize, Serialize};
 
 /// What the teacher's memory is made of.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum MemoryStyle {
     /// Every sentence that names an entity or holds `[MASK]`.
     #[default]

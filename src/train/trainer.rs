@@ -234,6 +234,8 @@ impl Trainer {
         let mut run = eval::evaluate(&policy, self.state.step, &self.data.held_out[..n], &self.data.held_out_recall, &params)?;
         let references = eval::held_out_references(&self.data, n, self.cfg.agent.memory_tokens, &self.tokenizer)?;
         run.summary.reference_nll = Some(eval::reference_nll(&infer, &self.inv_freq, &references, self.cfg.grpo.micro_batch)?);
+        let teacher = super::reference::TeacherStyle::from_config(&self.cfg.sft);
+        run.add_teacher_memory_answers(eval::teacher_memory::answers_from_teacher_memories(&policy, &self.data.held_out[..n], self.cfg.agent.memory_tokens, teacher, self.cfg.agent.answer_tokens)?);
         Ok(run)
     }
 
