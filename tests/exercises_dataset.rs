@@ -372,7 +372,7 @@ fn teacher_answer_turn(e: &Exercise, memory: MemoryStyle, count: &dyn Fn(&str) -
 /// The SFT teacher on after-pivot data (real SmolLM2 token counts, tiny-cpu's 64-token memory):
 /// the memory its answer turn reads names the masked answer, so the inline-box answer it teaches
 /// is a copy, not a guess. The old teacher, which dropped the oldest sentence without `[MASK]`
-/// first, kept it in 2 of these 81 exercises.
+/// first, kept it in 2 of 81 such exercises (the synthetic documents before epithets; 101 now).
 #[test]
 fn after_pivot_teacher_memories_keep_the_sentence_that_names_the_answer() {
     let Some(count) = real_token_count() else { return };
