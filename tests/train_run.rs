@@ -95,7 +95,10 @@ fn run_to_end(cfg: TrainConfig, data: &Path, out: &Path, resume: bool) -> Outcom
 fn a_run_killed_at_a_random_moment_resumes_exactly() {
     let dir = temp("resume");
     let data = learnable_exercises(&dir);
-    let cfg = small_config();
+    let mut cfg = small_config();
+    // The student's greedy rollouts, corrected by the teacher, join every SFT batch: resume
+    // must replay them too.
+    cfg.sft.student_rollouts = 1;
     let cfg_path = dir.join("config.ron");
     std::fs::write(&cfg_path, cfg.to_ron()).unwrap();
 
@@ -152,6 +155,7 @@ fn a_run_killed_at_a_random_moment_resumes_exactly() {
         assert_eq!((x.step, &x.phase, x.loss, x.reward_end_to_end, x.recall, x.dropped_groups, &x.skipped), (y.step, &y.phase, y.loss, y.reward_end_to_end, y.recall, y.dropped_groups, &y.skipped), "step {} differs", x.step);
     }
     assert!(a.iter().any(|r| r.phase.as_deref() == Some("grpo") && r.skipped.is_none()), "no GRPO step updated the model, so the test would not cover it: {a:?}");
+    assert!(a.iter().filter(|r| r.phase.as_deref() == Some("sft")).all(|r| r.seconds_generation > 0.0), "every SFT step rolled the student out");
     let weights = |run: &Path| std::fs::read(run.join("final/model.safetensors")).unwrap();
     assert!(weights(&straight) == weights(&killed), "final weights differ after resume");
     assert_ne!(weights(&straight), std::fs::read(straight.join("initial/model.safetensors")).unwrap(), "training changed nothing");

@@ -158,6 +158,12 @@ pub struct SftConfig {
     /// clauses, one per entity and `[MASK]` ([`super::ledger`]).
     #[serde(default)]
     pub memory_style: MemoryStyle,
+    /// Training exercises the student reads greedily at every SFT step, each of its turns
+    /// answered by the teacher from the student's own memory and added to the step's batch
+    /// ([`super::corrections`], DAgger-style; 0 = off). Why: the teacher's trace never shows
+    /// what to write from a memory that went wrong, which is what the student's are.
+    #[serde(default)]
+    pub student_rollouts: usize,
 }
 
 fn one() -> f32 {
@@ -252,7 +258,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 64, answer_tokens: 48, temperature: 1.0, top_p: 1.0, recall_temperature: None },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 8, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
-            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: false, memory_drills: 0, resolve_mask: false, memory_style: MemoryStyle::Sentences },
+            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: false, memory_drills: 0, resolve_mask: false, memory_style: MemoryStyle::Sentences, student_rollouts: 0 },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.0, beta1: 0.9, beta2: 0.999, warmup_steps: 3, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 5, keep: 2 },
@@ -295,7 +301,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 48, answer_tokens: 12, temperature: 1.0, top_p: 1.0, recall_temperature: None },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 16, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
-            sft: SftConfig { steps: 300, batch: 16, lr: 2e-3, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: false, answer_inline_box: false, memory_drills: 0, resolve_mask: false, memory_style: MemoryStyle::Sentences },
+            sft: SftConfig { steps: 300, batch: 16, lr: 2e-3, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: false, answer_inline_box: false, memory_drills: 0, resolve_mask: false, memory_style: MemoryStyle::Sentences, student_rollouts: 0 },
             optim: OptimConfig { lr: 1e-4, weight_decay: 0.0, beta1: 0.9, beta2: 0.99, warmup_steps: 10, schedule: Schedule::Constant, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 25, keep: 2 },
@@ -320,7 +326,7 @@ impl TrainConfig {
             agent: AgentKnobs { memory_tokens: 128, answer_tokens: 48, temperature: 1.0, top_p: 1.0, recall_temperature: None },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 4, partial_credit: 0.0, gold_likelihood: 0.0 },
             grpo: GrpoKnobs { group: 8, batch_docs: 4, micro_batch: 8, loss: GrpoConfig::default() },
-            sft: SftConfig { steps: 200, batch: 8, lr: 5e-5, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: true, memory_drills: 0, resolve_mask: false, memory_style: MemoryStyle::Sentences },
+            sft: SftConfig { steps: 200, batch: 8, lr: 5e-5, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: true, memory_drills: 0, resolve_mask: false, memory_style: MemoryStyle::Sentences, student_rollouts: 0 },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.01, beta1: 0.9, beta2: 0.999, warmup_steps: 10, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 10, keep: 3 },
@@ -392,6 +398,7 @@ impl TrainConfig {
         check(l.kl_beta >= 0.0, format!("grpo.loss.kl_beta = {} must be ≥ 0", l.kl_beta));
         if self.sft.steps > 0 {
             check(self.sft.batch >= 1, "sft.batch must be at least 1".into());
+            check(!(self.sft.documents_text && self.sft.student_rollouts > 0), "sft.student_rollouts corrects the agent's turns; sft.documents_text trains on plain text instead".into());
             check(self.sft.lr > 0.0, format!("sft.lr = {} must be positive", self.sft.lr));
             check(self.sft.answer_weight.is_finite() && self.sft.answer_weight > 0.0, format!("sft.answer_weight = {} must be positive", self.sft.answer_weight));
             check(self.sft.mask_memory_weight.is_finite() && self.sft.mask_memory_weight > 0.0, format!("sft.mask_memory_weight = {} must be positive", self.sft.mask_memory_weight));

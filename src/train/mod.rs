@@ -4,6 +4,7 @@
 
 pub mod adamw;
 pub mod config;
+pub mod corrections;
 pub mod console;
 pub mod data;
 pub mod freeze;

@@ -161,29 +161,65 @@ pub struct Conversation {
     pub reply: String,
 }
 
-/// Every conversation of the teacher's trace of `exercise` (memory turns, the answer, recalls).
-pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, teacher: TeacherStyle, count_tokens: &dyn Fn(&str) -> usize) -> Vec<Conversation> {
-    // Probed entities alone would teach a choice the student cannot make (it never sees which
-    // entities will be probed); every tagged entity is a rule it can learn from the text.
-    let keys: Vec<&str> = std::iter::once(MASK).chain(probes.iter().map(|p| p.answer.as_str())).collect();
-    let note = mask_note(&exercise.answer);
-    let update = |kept: &mut Vec<String>, chunk: &str, before: &str| {
-        match teacher.memory {
-            MemoryStyle::Sentences => kept.extend(sentences(chunk).filter(|s| keys.iter().any(|k| textmatch::contains(s, k)) || !entities::find(s).is_empty()).map(str::to_string)),
-            MemoryStyle::Ledger => add_ledger_clauses(kept, chunk, &keys),
+/// The teacher's memory writer for one exercise (module docs): what it keeps of a memory and a
+/// chunk, within `memory_tokens`.
+pub(super) struct TeacherMemory<'a> {
+    exercise: &'a Exercise,
+    /// `[MASK]` and the probed answers: strings that count as entities wherever they occur.
+    keys: Vec<&'a str>,
+    note: String,
+    teacher: TeacherStyle,
+    memory_tokens: usize,
+    count_tokens: &'a dyn Fn(&str) -> usize,
+}
+
+impl<'a> TeacherMemory<'a> {
+    pub(super) fn new(exercise: &'a Exercise, probes: &'a [Exercise], memory_tokens: usize, teacher: TeacherStyle, count_tokens: &'a dyn Fn(&str) -> usize) -> Self {
+        // Probed entities alone would teach a choice the student cannot make (it never sees which
+        // entities will be probed); every tagged entity is a rule it can learn from the text.
+        let keys: Vec<&str> = std::iter::once(MASK).chain(probes.iter().map(|p| p.answer.as_str())).collect();
+        TeacherMemory { exercise, keys, note: mask_note(&exercise.answer), teacher, memory_tokens, count_tokens }
+    }
+
+    /// Whether the teacher would keep `unit` (a sentence or clause) of a memory it is given.
+    pub(super) fn keeps(&self, unit: &str) -> bool {
+        unit == self.note || self.keys.iter().any(|k| textmatch::contains(unit, k)) || !entities::find(unit).is_empty()
+    }
+
+    /// Adds what the teacher keeps of `chunk` to the units `kept`, makes room, and returns the
+    /// new memory (`before` when nothing is kept).
+    pub(super) fn update(&self, kept: &mut Vec<String>, chunk: &str, before: &str) -> String {
+        let (exercise, note, memory_tokens, count_tokens) = (self.exercise, &self.note, self.memory_tokens, self.count_tokens);
+        match self.teacher.memory {
+            MemoryStyle::Sentences => kept.extend(sentences(chunk).filter(|s| self.keys.iter().any(|k| textmatch::contains(s, k)) || !entities::find(s).is_empty()).map(str::to_string)),
+            MemoryStyle::Ledger => add_ledger_clauses(kept, chunk, &self.keys),
         }
         // Resolve only from what the student sees: the memory it was given and this chunk.
-        if teacher.resolve_mask && chunk.contains(MASK) && !kept.contains(&note) && kept.iter().any(|s| textmatch::contains(s, &exercise.answer)) {
+        if self.teacher.resolve_mask && chunk.contains(MASK) && !kept.contains(note) && kept.iter().any(|s| textmatch::contains(s, &exercise.answer)) {
             // First, where every later memory turn starts by copying it.
             kept.insert(0, note.clone());
         }
         while kept.len() > 1 && count_tokens(&kept.join(" ")) > memory_tokens {
             // The oldest sentence of the lowest keep rank goes (module docs).
-            let drop = (0..kept.len()).min_by_key(|&i| (keep_rank(&kept[i], &exercise.answer, &note), i)).unwrap_or(0);
+            let drop = (0..kept.len()).min_by_key(|&i| (keep_rank(&kept[i], &exercise.answer, note), i)).unwrap_or(0);
             kept.remove(drop);
         }
         if kept.is_empty() { before.to_string() } else { truncate_to(&kept.join(" "), memory_tokens, count_tokens) }
-    };
+    }
+
+    /// The units of the teacher's memory (`keys` for the ledger's clause windows).
+    pub(super) fn units(&self) -> Vec<String> {
+        match self.teacher.memory {
+            MemoryStyle::Sentences => self.exercise.chunks.clone(),
+            MemoryStyle::Ledger => ledger_chunks(&self.exercise.chunks, &self.keys),
+        }
+    }
+}
+
+/// Every conversation of the teacher's trace of `exercise` (memory turns, the answer, recalls).
+pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, teacher: TeacherStyle, count_tokens: &dyn Fn(&str) -> usize) -> Vec<Conversation> {
+    let writer = TeacherMemory::new(exercise, probes, memory_tokens, teacher, count_tokens);
+    let update = |kept: &mut Vec<String>, chunk: &str, before: &str| writer.update(kept, chunk, before);
     let mut kept: Vec<String> = Vec::new();
     let mut memories: Vec<String> = Vec::new();
     let mut out = Vec::new();
@@ -194,10 +230,7 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
         memories.push(memory);
     }
     // Drill memories are cut from the same units as the teacher's memories.
-    let units = match teacher.memory {
-        MemoryStyle::Sentences => exercise.chunks.clone(),
-        MemoryStyle::Ledger => ledger_chunks(&exercise.chunks, &keys),
-    };
+    let units = writer.units();
     for (chunk, before) in memory_drills(&units, &exercise.answer, teacher.memory_drills, &exercise.id) {
         let mut drill_kept: Vec<String> = sentences(&before).map(str::to_string).collect();
         let reply = update(&mut drill_kept, &exercise.chunks[chunk], &before);
@@ -361,13 +394,12 @@ pub fn memory_drills(chunks: &[String], gold: &str, count: usize, exercise_id: &
 /// tokens weighted as `weights` says (module docs).
 pub fn tokenized(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, teacher: TeacherStyle, weights: TurnWeights, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
     let count = |s: &str| tokenizer.encode(s, false).map(|ids| ids.len()).unwrap_or(usize::MAX);
-    reference_conversations(exercise, probes, memory_tokens, teacher, &count)
-        .into_iter()
-        .map(|c| {
-            let weight = weights.of(&c);
-            Ok(SftExample { prompt: crate::agent::chat_prompt_ids(tokenizer, &c.prompt)?, target: reply_ids(tokenizer, &c.reply)?, weight })
-        })
-        .collect()
+    reference_conversations(exercise, probes, memory_tokens, teacher, &count).iter().map(|c| tokenized_conversation(c, weights, tokenizer)).collect()
+}
+
+/// One conversation as token ids (the chat prompt; the reply and end-of-turn), weighted.
+pub fn tokenized_conversation(c: &Conversation, weights: TurnWeights, tokenizer: &TextTokenizer) -> Result<SftExample> {
+    Ok(SftExample { prompt: crate::agent::chat_prompt_ids(tokenizer, &c.prompt)?, target: reply_ids(tokenizer, &c.reply)?, weight: weights.of(c) })
 }
 
 /// A reply as the ids the policy must produce: the text, then the end-of-turn token.
@@ -382,7 +414,7 @@ pub fn boxed(answer: &str) -> String {
 }
 
 /// Sentences with their closing punctuation; paragraph breaks also end a sentence.
-fn sentences(text: &str) -> impl Iterator<Item = &str> {
+pub(super) fn sentences(text: &str) -> impl Iterator<Item = &str> {
     let mut start = 0;
     let bytes = text.as_bytes();
     let mut cuts = Vec::new();

@@ -273,6 +273,10 @@ impl Trainer {
 
     fn sft_step(&mut self, step: usize, lr: f64) -> Result<StepRecord> {
         let mut picked: Vec<SftExample> = batch_indices(self.cfg.seed, step, self.cfg.sft.batch, self.sft_examples.len()).into_iter().map(|i| self.sft_examples[i].clone()).collect();
+        let t = Instant::now();
+        let corrected = self.student_corrections(step)?;
+        let seconds_generation = t.elapsed().as_secs_f32();
+        picked.extend(corrected);
         // Micro-batches of similar lengths pad less (see `grpo::sort_by_length`).
         picked.sort_by_key(|e| e.prompt.len() + e.target.len());
         let total_tokens: usize = picked.iter().map(|e| e.target.len()).sum();
@@ -291,6 +295,7 @@ impl Trainer {
             phase: Some("sft".into()),
             loss: skipped.is_none().then_some(times.loss),
             trained_tokens: Some(total_tokens),
+            seconds_generation,
             seconds_forward_backward: times.forward_backward,
             seconds_optimizer: times.optimizer,
             tokens_per_second: (times.forward_backward > 0.0).then(|| total_tokens as f32 / times.forward_backward),
@@ -298,6 +303,33 @@ impl Trainer {
             skipped,
             ..Default::default()
         })
+    }
+
+    /// The teacher's corrections of the student's greedy turns on `sft.student_rollouts`
+    /// training exercises ([`super::corrections`]).
+    fn student_corrections(&self, step: usize) -> Result<Vec<SftExample>> {
+        let n = self.cfg.sft.student_rollouts;
+        if n == 0 {
+            return Ok(vec![]);
+        }
+        // Its own stream of exercises, apart from the SFT batch's.
+        let docs = self.data.batch(self.cfg.seed ^ 0x5354_5544_454e_54, step, n);
+        let inputs: Vec<AgentInput> = docs.iter().map(|&i| AgentInput::from(&self.data.train[i])).collect();
+        let infer = self.model().valid();
+        let packed = PackedLlama::for_cpu(&infer);
+        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer };
+        let traces = run_agent(&policy, &inputs, 1, &eval::greedy(self.cfg.agent.memory_tokens, self.cfg.agent.answer_tokens))?;
+        let teacher = super::reference::TeacherStyle::from_config(&self.cfg.sft);
+        let weights = super::reference::TurnWeights::from_config(&self.cfg.sft);
+        let count = |s: &str| self.tokenizer.encode(s, false).map(|ids| ids.len()).unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        for trace in &traces {
+            let e = &self.data.train[docs[trace.doc]];
+            for c in super::corrections::corrections(e, self.data.recall_probes(e), &trace.memories, self.cfg.agent.memory_tokens, teacher, &count) {
+                out.push(super::reference::tokenized_conversation(&c, weights, &self.tokenizer)?);
+            }
+        }
+        Ok(out)
     }
 
     fn grpo_step(&mut self, step: usize, k: usize, lr: f64) -> Result<StepRecord> {
