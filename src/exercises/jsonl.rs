@@ -34,6 +34,28 @@ pub struct Exercise {
     pub parent: Option<String>,
 }
 
+#[cfg(test)]
+impl Exercise {
+    /// A person's masked-entity exercise over `chunks` (unit tests of the teacher and evaluation).
+    pub(crate) fn masked_for_test(chunks: &[&str], answer: &str) -> Self {
+        Exercise {
+            id: "e".into(),
+            doc_id: "d".into(),
+            split: "train".into(),
+            objective: "masked_entity".into(),
+            chunks: chunks.iter().map(|c| c.to_string()).collect(),
+            question: "Which entity is [MASK]?".into(),
+            answer: answer.into(),
+            entity_type: EntityKind::Person,
+            difficulty: Difficulty { level: 1, chunks: chunks.len(), distance: 1, distractors: 0, pivot_in_first_chunk: false, answer_words: 1, masked_occurrences: 1 },
+            pivot_chunk: Some(1),
+            probe_chunk: None,
+            probe_text: None,
+            parent: None,
+        }
+    }
+}
+
 /// Reads `exercises.jsonl` back (tests, the trainer, the app's Exercises panel).
 pub fn read_exercises(path: &Path) -> Result<Vec<Exercise>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;

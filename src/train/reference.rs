@@ -446,24 +446,9 @@ fn truncate_to(text: &str, max_tokens: usize, count_tokens: &dyn Fn(&str) -> usi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exercises::curriculum::Difficulty;
 
     fn exercise(chunks: &[&str], answer: &str) -> Exercise {
-        Exercise {
-            id: "e".into(),
-            doc_id: "d".into(),
-            split: "train".into(),
-            objective: "masked_entity".into(),
-            chunks: chunks.iter().map(|c| c.to_string()).collect(),
-            question: "Which entity is [MASK]?".into(),
-            answer: answer.into(),
-            entity_type: crate::exercises::EntityKind::Person,
-            difficulty: Difficulty { level: 1, chunks: chunks.len(), distance: 1, distractors: 0, pivot_in_first_chunk: false, answer_words: 1, masked_occurrences: 1 },
-            pivot_chunk: Some(1),
-            probe_chunk: None,
-            probe_text: None,
-            parent: None,
-        }
+        Exercise::masked_for_test(chunks, answer)
     }
 
     fn words(s: &str) -> usize {
