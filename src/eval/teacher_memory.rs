@@ -55,15 +55,11 @@ fn final_memory(e: &Exercise, memory_tokens: usize, teacher: TeacherStyle, count
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exercises::jsonl::{masked_for_test as exercise, words_for_test as words};
     use crate::train::config::MemoryStyle;
-
-    fn exercise(chunks: &[&str], answer: &str) -> Exercise {
-        Exercise::masked_for_test(chunks, answer)
-    }
 
     #[test]
     fn the_teacher_memory_asked_is_the_one_its_answer_turn_sees_in_the_style_trained() {
-        let words = |s: &str| s.split_whitespace().count();
         let e = exercise(&["Rain fell on the quay all week. The mayor Olav Dahl rowed out to the boats.", "The gulls cried. Everyone agreed that the mayor [MASK] knew the tides."], "Olav Dahl");
         let teacher = |memory| TeacherStyle { memory, answer_drills: 3, memory_drills: 2, ..Default::default() };
         // Sentences: both sentences with an entity or a blank, the rest dropped.

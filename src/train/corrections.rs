@@ -57,15 +57,8 @@ pub fn corrections(exercise: &Exercise, probes: &[Exercise], memories: &[String]
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exercises::jsonl::{masked_for_test as exercise, words_for_test as words};
     use crate::train::config::MemoryStyle;
-
-    fn exercise(chunks: &[&str], answer: &str) -> Exercise {
-        Exercise::masked_for_test(chunks, answer)
-    }
-
-    fn words(s: &str) -> usize {
-        s.split_whitespace().count()
-    }
 
     #[test]
     fn the_teacher_mends_a_student_memory_keeping_its_named_sentence_once_and_adding_the_blank() {

@@ -446,14 +446,7 @@ fn truncate_to(text: &str, max_tokens: usize, count_tokens: &dyn Fn(&str) -> usi
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn exercise(chunks: &[&str], answer: &str) -> Exercise {
-        Exercise::masked_for_test(chunks, answer)
-    }
-
-    fn words(s: &str) -> usize {
-        s.split_whitespace().count()
-    }
+    use crate::exercises::jsonl::{masked_for_test as exercise, words_for_test as words};
 
     #[test]
     fn memory_keeps_the_sentences_with_the_mask_and_probed_entities() {
