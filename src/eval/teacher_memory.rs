@@ -17,7 +17,7 @@ use anyhow::Result;
 /// answer's name and a `[MASK]` (the others cannot be answered from it and are left out),
 /// one record each (objective "masked", the memory being the teacher's).
 pub fn answers_from_teacher_memories(policy: &Policy, masked: &[Exercise], memory_tokens: usize, teacher: TeacherStyle, answer_tokens: usize) -> Result<Vec<Record>> {
-    let count = |s: &str| policy.tokenizer.encode(s, false).map(|ids| ids.len()).unwrap_or(usize::MAX);
+    let count = crate::train::reference::token_counter(policy.tokenizer);
     let mut asked: Vec<(&Exercise, String)> = Vec::new();
     let mut prompt_ids = Vec::new();
     for e in masked {

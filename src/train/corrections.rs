@@ -18,7 +18,7 @@
 //!
 //! Turn 0 reads "No previous memory", the reference trace's own first turn: not repeated.
 
-use super::reference::{Conversation, TeacherMemory, TeacherStyle, answer_reply, boxed, recall_reply, sentences};
+use super::reference::{Conversation, TeacherMemory, TeacherStyle, answer_turn_reply, recall_reply, sentences};
 use crate::agent::{TurnKind, prompts};
 use crate::eval::inspect::holds;
 use crate::exercises::jsonl::Exercise;
@@ -41,8 +41,7 @@ pub fn corrections(exercise: &Exercise, probes: &[Exercise], memories: &[String]
         out.push(Conversation { turn: TurnKind::Memory { chunk: t }, prompt: prompts::memory_update(&exercise.question, before, chunk), reply });
     }
     if let Some(last) = memories.last().filter(|m| m.contains(MASK) && holds(m, &exercise.answer)) {
-        let reply = if teacher.answer_inline_box { answer_reply(last, &exercise.answer) } else { boxed(&exercise.answer) };
-        out.push(Conversation { turn: TurnKind::Answer, prompt: prompts::final_answer(&exercise.question, last), reply });
+        out.push(Conversation { turn: TurnKind::Answer, prompt: prompts::final_answer(&exercise.question, last), reply: answer_turn_reply(last, &exercise.answer, teacher) });
     }
     for p in probes {
         if let (Some(chunk), Some(text)) = (p.probe_chunk, &p.probe_text)

@@ -183,7 +183,12 @@ impl<'a> TeacherMemory<'a> {
 
     /// Whether the teacher would keep `unit` (a sentence or clause) of a memory it is given.
     pub(super) fn keeps(&self, unit: &str) -> bool {
-        unit == self.note || self.keys.iter().any(|k| textmatch::contains(unit, k)) || !entities::find(unit).is_empty()
+        unit == self.note || self.names_a_key_or_entity(unit)
+    }
+
+    /// Whether `text` holds a key (`[MASK]`, a probed answer) or an entity the tagger finds.
+    fn names_a_key_or_entity(&self, text: &str) -> bool {
+        self.keys.iter().any(|k| textmatch::contains(text, k)) || !entities::find(text).is_empty()
     }
 
     /// Adds what the teacher keeps of `chunk` to the units `kept`, makes room, and returns the
@@ -191,7 +196,7 @@ impl<'a> TeacherMemory<'a> {
     pub(super) fn update(&self, kept: &mut Vec<String>, chunk: &str, before: &str) -> String {
         let (exercise, note, memory_tokens, count_tokens) = (self.exercise, &self.note, self.memory_tokens, self.count_tokens);
         match self.teacher.memory {
-            MemoryStyle::Sentences => kept.extend(sentences(chunk).filter(|s| self.keys.iter().any(|k| textmatch::contains(s, k)) || !entities::find(s).is_empty()).map(str::to_string)),
+            MemoryStyle::Sentences => kept.extend(sentences(chunk).filter(|s| self.names_a_key_or_entity(s)).map(str::to_string)),
             MemoryStyle::Ledger => add_ledger_clauses(kept, chunk, &self.keys),
         }
         // Resolve only from what the student sees: the memory it was given and this chunk.
@@ -219,13 +224,12 @@ impl<'a> TeacherMemory<'a> {
 /// Every conversation of the teacher's trace of `exercise` (memory turns, the answer, recalls).
 pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, teacher: TeacherStyle, count_tokens: &dyn Fn(&str) -> usize) -> Vec<Conversation> {
     let writer = TeacherMemory::new(exercise, probes, memory_tokens, teacher, count_tokens);
-    let update = |kept: &mut Vec<String>, chunk: &str, before: &str| writer.update(kept, chunk, before);
     let mut kept: Vec<String> = Vec::new();
     let mut memories: Vec<String> = Vec::new();
     let mut out = Vec::new();
     for chunk in &exercise.chunks {
         let before = memories.last().cloned().unwrap_or_else(|| prompts::INITIAL_MEMORY.to_string());
-        let memory = update(&mut kept, chunk, &before);
+        let memory = writer.update(&mut kept, chunk, &before);
         out.push(Conversation { turn: TurnKind::Memory { chunk: memories.len() }, prompt: prompts::memory_update(&exercise.question, &before, chunk), reply: memory.clone() });
         memories.push(memory);
     }
@@ -233,13 +237,12 @@ pub fn reference_conversations(exercise: &Exercise, probes: &[Exercise], memory_
     let units = writer.units();
     for (chunk, before) in memory_drills(&units, &exercise.answer, teacher.memory_drills, &exercise.id) {
         let mut drill_kept: Vec<String> = sentences(&before).map(str::to_string).collect();
-        let reply = update(&mut drill_kept, &exercise.chunks[chunk], &before);
+        let reply = writer.update(&mut drill_kept, &exercise.chunks[chunk], &before);
         out.push(Conversation { turn: TurnKind::Memory { chunk }, prompt: prompts::memory_update(&exercise.question, &before, &exercise.chunks[chunk]), reply });
     }
     let last = memories.last().map(String::as_str).unwrap_or(prompts::INITIAL_MEMORY);
     let answer_turn = |memory: &str| {
-        let reply = if teacher.answer_inline_box { answer_reply(memory, &exercise.answer) } else { boxed(&exercise.answer) };
-        Conversation { turn: TurnKind::Answer, prompt: prompts::final_answer(&exercise.question, memory), reply }
+        Conversation { turn: TurnKind::Answer, prompt: prompts::final_answer(&exercise.question, memory), reply: answer_turn_reply(memory, &exercise.answer, teacher) }
     };
     out.push(answer_turn(last));
     for memory in answer_drill_memories(&units, &exercise.answer, teacher.answer_drills, &exercise.id) {
@@ -307,6 +310,12 @@ fn keep_rank(sentence: &str, answer: &str, note: &str) -> u8 {
 /// The teacher memory's note resolving the blank (`sft.resolve_mask`, module docs).
 pub fn mask_note(answer: &str) -> String {
     format!("Note: {MASK} is {answer}.")
+}
+
+/// The teacher's answer to objective 1 from `memory`: [`answer_reply`] with
+/// `answer_inline_box`, else `\boxed{gold}`.
+pub(super) fn answer_turn_reply(memory: &str, gold: &str, teacher: TeacherStyle) -> String {
+    if teacher.answer_inline_box { answer_reply(memory, gold) } else { boxed(gold) }
 }
 
 /// The inline-box answer to objective 1: the first `[MASK]` sentence of the final `memory` with
@@ -393,8 +402,13 @@ pub fn memory_drills(chunks: &[String], gold: &str, count: usize, exercise_id: &
 /// the end-of-turn token (the policy must learn to stop). Replies as `teacher` says, each turn's
 /// tokens weighted as `weights` says (module docs).
 pub fn tokenized(exercise: &Exercise, probes: &[Exercise], memory_tokens: usize, teacher: TeacherStyle, weights: TurnWeights, tokenizer: &TextTokenizer) -> Result<Vec<SftExample>> {
-    let count = |s: &str| tokenizer.encode(s, false).map(|ids| ids.len()).unwrap_or(usize::MAX);
-    reference_conversations(exercise, probes, memory_tokens, teacher, &count).iter().map(|c| tokenized_conversation(c, weights, tokenizer)).collect()
+    reference_conversations(exercise, probes, memory_tokens, teacher, &token_counter(tokenizer)).iter().map(|c| tokenized_conversation(c, weights, tokenizer)).collect()
+}
+
+/// `tokenizer`'s token count of a text, the teacher's memory budget unit (a text it cannot
+/// encode counts as too long).
+pub fn token_counter(tokenizer: &TextTokenizer) -> impl Fn(&str) -> usize + '_ {
+    |s: &str| tokenizer.encode(s, false).map(|ids| ids.len()).unwrap_or(usize::MAX)
 }
 
 /// One conversation as token ids (the chat prompt; the reply and end-of-turn), weighted.

@@ -321,7 +321,7 @@ impl Trainer {
         let traces = run_agent(&policy, &inputs, 1, &eval::greedy(self.cfg.agent.memory_tokens, self.cfg.agent.answer_tokens))?;
         let teacher = super::reference::TeacherStyle::from_config(&self.cfg.sft);
         let weights = super::reference::TurnWeights::from_config(&self.cfg.sft);
-        let count = |s: &str| self.tokenizer.encode(s, false).map(|ids| ids.len()).unwrap_or(usize::MAX);
+        let count = super::reference::token_counter(&self.tokenizer);
         let mut out = Vec::new();
         for trace in &traces {
             let e = &self.data.train[docs[trace.doc]];
