@@ -396,13 +396,16 @@ fn run_command(cmd: Command) -> Result<()> {
         }
         Command::Agent { model, doc, question, chunk_tokens, memory_tokens, answer_tokens, device, f16 } => agent(model, &doc, &question, chunk_tokens, memory_tokens, answer_tokens, device, f16),
         Command::Train { data, out, preset, config, steps, sft_steps, device, resume } => train(&data, &out, &preset, config, steps, sft_steps, device, resume),
-        Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json: _, compare, out: Some(out), max_distance, .. } => {
-            let r = crate::eval::report::compare(model.as_deref(), compare.as_deref(), &data, &out, limit, max_distance, memory_tokens, answer_tokens, device, &mut |m| eprintln!("eval: {m}"), &|| true)?;
+        Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json: _, compare, out: Some(out), max_distance, teacher_memory } => {
+            let teacher = crate::train::reference::TeacherStyle { memory: teacher_memory, ..Default::default() };
+            let options = crate::eval::report::CompareOptions { limit, max_distance, memory_tokens, answer_tokens, teacher };
+            let r = crate::eval::report::compare(model.as_deref(), compare.as_deref(), &data, &out, options, device, &mut |m| eprintln!("eval: {m}"), &|| true)?;
             for m in std::iter::once(&r.baseline).chain(&r.trained) {
-                println!("{}: masked EM {:.3} (n={}) | recall EM {:.3} (n={})", m.model, m.masked.exact_match, m.masked.exact_match.n, m.recall.exact_match, m.recall.exact_match.n);
+                let t = &m.masked_from_teacher_memory.exact_match;
+                println!("{}: masked EM {:.3} (n={}) | from the teacher's memory {:.3} (n={}) | recall EM {:.3} (n={})", m.model, m.masked.exact_match, m.masked.exact_match.n, t, t.n, m.recall.exact_match, m.recall.exact_match.n);
             }
             if let Some(g) = &r.gains {
-                println!("gain (paired, 95% CI): masked EM {:+.3} | recall EM {:+.3}", g.masked_exact_match, g.recall_exact_match);
+                println!("gain (paired, 95% CI): masked EM {:+.3} | from the teacher's memory {:+.3} | recall EM {:+.3}", g.masked_exact_match, g.masked_from_teacher_memory_exact_match, g.recall_exact_match);
             }
             eprintln!("report written to {}", out.display());
             Ok(())

@@ -198,6 +198,7 @@ fn train_tab_runs_a_short_training_and_charts_it() {
     assert_eq!(report.baseline.masked.exact_match.n, 2);
     assert!(report.gains.is_some() && run.join("eval/report.json").exists() && run.join("eval/recall_by_distance.png").exists());
     assert!(h.query_by_label_contains("gain (paired)").is_some(), "the gain row is shown");
+    assert!(h.query_by_label_contains("obj. 1 from the teacher's memory").is_some(), "the answer turn's own score is shown");
 }
 
 /// The default model dropped on the window and loaded, or `None` (skipped) when it is not

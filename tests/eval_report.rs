@@ -2,7 +2,9 @@
 
 mod common;
 
-use memtrain::eval::report::{CompareReport, Record, compare};
+use memtrain::eval::report::{CompareOptions, CompareReport, Record, TEACHER_MEMORY, compare};
+use memtrain::train::config::MemoryStyle;
+use memtrain::train::reference::TeacherStyle;
 use memtrain::train::rewards::score_answer;
 use std::path::{Path, PathBuf};
 
@@ -39,7 +41,9 @@ fn comparing_a_model_with_itself_writes_every_artefact_and_a_zero_gain() {
     let data = held_out(&dir);
     let out = dir.join("report");
     let device = memtrain::device::DeviceChoice::Cpu;
-    let report = compare(Some(&model), Some(&model), &data, &out, 0, 2, 24, 8, device, &mut |_| {}, &|| true).unwrap();
+    // 40 memory tokens: the teacher's sentence memory keeps the name's sentence and the blank's.
+    let options = CompareOptions { limit: 0, max_distance: 2, memory_tokens: 40, answer_tokens: 8, teacher: TeacherStyle { memory: MemoryStyle::Sentences, ..Default::default() } };
+    let report = compare(Some(&model), Some(&model), &data, &out, options, device, &mut |_| {}, &|| true).unwrap();
 
     // Same weights, greedy decoding: the two sides answer identically, so the paired gain is
     // exactly zero with a zero-width interval.
@@ -56,6 +60,16 @@ fn comparing_a_model_with_itself_writes_every_artefact_and_a_zero_gain() {
     let records: Vec<Record> = std::fs::read_to_string(out.join("records-baseline.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(records.iter().filter(|r| r.objective == "masked").count(), 2);
     assert_eq!(records.iter().filter(|r| r.objective == "recall").count(), 6);
+    // Objective 1 is asked again from the teacher's final memory, which keeps the sentence
+    // naming the city and the [MASK] sentence; those answers stay out of the breakdowns.
+    let from_teacher: Vec<&Record> = records.iter().filter(|r| r.objective == TEACHER_MEMORY).collect();
+    assert_eq!(from_teacher.len(), 2, "{from_teacher:?}");
+    for r in &from_teacher {
+        assert!(r.memory.contains(&r.gold) && r.memory.contains("[MASK]") && !r.memory.contains("winter"), "{r:?}");
+    }
+    assert_eq!(report.baseline.masked_from_teacher_memory.exact_match.n, 2);
+    assert_eq!(gains.masked_from_teacher_memory_exact_match.n, 2);
+    assert_eq!(report.baseline.by_entity_type.values().map(|s| s.exact_match.n).sum::<usize>(), 2 + 6);
     for r in &records {
         assert_eq!(r.exact, score_answer(&r.prediction, &r.gold).exact, "{r:?}");
         assert!(!r.memory.is_empty(), "{r:?}");
@@ -69,6 +83,7 @@ fn comparing_a_model_with_itself_writes_every_artefact_and_a_zero_gain() {
     let csv = std::fs::read_to_string(out.join("scores.csv")).unwrap();
     assert!(csv.starts_with("model,breakdown,key,n,exact_match"));
     assert_eq!(csv.lines().filter(|l| l.contains(",objective,masked,")).count(), 2, "{csv}");
+    assert_eq!(csv.lines().filter(|l| l.contains(",objective,masked_from_teacher_memory,2,")).count(), 2, "{csv}");
     for chart in ["recall_by_distance.png", "objectives.png", "entity_types.png"] {
         assert_eq!(png_size(&out.join(chart)), (900, 540), "{chart}");
     }

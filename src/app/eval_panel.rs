@@ -6,7 +6,8 @@
 use super::dialogs::{Dialogs, Purpose};
 use super::worker::{Request, Worker};
 use crate::device::DeviceChoice;
-use crate::eval::report::{CompareReport, ModelReport};
+use crate::eval::report::{CompareOptions, CompareReport, ModelReport};
+use crate::train::reference::TeacherStyle;
 use crate::eval::stats::Estimate;
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints};
 use std::path::{Path, PathBuf};
@@ -70,21 +71,12 @@ impl EvalPanel {
             ui.add(egui::DragValue::new(&mut self.max_distance).range(0..=32));
             let ready = trained.exists() && !busy && !self.running;
             if ui.add_enabled(ready, egui::Button::new("Compare")).on_disabled_hover_text("needs a finished run (RUN/final)").clicked() {
-                let cfg = crate::train::Trainer::saved_config(run).ok();
-                let (memory_tokens, answer_tokens) = cfg.map(|c| (c.agent.memory_tokens, c.agent.answer_tokens)).unwrap_or((48, 12));
+                // The run's own budgets and teacher (the one its SFT imitated).
+                let cfg = crate::train::Trainer::saved_config(run).unwrap_or_else(|_| crate::train::TrainConfig::tiny_cpu());
+                let options = CompareOptions { limit: self.limit, max_distance: self.max_distance, memory_tokens: cfg.agent.memory_tokens, answer_tokens: cfg.agent.answer_tokens, teacher: TeacherStyle::from_config(&cfg.sft) };
                 self.running = true;
                 self.note = None;
-                worker.send(Request::Evaluate {
-                    baseline: dir.initial(),
-                    trained: trained.clone(),
-                    data: dataset.to_path_buf(),
-                    out: report_dir(run),
-                    limit: self.limit,
-                    max_distance: self.max_distance,
-                    memory_tokens,
-                    answer_tokens,
-                    device,
-                });
+                worker.send(Request::Evaluate { baseline: dir.initial(), trained: trained.clone(), data: dataset.to_path_buf(), out: report_dir(run), options, device });
             }
             if self.running {
                 ui.spinner();
@@ -110,12 +102,14 @@ impl EvalPanel {
             ui.strong("");
             ui.strong("masked-entity EM (obj. 1)");
             ui.strong("recall EM (obj. 2)");
+            ui.strong("obj. 1 from the teacher's memory").on_hover_text("the final answer asked from the memory the training's teacher writes (where it holds the answer's name and a [MASK]): the answer turn's skill without the memory writer's");
             ui.end_row();
             for (role, m) in [("baseline", Some(&report.baseline)), ("trained", report.trained.as_ref())] {
                 if let Some(m) = m {
                     ui.label(role);
                     ui.label(ci(&m.masked.exact_match));
                     ui.label(ci(&m.recall.exact_match));
+                    ui.label(ci(&m.masked_from_teacher_memory.exact_match));
                     ui.end_row();
                 }
             }
@@ -123,6 +117,7 @@ impl EvalPanel {
                 ui.label("gain (paired)");
                 ui.label(ci(&g.masked_exact_match));
                 ui.label(ci(&g.recall_exact_match));
+                ui.label(ci(&g.masked_from_teacher_memory_exact_match));
                 ui.end_row();
             }
         });
@@ -144,9 +139,10 @@ impl EvalPanel {
             Plot::new("eval-objectives").height(height).legend(Legend::default()).include_y(0.0).include_y(1.0).show(&mut cols[1], |p| {
                 for (i, (role, m)) in models.iter().enumerate() {
                     let x0 = i as f64 * 0.4;
-                    let bars = vec![Bar::new(x0, m.masked.exact_match.mean as f64).width(0.35).name("masked"), Bar::new(2.0 + x0, m.recall.exact_match.mean as f64).width(0.35).name("recall")];
-                    p.bar_chart(BarChart::new(*role, bars));
-                    for (x, e) in [(x0, &m.masked.exact_match), (2.0 + x0, &m.recall.exact_match)] {
+                    let groups = [("masked", &m.masked.exact_match), ("recall", &m.recall.exact_match), ("masked from the teacher's memory", &m.masked_from_teacher_memory.exact_match)];
+                    let at = |g: usize| 2.0 * g as f64 + x0;
+                    p.bar_chart(BarChart::new(*role, groups.iter().enumerate().map(|(g, (name, e))| Bar::new(at(g), e.mean as f64).width(0.35).name(*name)).collect()));
+                    for (x, e) in groups.iter().enumerate().map(|(g, (_, e))| (at(g), *e)) {
                         p.line(Line::new(*role, PlotPoints::from(vec![[x, e.low as f64], [x, e.high as f64]])));
                     }
                 }

@@ -38,7 +38,7 @@ pub enum Request {
     /// Ask: the loaded model reads `text` through the memory agent and answers `question`.
     Ask { source: String, text: String, question: String, agent: ReadBudget },
     /// Compares `baseline` and `trained` on the held-out split of `data`, report files into `out`.
-    Evaluate { baseline: PathBuf, trained: PathBuf, data: PathBuf, out: PathBuf, limit: usize, max_distance: usize, memory_tokens: usize, answer_tokens: usize, device: DeviceChoice },
+    Evaluate { baseline: PathBuf, trained: PathBuf, data: PathBuf, out: PathBuf, options: crate::eval::report::CompareOptions, device: DeviceChoice },
 }
 
 /// Budgets of a memory-agent reading (greedy decoding).
@@ -243,9 +243,9 @@ fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicB
                 };
                 send(Event::TrainDone(note));
             }
-            Request::Evaluate { baseline, trained, data, out, limit, max_distance, memory_tokens, answer_tokens, device } => {
+            Request::Evaluate { baseline, trained, data, out, options, device } => {
                 let go_on = || !cancel.load(Ordering::SeqCst);
-                let report = crate::eval::report::compare(Some(&baseline), Some(&trained), &data, &out, limit, max_distance, memory_tokens, answer_tokens, device, &mut |m| send(Event::Busy(m.to_string())), &go_on);
+                let report = crate::eval::report::compare(Some(&baseline), Some(&trained), &data, &out, options, device, &mut |m| send(Event::Busy(m.to_string())), &go_on);
                 match report {
                     Ok(r) => send(Event::EvalReport(Box::new(r))),
                     Err(e) => send(stopped_or_failed("evaluation", e)),

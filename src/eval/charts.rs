@@ -105,9 +105,13 @@ fn bars(path: &Path, title: &str, y_desc: &str, groups: &[String], models: &[&Mo
 pub fn write_all(dir: &Path, models: &[&ModelReport]) -> Result<()> {
     register_font();
     recall_by_distance(&dir.join("recall_by_distance.png"), models)?;
-    let objectives = vec!["masked entity (obj. 1)".to_string(), "memory recall (obj. 2)".to_string()];
+    let objectives = ["masked entity (obj. 1)", "memory recall (obj. 2)", "obj. 1 from the teacher's memory"].map(String::from);
     bars(&dir.join("objectives.png"), "Exact match per objective (95% CI)", "exact match", &objectives, models, |m, key| {
-        Some(if key.starts_with("masked") { m.masked.clone() } else { m.recall.clone() })
+        Some(match key.split(' ').next() {
+            Some("masked") => m.masked.clone(),
+            Some("memory") => m.recall.clone(),
+            _ => m.masked_from_teacher_memory.clone(),
+        })
     })?;
     let mut types: Vec<String> = models.iter().flat_map(|m| m.by_entity_type.keys().cloned()).collect();
     types.sort();

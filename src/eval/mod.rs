@@ -162,7 +162,7 @@ pub fn write_samples(path: &std::path::Path, exercises: &[Exercise], run: &EvalR
         text.push('\n');
     }
     for r in &run.from_teacher_memory {
-        text += &serde_json::to_string(&serde_json::json!({ "id": r.id, "objective": "masked_from_teacher_memory", "memory": r.memory, "gold": r.gold, "answer": r.prediction }))?;
+        text += &serde_json::to_string(&serde_json::json!({ "id": r.id, "objective": r.objective, "memory": r.memory, "gold": r.gold, "answer": r.prediction }))?;
         text.push('\n');
     }
     crate::checkpoint::atomic_write(path, |f| std::io::Write::write_all(f, text.as_bytes()))

@@ -11,16 +11,20 @@ use super::stats::{Estimate, estimate, paired_gain};
 use super::{greedy, pair};
 use crate::agent::{AgentInput, AgentParams, AgentProgress, Policy, RecallInput, Trace, run_agent_observed, run_recall_observed};
 use crate::exercises::jsonl::Exercise;
+use crate::train::reference::TeacherStyle;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// The objective of records answered from the teacher's memory ([`super::teacher_memory`]).
+pub const TEACHER_MEMORY: &str = "masked_from_teacher_memory";
+
 /// One scored question.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     pub id: String,
-    /// "masked" (objective 1) or "recall" (objective 2).
+    /// "masked" (objective 1), "recall" (objective 2) or [`TEACHER_MEMORY`].
     pub objective: String,
     pub entity_type: String,
     /// Chunks in the document.
@@ -62,16 +66,27 @@ pub struct ModelReport {
     pub recall_by_length: BTreeMap<usize, Scores>,
     /// Both objectives by entity type of the answer.
     pub by_entity_type: BTreeMap<String, Scores>,
+    /// Objective 1 answered from the teacher's final memory instead of the model's own
+    /// ([`super::teacher_memory`]): the answer turn's skill alone.
+    #[serde(default)]
+    pub masked_from_teacher_memory: Scores,
 }
 
 impl ModelReport {
     pub fn of(model: &str, records: &[Record]) -> Self {
         let objective = |o: &'static str| records.iter().filter(move |r| r.objective == o);
-        let mut rep = ModelReport { model: model.to_string(), masked: Scores::of(objective("masked"), 1), recall: Scores::of(objective("recall"), 3), ..Default::default() };
+        let mut rep = ModelReport {
+            model: model.to_string(),
+            masked: Scores::of(objective("masked"), 1),
+            recall: Scores::of(objective("recall"), 3),
+            masked_from_teacher_memory: Scores::of(objective(TEACHER_MEMORY), 7),
+            ..Default::default()
+        };
         let mut by_distance: BTreeMap<usize, Vec<&Record>> = BTreeMap::new();
         let mut by_length: BTreeMap<usize, Vec<&Record>> = BTreeMap::new();
         let mut by_type: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
-        for r in records {
+        // The teacher-memory answers repeat objective 1's questions: kept out of the breakdowns.
+        for r in records.iter().filter(|r| r.objective != TEACHER_MEMORY) {
             if let Some(d) = r.distance {
                 by_distance.entry(d).or_default().push(r);
                 by_length.entry(r.doc_chunks).or_default().push(r);
@@ -93,6 +108,8 @@ pub struct Gains {
     pub masked_f1: Estimate,
     pub recall_exact_match: Estimate,
     pub recall_f1: Estimate,
+    #[serde(default)]
+    pub masked_from_teacher_memory_exact_match: Estimate,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -190,6 +207,7 @@ pub fn gains(baseline: &[Record], trained: &[Record]) -> Gains {
         masked_f1: gain("masked", |r| r.f1, 12),
         recall_exact_match: gain("recall", |r| r.exact, 13),
         recall_f1: gain("recall", |r| r.f1, 14),
+        masked_from_teacher_memory_exact_match: gain(TEACHER_MEMORY, |r| r.exact, 15),
     }
 }
 
@@ -213,6 +231,7 @@ pub fn scores_csv(models: &[&ModelReport]) -> String {
     for m in models {
         s += &csv_row(&m.model, "objective", "masked", &m.masked);
         s += &csv_row(&m.model, "objective", "recall", &m.recall);
+        s += &csv_row(&m.model, "objective", TEACHER_MEMORY, &m.masked_from_teacher_memory);
         for (k, v) in &m.recall_by_distance {
             s += &csv_row(&m.model, "recall_distance", &k.to_string(), v);
         }
@@ -240,20 +259,38 @@ pub fn write(out: &Path, report: &CompareReport, baseline: &[Record], trained: O
     super::charts::write_all(out, &models)
 }
 
-/// `memtrain eval`: `baseline` alone, or against `trained`, on the held-out split of `data`.
-#[allow(clippy::too_many_arguments)]
-/// `progress` hears which model runs; `go_on` is asked between tokens and stops the comparison
-/// with [`crate::agent::Cancelled`] when it says `false`.
-#[allow(clippy::too_many_arguments)]
-pub fn compare(baseline: Option<&Path>, trained: Option<&Path>, data: &Path, out: &Path, limit: usize, max_distance: usize, memory_tokens: usize, answer_tokens: usize, device: crate::device::DeviceChoice, progress: &mut dyn FnMut(&str), go_on: &dyn Fn() -> bool) -> Result<CompareReport> {
+/// What a comparison asks of each model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CompareOptions {
+    /// Held-out masked exercises (0: all); their recall probes come along.
+    pub limit: usize,
+    /// Recall is asked at every distance up to this.
+    pub max_distance: usize,
+    pub memory_tokens: usize,
+    pub answer_tokens: usize,
+    /// The teacher whose final memory objective 1 is also answered from (the run's).
+    pub teacher: TeacherStyle,
+}
+
+/// `memtrain eval --compare` and the Evaluate panel: `baseline` alone, or against `trained`, on
+/// the held-out split of `data`. `progress` hears which model runs; `go_on` is asked between
+/// tokens and stops the comparison with [`crate::agent::Cancelled`] when it says `false`.
+pub fn compare(baseline: Option<&Path>, trained: Option<&Path>, data: &Path, out: &Path, options: CompareOptions, device: crate::device::DeviceChoice, progress: &mut dyn FnMut(&str), go_on: &dyn Fn() -> bool) -> Result<CompareReport> {
+    let CompareOptions { limit, max_distance, memory_tokens, answer_tokens, teacher } = options;
     let (data_set, n) = super::held_out(data, limit)?;
     let params = greedy(memory_tokens, answer_tokens);
+    let held_out = &data_set.held_out[..n];
     let mut run = |model: Option<&Path>, role: &str| -> Result<(String, Vec<Record>)> {
         let session = crate::session::Session::open(model, device)?;
         progress(&format!("{role}: {} on {} ({n} held-out exercises)", session.loaded.info.name, session.device_info));
         let policy = Policy::from_loaded(&session.loaded);
         let name = model.map(|p| p.display().to_string()).unwrap_or_else(|| session.loaded.info.name.clone());
-        Ok((name, records(&policy, &data_set.held_out[..n], &data_set.held_out_recall, &params, max_distance, &mut |_| go_on())?.0))
+        let mut records = records(&policy, held_out, &data_set.held_out_recall, &params, max_distance, &mut |_| go_on())?.0;
+        if !go_on() {
+            return Err(crate::agent::Cancelled.into());
+        }
+        records.extend(super::teacher_memory::answers_from_teacher_memories(&policy, held_out, memory_tokens, teacher, answer_tokens)?);
+        Ok((name, records))
     };
     let (base_name, base_records) = run(baseline, "baseline")?;
     let trained_run = trained.map(|t| run(Some(t), "trained")).transpose()?;
@@ -299,8 +336,11 @@ mod tests {
             rec("p", "recall", Some(0), "place", 1.0),
             rec("p", "recall", Some(1), "place", 0.0),
             rec("q", "recall", Some(0), "date", 1.0),
+            // Question "a" again, from the teacher's memory: its own score, no breakdown.
+            rec("a", TEACHER_MEMORY, None, "place", 1.0),
         ];
         let m = ModelReport::of("m", &records);
+        assert_eq!((m.masked_from_teacher_memory.exact_match.n, m.masked_from_teacher_memory.exact_match.mean), (1, 1.0));
         assert_eq!((m.masked.exact_match.n, m.masked.exact_match.mean), (2, 0.5));
         assert_eq!((m.recall.exact_match.n, m.recall.exact_match.mean), (3, 2.0 / 3.0));
         assert_eq!(m.recall_by_distance[&0].exact_match.mean, 1.0);

@@ -15,7 +15,7 @@ use anyhow::Result;
 
 /// Greedy answers from the teacher's final memory of each of `masked` that holds both the
 /// answer's name and a `[MASK]` (the others cannot be answered from it and are left out),
-/// one record each (objective "masked", the memory being the teacher's).
+/// one record each (objective [`super::report::TEACHER_MEMORY`], the memory being the teacher's).
 pub fn answers_from_teacher_memories(policy: &Policy, masked: &[Exercise], memory_tokens: usize, teacher: TeacherStyle, answer_tokens: usize) -> Result<Vec<Record>> {
     let count = crate::train::reference::token_counter(policy.tokenizer);
     let mut asked: Vec<(&Exercise, String)> = Vec::new();
@@ -38,7 +38,7 @@ pub fn answers_from_teacher_memories(policy: &Policy, masked: &[Exercise], memor
         .map(|(g, (e, memory))| {
             let prediction = extract_masked_answer(&policy.decode(&g.tokens)?, &e.chunks);
             let s = score_answer(&prediction, &e.answer);
-            Ok(Record { id: e.id.clone(), objective: "masked".into(), entity_type: e.entity_type.name().to_string(), doc_chunks: e.chunks.len(), distance: None, question: e.question.clone(), gold: e.answer.clone(), prediction, exact: s.exact, f1: s.f1, memory })
+            Ok(Record { id: e.id.clone(), objective: super::report::TEACHER_MEMORY.into(), entity_type: e.entity_type.name().to_string(), doc_chunks: e.chunks.len(), distance: None, question: e.question.clone(), gold: e.answer.clone(), prediction, exact: s.exact, f1: s.f1, memory })
         })
         .collect()
 }
