@@ -105,13 +105,15 @@ fn bars(path: &Path, title: &str, y_desc: &str, groups: &[String], models: &[&Mo
 pub fn write_all(dir: &Path, models: &[&ModelReport]) -> Result<()> {
     register_font();
     recall_by_distance(&dir.join("recall_by_distance.png"), models)?;
-    let objectives = ["masked entity (obj. 1)", "memory recall (obj. 2)", "obj. 1 from the teacher's memory"].map(String::from);
-    bars(&dir.join("objectives.png"), "Exact match per objective (95% CI)", "exact match", &objectives, models, |m, key| {
-        Some(match key.split(' ').next() {
-            Some("masked") => m.masked.clone(),
-            Some("memory") => m.recall.clone(),
-            _ => m.masked_from_teacher_memory.clone(),
-        })
+    // Each bar's label beside the score it draws.
+    let objectives: [(&str, fn(&ModelReport) -> &Scores); 3] = [
+        ("masked entity (obj. 1)", |m| &m.masked),
+        ("memory recall (obj. 2)", |m| &m.recall),
+        ("obj. 1 from the teacher's memory", |m| &m.masked_from_teacher_memory),
+    ];
+    let labels = objectives.map(|(label, _)| label.to_string());
+    bars(&dir.join("objectives.png"), "Exact match per objective (95% CI)", "exact match", &labels, models, |m, key| {
+        objectives.iter().find(|(label, _)| *label == key).map(|(_, score)| score(m).clone())
     })?;
     let mut types: Vec<String> = models.iter().flat_map(|m| m.by_entity_type.keys().cloned()).collect();
     types.sort();
