@@ -9,7 +9,7 @@ use crate::train::TrainConfig;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -146,12 +146,13 @@ enum Command {
         /// Held-out exercises to use (0 = all).
         #[arg(long, default_value_t = 32)]
         limit: usize,
-        /// Memory budget (default: the tiny-cpu preset's, what the app trains with).
-        #[arg(long, default_value_t = TrainConfig::tiny_cpu().agent.memory_tokens)]
-        memory_tokens: usize,
-        /// Answer budget; recall replies restore a sentence (default: the tiny-cpu preset's).
-        #[arg(long, default_value_t = TrainConfig::tiny_cpu().agent.answer_tokens)]
-        answer_tokens: usize,
+        /// Memory budget (default: the run's own when --model is a run's final/ or initial/,
+        /// else the tiny-cpu preset's, what the app trains with).
+        #[arg(long)]
+        memory_tokens: Option<usize>,
+        /// Answer budget; recall replies restore a sentence (default: as --memory-tokens).
+        #[arg(long)]
+        answer_tokens: Option<usize>,
         /// auto, wgpu, cpu or adapter:N (`memtrain devices` lists N)
         #[arg(long, default_value_t = DeviceChoice::Auto)]
         device: DeviceChoice,
@@ -167,10 +168,14 @@ enum Command {
         out: Option<PathBuf>,
         #[arg(long, default_value_t = 3)]
         max_distance: usize,
-        /// The teacher memory objective 1 is also answered from (the answer turn's skill alone):
-        /// the one a run was trained with (`sft.memory_style`).
-        #[arg(long, value_enum, default_value = "sentences")]
-        teacher_memory: crate::train::config::MemoryStyle,
+        /// The teacher memory objective 1 is also answered from (the answer turn's skill alone;
+        /// default: as --memory-tokens, the `sft.memory_style` the run was trained with).
+        #[arg(long, value_enum)]
+        teacher_memory: Option<crate::train::config::MemoryStyle>,
+        /// Greedy turns never repeat an n-gram of this many of their own tokens, 0 = off
+        /// (default: as --memory-tokens, `agent.no_repeat_ngram`).
+        #[arg(long)]
+        no_repeat_ngram: Option<usize>,
     },
     /// Print a preset's training config as RON, to edit and pass with --config.
     TrainConfig {
@@ -360,7 +365,7 @@ fn run_command(cmd: Command) -> Result<()> {
                 (None, None) => unreachable!("clap requires one of --prompt/--chat"),
             };
             let ids = session.encode_prompt(&text, is_chat)?;
-            let params = SamplingParams { temperature, top_k, top_p, seed, max_new_tokens: max_tokens };
+            let params = SamplingParams { temperature, top_k, top_p, seed, max_new_tokens: max_tokens, no_repeat_ngram: 0 };
             let mut stdout = std::io::stdout();
             let mut shown = String::new();
             let mut tokens = Vec::new();
@@ -396,9 +401,9 @@ fn run_command(cmd: Command) -> Result<()> {
         }
         Command::Agent { model, doc, question, chunk_tokens, memory_tokens, answer_tokens, device, f16 } => agent(model, &doc, &question, chunk_tokens, memory_tokens, answer_tokens, device, f16),
         Command::Train { data, out, preset, config, steps, sft_steps, device, resume } => train(&data, &out, &preset, config, steps, sft_steps, device, resume),
-        Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json: _, compare, out: Some(out), max_distance, teacher_memory } => {
-            let teacher = crate::train::reference::TeacherStyle { memory: teacher_memory, ..Default::default() };
-            let options = crate::eval::report::CompareOptions { limit, max_distance, memory_tokens, answer_tokens, teacher };
+        Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json: _, compare, out: Some(out), max_distance, teacher_memory, no_repeat_ngram } => {
+            let (agent, teacher) = eval_budgets(compare.as_deref().or(model.as_deref()), memory_tokens, answer_tokens, teacher_memory, no_repeat_ngram);
+            let options = crate::eval::report::CompareOptions { limit, max_distance, memory_tokens: agent.memory_tokens, answer_tokens: agent.answer_tokens, teacher, no_repeat_ngram: agent.no_repeat_ngram };
             let r = crate::eval::report::compare(model.as_deref(), compare.as_deref(), &data, &out, options, device, &mut |m| eprintln!("eval: {m}"), &|| true)?;
             for m in std::iter::once(&r.baseline).chain(&r.trained) {
                 let t = &m.masked_from_teacher_memory.exact_match;
@@ -411,9 +416,10 @@ fn run_command(cmd: Command) -> Result<()> {
             Ok(())
         }
         Command::Eval { compare: Some(_), out: None, .. } => anyhow::bail!("--compare needs --out DIR (the comparison is written as a report)"),
-        Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json, teacher_memory, .. } => {
-            let teacher = crate::train::reference::TeacherStyle { memory: teacher_memory, ..Default::default() };
-            let e = crate::eval::evaluate_model(model.as_deref(), &data, limit, memory_tokens, answer_tokens, teacher, device)?;
+        Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json, teacher_memory, no_repeat_ngram, .. } => {
+            let (agent, teacher) = eval_budgets(model.as_deref(), memory_tokens, answer_tokens, teacher_memory, no_repeat_ngram);
+            let params = crate::eval::greedy(agent.memory_tokens, agent.answer_tokens, agent.no_repeat_ngram);
+            let e = crate::eval::evaluate_model(model.as_deref(), &data, limit, &params, teacher, device)?;
             println!("{}", e.summary_line());
             write_json(json, &e)?;
             Ok(())
@@ -465,6 +471,21 @@ fn run_command(cmd: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `memtrain eval`'s budgets and teacher: those given, else those of the run `model` belongs to
+/// (a run's `final/` or `initial/`), else the tiny-cpu preset's — a model is judged with the
+/// memory it was trained to write.
+fn eval_budgets(model: Option<&Path>, memory_tokens: Option<usize>, answer_tokens: Option<usize>, memory: Option<crate::train::config::MemoryStyle>, no_repeat_ngram: Option<usize>) -> (crate::train::config::AgentKnobs, crate::train::reference::TeacherStyle) {
+    let run = model.and_then(Path::parent).and_then(|run| crate::train::Trainer::saved_config(run).ok());
+    let cfg = run.unwrap_or_else(TrainConfig::tiny_cpu);
+    let mut teacher = crate::train::reference::TeacherStyle::from_config(&cfg.sft);
+    teacher.memory = memory.unwrap_or(teacher.memory);
+    let mut agent = cfg.agent;
+    agent.memory_tokens = memory_tokens.unwrap_or(agent.memory_tokens);
+    agent.answer_tokens = answer_tokens.unwrap_or(agent.answer_tokens);
+    agent.no_repeat_ngram = no_repeat_ngram.unwrap_or(agent.no_repeat_ngram);
+    (agent, teacher)
 }
 
 /// `--json FILE`: the command's result as pretty JSON, when asked for.

@@ -42,7 +42,7 @@ fn comparing_a_model_with_itself_writes_every_artefact_and_a_zero_gain() {
     let out = dir.join("report");
     let device = memtrain::device::DeviceChoice::Cpu;
     // 40 memory tokens: the teacher's sentence memory keeps the name's sentence and the blank's.
-    let options = CompareOptions { limit: 0, max_distance: 2, memory_tokens: 40, answer_tokens: 8, teacher: TeacherStyle { memory: MemoryStyle::Sentences, ..Default::default() } };
+    let options = CompareOptions { limit: 0, max_distance: 2, memory_tokens: 40, answer_tokens: 8, teacher: TeacherStyle { memory: MemoryStyle::Sentences, ..Default::default() }, no_repeat_ngram: 0 };
     let report = compare(Some(&model), Some(&model), &data, &out, options, device, &mut |_| {}, &|| true).unwrap();
 
     // Same weights, greedy decoding: the two sides answer identically, so the paired gain is

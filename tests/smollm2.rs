@@ -133,7 +133,7 @@ fn seeded_sampling_is_reproducible_and_batch_independent() {
     let lm = checkpoint::load(&path, &Device::flex()).unwrap();
     let p = lm.tokenizer.encode("My favourite animal is", true).unwrap();
     let q = lm.tokenizer.encode("Write a short poem about rain:", true).unwrap();
-    let params = SamplingParams { temperature: 0.9, top_k: 40, top_p: 0.95, seed: 42, max_new_tokens: 12 };
+    let params = SamplingParams { temperature: 0.9, top_k: 40, top_p: 0.95, seed: 42, max_new_tokens: 12, no_repeat_ngram: 0 };
     let run = |prompts: &[Vec<u32>]| -> Vec<Vec<u32>> {
         generate(&lm.model, lm.packed(), &lm.inv_freq, prompts, &params, &[], &mut |_| true).unwrap().into_iter().map(|g| g.tokens).collect()
     };

@@ -73,7 +73,7 @@ impl EvalPanel {
             if ui.add_enabled(ready, egui::Button::new("Compare")).on_disabled_hover_text("needs a finished run (RUN/final)").clicked() {
                 // The run's own budgets and teacher (the one its SFT imitated).
                 let cfg = crate::train::Trainer::saved_config(run).unwrap_or_else(|_| crate::train::TrainConfig::tiny_cpu());
-                let options = CompareOptions { limit: self.limit, max_distance: self.max_distance, memory_tokens: cfg.agent.memory_tokens, answer_tokens: cfg.agent.answer_tokens, teacher: TeacherStyle::from_config(&cfg.sft) };
+                let options = CompareOptions { limit: self.limit, max_distance: self.max_distance, memory_tokens: cfg.agent.memory_tokens, answer_tokens: cfg.agent.answer_tokens, teacher: TeacherStyle::from_config(&cfg.sft), no_repeat_ngram: cfg.agent.no_repeat_ngram };
                 self.running = true;
                 self.note = None;
                 worker.send(Request::Evaluate { baseline: dir.initial(), trained: trained.clone(), data: dataset.to_path_buf(), out: report_dir(run), options, device });

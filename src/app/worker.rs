@@ -253,7 +253,7 @@ fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicB
             }
             Request::Inspect { model, exercise, probes, memory_tokens, answer_tokens, max_distance, device } => {
                 send(Event::Busy("reading the exercise…".into()));
-                let params = crate::eval::greedy(memory_tokens, answer_tokens);
+                let params = crate::eval::greedy(memory_tokens, answer_tokens, crate::train::TrainConfig::tiny_cpu().agent.no_repeat_ngram);
                 let result = inspect_with(&session, &mut side_model, model, device, &exercise, &probes, &params, max_distance, &cancel, &send);
                 match result {
                     Ok(i) => send(Event::Inspected(Box::new(i))),
@@ -356,7 +356,7 @@ fn ask(s: &Session, source: String, text: &str, question: String, agent: ReadBud
         anyhow::bail!("{source}: no text to read");
     }
     send(Event::AskChunks(chunks.clone()));
-    let params = crate::eval::greedy(agent.memory_tokens, agent.answer_tokens);
+    let params = crate::eval::greedy(agent.memory_tokens, agent.answer_tokens, crate::train::TrainConfig::tiny_cpu().agent.no_repeat_ngram);
     let inputs = [AgentInput { chunks, question }];
     let mut trace = run_agent_observed(&Policy::from_loaded(&s.loaded), &inputs, 1, &params, &mut reporter(cancel, send))?.remove(0);
     let reply = trace.answer_turn().map(|t| t.text.clone()).unwrap_or_default();

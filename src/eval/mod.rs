@@ -97,8 +97,8 @@ impl EvalRun {
 }
 
 /// Greedy agent parameters for evaluation.
-pub fn greedy(memory_tokens: usize, answer_tokens: usize) -> AgentParams {
-    AgentParams { sampling: SamplingParams { temperature: 0.0, ..Default::default() }, memory_tokens, answer_tokens }
+pub fn greedy(memory_tokens: usize, answer_tokens: usize, no_repeat_ngram: usize) -> AgentParams {
+    AgentParams { sampling: SamplingParams { temperature: 0.0, no_repeat_ngram, ..Default::default() }, memory_tokens, answer_tokens }
 }
 
 /// Evaluates `masked` exercises and the `recall` probes whose parent is among them, each probe
@@ -170,12 +170,13 @@ pub fn write_samples(path: &std::path::Path, exercises: &[Exercise], run: &EvalR
 
 /// `memtrain eval`: a model (a run's `final/`, `initial/`, any GGUF or HF folder) on the held-out
 /// split of an exercises folder, with the teacher-trace NLL beside EM and F1.
-pub fn evaluate_model(model: Option<&std::path::Path>, data: &std::path::Path, limit: usize, memory_tokens: usize, answer_tokens: usize, teacher: crate::train::reference::TeacherStyle, device: crate::device::DeviceChoice) -> Result<HeldOutEval> {
+pub fn evaluate_model(model: Option<&std::path::Path>, data: &std::path::Path, limit: usize, params: &AgentParams, teacher: crate::train::reference::TeacherStyle, device: crate::device::DeviceChoice) -> Result<HeldOutEval> {
+    let (memory_tokens, answer_tokens) = (params.memory_tokens, params.answer_tokens);
     let session = crate::session::Session::open(model, device)?;
     let (data, n) = held_out(data, limit)?;
     eprintln!("evaluating {} on {} ({n} held-out exercises)", session.loaded.info.name, session.device_info);
     let policy = Policy::from_loaded(&session.loaded);
-    let mut run = evaluate(&policy, 0, &data.held_out[..n], &data.held_out_recall, &greedy(memory_tokens, answer_tokens))?;
+    let mut run = evaluate(&policy, 0, &data.held_out[..n], &data.held_out_recall, params)?;
     let references = held_out_references(&data, n, memory_tokens, &session.loaded.tokenizer)?;
     run.summary.reference_nll = Some(reference_nll(&session.loaded.model, &session.loaded.inv_freq, &references, 8)?);
     run.add_teacher_memory_answers(teacher_memory::answers_from_teacher_memories(&policy, &data.held_out[..n], memory_tokens, teacher, answer_tokens)?);

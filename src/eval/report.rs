@@ -270,15 +270,17 @@ pub struct CompareOptions {
     pub answer_tokens: usize,
     /// The teacher whose final memory objective 1 is also answered from (the run's).
     pub teacher: TeacherStyle,
+    /// Greedy turns never repeat an n-gram of this many of their own tokens (0 = off).
+    pub no_repeat_ngram: usize,
 }
 
 /// `memtrain eval --compare` and the Evaluate panel: `baseline` alone, or against `trained`, on
 /// the held-out split of `data`. `progress` hears which model runs; `go_on` is asked between
 /// tokens and stops the comparison with [`crate::agent::Cancelled`] when it says `false`.
 pub fn compare(baseline: Option<&Path>, trained: Option<&Path>, data: &Path, out: &Path, options: CompareOptions, device: crate::device::DeviceChoice, progress: &mut dyn FnMut(&str), go_on: &dyn Fn() -> bool) -> Result<CompareReport> {
-    let CompareOptions { limit, max_distance, memory_tokens, answer_tokens, teacher } = options;
+    let CompareOptions { limit, max_distance, memory_tokens, answer_tokens, teacher, no_repeat_ngram } = options;
     let (data_set, n) = super::held_out(data, limit)?;
-    let params = greedy(memory_tokens, answer_tokens);
+    let params = greedy(memory_tokens, answer_tokens, no_repeat_ngram);
     let held_out = &data_set.held_out[..n];
     let mut run = |model: Option<&Path>, role: &str| -> Result<(String, Vec<Record>)> {
         let session = crate::session::Session::open(model, device)?;

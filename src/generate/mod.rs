@@ -79,7 +79,7 @@ pub fn generate(
         let hidden = model.forward_hidden_packed(input, &layout, Some(&mut cache), packed);
         let last = hidden.narrow(1, q_len - 1, 1);
         let logits = model.logits_packed(last, packed);
-        let picks = if params.temperature <= 0.0 { greedy_on_device(logits)? } else { sample_on_host(logits, params, &batch, &mut rngs)? };
+        let picks = if params.temperature <= 0.0 { greedy_without_repeats(logits, params.no_repeat_ngram, &batch, &out)? } else { sample_on_host(logits, params, &batch, &mut rngs)? };
         let mut next = Vec::with_capacity(batch.len());
         for (row, slot) in batch.iter_mut().enumerate() {
             let Some(seq) = *slot else {
@@ -118,6 +118,26 @@ pub fn generate(
         input = Tensor::<2, Int>::from_data(TensorData::new(next, [batch.len(), 1]), &device);
     }
     Ok(out)
+}
+
+/// Greedy picks; a row whose pick would repeat an n-gram it generated (`no_repeat_ngram`) takes
+/// its best allowed token instead, from that row's logits alone (rare: a looping row).
+fn greedy_without_repeats(logits: Tensor<3>, no_repeat_ngram: usize, batch: &[Option<usize>], out: &[Generation]) -> Result<Vec<(u32, f32)>> {
+    let mut picks = greedy_on_device(logits.clone())?;
+    for (row, slot) in batch.iter().enumerate() {
+        let Some(seq) = *slot else { continue };
+        let banned = sampler::repeated_ngram_tokens(&out[seq].tokens, no_repeat_ngram);
+        if !banned.contains(&picks[row].0) {
+            continue;
+        }
+        let vocab = logits.dims()[2];
+        let l: Vec<f32> = in_f32(logits.clone().narrow(0, row, 1)).into_data().try_to_vec().map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?;
+        let best = (0..vocab).filter(|t| !banned.contains(&(*t as u32))).max_by(|&a, &b| l[a].total_cmp(&l[b]));
+        if let Some(t) = best {
+            picks[row] = (t as u32, sampler::log_prob(&l, t as u32));
+        }
+    }
+    Ok(picks)
 }
 
 /// Greedy picks computed where the logits are, read back in one transfer: a token id and its

@@ -14,17 +14,33 @@ pub struct SamplingParams {
     pub top_p: f32,
     pub seed: u64,
     pub max_new_tokens: usize,
+    /// Greedy only, 0 = off: never emit a token that would repeat an n-gram of this many tokens
+    /// *already generated in this call* (the prompt may be copied freely: a memory turn copies
+    /// its chunk). A small model's greedy memory can loop on one sentence until the budget is
+    /// spent, pushing out every fact it kept (README, Training).
+    #[serde(default)]
+    pub no_repeat_ngram: usize,
 }
 
 impl Default for SamplingParams {
     fn default() -> Self {
-        SamplingParams { temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0, max_new_tokens: 128 }
+        SamplingParams { temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0, max_new_tokens: 128, no_repeat_ngram: 0 }
     }
 }
 
 /// The RNG of sequence `index` in a call seeded with `seed`.
 pub fn sequence_rng(seed: u64, index: usize) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// The tokens that would complete an `n`-gram already present in `generated` (whose last
+/// `n - 1` tokens are the n-gram's start). Empty when `n` is 0 or too few tokens were generated.
+pub fn repeated_ngram_tokens(generated: &[u32], n: usize) -> Vec<u32> {
+    if n == 0 || generated.len() < n {
+        return vec![];
+    }
+    let prefix = &generated[generated.len() + 1 - n..];
+    generated.windows(n).filter(|w| &w[..n - 1] == prefix).map(|w| w[n - 1]).collect()
 }
 
 /// Log-probability of `token` under softmax(logits) at temperature 1 (what GRPO needs).
@@ -108,6 +124,17 @@ mod tests {
         for _ in 0..50 {
             assert_eq!(sample(&[0.1, 3.0, -1.0, 2.9], &p, &mut rng), 1);
         }
+    }
+
+    #[test]
+    fn repeated_ngrams_ban_only_what_would_repeat_generated_text() {
+        // generated 5 6 7 5 6: a 3-gram "5 6 ?" was seen once, followed by 7.
+        assert_eq!(repeated_ngram_tokens(&[5, 6, 7, 5, 6], 3), vec![7]);
+        assert_eq!(repeated_ngram_tokens(&[5, 6, 7, 5, 6], 4), Vec::<u32>::new());
+        assert_eq!(repeated_ngram_tokens(&[5, 6, 7, 5, 6], 0), Vec::<u32>::new());
+        // a run of one token: "1 1" bans a third 1 at n = 3, not at n = 4.
+        assert_eq!(repeated_ngram_tokens(&[1, 1, 1], 3), vec![1]);
+        assert_eq!(repeated_ngram_tokens(&[2, 1, 1], 3), Vec::<u32>::new());
     }
 
     #[test]

@@ -63,6 +63,11 @@ pub struct AgentKnobs {
     /// the same policy-gradient step, not a different policy.
     #[serde(default)]
     pub recall_temperature: Option<f32>,
+    /// Greedy turns (evaluation, the inspector, Ask) never repeat an n-gram of this many tokens
+    /// of their own reply; 0 = off. GRPO's sampled rollouts are not constrained (their
+    /// log-probs must stay the model's).
+    #[serde(default)]
+    pub no_repeat_ngram: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -255,10 +260,14 @@ impl TrainConfig {
             grpo_steps: 4,
             max_level: Some(2),
             // 48 answer tokens: the inline-box recall reply restores a whole sentence.
-            agent: AgentKnobs { memory_tokens: 64, answer_tokens: 48, temperature: 1.0, top_p: 1.0, recall_temperature: None },
+            agent: AgentKnobs { memory_tokens: 96, answer_tokens: 48, temperature: 1.0, top_p: 1.0, recall_temperature: None, no_repeat_ngram: 0 },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 8, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
-            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: false, memory_drills: 0, resolve_mask: false, memory_style: MemoryStyle::Sentences, student_rollouts: 0 },
+            // The ledger teacher (short clauses around each entity, 96 tokens) and box-only answers
+            // with answer drills: what first raised objective 1 on held-out documents on CPU
+            // (docs/bench/cpu-objective1-2026-11-29: masked EM 6/96 → 14/96, from the teacher's
+            // memory 6/95 → 43/95); inline-box answers restored the wrong clause instead.
+            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 3, recall_rationale: false, recall_inline_box: true, answer_inline_box: false, memory_drills: 0, resolve_mask: false, memory_style: MemoryStyle::Ledger, student_rollouts: 0 },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.0, beta1: 0.9, beta2: 0.999, warmup_steps: 3, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 5, keep: 2 },
@@ -298,7 +307,7 @@ impl TrainConfig {
             seed: 0,
             grpo_steps: 20,
             max_level: Some(2),
-            agent: AgentKnobs { memory_tokens: 48, answer_tokens: 12, temperature: 1.0, top_p: 1.0, recall_temperature: None },
+            agent: AgentKnobs { memory_tokens: 48, answer_tokens: 12, temperature: 1.0, top_p: 1.0, recall_temperature: None, no_repeat_ngram: 0 },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 2, partial_credit: 0.5, gold_likelihood: 1.0 },
             grpo: GrpoKnobs { group: 4, batch_docs: 2, micro_batch: 16, loss: GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() } },
             sft: SftConfig { steps: 300, batch: 16, lr: 2e-3, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: false, answer_inline_box: false, memory_drills: 0, resolve_mask: false, memory_style: MemoryStyle::Sentences, student_rollouts: 0 },
@@ -323,7 +332,7 @@ impl TrainConfig {
             seed: 0,
             grpo_steps: 300,
             max_level: None,
-            agent: AgentKnobs { memory_tokens: 128, answer_tokens: 48, temperature: 1.0, top_p: 1.0, recall_temperature: None },
+            agent: AgentKnobs { memory_tokens: 128, answer_tokens: 48, temperature: 1.0, top_p: 1.0, recall_temperature: None, no_repeat_ngram: 0 },
             objectives: ObjectiveConfig { recall: true, recall_weight: 0.5, recall_group: 4, partial_credit: 0.0, gold_likelihood: 0.0 },
             grpo: GrpoKnobs { group: 8, batch_docs: 4, micro_batch: 8, loss: GrpoConfig::default() },
             sft: SftConfig { steps: 200, batch: 8, lr: 5e-5, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 0, recall_rationale: false, recall_inline_box: true, answer_inline_box: true, memory_drills: 0, resolve_mask: false, memory_style: MemoryStyle::Sentences, student_rollouts: 0 },

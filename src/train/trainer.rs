@@ -230,7 +230,7 @@ impl Trainer {
         let infer = self.model().valid();
         let packed = PackedLlama::for_cpu(&infer);
         let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer };
-        let params = eval::greedy(self.cfg.agent.memory_tokens, self.cfg.agent.answer_tokens);
+        let params = eval::greedy(self.cfg.agent.memory_tokens, self.cfg.agent.answer_tokens, self.cfg.agent.no_repeat_ngram);
         let mut run = eval::evaluate(&policy, self.state.step, &self.data.held_out[..n], &self.data.held_out_recall, &params)?;
         let references = eval::held_out_references(&self.data, n, self.cfg.agent.memory_tokens, &self.tokenizer)?;
         run.summary.reference_nll = Some(eval::reference_nll(&infer, &self.inv_freq, &references, self.cfg.grpo.micro_batch)?);
@@ -318,7 +318,7 @@ impl Trainer {
         let infer = self.model().valid();
         let packed = PackedLlama::for_cpu(&infer);
         let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer };
-        let traces = run_agent(&policy, &inputs, 1, &eval::greedy(self.cfg.agent.memory_tokens, self.cfg.agent.answer_tokens))?;
+        let traces = run_agent(&policy, &inputs, 1, &eval::greedy(self.cfg.agent.memory_tokens, self.cfg.agent.answer_tokens, self.cfg.agent.no_repeat_ngram))?;
         let teacher = super::reference::TeacherStyle::from_config(&self.cfg.sft);
         let weights = super::reference::TurnWeights::from_config(&self.cfg.sft);
         let count = super::reference::token_counter(&self.tokenizer);
@@ -338,7 +338,7 @@ impl Trainer {
         let docs: Vec<usize> = self.data.batch(cfg.seed, k, cfg.grpo.batch_docs);
         let inputs: Vec<AgentInput> = docs.iter().map(|&i| AgentInput::from(&self.data.train[i])).collect();
         let seed = cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step as u64;
-        let sampling = SamplingParams { temperature: cfg.agent.temperature, top_p: cfg.agent.top_p, top_k: 0, seed, max_new_tokens: 0 };
+        let sampling = SamplingParams { temperature: cfg.agent.temperature, top_p: cfg.agent.top_p, top_k: 0, seed, max_new_tokens: 0, no_repeat_ngram: 0 };
         let params = AgentParams { sampling: sampling.clone(), memory_tokens: cfg.agent.memory_tokens, answer_tokens: cfg.agent.answer_tokens };
 
         let t = Instant::now();
