@@ -37,3 +37,34 @@ fn bucketed_generation_on_wgpu_equals_exact_generation_on_the_cpu() {
         assert!(worst < 1e-4, "sequence {i}: log-probs differ by {worst}");
     }
 }
+
+/// Greedy with `no_repeat_ngram`: a random model left alone loops, and with the option no
+/// n-gram of a sequence's own tokens comes twice, in every row of a batch; the prompt may still
+/// be repeated (a memory turn copies its chunk), and a replaced pick records its own log-prob.
+#[test]
+fn greedy_without_repeated_ngrams_never_repeats_its_own_ngrams() {
+    let (model, inv_freq) = common::tiny_model(&Device::flex(), 5);
+    let prompts: Vec<Vec<u32>> = vec![vec![1, 2, 3], vec![4, 5, 6, 7, 8], vec![9]];
+    let greedy = |n: usize| {
+        let params = SamplingParams { temperature: 0.0, max_new_tokens: 40, no_repeat_ngram: n, ..Default::default() };
+        generate(&model, None, &inv_freq, &prompts, &params, &[], &mut |_| true).unwrap()
+    };
+    let repeats = |tokens: &[u32], n: usize| {
+        let grams: Vec<&[u32]> = tokens.windows(n).collect();
+        grams.iter().enumerate().any(|(i, g)| grams[..i].contains(g))
+    };
+    let free = greedy(0);
+    assert!(free.iter().all(|g| repeats(&g.tokens, 3)), "a 40-token greedy run of a random model should loop");
+    let constrained = greedy(3);
+    for (i, (f, c)) in free.iter().zip(&constrained).enumerate() {
+        assert_eq!(c.tokens.len(), 40);
+        assert!(!repeats(&c.tokens, 3), "sequence {i} repeats a 3-gram: {:?}", c.tokens);
+        // Identical up to the first token that would have repeated a 3-gram.
+        let first_ban = (2..f.tokens.len()).find(|&k| repeats(&f.tokens[..=k], 3)).unwrap();
+        assert_eq!(c.tokens[..first_ban], f.tokens[..first_ban], "sequence {i}");
+        assert_ne!(c.tokens[first_ban], f.tokens[first_ban], "sequence {i}");
+        // The best allowed token is less likely than the banned greedy pick.
+        assert!(c.logprobs[first_ban] < f.logprobs[first_ban], "sequence {i}");
+        assert!(c.logprobs.iter().all(|&l| l < 0.0 && l.is_finite()));
+    }
+}
