@@ -402,8 +402,8 @@ fn run_command(cmd: Command) -> Result<()> {
         Command::Agent { model, doc, question, chunk_tokens, memory_tokens, answer_tokens, device, f16 } => agent(model, &doc, &question, chunk_tokens, memory_tokens, answer_tokens, device, f16),
         Command::Train { data, out, preset, config, steps, sft_steps, device, resume } => train(&data, &out, &preset, config, steps, sft_steps, device, resume),
         Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json: _, compare, out: Some(out), max_distance, teacher_memory, no_repeat_ngram } => {
-            let (agent, teacher) = eval_budgets(compare.as_deref().or(model.as_deref()), memory_tokens, answer_tokens, teacher_memory, no_repeat_ngram);
-            let options = crate::eval::report::CompareOptions { limit, max_distance, memory_tokens: agent.memory_tokens, answer_tokens: agent.answer_tokens, teacher, no_repeat_ngram: agent.no_repeat_ngram };
+            let cfg = eval_config(compare.as_deref().or(model.as_deref()), memory_tokens, answer_tokens, teacher_memory, no_repeat_ngram);
+            let options = crate::eval::report::CompareOptions::from_config(&cfg, limit, max_distance);
             let r = crate::eval::report::compare(model.as_deref(), compare.as_deref(), &data, &out, options, device, &mut |m| eprintln!("eval: {m}"), &|| true)?;
             for m in std::iter::once(&r.baseline).chain(&r.trained) {
                 let t = &m.masked_from_teacher_memory.exact_match;
@@ -417,8 +417,9 @@ fn run_command(cmd: Command) -> Result<()> {
         }
         Command::Eval { compare: Some(_), out: None, .. } => anyhow::bail!("--compare needs --out DIR (the comparison is written as a report)"),
         Command::Eval { model, data, limit, memory_tokens, answer_tokens, device, json, teacher_memory, no_repeat_ngram, .. } => {
-            let (agent, teacher) = eval_budgets(model.as_deref(), memory_tokens, answer_tokens, teacher_memory, no_repeat_ngram);
-            let params = crate::eval::greedy(agent.memory_tokens, agent.answer_tokens, agent.no_repeat_ngram);
+            let cfg = eval_config(model.as_deref(), memory_tokens, answer_tokens, teacher_memory, no_repeat_ngram);
+            let params = crate::eval::greedy(cfg.agent.memory_tokens, cfg.agent.answer_tokens, cfg.agent.no_repeat_ngram);
+            let teacher = crate::train::reference::TeacherStyle::from_config(&cfg.sft);
             let e = crate::eval::evaluate_model(model.as_deref(), &data, limit, &params, teacher, device)?;
             println!("{}", e.summary_line());
             write_json(json, &e)?;
@@ -473,19 +474,17 @@ fn run_command(cmd: Command) -> Result<()> {
     }
 }
 
-/// `memtrain eval`'s budgets and teacher: those given, else those of the run `model` belongs to
-/// (a run's `final/` or `initial/`), else the tiny-cpu preset's — a model is judged with the
-/// memory it was trained to write.
-fn eval_budgets(model: Option<&Path>, memory_tokens: Option<usize>, answer_tokens: Option<usize>, memory: Option<crate::train::config::MemoryStyle>, no_repeat_ngram: Option<usize>) -> (crate::train::config::AgentKnobs, crate::train::reference::TeacherStyle) {
+/// The training config `memtrain eval` judges with: that of the run `model` belongs to (a run's
+/// `final/` or `initial/`), else the tiny-cpu preset's, with the flags given put over it.
+fn eval_config(model: Option<&Path>, memory_tokens: Option<usize>, answer_tokens: Option<usize>, memory: Option<crate::train::config::MemoryStyle>, no_repeat_ngram: Option<usize>) -> TrainConfig {
     let run = model.and_then(Path::parent).and_then(|run| crate::train::Trainer::saved_config(run).ok());
-    let cfg = run.unwrap_or_else(TrainConfig::tiny_cpu);
-    let mut teacher = crate::train::reference::TeacherStyle::from_config(&cfg.sft);
-    teacher.memory = memory.unwrap_or(teacher.memory);
-    let mut agent = cfg.agent;
+    let mut cfg = run.unwrap_or_else(TrainConfig::tiny_cpu);
+    let agent = &mut cfg.agent;
     agent.memory_tokens = memory_tokens.unwrap_or(agent.memory_tokens);
     agent.answer_tokens = answer_tokens.unwrap_or(agent.answer_tokens);
     agent.no_repeat_ngram = no_repeat_ngram.unwrap_or(agent.no_repeat_ngram);
-    (agent, teacher)
+    cfg.sft.memory_style = memory.unwrap_or(cfg.sft.memory_style);
+    cfg
 }
 
 /// `--json FILE`: the command's result as pretty JSON, when asked for.

@@ -7,7 +7,6 @@ use super::dialogs::{Dialogs, Purpose};
 use super::worker::{Request, Worker};
 use crate::device::DeviceChoice;
 use crate::eval::report::{CompareOptions, CompareReport, ModelReport};
-use crate::train::reference::TeacherStyle;
 use crate::eval::stats::Estimate;
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints};
 use std::path::{Path, PathBuf};
@@ -73,7 +72,7 @@ impl EvalPanel {
             if ui.add_enabled(ready, egui::Button::new("Compare")).on_disabled_hover_text("needs a finished run (RUN/final)").clicked() {
                 // The run's own budgets and teacher (the one its SFT imitated).
                 let cfg = crate::train::Trainer::saved_config(run).unwrap_or_else(|_| crate::train::TrainConfig::tiny_cpu());
-                let options = CompareOptions { limit: self.limit, max_distance: self.max_distance, memory_tokens: cfg.agent.memory_tokens, answer_tokens: cfg.agent.answer_tokens, teacher: TeacherStyle::from_config(&cfg.sft), no_repeat_ngram: cfg.agent.no_repeat_ngram };
+                let options = CompareOptions::from_config(&cfg, self.limit, self.max_distance);
                 self.running = true;
                 self.note = None;
                 worker.send(Request::Evaluate { baseline: dir.initial(), trained: trained.clone(), data: dataset.to_path_buf(), out: report_dir(run), options, device });

@@ -274,6 +274,15 @@ pub struct CompareOptions {
     pub no_repeat_ngram: usize,
 }
 
+impl CompareOptions {
+    /// The budgets, teacher and decoding a run was trained with (`cfg`, its `config.ron`): a
+    /// model is judged with the memory it was trained to write.
+    pub fn from_config(cfg: &crate::train::TrainConfig, limit: usize, max_distance: usize) -> Self {
+        let a = &cfg.agent;
+        CompareOptions { limit, max_distance, memory_tokens: a.memory_tokens, answer_tokens: a.answer_tokens, teacher: TeacherStyle::from_config(&cfg.sft), no_repeat_ngram: a.no_repeat_ngram }
+    }
+}
+
 /// `memtrain eval --compare` and the Evaluate panel: `baseline` alone, or against `trained`, on
 /// the held-out split of `data`. `progress` hears which model runs; `go_on` is asked between
 /// tokens and stops the comparison with [`crate::agent::Cancelled`] when it says `false`.
