@@ -41,7 +41,7 @@ pub fn quick_look(preset: &str) -> (usize, usize) {
 }
 
 /// What a quick look costs, for its button's hover text.
-const QUICK_LOOK_TIME: &str = "tiny-cpu (SmolLM2-135M) takes about 10–15 minutes on 2 CPU cores with its two evaluations (6–10 with its 64-token memory before 2026-11-29), scratch-cpu about 4";
+const QUICK_LOOK_TIME: &str = "tiny-cpu (SmolLM2-135M) takes about 10 minutes on 2 CPU cores with its two evaluations (estimated from its measured step time), scratch-cpu about 4";
 
 impl Default for TrainPanel {
     fn default() -> Self {
