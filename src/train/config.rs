@@ -270,7 +270,7 @@ impl TrainConfig {
             // student rollout per step, its memories corrected by the teacher, is what made the
             // memories keep the facts recall asks about (recall memories holding the fact 17 →
             // 25/38 at 40 steps, 19/38 without) for ~2.5× the step's time (9 → 22 s on 2 cores).
-            sft: SftConfig { steps: 20, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 3, recall_rationale: false, recall_inline_box: true, answer_inline_box: false, memory_drills: 0, resolve_mask: false, memory_style: MemoryStyle::Ledger, student_rollouts: 1 },
+            sft: SftConfig { steps: 40, batch: 8, lr: 1e-4, documents_text: false, weighting: SftWeighting::Token, answer_weight: 1.0, mask_memory_weight: 1.0, recall_drills: 0, answer_drills: 3, recall_rationale: false, recall_inline_box: true, answer_inline_box: false, memory_drills: 0, resolve_mask: false, memory_style: MemoryStyle::Ledger, student_rollouts: 1 },
             optim: OptimConfig { lr: 1e-5, weight_decay: 0.0, beta1: 0.9, beta2: 0.999, warmup_steps: 3, schedule: Schedule::Cosine { min_lr_ratio_percent: 10 }, grad_clip_norm: Some(1.0) },
             lora: None,
             checkpoint: CheckpointPolicy { every: 5, keep: 2 },
