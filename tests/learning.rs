@@ -76,7 +76,7 @@ fn tiny_cpu(model: PathBuf) -> TrainConfig {
 #[test]
 fn tiny_preset_learns_both_objectives_on_held_out_documents() {
     let Some(model) = common::real_model() else { return };
-    let dir = synthetic_exercises("tiny-masked", &model, MaskScope::AfterPivot);
+    let dir = synthetic_exercises("tiny", &model, MaskScope::AfterPivot);
     let evals = train(tiny_cpu(model), &dir);
     let (first, last) = (evals.first().unwrap(), evals.last().unwrap());
     assert_eq!((first.step, last.step), (0, SFT_STEPS));
@@ -96,7 +96,7 @@ fn tiny_preset_learns_both_objectives_on_held_out_documents() {
     // a recall question then asks about (the student's corrected rollouts teach that), and more
     // recall answers are right.
     assert!(first.recall.n >= 10, "too few held-out recall questions to tell: {}", first.recall.n);
-    let held = |e: &HeldOutEval| (e.memory_holds.expect("recall questions were asked") * first.recall.n as f32).round() as usize;
+    let held = |e: &HeldOutEval| (e.memory_holds.expect("recall questions were asked") * e.recall.n as f32).round() as usize;
     assert!(held(last) >= held(first) + 5, "held-out memories did not clearly keep more of the probed facts: {}/{n} → {}/{n}", held(first), held(last), n = first.recall.n);
     let (r_before, r_after) = (count(&first.recall), count(&last.recall));
     assert!(r_after > r_before, "held-out recall exact match did not rise: {r_before}/{n} → {r_after}/{n}", n = first.recall.n);
