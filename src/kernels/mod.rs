@@ -1,5 +1,6 @@
 //! Kernels we write ourselves, where a profile showed the backend's general ops leave time on
-//! the table (issue 7). CPU kernels here; GPU kernels belong in `shaders/`.
+//! the table (issue 7). CPU kernels here; GPU kernels are CubeCL sources in `shaders/`, queued
+//! by [`gpu`].
 
 pub mod cpu_matmul;
 pub mod target_logprobs;
@@ -14,3 +15,4 @@ pub mod rms_norm;
 pub mod rms_norm_op;
 pub mod swiglu;
 pub mod swiglu_op;
+pub mod gpu;

@@ -17,6 +17,7 @@ use crate::kernels::target_logprobs::HeadLayout;
 use crate::kernels::target_logprobs_op::fused_target_logprobs;
 use crate::kernels::causal_attention_op::fused_causal_attention;
 use crate::kernels::cached_attention::cached_attention;
+use crate::kernels::gpu;
 use crate::kernels::rms_norm_op::fused_rms_norm;
 use crate::kernels::swiglu_op::fused_swiglu;
 use std::ops::Range;
@@ -79,9 +80,10 @@ pub struct StepLayout {
     pub query_blocks: Vec<Range<usize>>,
     /// The bias cut and repeated per block, built by the first layer, reused by the others.
     block_biases: BlockBiases,
-    /// Whether the CPU may use our fused ops — attention (with or without a KV cache), RMSNorm,
-    /// SwiGLU — in training and inference (true unless [`Self::with_composed_ops`]): tests
-    /// compare them against Burn's ops through this.
+    /// Whether our fused ops may run — on the CPU attention (with or without a KV cache),
+    /// RMSNorm, SwiGLU, in training and inference; on wgpu RMSNorm, SwiGLU and decode attention,
+    /// in inference — (true unless [`Self::with_composed_ops`]): tests compare them against Burn's
+    /// ops through this.
     pub fused_kernels: bool,
 }
 
@@ -158,14 +160,20 @@ impl Attention {
                 return project(&self.o_proj, packed.map(|p| &p.o), out.reshape([b, s, h * hd]));
             }
         }
-        let q = rope::apply(q.swap_dims(1, 2), &layout.cos, &layout.sin);
-        let k = rope::apply(k.swap_dims(1, 2), &layout.cos, &layout.sin);
+        // RoPE and the move to head-major layout: one kernel each on wgpu in inference.
+        let rotate = |x: Tensor<4>| match layout.fused_kernels.then(|| gpu::rope_to_heads(&x, &layout.cos, &layout.sin)).flatten() {
+            Some(rotated) => rotated,
+            None => rope::apply(x.swap_dims(1, 2), &layout.cos, &layout.sin),
+        };
+        let (q, k) = (rotate(q), rotate(k));
         let v = v.swap_dims(1, 2);
         let (k, v) = match cache {
             Some(c) => c.write(k, v, layout.past, layout.k_cols),
             None => (k, v),
         };
-        let out = grouped_attention(q, k, v, &layout.bias, &layout.block_biases, &layout.query_blocks, layout.past);
+        // Decoding on wgpu: one kernel over the cache instead of Burn's matmuls and softmax.
+        let decoded = (layout.fused_kernels && s == 1).then(|| gpu::decode_attention(&q, &k, &v, &layout.bias, scale)).flatten();
+        let out = decoded.unwrap_or_else(|| grouped_attention(q, k, v, &layout.bias, &layout.block_biases, &layout.query_blocks, layout.past));
         project(&self.o_proj, packed.map(|p| &p.o), out.swap_dims(1, 2).reshape([b, s, h * hd]))
     }
 }
@@ -174,15 +182,21 @@ impl Mlp {
     fn forward(&self, x: Tensor<3>, layout: &StepLayout, packed: Option<&PackedBlock>) -> Tensor<3> {
         let gate = project(&self.gate_proj, packed.map(|p| &p.gate), x.clone());
         let up = project(&self.up_proj, packed.map(|p| &p.up), x);
-        // On the CPU: one fused pass (each way, in training) instead of Burn's sigmoid and products.
-        let fused = layout.fused_kernels.then(|| fused_swiglu(&gate, &up)).flatten();
+        // One fused pass instead of Burn's sigmoid and products: on the CPU (each way, in
+        // training), on wgpu in inference.
+        let fused = layout.fused_kernels.then(|| fused_swiglu(&gate, &up).or_else(|| gpu::swiglu(&gate, &up))).flatten();
         project(&self.down_proj, packed.map(|p| &p.down), fused.unwrap_or_else(|| silu(gate) * up))
     }
 }
 
-/// `norm(x)`, through our fused op on the CPU (see [`StepLayout::fused_kernels`]).
+/// `norm(x)`, through our fused op on the CPU or our kernel on wgpu in inference (see
+/// [`StepLayout::fused_kernels`]).
 pub(super) fn normalize<const D: usize>(norm: &RmsNorm, x: Tensor<D>, layout: &StepLayout) -> Tensor<D> {
-    match layout.fused_kernels.then(|| fused_rms_norm(&x, &norm.gamma.val(), norm.epsilon)).flatten() {
+    if !layout.fused_kernels {
+        return norm.forward(x);
+    }
+    let gamma = norm.gamma.val();
+    match fused_rms_norm(&x, &gamma, norm.epsilon).or_else(|| gpu::rms_norm(&x, &gamma, norm.epsilon)) {
         Some(y) => y,
         None => norm.forward(x),
     }

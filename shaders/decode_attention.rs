@@ -1,0 +1,89 @@
+//! Attention of one new query token per sequence over its KV cache, in one kernel.
+//!
+//! One cube per (sequence, query head); grouped heads read their KV head's keys and values.
+//! Units stride over the cache's columns for the scores (dot product · scale + the layout's
+//! additive bias, which masks padding and unwritten columns), meet in shared memory for the
+//! softmax's max and sum, then each unit owns output dimensions and sums `p · v` over the
+//! columns. The scores go through `scores` (global scratch, `[sequences·heads, cols]`), so the
+//! cache length is not bounded by shared memory. Replaces Burn's q·kᵀ matmul, scale, bias add,
+//! softmax (max, subtract, exp, sum, divide) and p·v matmul.
+
+use cubecl::prelude::*;
+
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn decode_attention(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    bias: &[f32],
+    scores: &mut [f32],
+    out: &mut [f32],
+    heads: usize,
+    kv_heads: usize,
+    cols: usize,
+    head_dim: usize,
+    scale: f32,
+    #[comptime] threads: usize,
+) {
+    let unit = UNIT_POS as usize;
+    let task = CUBE_POS as usize;
+    let seq = task / heads;
+    let kv = (task % heads) / (heads / kv_heads);
+    let q_base = task * head_dim;
+    let kv_base = (seq * kv_heads + kv) * cols * head_dim;
+    let s_base = task * cols;
+
+    let mut local_max = f32::new(-3.0e38);
+    for c in range_stepped(unit, cols, threads) {
+        let k_base = kv_base + c * head_dim;
+        let mut dot = f32::new(0.0);
+        for d in 0..head_dim {
+            dot += q[q_base + d] * keys[k_base + d];
+        }
+        let s = dot * scale + bias[seq * cols + c];
+        scores[s_base + c] = s;
+        local_max = local_max.max(s);
+    }
+    let mut maxes = Shared::<[f32]>::new_slice(threads);
+    maxes[unit] = local_max;
+    sync_cube();
+    if unit == 0 {
+        let mut m = maxes[0];
+        for t in 1..threads {
+            m = m.max(maxes[t]);
+        }
+        maxes[0] = m;
+    }
+    sync_cube();
+    let m = maxes[0];
+
+    // Each unit rewrites its own columns' scores as unnormalised probabilities.
+    let mut local_sum = f32::new(0.0);
+    for c in range_stepped(unit, cols, threads) {
+        let p = (scores[s_base + c] - m).exp();
+        scores[s_base + c] = p;
+        local_sum += p;
+    }
+    let mut sums = Shared::<[f32]>::new_slice(threads);
+    sums[unit] = local_sum;
+    // Storage barrier too: the next loop reads the other units' probabilities.
+    sync_storage();
+    if unit == 0 {
+        let mut total = f32::new(0.0);
+        for t in 0..threads {
+            total += sums[t];
+        }
+        sums[0] = total;
+    }
+    sync_cube();
+    let inv = f32::new(1.0) / sums[0];
+
+    for d in range_stepped(unit, head_dim, threads) {
+        let mut acc = f32::new(0.0);
+        for c in 0..cols {
+            acc += scores[s_base + c] * values[kv_base + c * head_dim + d];
+        }
+        out[q_base + d] = acc * inv;
+    }
+}

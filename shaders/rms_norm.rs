@@ -1,0 +1,34 @@
+//! RMSNorm of each row in one kernel: `out = x / sqrt(mean(x²) + eps) · γ`.
+//!
+//! One cube per row, `threads` units striding over its columns; the units' partial sums of
+//! squares meet in shared memory. Replaces Burn's five element-wise ops, a reduction and a
+//! broadcast product (each its own launch when the decode layer's fusion falls back).
+
+use cubecl::prelude::*;
+
+#[cube(launch)]
+pub fn rms_norm_rows(x: &[f32], gamma: &[f32], out: &mut [f32], width: usize, eps: f32, #[comptime] threads: usize) {
+    let unit = UNIT_POS as usize;
+    let base = CUBE_POS as usize * width;
+    let mut squares = f32::new(0.0);
+    for i in range_stepped(unit, width, threads) {
+        let v = x[base + i];
+        squares += v * v;
+    }
+    let mut partial = Shared::<[f32]>::new_slice(threads);
+    partial[unit] = squares;
+    sync_cube();
+    // Tens of values: one unit adds them (the kernel is bound by its launch, not this loop).
+    if unit == 0 {
+        let mut total = f32::new(0.0);
+        for t in 0..threads {
+            total += partial[t];
+        }
+        partial[0] = total;
+    }
+    sync_cube();
+    let inv = f32::new(1.0) / (partial[0] / f32::cast_from(width) + eps).sqrt();
+    for i in range_stepped(unit, width, threads) {
+        out[base + i] = x[base + i] * inv * gamma[i];
+    }
+}
