@@ -19,12 +19,7 @@ pub fn rope_to_heads(x: &[f32], cos: &[f32], sin: &[f32], out: &mut [f32], seq: 
         let b = i / (head_dim * seq * heads);
         let row = ((b * seq + t) * heads + h) * head_dim;
         let table = (b * seq + t) * head_dim + d;
-        let mut rotated = f32::new(0.0);
-        if d < half {
-            rotated = -x[row + d + half];
-        } else {
-            rotated = x[row + d - half];
-        }
+        let rotated = if d < half { -x[row + d + half] } else { x[row + d - half] };
         out[i] = x[row + d] * cos[table] + rotated * sin[table];
     }
 }
