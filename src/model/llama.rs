@@ -80,10 +80,10 @@ pub struct StepLayout {
     pub query_blocks: Vec<Range<usize>>,
     /// The bias cut and repeated per block, built by the first layer, reused by the others.
     block_biases: BlockBiases,
-    /// Whether our fused ops may run — on the CPU attention (with or without a KV cache),
-    /// RMSNorm, SwiGLU, in training and inference; on wgpu RMSNorm, SwiGLU and decode attention,
-    /// in inference — (true unless [`Self::with_composed_ops`]): tests compare them against Burn's
-    /// ops through this.
+    /// Whether our fused ops may run (true unless [`Self::with_composed_ops`]; tests compare
+    /// them against Burn's ops through this): on the CPU attention (with or without a KV
+    /// cache), RMSNorm and SwiGLU, in training and inference; on wgpu RMSNorm, SwiGLU, RoPE and
+    /// decode attention, in inference.
     pub fused_kernels: bool,
 }
 
