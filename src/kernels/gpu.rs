@@ -78,6 +78,13 @@ fn empty(like: &CubeTensor, shape: Vec<usize>) -> CubeTensor {
     empty_device_dtype(like.client.clone(), like.device.clone(), Shape::from(shape), DType::F32)
 }
 
+/// The launch of an element-wise kernel over `len` elements whose units stride over them:
+/// its cubes, the units per cube, and the stride (units in the launch).
+fn strided_grid(len: usize) -> (CubeCount, CubeDim, usize) {
+    let cubes = len.div_ceil(ELEMENTS_PER_CUBE).min(MAX_CUBES);
+    (CubeCount::Static(cubes as u32, 1, 1), CubeDim::new_1d(ELEMENTS_PER_CUBE as u32), cubes * ELEMENTS_PER_CUBE)
+}
+
 /// `x / √(mean(x²) + eps) · γ` over the last dimension in one launch, for inference on wgpu;
 /// `None` elsewhere (the caller uses Burn's `RmsNorm`).
 pub fn rms_norm<const D: usize>(x: &Tensor<D>, gamma: &Tensor<1>, eps: f64) -> Option<Tensor<D>> {
@@ -146,9 +153,8 @@ pub fn swiglu<const D: usize>(gate: &Tensor<D>, up: &Tensor<D>) -> Option<Tensor
     Some(queue("memtrain::swiglu", inputs, dims, move |t| {
         let [gate, up]: [CubeTensor; 2] = t.try_into().expect("two inputs");
         let out = empty(&gate, gate.meta.shape().to_vec());
-        let cubes = len.div_ceil(ELEMENTS_PER_CUBE).min(MAX_CUBES);
-        let stride = cubes * ELEMENTS_PER_CUBE;
-        swiglu_shader::swiglu::launch(&gate.client, CubeCount::Static(cubes as u32, 1, 1), CubeDim::new_1d(ELEMENTS_PER_CUBE as u32), gate.clone().into_buffer_arg(), up.into_buffer_arg(), out.clone().into_buffer_arg(), len, stride);
+        let (cubes, units, stride) = strided_grid(len);
+        swiglu_shader::swiglu::launch(&gate.client, cubes, units, gate.clone().into_buffer_arg(), up.into_buffer_arg(), out.clone().into_buffer_arg(), len, stride);
         out
     }))
 }
@@ -166,9 +172,8 @@ pub fn rope_to_heads(x: &Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Option<
     Some(queue("memtrain::rope_to_heads", inputs, [b, heads, seq, head_dim], move |t| {
         let [x, cos, sin]: [CubeTensor; 3] = t.try_into().expect("three inputs");
         let out = empty(&x, vec![b, heads, seq, head_dim]);
-        let cubes = len.div_ceil(ELEMENTS_PER_CUBE).min(MAX_CUBES);
-        let stride = cubes * ELEMENTS_PER_CUBE;
-        rope_shader::rope_to_heads::launch(&x.client, CubeCount::Static(cubes as u32, 1, 1), CubeDim::new_1d(ELEMENTS_PER_CUBE as u32), x.clone().into_buffer_arg(), cos.into_buffer_arg(), sin.into_buffer_arg(), out.clone().into_buffer_arg(), seq, heads, head_dim, len, stride);
+        let (cubes, units, stride) = strided_grid(len);
+        rope_shader::rope_to_heads::launch(&x.client, cubes, units, x.clone().into_buffer_arg(), cos.into_buffer_arg(), sin.into_buffer_arg(), out.clone().into_buffer_arg(), seq, heads, head_dim, len, stride);
         out
     }))
 }
