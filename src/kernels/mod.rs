@@ -16,3 +16,4 @@ pub mod rms_norm_op;
 pub mod swiglu;
 pub mod swiglu_op;
 pub mod gpu;
+pub mod gpu_head_op;

@@ -14,6 +14,7 @@ use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, silu};
 use crate::kernels::target_logprobs::HeadLayout;
+use crate::kernels::gpu_head_op::chunked_target_logprobs;
 use crate::kernels::target_logprobs_op::fused_target_logprobs;
 use crate::kernels::causal_attention_op::fused_causal_attention;
 use crate::kernels::cached_attention::cached_attention;
@@ -240,13 +241,16 @@ impl Llama {
     /// `log softmax(logits)[target]` `[n]` for hidden states `[n, hidden]`: the log-prob of each
     /// position's target token, differentiable on an autodiff device. On flex (f32) it runs the
     /// fused head kernel ([`crate::kernels::target_logprobs`]), which never builds Burn's
-    /// log-softmax over the whole `[n, vocab]` logits; elsewhere Burn's ops.
+    /// log-softmax over the whole `[n, vocab]` logits; on wgpu under autodiff the chunked head
+    /// ([`crate::kernels::gpu_head_op`]), which keeps no `[n, vocab]` tensor for the backward;
+    /// elsewhere Burn's ops.
     pub fn target_logprobs(&self, hidden: Tensor<2>, targets: &[u32]) -> Tensor<1> {
-        let fused = match &self.lm_head {
-            None => fused_target_logprobs(&hidden, &self.embed_tokens.weight.val(), HeadLayout::VocabMajor, targets),
-            Some(head) if head.bias.is_none() => fused_target_logprobs(&hidden, &head.weight.val(), HeadLayout::DimMajor, targets),
-            Some(_) => None,
+        let (head, layout) = match &self.lm_head {
+            None => (Some(self.embed_tokens.weight.val()), HeadLayout::VocabMajor),
+            Some(head) if head.bias.is_none() => (Some(head.weight.val()), HeadLayout::DimMajor),
+            Some(_) => (None, HeadLayout::DimMajor),
         };
+        let fused = head.and_then(|w| fused_target_logprobs(&hidden, &w, layout, targets).or_else(|| chunked_target_logprobs(&hidden, &w, layout, targets)));
         if let Some(logp) = fused {
             return logp;
         }

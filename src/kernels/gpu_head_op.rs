@@ -1,0 +1,225 @@
+//! The LM head's log-prob of each target token on wgpu under autodiff, in row chunks, never
+//! keeping a `[tokens, vocab]` tensor for the backward.
+//!
+//! Why: training needs `log softmax(hidden · headᵀ)[target]` for every position. Burn's
+//! composed ops (logits → log-softmax → gather) keep several `[tokens, vocab]` tensors alive
+//! until the backward: with SmolLM2's 49,152-token vocabulary that is 197 KB per position per
+//! tensor, ~0.9 GB per tensor for a GRPO micro-batch of 16 conversations, and more than
+//! lavapipe's 128 MiB per-tensor limit past ~680 positions. This op keeps only each row's
+//! log-sum-exp: the forward takes the rows in chunks (logits of one chunk at a time, its
+//! log-sum-exp and the target's logit); the backward recomputes each chunk's logits and turns
+//! them into `g · (onehot − softmax)` for the two gradient matmuls. One more head matmul per
+//! chunk buys the memory (the recipe of fused cross-entropy kernels).
+//!
+//! The chunks are computed with Burn's ops on the plain cube backend (no graph inside), and the
+//! whole is registered as one autodiff op, as [`super::target_logprobs_op`] does on flex.
+
+use super::target_logprobs::HeadLayout;
+use burn::prelude::*;
+use burn::tensor::{DType, GradientCheckpointingStrategy, IndexingUpdateOp};
+use burn_dispatch::backends::autodiff::checkpoint::base::Checkpointer;
+use burn_dispatch::backends::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
+use burn_dispatch::backends::autodiff::grads::Gradients;
+use burn_dispatch::backends::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
+use burn_dispatch::backends::{Autodiff, Cube};
+
+/// Logits held at once, in elements (64 MiB in f32): the rows of a chunk are this over the vocabulary.
+pub const CHUNK_ELEMENTS: usize = 16 << 20;
+
+/// `log softmax(hidden · headᵀ)[targets]` as `[n]` for autodiff tensors `hidden: [n, d]` on
+/// wgpu and a head stored as `layout` says, or `None` (not wgpu, not autodiff, not f32, our
+/// GPU kernels turned off), and the caller runs Burn's ops.
+pub fn chunked_target_logprobs(hidden: &Tensor<2>, head: &Tensor<2>, layout: HeadLayout, targets: &[u32]) -> Option<Tensor<1>> {
+    chunked_with(hidden, head, layout, targets, CHUNK_ELEMENTS)
+}
+
+/// [`chunked_target_logprobs`] with `chunk_elements` logits per chunk (tests use small ones).
+pub fn chunked_with(hidden: &Tensor<2>, head: &Tensor<2>, layout: HeadLayout, targets: &[u32], chunk_elements: usize) -> Option<Tensor<1>> {
+    if !super::gpu::enabled() || hidden.dtype() != DType::F32 || head.dtype() != DType::F32 || !hidden.is_autodiff() {
+        return None;
+    }
+    let [n, d] = hidden.dims();
+    let vocab = match (layout, head.dims()) {
+        (HeadLayout::VocabMajor, [v, dd]) if dd == d => v,
+        (HeadLayout::DimMajor, [dd, v]) if dd == d => v,
+        _ => return None,
+    };
+    if n == 0 || targets.len() != n || targets.iter().any(|&t| t as usize >= vocab) {
+        return None;
+    }
+    let rows = (chunk_elements / vocab).clamp(1, n);
+    let balanced = match hidden.gradient_checkpointing_strategy()? {
+        GradientCheckpointingStrategy::Disabled => false,
+        GradientCheckpointingStrategy::Balanced => true,
+    };
+    tracked(hidden, head, targets, Shape { layout, rows }, balanced)
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    layout: HeadLayout,
+    /// Rows per chunk.
+    rows: usize,
+}
+
+type CubeFloat = <Float as burn::tensor::BackendPrimitive<Cube>>::Primitive;
+/// An autodiff float primitive on the cube backend: one type whatever the checkpointing
+/// strategy, which Burn's dispatch keeps per tensor (and picks the backend type by).
+type TrackedFloat = <Float as burn::tensor::BackendPrimitive<Autodiff<Cube>>>::Primitive;
+
+fn take<const D: usize>(t: &Tensor<D>, balanced: bool) -> Option<TrackedFloat> {
+    match balanced {
+        false => t.clone().try_into_primitive::<Autodiff<Cube, NoCheckpointing>>().ok(),
+        true => t.clone().try_into_primitive::<Autodiff<Cube, BalancedCheckpointing>>().ok(),
+    }
+}
+
+fn tracked(hidden: &Tensor<2>, head: &Tensor<2>, targets: &[u32], shape: Shape, balanced: bool) -> Option<Tensor<1>> {
+    let h = take(hidden, balanced)?;
+    // A head that is not a tracked tensor gets no gradient.
+    let (w_node, w) = match take(head, balanced) {
+        Some(w) => (Some(w.node()), w.into_primitive()),
+        None => (None, head.clone().try_into_primitive::<Cube>().ok()?),
+    };
+    let h_node = h.node();
+    let (h, w) = (plain(h.into_primitive()), plain(w));
+    let device = h.device();
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(targets.iter().map(|&t| t as i64).collect::<Vec<_>>(), [targets.len(), 1]), &device);
+    let (logp, lse) = forward(&h, &w, &ids, shape);
+    let out = logp.try_into_primitive::<Cube>().ok()?;
+    let head_learns = w_node.is_some();
+    let state = || HeadState { h: cube(&h), w: cube(&w), ids: ids.clone(), lse: cube(&lse), shape, head_learns };
+    let result = match (w_node, balanced) {
+        (Some(w_node), false) => record::<NoCheckpointing, 2>([h_node, w_node], state, out),
+        (Some(w_node), true) => record::<BalancedCheckpointing, 2>([h_node, w_node], state, out),
+        (None, false) => record::<NoCheckpointing, 1>([h_node], state, out),
+        (None, true) => record::<BalancedCheckpointing, 1>([h_node], state, out),
+    };
+    Some(match balanced {
+        false => Tensor::from_primitive::<Autodiff<Cube, NoCheckpointing>>(result),
+        true => Tensor::from_primitive::<Autodiff<Cube, BalancedCheckpointing>>(result),
+    })
+}
+
+/// Records `out` as [`HeadBackward`]'s output over `nodes`: compute-bound (kept, not recomputed
+/// by Burn's checkpointing), with the state only when a gradient is wanted.
+fn record<C: CheckpointStrategy, const N: usize>(nodes: [NodeGuard; N], state: impl FnOnce() -> HeadState, out: CubeFloat) -> TrackedFloat
+where
+    HeadBackward: Backward<Cube, N, State = HeadState>,
+{
+    match HeadBackward.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(state(), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    }
+}
+
+fn plain(p: CubeFloat) -> Tensor<2> {
+    Tensor::from_primitive::<Cube>(p)
+}
+
+fn cube<const D: usize>(t: &Tensor<D>) -> CubeFloat {
+    t.clone().try_into_primitive::<Cube>().expect("a plain wgpu tensor")
+}
+
+/// `hidden_rows · headᵀ`: `[rows, vocab]`.
+fn logits(h: Tensor<2>, w: &Tensor<2>, layout: HeadLayout) -> Tensor<2> {
+    match layout {
+        HeadLayout::VocabMajor => h.matmul(w.clone().transpose()),
+        HeadLayout::DimMajor => h.matmul(w.clone()),
+    }
+}
+
+/// Row ranges of the chunks.
+fn chunks(n: usize, rows: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..n).step_by(rows).map(move |s| s..(s + rows).min(n))
+}
+
+/// Each row's target log-prob `[n]` and log-sum-exp `[n, 1]`, one chunk of logits at a time.
+fn forward(h: &Tensor<2>, w: &Tensor<2>, ids: &Tensor<2, Int>, shape: Shape) -> (Tensor<1>, Tensor<2>) {
+    let [n, _] = h.dims();
+    let (mut logps, mut lses) = (Vec::new(), Vec::new());
+    for r in chunks(n, shape.rows) {
+        let z = logits(h.clone().slice(r.clone()), w, shape.layout);
+        let max = z.clone().max_dim(1);
+        let lse = (z.clone() - max.clone()).exp().sum_dim(1).log() + max;
+        logps.push(z.gather(1, ids.clone().slice(r)) - lse.clone());
+        lses.push(lse);
+    }
+    (Tensor::cat(logps, 0).reshape([n]), Tensor::cat(lses, 0))
+}
+
+#[derive(Debug)]
+struct HeadBackward;
+
+/// What the backward needs: the inputs (shared with the graph, not copied), the targets and one
+/// log-sum-exp per row.
+#[derive(Clone, Debug)]
+struct HeadState {
+    h: CubeFloat,
+    w: CubeFloat,
+    ids: Tensor<2, Int>,
+    lse: CubeFloat,
+    shape: Shape,
+    head_learns: bool,
+}
+
+/// `(d hidden, d head)` for the upstream gradient `g: [n]`, recomputing each chunk's logits.
+fn gradients(s: &HeadState, g: Tensor<1>, want_h: bool) -> (Option<Tensor<2>>, Option<Tensor<2>>) {
+    let (h, w, lse) = (plain(s.h.clone()), plain(s.w.clone()), plain(s.lse.clone()));
+    let [n, _] = h.dims();
+    let g = g.reshape([n, 1]);
+    let mut dh = Vec::new();
+    let mut dw: Option<Tensor<2>> = None;
+    for r in chunks(n, s.shape.rows) {
+        let hc = h.clone().slice(r.clone());
+        let gc = g.clone().slice(r.clone());
+        // d logits = g · (onehot(target) − softmax).
+        let p = (logits(hc.clone(), &w, s.shape.layout) - lse.clone().slice(r.clone())).exp();
+        let dz = (p * gc.clone().neg()).scatter(1, s.ids.clone().slice(r), gc, IndexingUpdateOp::Add);
+        if want_h {
+            dh.push(match s.shape.layout {
+                HeadLayout::VocabMajor => dz.clone().matmul(w.clone()),
+                HeadLayout::DimMajor => dz.clone().matmul(w.clone().transpose()),
+            });
+        }
+        if s.head_learns {
+            let part = match s.shape.layout {
+                HeadLayout::VocabMajor => dz.transpose().matmul(hc),
+                HeadLayout::DimMajor => hc.transpose().matmul(dz),
+            };
+            dw = Some(match dw {
+                Some(acc) => acc + part,
+                None => part,
+            });
+        }
+    }
+    (want_h.then(|| Tensor::cat(dh, 0)), dw)
+}
+
+impl Backward<Cube, 2> for HeadBackward {
+    type State = HeadState;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [parent_h, parent_w] = ops.parents;
+        let g = Tensor::<1>::from_primitive::<Cube>(grads.consume::<Cube>(&ops.node));
+        let (dh, dw) = gradients(&ops.state, g, parent_h.is_some());
+        if let (Some(node), Some(dh)) = (parent_h, dh) {
+            grads.register::<Cube>(node.id, cube(&dh));
+        }
+        if let (Some(node), Some(dw)) = (parent_w, dw) {
+            grads.register::<Cube>(node.id, cube(&dw));
+        }
+    }
+}
+
+impl Backward<Cube, 1> for HeadBackward {
+    type State = HeadState;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [parent_h] = ops.parents;
+        let g = Tensor::<1>::from_primitive::<Cube>(grads.consume::<Cube>(&ops.node));
+        if let (Some(node), (Some(dh), _)) = (parent_h, gradients(&HeadState { head_learns: false, ..ops.state }, g, true)) {
+            grads.register::<Cube>(node.id, cube(&dh));
+        }
+    }
+}
