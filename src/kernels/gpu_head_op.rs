@@ -87,8 +87,7 @@ fn tracked(hidden: &Tensor<2>, head: &Tensor<2>, targets: &[u32], shape: Shape, 
     let ids = Tensor::<2, Int>::from_data(TensorData::new(targets.iter().map(|&t| t as i64).collect::<Vec<_>>(), [targets.len(), 1]), &device);
     let (logp, lse) = forward(&h, &w, &ids, shape);
     let out = logp.try_into_primitive::<Cube>().ok()?;
-    let head_learns = w_node.is_some();
-    let state = || HeadState { h: cube(&h), w: cube(&w), ids: ids.clone(), lse: cube(&lse), shape, head_learns };
+    let state = || HeadState { h: cube(&h), w: cube(&w), ids: ids.clone(), lse: cube(&lse), shape };
     let result = match (w_node, balanced) {
         (Some(w_node), false) => record::<NoCheckpointing, 2>([h_node, w_node], state, out),
         (Some(w_node), true) => record::<BalancedCheckpointing, 2>([h_node, w_node], state, out),
@@ -160,11 +159,11 @@ struct HeadState {
     ids: Tensor<2, Int>,
     lse: CubeFloat,
     shape: Shape,
-    head_learns: bool,
 }
 
-/// `(d hidden, d head)` for the upstream gradient `g: [n]`, recomputing each chunk's logits.
-fn gradients(s: &HeadState, g: Tensor<1>, want_h: bool) -> (Option<Tensor<2>>, Option<Tensor<2>>) {
+/// `(d hidden, d head)` for the upstream gradient `g: [n]`, the ones wanted, recomputing each
+/// chunk's logits.
+fn gradients(s: &HeadState, g: Tensor<1>, want_h: bool, want_w: bool) -> (Option<Tensor<2>>, Option<Tensor<2>>) {
     let (h, w, lse) = (plain(s.h.clone()), plain(s.w.clone()), plain(s.lse.clone()));
     let [n, _] = h.dims();
     let g = g.reshape([n, 1]);
@@ -182,7 +181,7 @@ fn gradients(s: &HeadState, g: Tensor<1>, want_h: bool) -> (Option<Tensor<2>>, O
                 HeadLayout::DimMajor => dz.clone().matmul(w.clone().transpose()),
             });
         }
-        if s.head_learns {
+        if want_w {
             let part = match s.shape.layout {
                 HeadLayout::VocabMajor => dz.transpose().matmul(hc),
                 HeadLayout::DimMajor => hc.transpose().matmul(dz),
@@ -202,7 +201,7 @@ impl Backward<Cube, 2> for HeadBackward {
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [parent_h, parent_w] = ops.parents;
         let g = Tensor::<1>::from_primitive::<Cube>(grads.consume::<Cube>(&ops.node));
-        let (dh, dw) = gradients(&ops.state, g, parent_h.is_some());
+        let (dh, dw) = gradients(&ops.state, g, parent_h.is_some(), parent_w.is_some());
         if let (Some(node), Some(dh)) = (parent_h, dh) {
             grads.register::<Cube>(node.id, cube(&dh));
         }
@@ -218,7 +217,7 @@ impl Backward<Cube, 1> for HeadBackward {
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [parent_h] = ops.parents;
         let g = Tensor::<1>::from_primitive::<Cube>(grads.consume::<Cube>(&ops.node));
-        if let (Some(node), (Some(dh), _)) = (parent_h, gradients(&HeadState { head_learns: false, ..ops.state }, g, true)) {
+        if let (Some(node), (Some(dh), _)) = (parent_h, gradients(&ops.state, g, true, false)) {
             grads.register::<Cube>(node.id, cube(&dh));
         }
     }
