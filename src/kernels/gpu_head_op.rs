@@ -14,7 +14,7 @@
 //! The chunks are computed with Burn's ops on the plain cube backend (no graph inside), and the
 //! whole is registered as one autodiff op, as [`super::target_logprobs_op`] does on flex.
 
-use super::target_logprobs::HeadLayout;
+use super::target_logprobs::{HeadLayout, HeadShape};
 use burn::prelude::*;
 use burn::tensor::{DType, GradientCheckpointingStrategy, IndexingUpdateOp};
 use burn_dispatch::backends::autodiff::checkpoint::base::Checkpointer;
@@ -38,13 +38,8 @@ pub fn chunked_with(hidden: &Tensor<2>, head: &Tensor<2>, layout: HeadLayout, ta
     if !super::gpu::enabled() || hidden.dtype() != DType::F32 || head.dtype() != DType::F32 || !hidden.is_autodiff() {
         return None;
     }
-    let [n, d] = hidden.dims();
-    let vocab = match (layout, head.dims()) {
-        (HeadLayout::VocabMajor, [v, dd]) if dd == d => v,
-        (HeadLayout::DimMajor, [dd, v]) if dd == d => v,
-        _ => return None,
-    };
-    if n == 0 || targets.len() != n || targets.iter().any(|&t| t as usize >= vocab) {
+    let HeadShape { n, vocab, .. } = HeadShape::of(hidden.dims(), head.dims(), layout, targets)?;
+    if n == 0 {
         return None;
     }
     let rows = (chunk_elements / vocab).clamp(1, n);
@@ -75,37 +70,24 @@ fn take<const D: usize>(t: &Tensor<D>, balanced: bool) -> Option<TrackedFloat> {
 }
 
 fn tracked(hidden: &Tensor<2>, head: &Tensor<2>, targets: &[u32], shape: Shape, balanced: bool) -> Option<Tensor<1>> {
-    let h = take(hidden, balanced)?;
-    // A head that is not a tracked tensor gets no gradient.
-    let (w_node, w) = match take(head, balanced) {
-        Some(w) => (Some(w.node()), w.into_primitive()),
-        None => (None, head.clone().try_into_primitive::<Cube>().ok()?),
-    };
-    let h_node = h.node();
-    let (h, w) = (plain(h.into_primitive()), plain(w));
+    // A head that does not learn (frozen) is still an autodiff tensor, with no gradient wanted.
+    let (h, w) = (take(hidden, balanced)?, take(head, balanced)?);
+    let nodes = [h.node(), w.node()];
+    let (h, w) = (plain(h.into_primitive()), plain(w.into_primitive()));
     let device = h.device();
     let ids = Tensor::<2, Int>::from_data(TensorData::new(targets.iter().map(|&t| t as i64).collect::<Vec<_>>(), [targets.len(), 1]), &device);
     let (logp, lse) = forward(&h, &w, &ids, shape);
     let out = logp.try_into_primitive::<Cube>().ok()?;
     let state = || HeadState { h: cube(&h), w: cube(&w), ids: ids.clone(), lse: cube(&lse), shape };
-    let result = match (w_node, balanced) {
-        (Some(w_node), false) => record::<NoCheckpointing, 2>([h_node, w_node], state, out),
-        (Some(w_node), true) => record::<BalancedCheckpointing, 2>([h_node, w_node], state, out),
-        (None, false) => record::<NoCheckpointing, 1>([h_node], state, out),
-        (None, true) => record::<BalancedCheckpointing, 1>([h_node], state, out),
-    };
     Some(match balanced {
-        false => Tensor::from_primitive::<Autodiff<Cube, NoCheckpointing>>(result),
-        true => Tensor::from_primitive::<Autodiff<Cube, BalancedCheckpointing>>(result),
+        false => Tensor::from_primitive::<Autodiff<Cube, NoCheckpointing>>(record::<NoCheckpointing>(nodes, state, out)),
+        true => Tensor::from_primitive::<Autodiff<Cube, BalancedCheckpointing>>(record::<BalancedCheckpointing>(nodes, state, out)),
     })
 }
 
 /// Records `out` as [`HeadBackward`]'s output over `nodes`: compute-bound (kept, not recomputed
 /// by Burn's checkpointing), with the state only when a gradient is wanted.
-fn record<C: CheckpointStrategy, const N: usize>(nodes: [NodeGuard; N], state: impl FnOnce() -> HeadState, out: CubeFloat) -> TrackedFloat
-where
-    HeadBackward: Backward<Cube, N, State = HeadState>,
-{
+fn record<C: CheckpointStrategy>(nodes: [NodeGuard; 2], state: impl FnOnce() -> HeadState, out: CubeFloat) -> TrackedFloat {
     match HeadBackward.prepare::<C>(nodes).compute_bound().stateful() {
         OpsKind::Tracked(prep) => prep.finish(state(), out),
         OpsKind::UnTracked(prep) => prep.finish(out),
@@ -207,18 +189,6 @@ impl Backward<Cube, 2> for HeadBackward {
         }
         if let (Some(node), Some(dw)) = (parent_w, dw) {
             grads.register::<Cube>(node.id, cube(&dw));
-        }
-    }
-}
-
-impl Backward<Cube, 1> for HeadBackward {
-    type State = HeadState;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [parent_h] = ops.parents;
-        let g = Tensor::<1>::from_primitive::<Cube>(grads.consume::<Cube>(&ops.node));
-        if let (Some(node), (Some(dh), _)) = (parent_h, gradients(&ops.state, g, true, false)) {
-            grads.register::<Cube>(node.id, cube(&dh));
         }
     }
 }

@@ -34,6 +34,18 @@ pub struct HeadShape {
 }
 
 impl HeadShape {
+    /// The shape of a call with hidden states `[n, d]`, a head of `head` dims stored as `layout`
+    /// says, and `targets`; `None` when they do not fit together (sizes, a target ≥ vocab).
+    pub fn of(hidden: [usize; 2], head: [usize; 2], layout: HeadLayout, targets: &[u32]) -> Option<Self> {
+        let [n, d] = hidden;
+        let vocab = match (layout, head) {
+            (HeadLayout::VocabMajor, [v, hd]) if hd == d => v,
+            (HeadLayout::DimMajor, [hd, v]) if hd == d => v,
+            _ => return None,
+        };
+        (targets.len() == n && targets.iter().all(|&t| (t as usize) < vocab)).then_some(HeadShape { n, d, vocab, layout })
+    }
+
     /// Strides `(row, col)` of element `[j, k]` (token j, hidden unit k) of the head's view.
     fn head_strides(&self) -> (isize, isize) {
         match self.layout {

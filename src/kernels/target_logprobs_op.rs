@@ -26,17 +26,8 @@ pub fn fused_target_logprobs(hidden: &Tensor<2>, head: &Tensor<2>, layout: HeadL
     if !glue::enabled() {
         return None;
     }
-    let [n, d] = hidden.dims();
-    let [a, b] = head.dims();
-    let vocab = match layout {
-        HeadLayout::VocabMajor if b == d => a,
-        HeadLayout::DimMajor if a == d => b,
-        _ => return None,
-    };
-    let shape = HeadShape { n, d, vocab, layout };
-    if targets.len() != n || targets.iter().any(|&t| t as usize >= vocab) {
-        return None;
-    }
+    let shape = HeadShape::of(hidden.dims(), head.dims(), layout, targets)?;
+    let n = shape.n;
     if hidden.is_autodiff() || head.is_autodiff() {
         let (nodes, [h, w], strategy) = glue::autodiff_pair(hidden, head)?;
         Some(glue::lift(tracked(nodes, h, w, strategy, targets, shape), strategy))

@@ -63,8 +63,7 @@ impl Optimizer for FusedAdamW {
             Some(s) => (s.momentum.time + 1, read(s.momentum.moment_1), read(s.momentum.moment_2)),
             None => (1, vec![0.0; param.len()], vec![0.0; param.len()]),
         };
-        let moments = if time == 1 { Moments::Fresh } else { Moments::Kept };
-        fused_update(&self.params, lr, time, moments, &mut param, &grad, &mut m, &mut v);
+        fused_update(&self.params, lr, time, &mut param, &grad, &mut m, &mut v);
         let tensor_of = |data: Vec<f32>| Tensor::<D>::from_data(TensorData::new(data, shape.clone()), &device);
         let momentum = AdaptiveMomentumState { time, moment_1: tensor_of(m), moment_2: tensor_of(v), max_moment_2: None };
         (tensor_of(param), Some(AdamWState { momentum }))
@@ -76,22 +75,15 @@ impl Optimizer for FusedAdamW {
     }
 }
 
-/// Whether the moments hold a previous step's values or were just created (all zero).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Moments {
-    Kept,
-    /// Zero, and never read: the first step writes (1−β₁)g and (1−β₂)g² straight away, which is
-    /// the same arithmetic exactly. Why: fresh zeroed buffers are untouched pages; reading one
-    /// first maps the shared zero page, and the write after it faults again and flushes the
-    /// other core's TLB — a run's first AdamW step took 1.7 s instead of 0.25 s on 2 cores.
-    Fresh,
-}
-
 /// One AdamW step at `time` (1 for the first) over host slices, in the order of Burn's ops:
 /// m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², Δ = (m / (1−β₁ᵗ)) / (√(v / (1−β₂ᵗ)) + ε),
 /// p ← p·(1 − lr·λ) − lr·Δ.
-#[allow(clippy::too_many_arguments)]
-pub fn fused_update(h: &AdamWParams, lr: f64, time: usize, moments: Moments, param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
+///
+/// At time 1 the moments are zero (as in Burn's AdamW) and are written, never read:
+/// (1−β₁)g and (1−β₂)g², the same arithmetic exactly. Why: fresh zeroed buffers are untouched
+/// pages; reading one first maps the shared zero page, and the write after it faults again and
+/// flushes the other core's TLB — a run's first AdamW step took 1.7 s instead of 0.25 s on 2 cores.
+pub fn fused_update(h: &AdamWParams, lr: f64, time: usize, param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
     let (b1, b2, eps) = (h.beta_1, h.beta_2, h.epsilon);
     let t = time as i32;
     let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
@@ -111,9 +103,9 @@ pub fn fused_update(h: &AdamWParams, lr: f64, time: usize, moments: Moments, par
             }
         }
         let k = [b1, b2, c1, c2, eps, keep, lr];
-        match moments {
-            Moments::Kept => pass::<false>(p, g, m, v, k),
-            Moments::Fresh => pass::<true>(p, g, m, v, k),
+        match time {
+            1 => pass::<true>(p, g, m, v, k),
+            _ => pass::<false>(p, g, m, v, k),
         }
     });
 }
