@@ -249,6 +249,10 @@ enum BenchCommand {
         /// more forward).
         #[arg(long)]
         checkpointing: bool,
+        /// Mixed precision (a run config's `precision: MixedF16`): matmuls in f16, weights and
+        /// AdamW in f32 (wgpu devices only).
+        #[arg(long)]
+        f16: bool,
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -279,7 +283,8 @@ enum BenchCommand {
         /// Also time each training step with layer recomputation (memory vs compute).
         #[arg(long)]
         checkpointing: bool,
-        /// Also measure generation in f16 on each wgpu device (a child process per batch).
+        /// Also measure generation in f16 (a child process per batch) and training steps in mixed
+        /// f16 on each wgpu device.
         #[arg(long)]
         f16: bool,
         /// Measure the CPU training rows this many times; after the first, ours and PyTorch's
@@ -439,7 +444,7 @@ fn run_command(cmd: Command) -> Result<()> {
             println!("{}", path.display());
             Ok(())
         }
-        Command::Bench { what: BenchCommand::Train { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, trainable_layers, lora, checkpointing, json } } => {
+        Command::Bench { what: BenchCommand::Train { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, trainable_layers, lora, checkpointing, f16, json } } => {
             use crate::bench::train::Learning;
             let learning = match (trainable_layers, lora) {
                 (Some(n), _) => Learning::TopLayers(n),
@@ -447,7 +452,8 @@ fn run_command(cmd: Command) -> Result<()> {
                 (_, Some(_)) => bail!("--lora 0: a LoRA rank must be at least 1"),
                 _ => Learning::Full,
             };
-            let opts = crate::bench::train::TrainBenchOptions { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, learning, checkpointing };
+            let precision = if f16 { crate::model::precision::Precision::MixedF16 } else { crate::model::precision::Precision::F32 };
+            let opts = crate::bench::train::TrainBenchOptions { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, learning, checkpointing, precision };
             let report = crate::bench::train::train_step(&opts)?;
             println!("{}", report.text());
             write_json(json, &report)?;

@@ -14,6 +14,7 @@ use burn::tensor::activation::log_softmax;
 use memtrain::kernels::gpu_head_op::chunked_with;
 use memtrain::kernels::target_logprobs::HeadLayout;
 use memtrain::model::Llama;
+use memtrain::train::grpo::Forward;
 use memtrain::train::sft::{SftExample, SftWeighting, sft_training_loss};
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -103,7 +104,7 @@ fn tiny_model_training_gradients_on_wgpu_match_flex() {
     let examples = vec![SftExample::new(vec![3, 9, 27, 17], vec![5, 44, 12, 60, 2, 31, 8]), SftExample::new(vec![11, 4], vec![63, 7, 19])];
     let [gpu, cpu] = [wgpu.clone().autodiff(), Device::flex().autodiff()].map(|device| {
         let (model, inv_freq) = common::tiny_model(&device, 7);
-        let loss = sft_training_loss(&model, &inv_freq, &examples, SftWeighting::Token, &device, false).unwrap();
+        let loss = sft_training_loss(&model, &inv_freq, &examples, SftWeighting::Token, &device, Forward::plain(&device)).unwrap();
         let value = values(loss.value.clone())[0];
         (value, flat_gradients(&model, &loss.gradients(&model)))
     });

@@ -89,7 +89,7 @@ fn recomputed_layers_give_the_taped_gradients_of_every_weight_on_flex() {
 
     // The SFT loss goes through the same forward.
     let examples = [SftExample::new(vec![3, 1, 4], vec![1, 5, 9, 2]), SftExample::new(vec![6], vec![5, 3])];
-    let [taped, recomputed] = [false, true].map(|recompute| value_and_gradients(&model, sft_training_loss(&model, &inv_freq, &examples, SftWeighting::Token, &device, recompute).unwrap()));
+    let [taped, recomputed] = [false, true].map(|recompute| value_and_gradients(&model, sft_training_loss(&model, &inv_freq, &examples, SftWeighting::Token, &device, Forward { recompute, ..Forward::plain(&device) }).unwrap()));
     assert_eq!(assert_same(&taped, &recomputed, 1e-4), all);
 }
 

@@ -13,6 +13,9 @@ use super::train::{TrainBenchOptions, TrainBenchReport, train_step};
 use super::{GenerateReport, measure_generate, open_on};
 use crate::device::DeviceChoice;
 use crate::model::packed::PackedLlama;
+use crate::model::precision::Precision;
+use crate::train::grpo::Forward;
+use crate::train::loss_scale::LossScale;
 use crate::train::sft::{SftExample, SftWeighting, sft_training_loss};
 use crate::train::update::{Update, accumulated_step};
 use anyhow::{Context, Result, bail};
@@ -119,14 +122,22 @@ const TIMED_STEPS: usize = 3;
 /// The median of [`TIMED_STEPS`] training steps on one sequence of `seq` pseudo-random tokens
 /// (loss: mean NLL of every next token), after one untimed step over the same shapes (kernel
 /// compilation, buffers).
-fn train_row(model: Option<&Path>, base: &Device, device_name: &str, seq: usize, checkpointing: bool) -> Result<TrainRow> {
+/// `precision`: [`Precision::MixedF16`] times mixed-precision steps (with their loss scaling).
+fn train_row(model: Option<&Path>, base: &Device, device_name: &str, seq: usize, checkpointing: bool, precision: Precision) -> Result<TrainRow> {
     let autodiff = base.clone().autodiff();
-    let engine = if checkpointing { "memtrain, gradient checkpointing" } else { "memtrain" };
+    let engine = match (checkpointing, precision) {
+        (false, Precision::F32) => "memtrain",
+        (true, Precision::F32) => "memtrain, gradient checkpointing",
+        (false, Precision::MixedF16) => "memtrain, mixed f16",
+        (true, Precision::MixedF16) => "memtrain, mixed f16, gradient checkpointing",
+    };
     let device = &autodiff;
     let m = open_on(model, device)?;
     let tokens = super::prompts(m.vocab, 1, seq).remove(0);
     let example = SftExample::new(tokens[..1].to_vec(), tokens[1..].to_vec());
     let mut optim = crate::train::adamw::FusedAdamW::init(Default::default());
+    let mut scale = if precision == Precision::MixedF16 { LossScale::dynamic() } else { LossScale::off() };
+    let forward = Forward { recompute: checkpointing, precision, ..Forward::plain(device) };
     let mut model = m.model;
     // One warm-up step, then the median of TIMED_STEPS: on a shared machine one timed step was
     // one noisy sample (the same binary's 512-token step measured 4.6–7.9 s across runs).
@@ -134,7 +145,7 @@ fn train_row(model: Option<&Path>, base: &Device, device_name: &str, seq: usize,
     reset_peak();
     for round in 0..=TIMED_STEPS {
         let start = Instant::now();
-        let update = accumulated_step(model, &mut optim, 1e-6, std::slice::from_ref(&example), 1, |mdl, part| sft_training_loss(mdl, &m.inv_freq, part, SftWeighting::Token, device, checkpointing))?;
+        let update = accumulated_step(model, &mut optim, &mut scale, 1e-6, std::slice::from_ref(&example), 1, |mdl, part| sft_training_loss(mdl, &m.inv_freq, part, SftWeighting::Token, device, forward))?;
         let Update::Applied(next, _) = update else { bail!("training step at sequence {seq}: the loss was not finite") };
         // Reading one weight back waits for the device to finish the step (wgpu runs lazily).
         next.norm.gamma.val().slice([0..1]).into_data();
@@ -194,10 +205,14 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
         }
         for &seq in &opts.train_seqs {
             progress(&format!("training step, sequence {seq}, on {name}"));
-            report.training.push(train_row(opts.model.as_deref(), &device, &name, seq, false)?);
+            report.training.push(train_row(opts.model.as_deref(), &device, &name, seq, false, Precision::F32)?);
             if opts.checkpointing {
                 progress(&format!("training step with gradient checkpointing, sequence {seq}, on {name}"));
-                report.training.push(train_row(opts.model.as_deref(), &device, &name, seq, true)?);
+                report.training.push(train_row(opts.model.as_deref(), &device, &name, seq, true, Precision::F32)?);
+            }
+            if opts.f16 && crate::device::compiles_per_shape(&device) {
+                progress(&format!("training step in mixed f16, sequence {seq}, on {name}"));
+                report.training.push(train_row(opts.model.as_deref(), &device, &name, seq, false, Precision::MixedF16)?);
             }
         }
         if opts.grpo {
@@ -217,6 +232,7 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
                 warmup: !info.kind.eq_ignore_ascii_case("cpu"),
                 learning: Default::default(),
                 checkpointing: false,
+                precision: Precision::F32,
             };
             report.grpo.push(train_step(&t)?);
         }
@@ -228,7 +244,7 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
             for (device, name) in &cpus {
                 for &seq in &opts.train_seqs {
                     progress(&format!("training step, sequence {seq}, on {name}, round {}", round + 1));
-                    report.training.push(TrainRow { round, ..train_row(opts.model.as_deref(), device, name, seq, false)? });
+                    report.training.push(TrainRow { round, ..train_row(opts.model.as_deref(), device, name, seq, false, Precision::F32)? });
                 }
             }
             progress(&format!("PyTorch CPU training steps, round {}", round + 1));

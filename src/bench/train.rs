@@ -12,10 +12,12 @@ use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, run_agent, run_
 use crate::device::DeviceChoice;
 use crate::exercises::{DatasetOptions, Preset, build};
 use crate::generate::SamplingParams;
+use crate::model::precision::Precision;
 use crate::model::{Llama, ModelConfig, rope};
 use crate::train::data::TrainData;
 use crate::train::grpo::{Forward, GrpoConfig, sort_by_length, padded_positions, PolicySample, TokenBatch, group_advantages, training_loss, samples_from_recall, samples_from_traces};
 use crate::train::rewards::score_answer;
+use crate::train::loss_scale::LossScale;
 use crate::train::update::{Update, accumulated_step};
 use anyhow::{Result, bail};
 use burn::module::Module;
@@ -43,6 +45,8 @@ pub struct TrainBenchOptions {
     pub learning: Learning,
     /// Recompute each layer in the backward pass (the run config's `gradient_checkpointing`).
     pub checkpointing: bool,
+    /// The run config's `precision` (mixed f16: wgpu only).
+    pub precision: Precision,
 }
 
 /// Which weights a step trains, as `memtrain train` can be configured to.
@@ -143,6 +147,9 @@ fn open_model(opts: &TrainBenchOptions, device: &burn::prelude::Device) -> Resul
 
 pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
     let (base, info) = crate::device::select(opts.device)?;
+    if opts.precision == Precision::MixedF16 && !crate::device::compiles_per_shape(&base) {
+        bail!("mixed f16 runs on wgpu devices only, and {info} is the CPU path");
+    }
     let device = base.clone().autodiff();
     let (name, config, model, tokenizer, tokenizer_source) = open_model(opts, &device)?;
     let model = match opts.learning {
@@ -176,6 +183,7 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
     // One optimizer for both rounds: after the warm-up its AdamW moments exist, as in every step
     // of a run but the first, and count in the timed step's memory.
     let mut optim = crate::train::adamw::FusedAdamW::init(Default::default());
+    let mut scale = if opts.precision == Precision::MixedF16 { LossScale::dynamic() } else { LossScale::off() };
     let mut last = None;
     for round in 0..rounds {
         if round + 1 == rounds {
@@ -222,9 +230,9 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         let total: usize = samples.iter().map(|s| s.response.len()).sum();
         let sequence_tokens: usize = samples.iter().map(|s| s.prompt.len() + s.response.len() - 1).sum();
         let cfg = GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() };
-        let update = accumulated_step(model, &mut optim, 1e-6, &samples, opts.micro_batch, |m, part| {
+        let update = accumulated_step(model, &mut optim, &mut scale, 1e-6, &samples, opts.micro_batch, |m, part| {
             let batch = TokenBatch::new(part)?;
-            let forward = Forward { recompute: opts.checkpointing, ..Forward::plain(&device) };
+            let forward = Forward { recompute: opts.checkpointing, precision: opts.precision, ..Forward::plain(&device) };
             let (loss, _) = training_loss(m, &inv_freq, &batch, None, &cfg, &device, forward);
             Ok(loss.scaled(batch.tokens() as f32 / total as f32))
         })?;

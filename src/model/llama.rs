@@ -7,6 +7,7 @@ use super::attention::{BlockBiases, CPU_QUERY_BLOCK, grouped_attention, query_bl
 use super::config::ModelConfig;
 use super::kv_cache::{KvCache, LayerCache};
 use super::packed::{PackedBlock, PackedLlama, apply, project};
+use super::precision::Precision;
 use super::rope;
 use anyhow::{Result, bail};
 use burn::module::Param;
@@ -86,6 +87,9 @@ pub struct StepLayout {
     /// cache), RMSNorm and SwiGLU, in training and inference; on wgpu RMSNorm, SwiGLU, RoPE and
     /// decode attention, in inference.
     pub fused_kernels: bool,
+    /// How the projections and attention's matmuls compute ([`Precision::MixedF16`]: training
+    /// on wgpu, when asked).
+    pub precision: Precision,
 }
 
 impl StepLayout {
@@ -116,13 +120,19 @@ impl StepLayout {
         let (cos, sin) = rope::cos_sin(inv_freq, &positions, device);
         let bias = Tensor::from_data(TensorData::new(bias, [b, 1, q_len, k_cols]), device);
         let block = if crate::device::compiles_per_shape(device) { q_len } else { CPU_QUERY_BLOCK };
-        StepLayout { cos, sin, bias, past, k_cols, query_blocks: query_blocks(q_len, block), block_biases: BlockBiases::default(), fused_kernels: true }
+        StepLayout { cos, sin, bias, past, k_cols, query_blocks: query_blocks(q_len, block), block_biases: BlockBiases::default(), fused_kernels: true, precision: Precision::F32 }
     }
 
     /// The same layout with attention in query blocks of `rows` (tests compare block sizes).
     pub fn with_query_block(mut self, rows: usize) -> Self {
         self.query_blocks = query_blocks(self.query_blocks.last().map_or(0, |r| r.end), rows);
         self.block_biases = BlockBiases::default();
+        self
+    }
+
+    /// The same layout with its matmuls in `precision`.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
         self
     }
 
@@ -138,9 +148,9 @@ impl Attention {
         let [b, s, _] = x.dims();
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
         // Token-major `[b, s, heads, hd]`: a free reshape of the projections' output.
-        let mut q = project(&self.q_proj, packed.map(|p| &p.q), x.clone()).reshape([b, s, h, hd]);
-        let mut k = project(&self.k_proj, packed.map(|p| &p.k), x.clone()).reshape([b, s, kvh, hd]);
-        let v = project(&self.v_proj, packed.map(|p| &p.v), x).reshape([b, s, kvh, hd]);
+        let mut q = project(&self.q_proj, packed.map(|p| &p.q), x.clone(), layout.precision).reshape([b, s, h, hd]);
+        let mut k = project(&self.k_proj, packed.map(|p| &p.k), x.clone(), layout.precision).reshape([b, s, kvh, hd]);
+        let v = project(&self.v_proj, packed.map(|p| &p.v), x, layout.precision).reshape([b, s, kvh, hd]);
         if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
             q = normalize(qn, q, layout);
             k = normalize(kn, k, layout);
@@ -150,7 +160,7 @@ impl Attention {
         // causal skipping, no score matrix kept), straight back in the projections' layout.
         if layout.fused_kernels && cache.is_none() && layout.past == 0 {
             if let Some(out) = fused_causal_attention(&q, &k, &v, (&layout.cos, &layout.sin), &layout.bias, scale) {
-                return project(&self.o_proj, packed.map(|p| &p.o), out.reshape([b, s, h * hd]));
+                return project(&self.o_proj, packed.map(|p| &p.o), out.reshape([b, s, h * hd]), layout.precision);
             }
         }
         // Inference on the CPU: our op (RoPE, the cache write into host buffers and attention in
@@ -158,7 +168,7 @@ impl Attention {
         if let Some(c) = cache.as_deref_mut().filter(|c| layout.fused_kernels && c.keys.is_none()) {
             let out = cached_attention(&q, &k, &v, (&layout.cos, &layout.sin), &layout.bias, &mut c.host, layout.past, layout.k_cols, scale);
             if let Some(out) = out {
-                return project(&self.o_proj, packed.map(|p| &p.o), out.reshape([b, s, h * hd]));
+                return project(&self.o_proj, packed.map(|p| &p.o), out.reshape([b, s, h * hd]), layout.precision);
             }
         }
         // RoPE and the move to head-major layout: one kernel each on wgpu in inference.
@@ -174,19 +184,19 @@ impl Attention {
         };
         // Decoding on wgpu: one kernel over the cache instead of Burn's matmuls and softmax.
         let decoded = (layout.fused_kernels && s == 1).then(|| gpu::decode_attention(&q, &k, &v, &layout.bias, scale)).flatten();
-        let out = decoded.unwrap_or_else(|| grouped_attention(q, k, v, &layout.bias, &layout.block_biases, &layout.query_blocks, layout.past));
-        project(&self.o_proj, packed.map(|p| &p.o), out.swap_dims(1, 2).reshape([b, s, h * hd]))
+        let out = decoded.unwrap_or_else(|| grouped_attention(q, k, v, &layout.bias, &layout.block_biases, &layout.query_blocks, layout.past, layout.precision));
+        project(&self.o_proj, packed.map(|p| &p.o), out.swap_dims(1, 2).reshape([b, s, h * hd]), layout.precision)
     }
 }
 
 impl Mlp {
     fn forward(&self, x: Tensor<3>, layout: &StepLayout, packed: Option<&PackedBlock>) -> Tensor<3> {
-        let gate = project(&self.gate_proj, packed.map(|p| &p.gate), x.clone());
-        let up = project(&self.up_proj, packed.map(|p| &p.up), x);
+        let gate = project(&self.gate_proj, packed.map(|p| &p.gate), x.clone(), layout.precision);
+        let up = project(&self.up_proj, packed.map(|p| &p.up), x, layout.precision);
         // One fused pass instead of Burn's sigmoid and products: on the CPU (each way, in
         // training), on wgpu in inference.
         let fused = layout.fused_kernels.then(|| fused_swiglu(&gate, &up).or_else(|| gpu::swiglu(&gate, &up))).flatten();
-        project(&self.down_proj, packed.map(|p| &p.down), fused.unwrap_or_else(|| silu(gate) * up))
+        project(&self.down_proj, packed.map(|p| &p.down), fused.unwrap_or_else(|| silu(gate) * up), layout.precision)
     }
 }
 

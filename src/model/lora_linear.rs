@@ -8,15 +8,17 @@
 //! matmul keeps nothing for it) and the adapters are two thin matmuls. The parameters are
 //! Burn's own, so records, checkpoints, the optimizer and the merge on export are unchanged.
 
+use super::precision::Precision;
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::module::linear;
 
-/// `lin.forward(x)`, low-rank when `lin.weight` carries a LoRA adapter.
-pub fn forward(lin: &Linear, x: Tensor<3>) -> Tensor<3> {
-    let Some(adapter) = lin.weight.adapter() else { return lin.forward(x) };
-    let base = linear(x.clone(), lin.weight.base(), lin.bias.as_ref().map(|b| b.val()));
-    let low = linear(linear(x, adapter.a.val(), None), adapter.b.val(), None);
+/// `lin.forward(x)` with its matmuls in `precision`, low-rank when `lin.weight` carries a LoRA
+/// adapter.
+pub fn forward(lin: &Linear, x: Tensor<3>, precision: Precision) -> Tensor<3> {
+    let bias = lin.bias.as_ref().map(|b| b.val());
+    let Some(adapter) = lin.weight.adapter() else { return precision.linear(x, lin.weight.val(), bias) };
+    let base = precision.linear(x.clone(), lin.weight.base(), bias);
+    let low = precision.linear(precision.linear(x, adapter.a.val(), None), adapter.b.val(), None);
     base + low.mul_scalar(adapter.scale)
 }
 
@@ -55,7 +57,7 @@ mod tests {
         let lin = lin.map(&mut RandomB(3));
         let x = Tensor::<3>::random([2, 5, 12], Distribution::Normal(0.0, 1.0), &device);
         let probe = Tensor::<3>::random([2, 5, 10], Distribution::Normal(0.0, 1.0), &device);
-        let ours = forward(&lin, x.clone());
+        let ours = forward(&lin, x.clone(), Precision::F32);
         let burns = lin.forward(x);
         let (o, b) = (values(ours.clone()), values(burns.clone()));
         assert!(o.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-4), "outputs differ: {:?} vs {:?}", &o[..4], &b[..4]);

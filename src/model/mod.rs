@@ -5,6 +5,7 @@ pub mod config;
 pub mod kv_cache;
 pub mod packed;
 pub mod parameters;
+pub mod precision;
 pub mod llama;
 pub mod lora_linear;
 pub mod random;

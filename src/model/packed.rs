@@ -8,6 +8,7 @@
 //! faster in the same benchmark run (README, Performance).
 
 use super::llama::{Block, Llama};
+use super::precision::Precision;
 use super::weights_out::host;
 use crate::kernels::cpu_matmul::PackedMatrix;
 use anyhow::{Context, Result};
@@ -111,10 +112,10 @@ pub fn apply(packed: &PackedMatrix, x: Tensor<3>) -> Option<Tensor<3>> {
 }
 
 /// A `Linear` layer through its packed copy when one is given and applies (LoRA adapters kept
-/// low-rank otherwise: [`super::lora_linear`]).
-pub fn project(lin: &Linear, packed: Option<&PackedMatrix>, x: Tensor<3>) -> Tensor<3> {
+/// low-rank otherwise: [`super::lora_linear`]), its matmuls in `precision`.
+pub fn project(lin: &Linear, packed: Option<&PackedMatrix>, x: Tensor<3>, precision: Precision) -> Tensor<3> {
     match packed.and_then(|p| apply(p, x.clone())) {
         Some(y) => y,
-        None => super::lora_linear::forward(lin, x),
+        None => super::lora_linear::forward(lin, x, precision),
     }
 }

@@ -10,6 +10,7 @@ use super::grpo::GrpoConfig;
 use super::sft::SftWeighting;
 pub use super::ledger::MemoryStyle;
 use crate::device::DeviceChoice;
+use crate::model::precision::Precision;
 use crate::model::{Architecture, ModelConfig};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -228,6 +229,11 @@ pub struct TrainConfig {
     /// for a pretrained model on a CPU ([`super::freeze`]). `None` trains every layer.
     #[serde(default)]
     pub trainable_layers: Option<usize>,
+    /// `MixedF16`: the training forward's matmuls in f16 (weights, gradients and AdamW stay
+    /// f32; the loss is scaled against f16 underflow): less activation memory and faster
+    /// matmuls on a GPU. wgpu devices only ([`crate::model::precision`]).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 pub const PRESETS: &[&str] = &["tiny-cpu", "scratch-cpu", "smollm2-135m"];
@@ -278,6 +284,7 @@ impl TrainConfig {
             max_bad_steps: 5,
             gradient_checkpointing: false,
             trainable_layers: Some(10),
+            precision: Precision::F32,
         }
     }
 
@@ -321,6 +328,7 @@ impl TrainConfig {
             max_bad_steps: 5,
             gradient_checkpointing: false,
             trainable_layers: None,
+            precision: Precision::F32,
         }
     }
 
@@ -346,6 +354,7 @@ impl TrainConfig {
             max_bad_steps: 5,
             gradient_checkpointing: false,
             trainable_layers: None,
+            precision: Precision::F32,
         }
     }
 
@@ -437,6 +446,10 @@ impl TrainConfig {
                 check(known.contains(&t.as_str()), format!("lora.targets: unknown projection {t:?} (known: {})", known.join(", ")));
             }
         }
+        check(
+            !(self.precision == Precision::MixedF16 && self.device == DeviceChoice::Cpu),
+            "precision = MixedF16 runs on wgpu devices only (the CPU path's kernels are f32): use device Wgpu or Auto, or precision F32".into(),
+        );
         check(self.trainable_layers != Some(0), "trainable_layers = Some(0): nothing would learn (None trains every layer)".into());
         if let (ModelSource::Scratch { config, .. }, Some(n)) = (&self.model, self.trainable_layers) {
             check(n <= config.num_layers, format!("trainable_layers = {n} is more than the model's {} layers", config.num_layers));

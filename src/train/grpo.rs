@@ -17,6 +17,7 @@
 use crate::agent::{RecallAnswer, Trace, Turn};
 use super::update::Loss;
 use crate::model::recompute::LayerTape;
+use crate::model::precision::Precision;
 use crate::model::{Llama, StepLayout};
 use anyhow::{Result, bail};
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -193,14 +194,14 @@ impl TokenBatch {
 /// Log-probs `[tokens]` of the batch's response tokens under `model` (differentiable on an
 /// autodiff device).
 pub fn token_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: &Device) -> Tensor<1> {
-    recomputable_logprobs(model, inv_freq, batch, device, false).0
+    recomputable_logprobs(model, inv_freq, batch, device, Forward::plain(device)).0
 }
 
-/// [`token_logprobs`]; with `recompute`, also the tape the backward needs
-/// ([`Forward::recompute`]).
-pub fn recomputable_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: &Device, recompute: bool) -> (Tensor<1>, Option<LayerTape>) {
+/// [`token_logprobs`] run as `forward` says; with `forward.recompute`, also the tape the
+/// backward needs.
+pub fn recomputable_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: &Device, forward: Forward) -> (Tensor<1>, Option<LayerTape>) {
     let n = batch.tokens();
-    let (logp, tape) = padded_logprobs(model, inv_freq, batch, device, Forward { recompute, ..Forward::plain(device) });
+    let (logp, tape) = padded_logprobs(model, inv_freq, batch, device, forward);
     (logp.narrow(0, 0, n), tape)
 }
 
@@ -212,12 +213,14 @@ pub struct Forward {
     /// Keep only each layer's input and recompute the layers in the backward
     /// ([`crate::model::recompute`]): memory for one more forward.
     pub recompute: bool,
+    /// How the matmuls compute ([`Precision::MixedF16`]: f16, on wgpu).
+    pub precision: Precision,
 }
 
 impl Forward {
-    /// Buckets where `device` compiles per shape; every activation kept.
+    /// Buckets where `device` compiles per shape; every activation kept; f32.
     pub fn plain(device: &Device) -> Self {
-        Forward { buckets: crate::device::compiles_per_shape(device), recompute: false }
+        Forward { buckets: crate::device::compiles_per_shape(device), recompute: false, precision: Precision::F32 }
     }
 }
 
@@ -236,7 +239,7 @@ fn padded_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: 
     };
     let (rows, width, n) = (batch.rows, batch.width, batch.tokens());
     let tokens = Tensor::<2, Int>::from_data(TensorData::new(batch.inputs.clone(), [rows, width]), device);
-    let layout = StepLayout::new(inv_freq, &vec![0; rows], 0, width, device);
+    let layout = StepLayout::new(inv_freq, &vec![0; rows], 0, width, device).with_precision(forward.precision);
     let (hidden, tape) = if forward.recompute {
         let (hidden, tape) = model.forward_hidden_recomputed(tokens, layout);
         (hidden, Some(tape))
@@ -356,7 +359,7 @@ pub fn batch_loss(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, ref_logpr
 /// [`batch_loss`] with the shape padding chosen by the caller (`buckets`: pad to
 /// [`TokenBatch::bucketed`]); the loss and its gradient do not depend on it.
 pub fn batch_loss_shaped(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, ref_logprobs: Option<&[f32]>, cfg: &GrpoConfig, device: &Device, buckets: bool) -> (Tensor<1>, LossStats) {
-    let (loss, stats) = training_loss(model, inv_freq, batch, ref_logprobs, cfg, device, Forward { buckets, recompute: false });
+    let (loss, stats) = training_loss(model, inv_freq, batch, ref_logprobs, cfg, device, Forward { buckets, ..Forward::plain(device) });
     (loss.value, stats)
 }
 

@@ -11,6 +11,7 @@ pub mod freeze;
 pub mod gold_likelihood;
 pub mod grpo;
 pub mod ledger;
+pub mod loss_scale;
 pub mod lora;
 pub mod metrics;
 pub mod reference;

@@ -6,7 +6,7 @@
 //! weighs its conversation's weight; all 1 = the plain token mean); prompt tokens are context
 //! only. It shares the GRPO layout ([`TokenBatch`]) so both read log-probs the same way.
 
-use super::grpo::{PolicySample, TokenBatch, recomputable_logprobs};
+use super::grpo::{Forward, PolicySample, TokenBatch, recomputable_logprobs};
 use super::update::Loss;
 use crate::model::Llama;
 use anyhow::{Result, bail};
@@ -75,13 +75,13 @@ impl SftWeighting {
 /// The SFT loss `[1]` of `examples` under `weighting`: the weighted mean over tokens, or the
 /// weighted mean over conversations of each conversation's mean NLL.
 pub fn weighted_sft_loss(model: &Llama, inv_freq: &[f64], examples: &[SftExample], weighting: SftWeighting, device: &Device) -> Result<Tensor<1>> {
-    Ok(sft_training_loss(model, inv_freq, examples, weighting, device, false)?.value)
+    Ok(sft_training_loss(model, inv_freq, examples, weighting, device, Forward::plain(device))?.value)
 }
 
-/// [`weighted_sft_loss`] for a training step; `recompute` as [`super::grpo::Forward::recompute`].
-pub fn sft_training_loss(model: &Llama, inv_freq: &[f64], examples: &[SftExample], weighting: SftWeighting, device: &Device, recompute: bool) -> Result<Loss> {
+/// [`weighted_sft_loss`] for a training step, run as `forward` says.
+pub fn sft_training_loss(model: &Llama, inv_freq: &[f64], examples: &[SftExample], weighting: SftWeighting, device: &Device, forward: Forward) -> Result<Loss> {
     let batch = batch_of(examples)?;
-    let (logprobs, tape) = recomputable_logprobs(model, inv_freq, &batch, device, recompute);
+    let (logprobs, tape) = recomputable_logprobs(model, inv_freq, &batch, device, forward);
     let mass = weighting.mass(examples);
     let weights: Vec<f32> = examples.iter().flat_map(|e| std::iter::repeat_n(weighting.token_weight(e) / mass, e.target.len())).collect();
     let w = Tensor::<1>::from_data(TensorData::new(weights, [batch.tokens()]), device);

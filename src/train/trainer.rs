@@ -18,6 +18,7 @@ use super::metrics::{MeanStd, StepRecord, append_record};
 use super::run_dir::{RunDir, RunInfo, TrainState};
 use super::schedule::lr_at;
 use super::sft::{SftExample, sft_training_loss};
+use super::loss_scale::LossScale;
 use super::update::{Update, UpdateTimes, accumulated_step};
 use super::gold_likelihood::{GoldQuery, gold_likelihoods};
 use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, Trace, TurnKind, prompts, run_agent, run_recall};
@@ -25,6 +26,7 @@ use crate::checkpoint::{self, tokenizer::TextTokenizer};
 use crate::device::{self, DeviceInfo};
 use crate::eval::{self, HeldOutEval};
 use crate::generate::SamplingParams;
+use crate::model::precision::Precision;
 use crate::model::random::RandomWeights;
 use crate::model::weights_out::{NamedTensors, hf_tensors};
 use crate::model::{Llama, ModelConfig, rope};
@@ -65,6 +67,8 @@ pub struct Trainer {
     model: Option<Llama>,
     reference: Option<Llama>,
     optim: ModuleOptimizer,
+    /// On with mixed precision; starts afresh on a resume.
+    loss_scale: LossScale,
     tokenizer: TextTokenizer,
     inv_freq: Vec<f64>,
     sft_examples: Vec<SftExample>,
@@ -118,6 +122,9 @@ impl Trainer {
         }
         let data = TrainData::load(data_dir, cfg.max_level)?;
         let (base, device_info) = device::select(cfg.device)?;
+        if cfg.precision == Precision::MixedF16 && !device::compiles_per_shape(&base) {
+            bail!("precision = MixedF16 runs on wgpu devices only, and {device_info} is the CPU path: use precision F32 there");
+        }
         let device = base.clone().autodiff();
         let (model_config, model, tokenizer, tokenizer_source, model_name) = load_start(&cfg.model, &device)?;
         let inv_freq = rope::inverse_frequencies(&model_config);
@@ -153,7 +160,8 @@ impl Trainer {
             None => model,
         };
         let sft_examples = if cfg.sft.steps > 0 { build_sft_examples(&cfg, &data, &tokenizer)? } else { vec![] };
-        Ok(Trainer { cfg, run, data, model_config, device_info, state, model: Some(model), reference, optim, tokenizer, inv_freq, sft_examples })
+        let loss_scale = if cfg.precision == Precision::MixedF16 { LossScale::dynamic() } else { LossScale::off() };
+        Ok(Trainer { cfg, run, data, model_config, device_info, state, model: Some(model), reference, optim, loss_scale, tokenizer, inv_freq, sft_examples })
     }
 
     /// The config a run in `out` was started with.
@@ -252,10 +260,10 @@ impl Trainer {
     }
 
     /// Applies `update` to the model, putting the model back whatever happens.
-    fn update(&mut self, lr: f64, run: impl FnOnce(Llama, &mut ModuleOptimizer, f64) -> Result<Update>) -> Result<(UpdateTimes, Option<String>)> {
+    fn update(&mut self, lr: f64, run: impl FnOnce(Llama, &mut ModuleOptimizer, &mut LossScale, f64) -> Result<Update>) -> Result<(UpdateTimes, Option<String>)> {
         let model = self.model.take().expect("model present between steps");
         let backup = model.clone();
-        match run(model, &mut self.optim, lr) {
+        match run(model, &mut self.optim, &mut self.loss_scale, lr) {
             Ok(Update::Applied(m, times)) => {
                 self.model = Some(m);
                 Ok((times, None))
@@ -281,13 +289,15 @@ impl Trainer {
         picked.sort_by_key(|e| e.prompt.len() + e.target.len());
         let total_tokens: usize = picked.iter().map(|e| e.target.len()).sum();
         let inv_freq = self.inv_freq.clone();
-        let (micro, weighting, recompute) = (self.cfg.grpo.micro_batch, self.cfg.sft.weighting, self.cfg.gradient_checkpointing);
-        let (times, skipped) = self.update(lr, |model, optim, lr| {
-            accumulated_step(model, optim, lr, &picked, micro, |m, part| {
+        let (micro, weighting) = (self.cfg.grpo.micro_batch, self.cfg.sft.weighting);
+        let (recompute, precision) = (self.cfg.gradient_checkpointing, self.cfg.precision);
+        let (times, skipped) = self.update(lr, |model, optim, scale, lr| {
+            accumulated_step(model, optim, scale, lr, &picked, micro, |m, part| {
                 let device = m.embed_tokens.weight.val().device();
                 // Each micro-batch's share of the step's loss, so accumulation equals one big batch.
                 let share = weighting.mass(part) / weighting.mass(&picked);
-                Ok(sft_training_loss(m, &inv_freq, part, weighting, &device, recompute)?.scaled(share))
+                let forward = Forward { recompute, precision, ..Forward::plain(&device) };
+                Ok(sft_training_loss(m, &inv_freq, part, weighting, &device, forward)?.scaled(share))
             })
         })?;
         Ok(StepRecord {
@@ -461,18 +471,18 @@ impl Trainer {
     fn grpo_update(&mut self, samples: &[PolicySample], lr: f64) -> Result<(super::grpo::LossStats, UpdateTimes, Option<String>)> {
         let total_tokens: usize = samples.iter().map(|s| s.response.len()).sum();
         let (inv_freq, loss_cfg, micro) = (self.inv_freq.clone(), self.cfg.grpo.loss.clone(), self.cfg.grpo.micro_batch);
-        let recompute = self.cfg.gradient_checkpointing;
+        let (recompute, precision) = (self.cfg.gradient_checkpointing, self.cfg.precision);
         let reference = self.reference.clone();
         let mut parts: Vec<super::grpo::LossStats> = Vec::new();
-        let (times, skipped) = self.update(lr, |model, optim, lr| {
-            accumulated_step(model, optim, lr, samples, micro, |m, part| {
+        let (times, skipped) = self.update(lr, |model, optim, scale, lr| {
+            accumulated_step(model, optim, scale, lr, samples, micro, |m, part| {
                 let batch = TokenBatch::new(part)?;
                 let refs = match &reference {
                     Some(r) => Some(reference_logprobs(r, &inv_freq, &batch)?),
                     None => None,
                 };
                 let device = m.embed_tokens.weight.val().device();
-                let forward = Forward { recompute, ..Forward::plain(&device) };
+                let forward = Forward { recompute, precision, ..Forward::plain(&device) };
                 let (loss, stats) = training_loss(m, &inv_freq, &batch, refs.as_deref(), &loss_cfg, &device, forward);
                 parts.push(stats);
                 Ok(loss.scaled(batch.tokens() as f32 / total_tokens as f32))

@@ -6,6 +6,7 @@
 //! summation order), so `micro` is a memory knob, not a hyper-parameter. A non-finite
 //! micro-batch loss abandons the step before any weight changes and hands the model back.
 
+use super::loss_scale::{LossScale, MAX_RETRIES, unscale};
 use crate::model::Llama;
 use crate::model::recompute::LayerTape;
 use anyhow::Result;
@@ -65,22 +66,41 @@ pub fn scalar(t: &Tensor<1>) -> Result<f32> {
 }
 
 /// Accumulates the gradients of `loss_of(model, part)` over `items` in parts of `micro`, then
-/// applies one optimizer step at `lr`.
-pub fn accumulated_step<T>(model: Llama, optim: &mut ModuleOptimizer, lr: f64, items: &[T], micro: usize, mut loss_of: impl FnMut(&Llama, &[T]) -> Result<Loss>) -> Result<Update> {
+/// applies one optimizer step at `lr`. With `scale` on (mixed precision), the losses are scaled
+/// before the backward and the gradients unscaled before the step; when they overflow, the step
+/// is run again at half the scale ([`super::loss_scale`]).
+pub fn accumulated_step<T>(model: Llama, optim: &mut ModuleOptimizer, scale: &mut LossScale, lr: f64, items: &[T], micro: usize, mut loss_of: impl FnMut(&Llama, &[T]) -> Result<Loss>) -> Result<Update> {
     let start = Instant::now();
-    let mut acc = GradientsAccumulator::<Llama>::new();
-    let mut total = 0.0;
-    for part in items.chunks(micro.max(1)) {
-        let loss = loss_of(&model, part)?;
-        let value = scalar(&loss.value)?;
-        if !value.is_finite() {
-            return Ok(Update::Skipped(model, format!("loss is {value}")));
+    let mut retries = 0;
+    let (grads, total) = loop {
+        let factor = scale.factor();
+        let mut acc = GradientsAccumulator::<Llama>::new();
+        let mut total = 0.0;
+        for part in items.chunks(micro.max(1)) {
+            let loss = loss_of(&model, part)?;
+            let value = scalar(&loss.value)?;
+            if !value.is_finite() {
+                return Ok(Update::Skipped(model, format!("loss is {value}")));
+            }
+            total += value;
+            let loss = if scale.is_on() { loss.scaled(factor) } else { loss };
+            loss.accumulate_gradients(&model, &mut acc);
         }
-        total += value;
-        loss.accumulate_gradients(&model, &mut acc);
-    }
+        if !scale.is_on() {
+            break (acc.grads(), total);
+        }
+        match unscale(acc.grads(), &model, factor) {
+            Some(grads) => break (grads, total),
+            None if retries < MAX_RETRIES && factor > 1.0 => {
+                scale.back_off();
+                retries += 1;
+            }
+            None => return Ok(Update::Skipped(model, format!("f16 gradients overflow even at loss scale {factor}"))),
+        }
+    };
+    scale.stepped();
     let forward_backward = start.elapsed().as_secs_f32();
     let start = Instant::now();
-    let model = optim.step(lr, model, acc.grads());
+    let model = optim.step(lr, model, grads);
     Ok(Update::Applied(model, UpdateTimes { forward_backward, optimizer: start.elapsed().as_secs_f32(), loss: total }))
 }

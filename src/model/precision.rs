@@ -1,0 +1,83 @@
+//! Mixed precision for training on wgpu: the matmuls run in f16, everything else in f32 —
+//! PyTorch autocast's policy (linear layers and batched matmuls in half precision; norms,
+//! softmax, the loss and the residual stream in f32).
+//!
+//! Why: a matmul keeps its two inputs for the backward, and those inputs (the normed hidden
+//! states, q/k/v, attention probabilities, the SwiGLU product) are most of what a training
+//! forward keeps; in f16 they take half the memory, and a GPU's f16 matmuls read half the
+//! bytes. The weights stay f32 (the optimizer's master copy, AdamW's moments in f32): each
+//! forward casts them to f16 on the way into a matmul, and the cast's backward hands the
+//! gradient back in f32. Small gradients would underflow in f16, so the loss is scaled before
+//! the backward and the gradients unscaled before the step ([`crate::train::loss_scale`]).
+//!
+//! The products come back in f32 before anything else touches them: the residual stream of
+//! SmolLM2 reaches values whose squares overflow f16, so RMSNorm and softmax stay f32.
+
+use burn::prelude::*;
+use burn::tensor::FloatDType;
+use burn::tensor::module::linear;
+
+/// How a training forward computes its matmuls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    F32,
+    /// Matmuls in f16 (inputs cast, products cast back to f32), the rest in f32; wgpu only.
+    MixedF16,
+}
+
+impl Precision {
+    /// `x · w (+ b)` for `x: [.., in]`, `w: [in, out]` (Burn's `Linear` layout).
+    pub fn linear<const D: usize>(self, x: Tensor<D>, w: Tensor<2>, b: Option<Tensor<1>>) -> Tensor<D> {
+        match self {
+            Precision::F32 => linear(x, w, b),
+            // The bias is added in f32, after the product comes back.
+            Precision::MixedF16 => {
+                let y = linear(half(x), half(w), None).cast(FloatDType::F32);
+                match b {
+                    Some(b) => y + b.unsqueeze(),
+                    None => y,
+                }
+            }
+        }
+    }
+
+    /// `a · b` (batched over the leading dims).
+    pub fn matmul<const D: usize>(self, a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+        match self {
+            Precision::F32 => a.matmul(b),
+            Precision::MixedF16 => half(a).matmul(half(b)).cast(FloatDType::F32),
+        }
+    }
+}
+
+fn half<const D: usize>(t: Tensor<D>) -> Tensor<D> {
+    t.cast(FloatDType::F16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{DType, Distribution};
+
+    /// On flex (which computes f16 too): the mixed products are f32 tensors within f16's
+    /// rounding of the f32 ones, and the gradients reach the f32 inputs in f32.
+    #[test]
+    fn mixed_products_are_f32_and_close_to_f32_ones() {
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let x = Tensor::<3>::random([2, 5, 16], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let w = Tensor::<2>::random([16, 8], Distribution::Normal(0.0, 0.3), &device).require_grad();
+        let b = Tensor::<1>::random([8], Distribution::Normal(0.0, 1.0), &device);
+        let [full, mixed] = [Precision::F32, Precision::MixedF16].map(|p| p.linear(x.clone(), w.clone(), Some(b.clone())));
+        assert_eq!(mixed.dtype(), DType::F32);
+        let diff = (full.clone() - mixed.clone()).abs().max().into_scalar::<f32>();
+        assert!(diff > 0.0 && diff < 2e-2, "f16 products should differ from f32 only by rounding: {diff}");
+        let grads = mixed.sum().backward();
+        let gw = w.grad(&grads).expect("the weight's gradient");
+        assert_eq!(gw.dtype(), DType::F32);
+        let full_gw = w.grad(&full.sum().backward()).unwrap();
+        assert!((gw - full_gw).abs().max().into_scalar::<f32>() < 2e-2);
+    }
+}
