@@ -223,3 +223,37 @@ fn lora_trains_only_the_adapters_merges_them_on_export_and_resumes_exactly() {
     run_to_end(cfg, &data, &halves, true);
     assert!(tensor(&straight, "final", q) == tensor(&halves, "final", q), "LoRA adapters were not restored exactly on resume");
 }
+
+/// `precision: MixedF16` through the whole loop on wgpu (lavapipe in CI): the SFT losses follow
+/// the f32 run's on the same device step by step (f16 rounding only), the GRPO step applies, and
+/// the run's losses fall (by over a nat in 12 steps).
+#[test]
+fn a_mixed_precision_run_on_wgpu_follows_the_f32_run() {
+    use memtrain::device::DeviceChoice;
+    use memtrain::model::precision::Precision;
+    if common::wgpu_device().is_none() {
+        return;
+    }
+    let dir = temp("mixed");
+    let data = learnable_exercises(&dir);
+    let losses = |precision: Precision| {
+        let mut cfg = small_config();
+        cfg.device = DeviceChoice::Wgpu;
+        cfg.precision = precision;
+        cfg.sft.steps = 12;
+        cfg.grpo_steps = 1;
+        cfg.checkpoint.every = 100;
+        let out = dir.join(format!("{precision:?}"));
+        assert_eq!(run_to_end(cfg, &data, &out, false), Outcome::Finished);
+        read_records(&out.join("metrics.jsonl")).unwrap()
+    };
+    let (full, mixed) = (losses(Precision::F32), losses(Precision::MixedF16));
+    let sft = |r: &[memtrain::train::metrics::StepRecord]| r.iter().filter(|r| r.phase.as_deref() == Some("sft")).map(|r| r.loss.expect("no SFT step skipped")).collect::<Vec<f32>>();
+    let (f, m) = (sft(&full), sft(&mixed));
+    eprintln!("SFT losses f32 {f:?}\nmixed {m:?}");
+    assert_eq!(f.len(), 12);
+    assert!(f.iter().zip(&m).all(|(a, b)| (a - b).abs() < 0.02 * a.abs()), "mixed SFT losses left the f32 run's");
+    assert!(m[11] < m[0] - 1.0, "the mixed run did not learn: {} → {}", m[0], m[11]);
+    let grpo = mixed.iter().find(|r| r.phase.as_deref() == Some("grpo")).expect("a GRPO step record");
+    assert!(grpo.skipped.is_none(), "the mixed GRPO step was skipped: {:?}", grpo.skipped);
+}

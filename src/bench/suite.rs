@@ -142,6 +142,9 @@ fn train_row(model: Option<&Path>, base: &Device, device_name: &str, seq: usize,
     // One warm-up step, then the median of TIMED_STEPS: on a shared machine one timed step was
     // one noisy sample (the same binary's 512-token step measured 4.6–7.9 s across runs).
     let mut times = Vec::with_capacity(TIMED_STEPS);
+    // Freed device buffers of earlier rows stay in the allocator's pools (on lavapipe, in this
+    // process's memory): hand them back so this row's peak is its own.
+    device.memory_cleanup();
     reset_peak();
     for round in 0..=TIMED_STEPS {
         let start = Instant::now();

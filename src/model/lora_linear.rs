@@ -50,7 +50,7 @@ mod tests {
     }
 
     #[test]
-    fn equals_burns_merged_forward_and_its_adapter_gradients() {
+    fn equals_burns_merged_forward_and_adapter_gradients_in_f32_and_mixed_f16() {
         let device = Device::flex().autodiff();
         device.seed(7);
         let lin = LinearConfig::new(12, 10).with_bias(true).init(&device).apply_lora(Lora::new(3, 6.0));
@@ -58,7 +58,7 @@ mod tests {
         let x = Tensor::<3>::random([2, 5, 12], Distribution::Normal(0.0, 1.0), &device);
         let probe = Tensor::<3>::random([2, 5, 10], Distribution::Normal(0.0, 1.0), &device);
         let ours = forward(&lin, x.clone(), Precision::F32);
-        let burns = lin.forward(x);
+        let burns = lin.forward(x.clone());
         let (o, b) = (values(ours.clone()), values(burns.clone()));
         assert!(o.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-4), "outputs differ: {:?} vs {:?}", &o[..4], &b[..4]);
         let adapter = lin.weight.adapter().unwrap();
@@ -72,5 +72,14 @@ mod tests {
         let close = |p: &[f32], q: &[f32]| p.iter().zip(q).all(|(p, q)| (p - q).abs() < 1e-3 * (1.0 + q.abs()));
         assert!(close(&oa, &ba) && close(&ob, &bb), "adapter gradients differ");
         assert!(ob.iter().any(|v| v.abs() > 1e-3) && oa.iter().any(|v| v.abs() > 1e-3));
+        // Mixed precision (flex computes f16 too): f16 rounding of the same output and adapter
+        // gradients, the frozen base still without one.
+        let mixed = forward(&lin, x, Precision::MixedF16);
+        let m = values(mixed.clone());
+        let worst = m.iter().zip(&o).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        assert!(worst > 0.0 && worst < 3e-2, "mixed output vs f32: {worst}");
+        let (ma, mb, m_frozen) = grads(mixed);
+        let near = |p: &[f32], q: &[f32]| p.iter().zip(q).all(|(p, q)| (p - q).abs() < 3e-2 * (1.0 + q.abs()));
+        assert!(m_frozen && near(&ma, &oa) && near(&mb, &ob), "mixed adapter gradients differ");
     }
 }

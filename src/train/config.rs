@@ -488,6 +488,22 @@ mod tests {
         assert!(e.contains("optim.lr = 0"), "{e}");
     }
 
+    /// Mixed precision is refused on the CPU device by name, and a config without the field
+    /// (every run before it existed) reads back as f32.
+    #[test]
+    fn mixed_precision_is_refused_on_the_cpu_and_defaults_to_f32() {
+        let mut c = TrainConfig::tiny_cpu();
+        c.device = DeviceChoice::Cpu;
+        c.precision = Precision::MixedF16;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("precision = MixedF16") && e.contains("wgpu"), "{e}");
+        c.device = DeviceChoice::Wgpu;
+        c.validate().unwrap();
+        let old = ron::to_string(&TrainConfig::tiny_cpu()).unwrap().replace(",precision:F32", "");
+        assert!(!old.contains("precision"), "{old}");
+        assert_eq!(ron::from_str::<TrainConfig>(&old).unwrap().precision, Precision::F32);
+    }
+
     #[test]
     fn the_two_recall_sentence_styles_exclude_each_other_and_every_sentence_style_needs_room() {
         let mut c = TrainConfig::tiny_cpu();
