@@ -23,9 +23,9 @@ const MAX: f32 = 65536.0;
 /// Halvings tried on one step before it is given up as non-finite.
 pub const MAX_RETRIES: usize = 12;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LossScale {
-    /// `None`: f32 training, no scaling and no check.
+    /// `None` (the default): f32 training, no scaling and no check.
     factor: Option<f32>,
     clean_steps: usize,
 }
@@ -126,5 +126,20 @@ mod tests {
         off.stepped();
         off.back_off();
         assert_eq!((off.factor(), off.is_on()), (1.0, false));
+    }
+
+    /// The scale travels in a checkpoint's `state.ron`; a state written before it existed reads
+    /// back as off.
+    #[test]
+    fn the_scale_round_trips_through_a_checkpoint_state() {
+        use crate::train::run_dir::TrainState;
+        let mut scale = LossScale::dynamic();
+        scale.back_off();
+        scale.stepped();
+        let state = TrainState { step: 7, bad_in_row: 0, loss_scale: scale };
+        let back: TrainState = ron::from_str(&ron::to_string(&state).unwrap()).unwrap();
+        assert_eq!(back, state);
+        let old: TrainState = ron::from_str("(step: 3, bad_in_row: 1)").unwrap();
+        assert!(!old.loss_scale.is_on());
     }
 }

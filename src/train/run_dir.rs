@@ -29,6 +29,10 @@ pub struct TrainState {
     pub step: usize,
     /// Non-finite steps skipped in a row (the stop rule survives a restart).
     pub bad_in_row: usize,
+    /// Mixed precision's loss scale (off in f32 runs), so that a resumed run scales as the
+    /// uninterrupted one did.
+    #[serde(default)]
+    pub loss_scale: super::loss_scale::LossScale,
 }
 
 /// Provenance of a run, for export and for people reading the folder.

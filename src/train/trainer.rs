@@ -67,8 +67,6 @@ pub struct Trainer {
     model: Option<Llama>,
     reference: Option<Llama>,
     optim: ModuleOptimizer,
-    /// On with mixed precision; starts afresh on a resume.
-    loss_scale: LossScale,
     tokenizer: TextTokenizer,
     inv_freq: Vec<f64>,
     sft_examples: Vec<SftExample>,
@@ -160,8 +158,11 @@ impl Trainer {
             None => model,
         };
         let sft_examples = if cfg.sft.steps > 0 { build_sft_examples(&cfg, &data, &tokenizer)? } else { vec![] };
-        let loss_scale = if cfg.precision == Precision::MixedF16 { LossScale::dynamic() } else { LossScale::off() };
-        Ok(Trainer { cfg, run, data, model_config, device_info, state, model: Some(model), reference, optim, loss_scale, tokenizer, inv_freq, sft_examples })
+        // A fresh mixed-precision run (or one resumed from before the scale was saved) starts it.
+        if cfg.precision == Precision::MixedF16 && !state.loss_scale.is_on() {
+            state.loss_scale = LossScale::dynamic();
+        }
+        Ok(Trainer { cfg, run, data, model_config, device_info, state, model: Some(model), reference, optim, tokenizer, inv_freq, sft_examples })
     }
 
     /// The config a run in `out` was started with.
@@ -263,7 +264,7 @@ impl Trainer {
     fn update(&mut self, lr: f64, run: impl FnOnce(Llama, &mut ModuleOptimizer, &mut LossScale, f64) -> Result<Update>) -> Result<(UpdateTimes, Option<String>)> {
         let model = self.model.take().expect("model present between steps");
         let backup = model.clone();
-        match run(model, &mut self.optim, &mut self.loss_scale, lr) {
+        match run(model, &mut self.optim, &mut self.state.loss_scale, lr) {
             Ok(Update::Applied(m, times)) => {
                 self.model = Some(m);
                 Ok((times, None))
@@ -488,7 +489,9 @@ impl Trainer {
                 Ok(loss.scaled(batch.tokens() as f32 / total_tokens as f32))
             })
         })?;
-        Ok((super::grpo::LossStats::weighted_mean(&parts), times, skipped))
+        // A step re-run at a smaller loss scale called the closure again: the last run's parts.
+        let last_run = &parts[parts.len().saturating_sub(samples.chunks(micro.max(1)).count())..];
+        Ok((super::grpo::LossStats::weighted_mean(last_run), times, skipped))
     }
 }
 

@@ -68,7 +68,8 @@ pub fn scalar(t: &Tensor<1>) -> Result<f32> {
 /// Accumulates the gradients of `loss_of(model, part)` over `items` in parts of `micro`, then
 /// applies one optimizer step at `lr`. With `scale` on (mixed precision), the losses are scaled
 /// before the backward and the gradients unscaled before the step; when they overflow, the step
-/// is run again at half the scale ([`super::loss_scale`]).
+/// is run again at half the scale ([`super::loss_scale`]), so `loss_of` may see the same parts
+/// again.
 pub fn accumulated_step<T>(model: Llama, optim: &mut ModuleOptimizer, scale: &mut LossScale, lr: f64, items: &[T], micro: usize, mut loss_of: impl FnMut(&Llama, &[T]) -> Result<Loss>) -> Result<Update> {
     let start = Instant::now();
     let mut retries = 0;
