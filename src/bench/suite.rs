@@ -136,14 +136,15 @@ fn train_row(model: Option<&Path>, base: &Device, device_name: &str, seq: usize,
     let tokens = super::prompts(m.vocab, 1, seq).remove(0);
     let example = SftExample::new(tokens[..1].to_vec(), tokens[1..].to_vec());
     let mut optim = crate::train::adamw::FusedAdamW::init(Default::default());
-    let mut scale = if precision == Precision::MixedF16 { LossScale::dynamic() } else { LossScale::off() };
+    let mut scale = LossScale::for_precision(precision);
     let forward = Forward { recompute: checkpointing, precision, ..Forward::plain(device) };
     let mut model = m.model;
     // One warm-up step, then the median of TIMED_STEPS: on a shared machine one timed step was
     // one noisy sample (the same binary's 512-token step measured 4.6–7.9 s across runs).
     let mut times = Vec::with_capacity(TIMED_STEPS);
     // Freed device buffers of earlier rows stay in the allocator's pools (on lavapipe, in this
-    // process's memory): hand them back so this row's peak is its own.
+    // process's memory): hand them back. Not all of it comes back — a row after others still
+    // read ~0.7 GB more on lavapipe than alone (README, Memory) — so compare rows across processes.
     device.memory_cleanup();
     reset_peak();
     for round in 0..=TIMED_STEPS {

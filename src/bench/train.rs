@@ -147,9 +147,7 @@ fn open_model(opts: &TrainBenchOptions, device: &burn::prelude::Device) -> Resul
 
 pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
     let (base, info) = crate::device::select(opts.device)?;
-    if opts.precision == Precision::MixedF16 && !crate::device::compiles_per_shape(&base) {
-        bail!("mixed f16 runs on wgpu devices only, and {info} is the CPU path");
-    }
+    opts.precision.check_device(&base, &info)?;
     let device = base.clone().autodiff();
     let (name, config, model, tokenizer, tokenizer_source) = open_model(opts, &device)?;
     let model = match opts.learning {
@@ -183,7 +181,7 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
     // One optimizer for both rounds: after the warm-up its AdamW moments exist, as in every step
     // of a run but the first, and count in the timed step's memory.
     let mut optim = crate::train::adamw::FusedAdamW::init(Default::default());
-    let mut scale = if opts.precision == Precision::MixedF16 { LossScale::dynamic() } else { LossScale::off() };
+    let mut scale = LossScale::for_precision(opts.precision);
     let mut last = None;
     for round in 0..rounds {
         if round + 1 == rounds {

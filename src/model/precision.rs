@@ -13,6 +13,8 @@
 //! The products come back in f32 before anything else touches them: the residual stream of
 //! SmolLM2 reaches values whose squares overflow f16, so RMSNorm and softmax stay f32.
 
+use crate::device::DeviceInfo;
+use anyhow::{Result, bail};
 use burn::prelude::*;
 use burn::tensor::FloatDType;
 use burn::tensor::module::linear;
@@ -28,6 +30,14 @@ pub enum Precision {
 }
 
 impl Precision {
+    /// Refuses mixed precision on the CPU path (flex's kernels are f32), naming the device.
+    pub fn check_device(self, device: &Device, info: &DeviceInfo) -> Result<()> {
+        if self == Precision::MixedF16 && !crate::device::compiles_per_shape(device) {
+            bail!("precision = MixedF16 runs on wgpu devices only, and {info} is the CPU path: use precision F32 there");
+        }
+        Ok(())
+    }
+
     /// `x · w (+ b)` for `x: [.., in]`, `w: [in, out]` (Burn's `Linear` layout).
     pub fn linear<const D: usize>(self, x: Tensor<D>, w: Tensor<2>, b: Option<Tensor<1>>) -> Tensor<D> {
         match self {
@@ -60,6 +70,16 @@ fn half<const D: usize>(t: Tensor<D>) -> Tensor<D> {
 mod tests {
     use super::*;
     use burn::tensor::{DType, Distribution};
+
+    /// The CPU device refuses mixed precision by name (what `Trainer::open` and `bench train`
+    /// say when `device: Auto` found no GPU); f32 runs anywhere.
+    #[test]
+    fn mixed_precision_is_refused_on_the_cpu_path_by_name() {
+        let (device, info) = crate::device::cpu();
+        let e = Precision::MixedF16.check_device(&device, &info).unwrap_err().to_string();
+        assert!(e.contains("wgpu devices only") && e.contains(&info.to_string()), "{e}");
+        Precision::F32.check_device(&device, &info).unwrap();
+    }
 
     /// On flex (which computes f16 too): the mixed products are f32 tensors within f16's
     /// rounding of the f32 ones, and the gradients reach the f32 inputs in f32.

@@ -36,6 +36,14 @@ impl LossScale {
         LossScale { factor: None, clean_steps: 0 }
     }
 
+    /// What a run in `precision` starts with: dynamic for mixed f16, off for f32.
+    pub fn for_precision(precision: crate::model::precision::Precision) -> Self {
+        match precision {
+            crate::model::precision::Precision::MixedF16 => Self::dynamic(),
+            crate::model::precision::Precision::F32 => Self::off(),
+        }
+    }
+
     /// Dynamic scaling from [`INITIAL`].
     pub fn dynamic() -> Self {
         Self::starting_at(INITIAL)

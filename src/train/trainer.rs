@@ -26,7 +26,6 @@ use crate::checkpoint::{self, tokenizer::TextTokenizer};
 use crate::device::{self, DeviceInfo};
 use crate::eval::{self, HeldOutEval};
 use crate::generate::SamplingParams;
-use crate::model::precision::Precision;
 use crate::model::random::RandomWeights;
 use crate::model::weights_out::{NamedTensors, hf_tensors};
 use crate::model::{Llama, ModelConfig, rope};
@@ -120,9 +119,7 @@ impl Trainer {
         }
         let data = TrainData::load(data_dir, cfg.max_level)?;
         let (base, device_info) = device::select(cfg.device)?;
-        if cfg.precision == Precision::MixedF16 && !device::compiles_per_shape(&base) {
-            bail!("precision = MixedF16 runs on wgpu devices only, and {device_info} is the CPU path: use precision F32 there");
-        }
+        cfg.precision.check_device(&base, &device_info)?;
         let device = base.clone().autodiff();
         let (model_config, model, tokenizer, tokenizer_source, model_name) = load_start(&cfg.model, &device)?;
         let inv_freq = rope::inverse_frequencies(&model_config);
@@ -159,8 +156,8 @@ impl Trainer {
         };
         let sft_examples = if cfg.sft.steps > 0 { build_sft_examples(&cfg, &data, &tokenizer)? } else { vec![] };
         // A fresh mixed-precision run (or one resumed from before the scale was saved) starts it.
-        if cfg.precision == Precision::MixedF16 && !state.loss_scale.is_on() {
-            state.loss_scale = LossScale::dynamic();
+        if !state.loss_scale.is_on() {
+            state.loss_scale = LossScale::for_precision(cfg.precision);
         }
         Ok(Trainer { cfg, run, data, model_config, device_info, state, model: Some(model), reference, optim, tokenizer, inv_freq, sft_examples })
     }
