@@ -245,6 +245,10 @@ fn a_mixed_precision_run_on_wgpu_follows_the_f32_run() {
         cfg.checkpoint.every = 100;
         let out = dir.join(format!("{precision:?}"));
         assert_eq!(run_to_end(cfg, &data, &out, false), Outcome::Finished);
+        // The final checkpoint's state carries the loss scale exactly when the run was mixed:
+        // the trainer took the precision from the config (f32 losses alone cannot show it).
+        let state = std::fs::read_to_string(out.join("checkpoints/step-000013/state.ron")).unwrap();
+        assert_eq!(state.contains("factor:Some") || state.contains("factor: Some"), precision == Precision::MixedF16, "{state}");
         read_records(&out.join("metrics.jsonl")).unwrap()
     };
     let (full, mixed) = (losses(Precision::F32), losses(Precision::MixedF16));
