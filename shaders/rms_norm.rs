@@ -32,3 +32,35 @@ pub fn rms_norm_rows(x: &[f32], gamma: &[f32], out: &mut [f32], width: usize, ep
         out[base + i] = x[base + i] * inv * gamma[i];
     }
 }
+
+/// The residual add and the next RMSNorm in one kernel: `sum = x + delta` (the residual
+/// stream, written out) and `out = sum / sqrt(mean(sum²) + eps) · γ`. Replaces the add's own
+/// launch before [`rms_norm_rows`].
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn add_rms_norm_rows(x: &[f32], delta: &[f32], gamma: &[f32], sum: &mut [f32], out: &mut [f32], width: usize, eps: f32, #[comptime] threads: usize) {
+    let unit = UNIT_POS as usize;
+    let base = CUBE_POS as usize * width;
+    let mut squares = f32::new(0.0);
+    for i in range_stepped(unit, width, threads) {
+        let v = x[base + i] + delta[base + i];
+        sum[base + i] = v;
+        squares += v * v;
+    }
+    let mut partial = Shared::<[f32]>::new_slice(threads);
+    partial[unit] = squares;
+    sync_cube();
+    if unit == 0 {
+        let mut total = f32::new(0.0);
+        for t in 0..threads {
+            total += partial[t];
+        }
+        partial[0] = total;
+    }
+    sync_cube();
+    let inv = f32::new(1.0) / (partial[0] / f32::cast_from(width) + eps).sqrt();
+    // Each unit reads back only the sums it wrote itself: no barrier needed.
+    for i in range_stepped(unit, width, threads) {
+        out[base + i] = sum[base + i] * inv * gamma[i];
+    }
+}

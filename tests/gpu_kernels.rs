@@ -9,6 +9,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use memtrain::kernels::gpu;
 use memtrain::model::kv_cache::KvCache;
+use memtrain::model::packed::PackedLlama;
 use memtrain::model::{StepLayout, rope};
 
 fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
@@ -69,6 +70,69 @@ fn rope_kernel_matches_burns_ops_on_wgpu() {
     }
 }
 
+#[test]
+fn add_rms_norm_kernel_matches_burns_ops_on_wgpu() {
+    let Some(device) = common::wgpu_device() else { return };
+    for dims in [[2, 3, 576], [1, 5, 100], [4, 1, 7]] {
+        let (x, delta) = (random(dims, &device), random(dims, &device));
+        let gamma = random([dims[2]], &device) + 0.5;
+        let (sum, normed) = gpu::add_rms_norm(&x, &delta, &gamma, 1e-5).expect("our kernel runs on wgpu");
+        let reference_sum = x + delta;
+        let rms = (reference_sum.clone().powi_scalar(2).mean_dim(2) + 1e-5).sqrt();
+        let reference = reference_sum.clone() / rms * gamma.reshape([1, 1, dims[2]]);
+        let (err_sum, err) = (max_diff(sum, reference_sum), max_diff(normed, reference));
+        eprintln!("add_rms_norm {dims:?}: max |Δsum| = {err_sum:.2e}, max |Δnorm| = {err:.2e}");
+        assert!(err_sum < 1e-6 && err < 1e-5, "add_rms_norm {dims:?}: {err_sum} {err}");
+    }
+}
+
+#[test]
+fn swiglu_halves_kernel_matches_burns_ops_on_wgpu() {
+    let Some(device) = common::wgpu_device() else { return };
+    for [b, s, w] in [[2, 3, 1536], [1, 1, 5]] {
+        let x = random([b, s, 2 * w], &device) * 4.0;
+        let ours = gpu::swiglu_halves(&x).expect("our kernel runs on wgpu");
+        let reference = burn::tensor::activation::silu(x.clone().narrow(2, 0, w)) * x.narrow(2, w, w);
+        // Relative to the largest output (up to ~60 here: both halves are scaled by 4).
+        let largest = reference.clone().abs().max().into_scalar::<f32>();
+        let err = max_diff(ours, reference) / largest;
+        eprintln!("swiglu_halves [{b}, {s}, 2·{w}]: max |Δ| / max |out| = {err:.2e}");
+        assert!(err < 1e-6, "swiglu_halves {w}: {err}");
+    }
+}
+
+/// One fused q/k/v projection's output to attention's inputs: our kernel against Burn's
+/// narrows, RoPE and slice-assigns into caches already holding other columns (which must
+/// survive), for a decode step, a prefill and an odd head count.
+#[test]
+fn qkv_to_cache_kernel_matches_burns_ops_on_wgpu() {
+    let Some(device) = common::wgpu_device() else { return };
+    let inv_freq: Vec<f64> = (0..32).map(|i| 1.0 / 10000f64.powf(i as f64 / 32.0)).collect();
+    // (batch, tokens, heads, kv heads, head dim, past columns, capacity)
+    for (b, s, h, kvh, hd, past, capacity) in [(3usize, 1usize, 9, 3, 64, 70, 128), (2, 5, 4, 2, 64, 0, 64), (1, 3, 3, 1, 8, 4, 7)] {
+        let positions: Vec<Vec<usize>> = (0..b).map(|i| (0..s).map(|t| (past + t).saturating_sub(i)).collect()).collect();
+        let (cos, sin) = rope::cos_sin(&inv_freq[..hd / 2], &positions, &device);
+        let qkv = random([b, s, (h + 2 * kvh) * hd], &device);
+        let (keys, values) = (random([b, kvh, capacity, hd], &device), random([b, kvh, capacity, hd], &device));
+        let split = |from: usize, heads: usize| qkv.clone().narrow(2, from * hd, heads * hd).reshape([b, s, heads, hd]).swap_dims(1, 2);
+        let write = |cache: Tensor<4>, new: Tensor<4>| cache.slice_assign([0..b, 0..kvh, past..past + s, 0..hd], new);
+        let q_ref = rope::apply(split(0, h), &cos, &sin);
+        let keys_ref = write(keys.clone(), rope::apply(split(h, kvh), &cos, &sin));
+        let values_ref = write(values.clone(), split(h + kvh, kvh));
+        let heads = gpu::QkvHeads { heads: h, kv_heads: kvh, head_dim: hd };
+        let Ok((q, keys, values)) = gpu::qkv_to_cache(&qkv, &cos, &sin, keys, values, heads, past) else { panic!("our kernel runs on wgpu") };
+        let errs = [max_diff(q, q_ref), max_diff(keys, keys_ref), max_diff(values, values_ref)];
+        eprintln!("qkv_to_cache b{b} s{s} h{h}/{kvh} hd{hd} past {past}: max |Δ| q/keys/values = {:.2e} / {:.2e} / {:.2e}", errs[0], errs[1], errs[2]);
+        assert!(errs.iter().all(|&e| e < 1e-5), "qkv_to_cache b{b} s{s}: {errs:?}");
+    }
+    // Shapes that do not fit hand the caches back.
+    let qkv = random([1, 1, 5 * 8], &device);
+    let (cos, sin) = rope::cos_sin(&inv_freq[..4], &[vec![0]], &device);
+    let heads = gpu::QkvHeads { heads: 3, kv_heads: 1, head_dim: 8 };
+    let full = Tensor::<4>::zeros([1, 1, 4, 8], &device);
+    assert!(gpu::qkv_to_cache(&qkv, &cos, &sin, full.clone(), full, heads, 4).is_err(), "no column left in the cache");
+}
+
 /// Burn's ops: q's heads grouped over their KV head, softmax(q·kᵀ·scale + bias)·v.
 fn attention_reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>, scale: f32) -> Tensor<4> {
     let [b, h, _, hd] = q.dims();
@@ -100,34 +164,41 @@ fn decode_attention_kernel_matches_burns_ops_on_wgpu() {
 }
 
 /// A tiny random model's prefill (left-padded batch) and eight decode steps through a KV cache,
-/// with our kernels against Burn's ops only: the same hidden states at every step.
+/// with our kernels — without and with the fused q/k/v and gate/up projections — against
+/// Burn's ops only: the same hidden states at every step.
 #[test]
 fn decoding_with_our_kernels_matches_burns_ops_on_wgpu() {
     let Some(device) = common::wgpu_device() else { return };
     let (model, inv_freq) = common::tiny_model(&device, 3);
+    let fused = PackedLlama::fuse(&model).expect("a Llama on wgpu fuses its projections");
+    assert!(PackedLlama::for_device(&model).is_some_and(|p| p.layers.iter().all(|l| l.gpu().is_some())), "generation on wgpu gets the fused projections");
     let cfg = common::tiny_config();
     let pad = vec![0, 2];
     let prompt = Tensor::<2, Int>::from_data(TensorData::new(vec![5i64, 6, 7, 8, 0, 0, 9, 10], [2, 4]), &device);
-    let mut caches = [KvCache::new(cfg.num_layers, pad.clone()), KvCache::new(cfg.num_layers, pad.clone())];
+    let mut caches = [KvCache::new(cfg.num_layers, pad.clone()), KvCache::new(cfg.num_layers, pad.clone()), KvCache::new(cfg.num_layers, pad.clone())];
     let mut tokens = prompt;
-    let mut worst = 0.0f32;
+    let mut worst = [0.0f32; 2];
+    // The prefill of 4 columns, then eight decode steps (`forward_hidden_packed` advances the
+    // cache's length).
     for _ in 0..9 {
         let q_len = tokens.dims()[1];
         let mut hidden = Vec::new();
         for (i, cache) in caches.iter_mut().enumerate() {
             cache.reserve(q_len);
             let layout = StepLayout::with_columns(&inv_freq, &pad, cache.len, q_len, cache.capacity, &device);
-            let layout = if i == 0 { layout } else { layout.with_composed_ops() };
-            hidden.push(model.forward_hidden(tokens.clone(), &layout, Some(cache)));
-            cache.len += q_len;
+            let layout = if i < 2 { layout } else { layout.with_composed_ops() };
+            let packed = (i == 1).then_some(&fused);
+            hidden.push(model.forward_hidden_packed(tokens.clone(), &layout, Some(cache), packed));
         }
         let reference = hidden.pop().unwrap();
+        let with_fused = hidden.pop().unwrap();
         let ours = hidden.pop().unwrap();
-        worst = worst.max(max_diff(ours.clone(), reference));
-        // Next token: a fixed function of the hidden state, the same for both runs.
+        worst[0] = worst[0].max(max_diff(ours.clone(), reference.clone()));
+        worst[1] = worst[1].max(max_diff(with_fused, reference));
+        // Next token: a fixed function of the hidden state, the same for all runs.
         let next: Vec<i64> = ours.narrow(1, q_len - 1, 1).sum_dim(2).into_data().iter::<f32>().map(|s| (s.abs() * 1000.0) as i64 % 40 + 1).collect();
         tokens = Tensor::from_data(TensorData::new(next, [2, 1]), &device);
     }
-    eprintln!("prefill + 8 decode steps: max |Δhidden| = {worst:.2e}");
-    assert!(worst < 1e-4, "hidden states differ by {worst}");
+    eprintln!("prefill + 8 decode steps: max |Δhidden| = {:.2e} (our kernels), {:.2e} (and fused projections)", worst[0], worst[1]);
+    assert!(worst[0] < 1e-4 && worst[1] < 1e-4, "hidden states differ by {worst:?}");
 }

@@ -29,7 +29,7 @@ pub use trace::{Trace, Turn, TurnKind};
 #[derive(Clone, Copy)]
 pub struct Policy<'a> {
     pub model: &'a Llama,
-    /// `model`'s weights packed for the CPU decode kernels (`PackedLlama::for_cpu`), if any.
+    /// `model`'s weights packed for the CPU decode kernels (`PackedLlama::for_device`), if any.
     pub packed: Option<&'a PackedLlama>,
     pub inv_freq: &'a [f64],
     pub tokenizer: &'a TextTokenizer,

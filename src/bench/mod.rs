@@ -90,7 +90,7 @@ pub fn generate(model: Option<&Path>, device: DeviceChoice, f16: bool, batch: us
 /// Prefill and decode throughput of `m` for `batch` prompts of `prompt_len` tokens; on the CPU
 /// through the decode kernels unless `cpu_kernels` is false (the before/after row).
 pub(crate) fn measure_generate(m: &BenchModel, device: &str, batch: usize, prompt_len: usize, decode: usize, cpu_kernels: bool) -> Result<GenerateReport> {
-    let packed = if cpu_kernels { crate::model::packed::PackedLlama::for_cpu(&m.model) } else { None };
+    let packed = if cpu_kernels { crate::model::packed::PackedLlama::for_device(&m.model) } else { None };
     let run = |prompts: &[Vec<u32>], steps: usize| -> Result<(f64, f64)> {
         let params = SamplingParams { max_new_tokens: steps, ..Default::default() };
         let start = Instant::now();

@@ -188,7 +188,7 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
             super::memory::reset_peak();
         }
         let infer = model.valid();
-        let packed = PackedLlama::for_cpu(&infer);
+        let packed = PackedLlama::for_device(&infer);
         let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &inv_freq, tokenizer: &tokenizer };
         let t = Instant::now();
         let traces = run_agent(&policy, &inputs, opts.group, &params)?;

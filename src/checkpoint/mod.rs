@@ -52,7 +52,7 @@ pub struct LoadedModel {
 impl LoadedModel {
     /// The packed copy of the weights on the CPU device (`None` on wgpu), packed once.
     pub fn packed(&self) -> Option<&PackedLlama> {
-        self.packed.get_or_init(|| PackedLlama::for_cpu(&self.model)).as_ref()
+        self.packed.get_or_init(|| PackedLlama::for_device(&self.model)).as_ref()
     }
 }
 

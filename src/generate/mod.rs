@@ -36,7 +36,7 @@ pub struct TokenEvent {
 
 /// Generates for every prompt at once. `on_token` returns `false` to cancel the whole call.
 /// `packed` (a copy of `model`'s weights for the CPU decode kernels, see
-/// [`PackedLlama::for_cpu`]) speeds up decode steps; without it every step uses the backend.
+/// [`PackedLlama::for_device`]) speeds up decode steps; without it every step uses the backend.
 pub fn generate(
     model: &Llama,
     packed: Option<&PackedLlama>,

@@ -24,6 +24,8 @@ use cubecl::prelude::{CubeCount, CubeDim};
 
 #[path = "../../shaders/decode_attention.rs"]
 mod decode_attention_shader;
+#[path = "../../shaders/qkv_to_cache.rs"]
+mod qkv_to_cache_shader;
 #[path = "../../shaders/rms_norm.rs"]
 mod rms_norm_shader;
 #[path = "../../shaders/rope.rs"]
@@ -60,17 +62,30 @@ fn fused<const D: usize>(t: &Tensor<D>) -> Option<Fused> {
 /// Queues `run` in Burn's fusion stream as one op over `inputs` (handed over contiguous) whose
 /// output has `shape`.
 fn queue<const D: usize>(name: &'static str, inputs: Vec<Fused>, shape: [usize; D], run: impl Fn(Vec<CubeTensor>) -> CubeTensor + Send + Sync + 'static) -> Tensor<D> {
+    queue_outputs(name, inputs, vec![shape], move |t| vec![run(t)]).remove(0)
+}
+
+/// As [`queue`], for an op with several outputs of rank `D` (`run` returns them in the order
+/// of `shapes`).
+fn queue_outputs<const D: usize>(name: &'static str, inputs: Vec<Fused>, shapes: Vec<[usize; D]>, run: impl Fn(Vec<CubeTensor>) -> Vec<CubeTensor> + Send + Sync + 'static) -> Vec<Tensor<D>> {
     let client = inputs[0].client.clone();
-    let out = TensorIr::uninit(client.create_empty_handle(), Shape::new(shape), DType::F32);
+    let outs: Vec<TensorIr> = shapes.into_iter().map(|shape| TensorIr::uninit(client.create_empty_handle(), Shape::new(shape), DType::F32)).collect();
     let irs: Vec<TensorIr> = inputs.into_iter().map(|t| t.into_ir()).collect();
-    let desc = CustomOpIr::new(name, &irs, std::slice::from_ref(&out));
+    let desc = CustomOpIr::new(name, &irs, &outs);
     let op = OperationFn(move |handles: &mut Handles| {
         let tensors = irs.iter().map(|t| into_contiguous(handles.get_float_tensor::<CubeBackend>(t))).collect();
-        handles.register_float_tensor::<CubeBackend>(&out.id, run(tensors));
+        for (out, tensor) in outs.iter().zip(run(tensors)) {
+            handles.register_float_tensor::<CubeBackend>(&out.id, tensor);
+        }
         Ok(())
     });
-    let mut outputs = client.register(StreamId::current(), OperationIr::Custom(desc), op);
-    Tensor::from_primitive::<Cube>(outputs.remove(0))
+    let outputs = client.register(StreamId::current(), OperationIr::Custom(desc), op);
+    outputs.into_iter().map(Tensor::from_primitive::<Cube>).collect()
+}
+
+/// `t` itself when this op holds its only reference (written in place), else a copy.
+fn writable(t: CubeTensor) -> CubeTensor {
+    if t.can_mut() { t } else { t.copy() }
 }
 
 /// An uninitialised f32 tensor on `like`'s device.
@@ -176,4 +191,116 @@ pub fn rope_to_heads(x: &Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Option<
         rope_shader::rope_to_heads::launch(&x.client, cubes, units, x.clone().into_buffer_arg(), cos.into_buffer_arg(), sin.into_buffer_arg(), out.clone().into_buffer_arg(), seq, heads, head_dim, len, stride);
         out
     }))
+}
+
+/// `(x + delta, rms_norm(x + delta))` in one launch (the residual add and the next layer's
+/// norm), for inference on wgpu; `None` elsewhere.
+pub fn add_rms_norm(x: &Tensor<3>, delta: &Tensor<3>, gamma: &Tensor<1>, eps: f64) -> Option<(Tensor<3>, Tensor<3>)> {
+    let dims = x.dims();
+    let width = dims[2];
+    let rows = dims[0] * dims[1];
+    if delta.dims() != dims || width != gamma.dims()[0] || rows == 0 || rows > MAX_CUBES {
+        return None;
+    }
+    let inputs = vec![fused(x)?, fused(delta)?, fused(gamma)?];
+    let eps = eps as f32;
+    let mut outs = queue_outputs("memtrain::add_rms_norm", inputs, vec![dims, dims], move |t| {
+        let [x, delta, gamma]: [CubeTensor; 3] = t.try_into().expect("three inputs");
+        let sum = empty(&x, x.meta.shape().to_vec());
+        let out = empty(&x, x.meta.shape().to_vec());
+        rms_norm_shader::add_rms_norm_rows::launch(&x.client, CubeCount::Static(rows as u32, 1, 1), CubeDim::new_1d(THREADS as u32), x.clone().into_buffer_arg(), delta.into_buffer_arg(), gamma.into_buffer_arg(), sum.clone().into_buffer_arg(), out.clone().into_buffer_arg(), width, eps, THREADS);
+        vec![sum, out]
+    });
+    let normed = outs.pop()?;
+    Some((outs.pop()?, normed))
+}
+
+/// `silu(gate) · up` for `x` `[.., 2·width]` holding gate's columns then up's (one fused
+/// gate/up projection), in one launch, for inference on wgpu; `None` elsewhere.
+pub fn swiglu_halves(x: &Tensor<3>) -> Option<Tensor<3>> {
+    let [b, s, two_width] = x.dims();
+    let width = two_width / 2;
+    let len = b * s * width;
+    if two_width % 2 != 0 || len == 0 {
+        return None;
+    }
+    Some(queue("memtrain::swiglu_halves", vec![fused(x)?], [b, s, width], move |t| {
+        let [x]: [CubeTensor; 1] = t.try_into().expect("one input");
+        let out = empty(&x, vec![b, s, width]);
+        let (cubes, units, stride) = strided_grid(len);
+        swiglu_shader::swiglu_halves::launch(&x.client, cubes, units, x.clone().into_buffer_arg(), out.clone().into_buffer_arg(), width, len, stride);
+        out
+    }))
+}
+
+/// Heads of a fused q/k/v projection: query heads, KV heads, dims per head.
+#[derive(Clone, Copy, Debug)]
+pub struct QkvHeads {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// From one fused projection `qkv` `[batch, seq, (heads + 2·kv_heads)·head_dim]` (q's heads,
+/// then k's, then v's) to attention's inputs in one launch, for inference on wgpu: RoPE with
+/// the layout's `cos`/`sin` `[batch, 1, seq, head_dim]` on q and k, q returned head-major
+/// `[batch, heads, seq, head_dim]`, k and v written into the cache buffers `keys`/`values`
+/// `[batch, kv_heads, capacity, head_dim]` at columns `past..past + seq` (in place when this
+/// op holds the buffers' only reference, which a [`crate::model::kv_cache::LayerCache`] gives
+/// it). Returns `(q, keys, values)`; `Err` hands the buffers back untouched where it does not
+/// apply (other devices, autodiff, other dtypes, shapes that do not fit).
+pub fn qkv_to_cache(qkv: &Tensor<3>, cos: &Tensor<4>, sin: &Tensor<4>, keys: Tensor<4>, values: Tensor<4>, heads: QkvHeads, past: usize) -> Result<(Tensor<4>, Tensor<4>, Tensor<4>), (Tensor<4>, Tensor<4>)> {
+    let QkvHeads { heads, kv_heads, head_dim } = heads;
+    let [b, seq, width] = qkv.dims();
+    let [kb, kh, capacity, kd] = keys.dims();
+    let len = b * seq * width;
+    let fits = width == (heads + 2 * kv_heads) * head_dim
+        && [kb, kh, kd] == [b, kv_heads, head_dim]
+        && values.dims() == keys.dims()
+        && past + seq <= capacity
+        && cos.dims() == [b, 1, seq, head_dim]
+        && sin.dims() == cos.dims()
+        && head_dim % 2 == 0
+        && len > 0;
+    let small = [fused(qkv), fused(cos), fused(sin)];
+    // The buffers are checked on a clone, then handed over by value: the op must hold their
+    // only reference to write them in place.
+    if !fits || small.iter().any(Option::is_none) || fused(&keys).is_none() || fused(&values).is_none() {
+        return Err((keys, values));
+    }
+    let (Ok(keys), Ok(values)) = (keys.try_into_primitive::<Cube>(), values.try_into_primitive::<Cube>()) else {
+        unreachable!("checked above: both buffers are cube tensors");
+    };
+    let mut inputs: Vec<Fused> = small.into_iter().flatten().collect();
+    inputs.extend([keys, values]);
+    let shapes = vec![[b, heads, seq, head_dim], [b, kv_heads, capacity, head_dim], [b, kv_heads, capacity, head_dim]];
+    let mut outs = queue_outputs("memtrain::qkv_to_cache", inputs, shapes, move |t| {
+        let [qkv, cos, sin, keys, values]: [CubeTensor; 5] = t.try_into().expect("five inputs");
+        let (keys, values) = (writable(keys), writable(values));
+        let q = empty(&qkv, vec![b, heads, seq, head_dim]);
+        let (cubes, units, stride) = strided_grid(len);
+        qkv_to_cache_shader::qkv_to_cache::launch(
+            &qkv.client,
+            cubes,
+            units,
+            qkv.clone().into_buffer_arg(),
+            cos.into_buffer_arg(),
+            sin.into_buffer_arg(),
+            q.clone().into_buffer_arg(),
+            keys.clone().into_buffer_arg(),
+            values.clone().into_buffer_arg(),
+            seq,
+            heads,
+            kv_heads,
+            head_dim,
+            capacity,
+            past,
+            len,
+            stride,
+        );
+        vec![q, keys, values]
+    });
+    let values = outs.pop().expect("three outputs");
+    let keys = outs.pop().expect("three outputs");
+    Ok((outs.pop().expect("three outputs"), keys, values))
 }

@@ -32,19 +32,23 @@ pub struct LayerCache {
     pub host: HostKv,
 }
 
-/// `buffer` grown (zero-filled) to `capacity` columns, then `new` written at column `start`.
-fn write_columns(buffer: Option<Tensor<4>>, new: Tensor<4>, start: usize, capacity: usize) -> Tensor<4> {
-    let [b, h, q, d] = new.dims();
-    let zeros = |cols: usize| Tensor::<4>::zeros([b, h, cols, d], &new.device());
-    let buffer = match buffer {
+/// `buffer` grown (zero-filled) to `capacity` columns of `[b, h, _, d]`, or made.
+fn grown(buffer: Option<Tensor<4>>, [b, h, d]: [usize; 3], capacity: usize, device: &Device) -> Tensor<4> {
+    let zeros = |cols: usize| Tensor::<4>::zeros([b, h, cols, d], device);
+    match buffer {
         None => zeros(capacity),
         Some(old) if old.dims()[2] < capacity => {
             let have = old.dims()[2];
             Tensor::cat(vec![old, zeros(capacity - have)], 2)
         }
         Some(old) => old,
-    };
-    buffer.slice_assign([0..b, 0..h, start..start + q, 0..d], new)
+    }
+}
+
+/// `buffer` grown to `capacity` columns, then `new` written at column `start`.
+fn write_columns(buffer: Option<Tensor<4>>, new: Tensor<4>, start: usize, capacity: usize) -> Tensor<4> {
+    let [b, h, q, d] = new.dims();
+    grown(buffer, [b, h, d], capacity, &new.device()).slice_assign([0..b, 0..h, start..start + q, 0..d], new)
 }
 
 impl LayerCache {
@@ -57,6 +61,20 @@ impl LayerCache {
         self.keys = Some(k.clone());
         self.values = Some(v.clone());
         (k, v)
+    }
+
+    /// Takes the key and value buffers out, grown to `capacity` columns of `[batch, kv_heads,
+    /// _, head_dim]`, for a caller that writes them itself (our wgpu `qkv_to_cache` kernel,
+    /// in place when it holds the only reference) and hands them back with [`Self::put`].
+    pub fn take_buffers(&mut self, shape: [usize; 3], capacity: usize, device: &Device) -> (Tensor<4>, Tensor<4>) {
+        assert!(self.host.is_empty(), "this layer's cache is kept on the host by our CPU attention op");
+        (grown(self.keys.take(), shape, capacity, device), grown(self.values.take(), shape, capacity, device))
+    }
+
+    /// Stores the buffers written by the caller of [`Self::take_buffers`].
+    pub fn put(&mut self, keys: Tensor<4>, values: Tensor<4>) {
+        self.keys = Some(keys);
+        self.values = Some(values);
     }
 
     /// Keeps only the sequences at `rows` (used when finished sequences leave the batch).

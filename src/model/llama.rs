@@ -6,7 +6,8 @@
 use super::attention::{BlockBiases, CPU_QUERY_BLOCK, grouped_attention, query_blocks};
 use super::config::ModelConfig;
 use super::kv_cache::{KvCache, LayerCache};
-use super::packed::{PackedBlock, PackedLlama, apply, project};
+use super::fused_projections::FusedProjections;
+use super::packed::{CpuBlock, PackedBlock, PackedLlama, apply, project};
 use super::precision::Precision;
 use super::rope;
 use anyhow::{Result, bail};
@@ -144,7 +145,19 @@ impl StepLayout {
 }
 
 impl Attention {
-    fn forward(&self, x: Tensor<3>, layout: &StepLayout, mut cache: Option<&mut LayerCache>, packed: Option<&PackedBlock>) -> Tensor<3> {
+    fn forward(&self, x: Tensor<3>, layout: &StepLayout, cache: Option<&mut LayerCache>, packed: Option<&PackedBlock>) -> Tensor<3> {
+        let [b, s, _] = x.dims();
+        let cpu = packed.and_then(PackedBlock::cpu);
+        let heads = match (packed.and_then(PackedBlock::gpu), cache) {
+            (Some(fused), Some(c)) if layout.fused_kernels => self.heads_fused(fused, x, layout, c),
+            (_, cache) => self.heads(x, layout, cache, cpu),
+        };
+        project(&self.o_proj, cpu.map(|p| &p.o), heads.reshape([b, s, self.num_heads * self.head_dim]), layout.precision)
+    }
+
+    /// Attention's output in the projections' token-major layout `[b, s, heads, hd]`, before
+    /// the output projection, from separate q/k/v projections.
+    fn heads(&self, x: Tensor<3>, layout: &StepLayout, mut cache: Option<&mut LayerCache>, packed: Option<&CpuBlock>) -> Tensor<4> {
         let [b, s, _] = x.dims();
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
         // Token-major `[b, s, heads, hd]`: a free reshape of the projections' output.
@@ -155,20 +168,19 @@ impl Attention {
             q = normalize(qn, q, layout);
             k = normalize(kn, k, layout);
         }
-        let scale = 1.0 / (hd as f32).sqrt();
+        let scale = self.scale();
         // Training on the CPU: our fused op (RoPE and layout moves in one pass each way, blocks,
         // causal skipping, no score matrix kept), straight back in the projections' layout.
         if layout.fused_kernels && cache.is_none() && layout.past == 0 {
             if let Some(out) = fused_causal_attention(&q, &k, &v, (&layout.cos, &layout.sin), &layout.bias, scale) {
-                return project(&self.o_proj, packed.map(|p| &p.o), out.reshape([b, s, h * hd]), layout.precision);
+                return out;
             }
         }
         // Inference on the CPU: our op (RoPE, the cache write into host buffers and attention in
         // one pass each, straight back in the projections' layout).
         if let Some(c) = cache.as_deref_mut().filter(|c| layout.fused_kernels && c.keys.is_none()) {
-            let out = cached_attention(&q, &k, &v, (&layout.cos, &layout.sin), &layout.bias, &mut c.host, layout.past, layout.k_cols, scale);
-            if let Some(out) = out {
-                return project(&self.o_proj, packed.map(|p| &p.o), out.reshape([b, s, h * hd]), layout.precision);
+            if let Some(out) = cached_attention(&q, &k, &v, (&layout.cos, &layout.sin), &layout.bias, &mut c.host, layout.past, layout.k_cols, scale) {
+                return out;
             }
         }
         // RoPE and the move to head-major layout: one kernel each on wgpu in inference.
@@ -182,21 +194,65 @@ impl Attention {
             Some(c) => c.write(k, v, layout.past, layout.k_cols),
             None => (k, v),
         };
+        self.attend(q, k, v, layout)
+    }
+
+    /// [`Self::heads`] through a KV cache from the fused q/k/v projection (inference on wgpu):
+    /// one matmul, then one kernel for RoPE, q's layout move and both cache writes.
+    fn heads_fused(&self, fused: &FusedProjections, x: Tensor<3>, layout: &StepLayout, cache: &mut LayerCache) -> Tensor<4> {
+        let [b, s, _] = x.dims();
+        let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let qkv = fused.qkv(x);
+        let (keys, values) = cache.take_buffers([b, kvh, hd], layout.k_cols, &qkv.device());
+        let (q, k, v) = match gpu::qkv_to_cache(&qkv, &layout.cos, &layout.sin, keys, values, fused.heads, layout.past) {
+            Ok(written) => written,
+            Err((keys, values)) => {
+                // Not our kernel's case after all: split the projection and write with Burn's ops.
+                cache.put(keys, values);
+                let q = qkv.clone().narrow(2, 0, h * hd).reshape([b, s, h, hd]);
+                let k = qkv.clone().narrow(2, h * hd, kvh * hd).reshape([b, s, kvh, hd]);
+                let v = qkv.narrow(2, (h + kvh) * hd, kvh * hd).reshape([b, s, kvh, hd]);
+                let q = rope::apply(q.swap_dims(1, 2), &layout.cos, &layout.sin);
+                let k = rope::apply(k.swap_dims(1, 2), &layout.cos, &layout.sin);
+                let (k, v) = cache.write(k, v.swap_dims(1, 2), layout.past, layout.k_cols);
+                return self.attend(q, k, v, layout);
+            }
+        };
+        cache.put(k.clone(), v.clone());
+        self.attend(q, k, v, layout)
+    }
+
+    fn scale(&self) -> f32 {
+        1.0 / (self.head_dim as f32).sqrt()
+    }
+
+    /// Attention of head-major `q` `[b, h, s, hd]` (RoPE applied) over `k`, `v` (a cache's
+    /// whole buffers, or this call's columns), back in token-major layout `[b, s, h, hd]`.
+    fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, layout: &StepLayout) -> Tensor<4> {
         // Decoding on wgpu: one kernel over the cache instead of Burn's matmuls and softmax.
-        let decoded = (layout.fused_kernels && s == 1).then(|| gpu::decode_attention(&q, &k, &v, &layout.bias, scale)).flatten();
+        let decoded = (layout.fused_kernels && q.dims()[2] == 1).then(|| gpu::decode_attention(&q, &k, &v, &layout.bias, self.scale())).flatten();
         let out = decoded.unwrap_or_else(|| grouped_attention(q, k, v, &layout.bias, &layout.block_biases, &layout.query_blocks, layout.past, layout.precision));
-        project(&self.o_proj, packed.map(|p| &p.o), out.swap_dims(1, 2).reshape([b, s, h * hd]), layout.precision)
+        out.swap_dims(1, 2)
     }
 }
 
 impl Mlp {
     fn forward(&self, x: Tensor<3>, layout: &StepLayout, packed: Option<&PackedBlock>) -> Tensor<3> {
-        let gate = project(&self.gate_proj, packed.map(|p| &p.gate), x.clone(), layout.precision);
-        let up = project(&self.up_proj, packed.map(|p| &p.up), x, layout.precision);
-        // One fused pass instead of Burn's sigmoid and products: on the CPU (each way, in
-        // training), on wgpu in inference.
-        let fused = layout.fused_kernels.then(|| fused_swiglu(&gate, &up).or_else(|| gpu::swiglu(&gate, &up))).flatten();
-        project(&self.down_proj, packed.map(|p| &p.down), fused.unwrap_or_else(|| silu(gate) * up), layout.precision)
+        let cpu = packed.and_then(PackedBlock::cpu);
+        // Inference on wgpu: one gate/up matmul, then one kernel for silu(gate) · up.
+        let fused = packed.and_then(PackedBlock::gpu).filter(|_| layout.fused_kernels);
+        let activated = match fused.and_then(|f| gpu::swiglu_halves(&f.gate_up(x.clone()))) {
+            Some(a) => a,
+            None => {
+                let gate = project(&self.gate_proj, cpu.map(|p| &p.gate), x.clone(), layout.precision);
+                let up = project(&self.up_proj, cpu.map(|p| &p.up), x, layout.precision);
+                // One fused pass instead of Burn's sigmoid and products: on the CPU (each way, in
+                // training), on wgpu in inference.
+                let fused = layout.fused_kernels.then(|| fused_swiglu(&gate, &up).or_else(|| gpu::swiglu(&gate, &up))).flatten();
+                fused.unwrap_or_else(|| silu(gate) * up)
+            }
+        };
+        project(&self.down_proj, cpu.map(|p| &p.down), activated, layout.precision)
     }
 }
 
@@ -213,10 +269,31 @@ pub(super) fn normalize<const D: usize>(norm: &RmsNorm, x: Tensor<D>, layout: &S
     }
 }
 
+/// `(x + delta, norm(x + delta))` — or `(x, norm(x))` without a delta: the residual add and
+/// the next norm, in one kernel on wgpu in inference.
+fn add_normalize(norm: &RmsNorm, x: Tensor<3>, delta: Option<Tensor<3>>, layout: &StepLayout) -> (Tensor<3>, Tensor<3>) {
+    let Some(delta) = delta else { return (x.clone(), normalize(norm, x, layout)) };
+    if let Some(both) = layout.fused_kernels.then(|| gpu::add_rms_norm(&x, &delta, &norm.gamma.val(), norm.epsilon)).flatten() {
+        return both;
+    }
+    let sum = x + delta;
+    (sum.clone(), normalize(norm, sum, layout))
+}
+
 impl Block {
     pub(super) fn forward(&self, x: Tensor<3>, layout: &StepLayout, cache: Option<&mut LayerCache>, packed: Option<&PackedBlock>) -> Tensor<3> {
-        let h = x.clone() + self.self_attn.forward(normalize(&self.input_layernorm, x, layout), layout, cache, packed);
-        h.clone() + self.mlp.forward(normalize(&self.post_attention_layernorm, h, layout), layout, packed)
+        let (stream, mlp) = self.forward_pending(x, None, layout, cache, packed);
+        stream + mlp
+    }
+
+    /// The layer with its last residual add left to the caller, who fuses it with the next
+    /// norm: takes the residual stream and the previous layer's pending output, returns the
+    /// stream after attention and this layer's MLP output.
+    fn forward_pending(&self, x: Tensor<3>, pending: Option<Tensor<3>>, layout: &StepLayout, cache: Option<&mut LayerCache>, packed: Option<&PackedBlock>) -> (Tensor<3>, Tensor<3>) {
+        let (x, normed) = add_normalize(&self.input_layernorm, x, pending, layout);
+        let attended = self.self_attn.forward(normed, layout, cache, packed);
+        let (h, normed) = add_normalize(&self.post_attention_layernorm, x, Some(attended), layout);
+        (h, self.mlp.forward(normed, layout, packed))
     }
 }
 
@@ -226,23 +303,25 @@ impl Llama {
         self.forward_hidden_packed(tokens, layout, cache, None)
     }
 
-    /// [`Self::forward_hidden`], with the projections of small calls going through `packed`
-    /// (a copy of these same weights for the CPU decode kernels).
+    /// [`Self::forward_hidden`], with the projections going through `packed` (a copy of these
+    /// same weights: CPU decode panels for small calls, or wgpu fused projections).
     pub fn forward_hidden_packed(&self, tokens: Tensor<2, Int>, layout: &StepLayout, mut cache: Option<&mut KvCache>, packed: Option<&PackedLlama>) -> Tensor<3> {
         let mut x = self.embed_tokens.forward(tokens);
+        let mut pending = None;
         for (i, layer) in self.layers.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = layer.forward(x, layout, layer_cache, packed.map(|p| &p.layers[i]));
+            let (stream, mlp) = layer.forward_pending(x, pending, layout, layer_cache, packed.map(|p| &p.layers[i]));
+            (x, pending) = (stream, Some(mlp));
         }
         if let Some(c) = cache {
             c.len += x.dims()[1];
         }
-        normalize(&self.norm, x, layout)
+        add_normalize(&self.norm, x, pending, layout).1
     }
 
     /// [`Self::logits`] through the packed LM head when given (small calls only).
     pub fn logits_packed(&self, hidden: Tensor<3>, packed: Option<&PackedLlama>) -> Tensor<3> {
-        match packed.and_then(|p| apply(&p.lm_head, hidden.clone())) {
+        match packed.and_then(|p| p.lm_head.as_ref()).and_then(|head| apply(head, hidden.clone())) {
             Some(logits) => logits,
             None => self.logits(hidden),
         }

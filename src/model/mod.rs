@@ -2,6 +2,7 @@
 
 pub mod attention;
 pub mod config;
+pub mod fused_projections;
 pub mod kv_cache;
 pub mod packed;
 pub mod parameters;

@@ -1,12 +1,14 @@
-//! The model's projections packed for CPU decoding ([`crate::kernels::cpu_matmul`]): a copy of
-//! the current weights, built once per set of weights (a loaded model, a training step's
-//! policy) and used by generation for forward calls with few rows. Prefill and training keep
-//! the backend's gemm: with hundreds of rows the kernel measured no faster than it.
-//!
-//! The copy costs as much memory as the f32 projections again (≈ 540 MB for SmolLM2-135M);
-//! it is made only on the CPU device, where it made decode 1.3× (batch 1) to 1.7× (batch 16)
-//! faster in the same benchmark run (README, Performance).
+//! The model's projections repacked for generation, a copy of the current weights built once
+//! per set of weights (a loaded model, a training step's policy):
+//! - on the CPU, panels for our decode matmul ([`crate::kernels::cpu_matmul`]), used by forward
+//!   calls with few rows (prefill and training keep the backend's gemm: with hundreds of rows
+//!   the kernel measured no faster than it). The copy costs as much memory as the f32
+//!   projections again (≈ 540 MB for SmolLM2-135M); it made decode 1.3× (batch 1) to 1.7×
+//!   (batch 16) faster in the same benchmark run (README, Performance);
+//! - on wgpu, q/k/v and gate/up concatenated so each group is one matmul
+//!   ([`super::fused_projections`]), for every forward call through a KV cache.
 
+use super::fused_projections::FusedProjections;
 use super::llama::{Block, Llama};
 use super::precision::Precision;
 use super::weights_out::host;
@@ -22,8 +24,31 @@ pub const MAX_ROWS: usize = 64;
 /// the fused LM head and attention (`crate::kernels`) — for before/after measurements.
 pub const DISABLE_ENV: &str = "MEMTRAIN_NO_CPU_KERNELS";
 
+/// One layer's repacked projections: CPU panels or wgpu fused groups.
 #[derive(Clone, Debug)]
-pub struct PackedBlock {
+pub enum PackedBlock {
+    Cpu(CpuBlock),
+    Gpu(FusedProjections),
+}
+
+impl PackedBlock {
+    pub fn cpu(&self) -> Option<&CpuBlock> {
+        match self {
+            PackedBlock::Cpu(b) => Some(b),
+            PackedBlock::Gpu(_) => None,
+        }
+    }
+
+    pub fn gpu(&self) -> Option<&FusedProjections> {
+        match self {
+            PackedBlock::Gpu(f) => Some(f),
+            PackedBlock::Cpu(_) => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct CpuBlock {
     pub q: PackedMatrix,
     pub k: PackedMatrix,
     pub v: PackedMatrix,
@@ -36,7 +61,8 @@ pub struct PackedBlock {
 #[derive(Clone, Debug)]
 pub struct PackedLlama {
     pub layers: Vec<PackedBlock>,
-    pub lm_head: PackedMatrix,
+    /// The LM head's CPU panels (`None` on wgpu, where the head is one matmul anyway).
+    pub lm_head: Option<PackedMatrix>,
 }
 
 fn pack_linear(lin: &Linear) -> Result<PackedMatrix> {
@@ -51,7 +77,7 @@ fn pack_linear(lin: &Linear) -> Result<PackedMatrix> {
 
 fn pack_block(b: &Block) -> Result<PackedBlock> {
     let a = &b.self_attn;
-    Ok(PackedBlock {
+    Ok(PackedBlock::Cpu(CpuBlock {
         q: pack_linear(&a.q_proj)?,
         k: pack_linear(&a.k_proj)?,
         v: pack_linear(&a.v_proj)?,
@@ -59,11 +85,12 @@ fn pack_block(b: &Block) -> Result<PackedBlock> {
         gate: pack_linear(&b.mlp.gate_proj)?,
         up: pack_linear(&b.mlp.up_proj)?,
         down: pack_linear(&b.mlp.down_proj)?,
-    })
+    }))
 }
 
 impl PackedLlama {
-    /// Packs every projection and the LM head of `model` (its weights as they are now).
+    /// Packs every projection and the LM head of `model` (its weights as they are now) for the
+    /// CPU decode kernels.
     pub fn pack(model: &Llama) -> Result<Self> {
         let layers = model.layers.iter().enumerate().map(|(i, b)| pack_block(b).with_context(|| format!("packing layer {i}"))).collect::<Result<_>>()?;
         let lm_head = match &model.lm_head {
@@ -74,19 +101,30 @@ impl PackedLlama {
                 PackedMatrix::from_out_in(&host(table)?, vocab, d)
             }
         };
-        Ok(PackedLlama { layers, lm_head })
+        Ok(PackedLlama { layers, lm_head: Some(lm_head) })
     }
 
-    /// Whether [`Self::for_cpu`] packs `model` (without packing it).
+    /// Fuses every layer's q/k/v and gate/up for wgpu inference; `None` where a layer cannot
+    /// be fused (see [`FusedProjections::of`]) or the model is not on wgpu.
+    pub fn fuse(model: &Llama) -> Option<Self> {
+        if !crate::device::compiles_per_shape(&model.embed_tokens.weight.val().device()) {
+            return None;
+        }
+        let layers = model.layers.iter().map(|b| FusedProjections::of(b).map(PackedBlock::Gpu)).collect::<Option<_>>()?;
+        Some(PackedLlama { layers, lm_head: None })
+    }
+
+    /// Whether [`Self::for_device`] packs CPU panels for `model` (without packing them).
     pub fn used_for(model: &Llama) -> bool {
         model.embed_tokens.weight.val().device() == Device::flex() && std::env::var_os(DISABLE_ENV).is_none()
     }
 
-    /// The packed weights when `model` lives on the CPU (flex) device and the kernels are not
-    /// disabled through [`DISABLE_ENV`]; `None` elsewhere (wgpu keeps its own kernels).
-    pub fn for_cpu(model: &Llama) -> Option<Self> {
+    /// The repacked weights for `model`'s device: CPU panels on flex unless [`DISABLE_ENV`] is
+    /// set, fused projections on wgpu unless our GPU kernels are off
+    /// ([`crate::kernels::gpu::DISABLE_ENV`]); `None` elsewhere.
+    pub fn for_device(model: &Llama) -> Option<Self> {
         if !Self::used_for(model) {
-            return None;
+            return crate::kernels::gpu::enabled().then(|| Self::fuse(model)).flatten();
         }
         match Self::pack(model) {
             Ok(p) => Some(p),

@@ -1,0 +1,54 @@
+//! The decode layer's step from one fused q/k/v projection to attention's inputs, in one
+//! kernel: RoPE (Hugging Face's `rotate_half`) on q and k, q moved to head-major layout, and k
+//! and v written into the KV cache at their columns `past + t`:
+//! `q_out[b, h, t, d] = rope(q)[b, t, h, d]`, `keys[b, g, past + t, d] = rope(k)[b, t, g, d]`,
+//! `values[b, g, past + t, d] = v[b, t, g, d]`, where `qkv[b, t, :]` holds q's heads, then k's,
+//! then v's (the fused weight's column order).
+//!
+//! Units stride over `qkv`'s elements. Replaces three projections' splits, RoPE's two kernels
+//! (`rope.rs`, for q and k) and the cache's two slice-assigns.
+
+use cubecl::prelude::*;
+
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn qkv_to_cache(
+    qkv: &[f32],
+    cos: &[f32],
+    sin: &[f32],
+    q_out: &mut [f32],
+    keys: &mut [f32],
+    values: &mut [f32],
+    seq: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    capacity: usize,
+    past: usize,
+    len: usize,
+    stride: usize,
+) {
+    let half = head_dim / 2;
+    let width = (heads + 2 * kv_heads) * head_dim;
+    for i in range_stepped(ABSOLUTE_POS as usize, len, stride) {
+        let col = i % width;
+        // `row` is b · seq + t: also the row of the cos/sin tables `[batch, 1, seq, head_dim]`.
+        let row = i / width;
+        let t = row % seq;
+        let b = row / seq;
+        let head = col / head_dim;
+        let d = col % head_dim;
+        if head < heads + kv_heads {
+            let table = row * head_dim + d;
+            let partner = if d < half { -qkv[i + half] } else { qkv[i - half] };
+            let rotated = qkv[i] * cos[table] + partner * sin[table];
+            if head < heads {
+                q_out[((b * heads + head) * seq + t) * head_dim + d] = rotated;
+            } else {
+                keys[((b * kv_heads + head - heads) * capacity + past + t) * head_dim + d] = rotated;
+            }
+        } else {
+            values[((b * kv_heads + head - heads - kv_heads) * capacity + past + t) * head_dim + d] = qkv[i];
+        }
+    }
+}

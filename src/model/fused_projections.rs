@@ -1,0 +1,63 @@
+//! The decode layer's projections that read the same input, fused for inference on wgpu: q, k
+//! and v as one matmul, gate and up as another, their weights concatenated once per set of
+//! weights (a loaded model, a training step's policy).
+//!
+//! Why: GPU decode is bound by kernel launches (README, Performance), and each projection is a
+//! launch whatever its width. One q/k/v matmul feeds our `qkv_to_cache` kernel (RoPE and the
+//! cache writes in one launch) and one gate/up matmul feeds `swiglu_halves`: per layer 5
+//! projections and 5 more kernels become 2 matmuls and 2 kernels. The cost is a copy of those
+//! weights (for SmolLM2-135M 278 MB in f32; half the model's), made per generation phase.
+
+use super::llama::Block;
+use crate::kernels::gpu::QkvHeads;
+use burn::prelude::*;
+use burn::tensor::DType;
+
+#[derive(Clone, Debug)]
+pub struct FusedProjections {
+    /// `[hidden, (heads + 2·kv_heads)·head_dim]`: q's columns, then k's, then v's.
+    qkv: Tensor<2>,
+    qkv_bias: Option<Tensor<1>>,
+    /// `[hidden, 2·intermediate]`: gate's columns, then up's.
+    gate_up: Tensor<2>,
+    pub heads: QkvHeads,
+}
+
+impl FusedProjections {
+    /// `block`'s weights as they are now (LoRA adapters merged by `Param::val`), or `None` where
+    /// the fused path does not apply: autodiff or non-f32 weights (our kernels are f32
+    /// inference only), per-head q/k norms (they sit between the projection and RoPE).
+    pub fn of(block: &Block) -> Option<Self> {
+        let a = &block.self_attn;
+        let m = &block.mlp;
+        let q = a.q_proj.weight.val();
+        if q.is_autodiff() || q.dtype() != DType::F32 || a.q_norm.is_some() {
+            return None;
+        }
+        let biases: Option<Vec<Tensor<1>>> = [&a.q_proj, &a.k_proj, &a.v_proj].iter().map(|l| l.bias.as_ref().map(|b| b.val())).collect();
+        let any_bias = [&a.q_proj, &a.k_proj, &a.v_proj].iter().any(|l| l.bias.is_some());
+        if any_bias && biases.is_none() {
+            return None; // some projections biased, some not: not a layout any model uses
+        }
+        Some(FusedProjections {
+            qkv: Tensor::cat(vec![q, a.k_proj.weight.val(), a.v_proj.weight.val()], 1),
+            qkv_bias: biases.map(|b| Tensor::cat(b, 0)),
+            gate_up: Tensor::cat(vec![m.gate_proj.weight.val(), m.up_proj.weight.val()], 1),
+            heads: QkvHeads { heads: a.num_heads, kv_heads: a.num_kv_heads, head_dim: a.head_dim },
+        })
+    }
+
+    /// `x · [Wq Wk Wv] (+ biases)`: `[batch, seq, (heads + 2·kv_heads)·head_dim]`.
+    pub fn qkv(&self, x: Tensor<3>) -> Tensor<3> {
+        let y = x.matmul(self.qkv.clone().unsqueeze());
+        match &self.qkv_bias {
+            Some(b) => y + b.clone().unsqueeze(),
+            None => y,
+        }
+    }
+
+    /// `x · [Wgate Wup]`: `[batch, seq, 2·intermediate]`.
+    pub fn gate_up(&self, x: Tensor<3>) -> Tensor<3> {
+        x.matmul(self.gate_up.clone().unsqueeze())
+    }
+}
