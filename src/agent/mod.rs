@@ -29,7 +29,7 @@ pub use trace::{Trace, Turn, TurnKind};
 #[derive(Clone, Copy)]
 pub struct Policy<'a> {
     pub model: &'a Llama,
-    /// `model`'s weights packed for the CPU decode kernels (`PackedLlama::for_device`), if any.
+    /// `model`'s weights repacked for generation on its device (`PackedLlama::for_device`), if any.
     pub packed: Option<&'a PackedLlama>,
     pub inv_freq: &'a [f64],
     pub tokenizer: &'a TextTokenizer,

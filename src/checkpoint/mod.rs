@@ -44,13 +44,14 @@ pub struct LoadedModel {
     pub model: Llama,
     pub tokenizer: TextTokenizer,
     pub inv_freq: Vec<f64>,
-    /// `model`'s weights packed for the CPU decode kernels, made on first use (see
-    /// [`Self::packed`]); `model` is never replaced after loading, so the copy stays valid.
+    /// `model`'s weights repacked for generation (CPU decode panels, or wgpu fused
+    /// projections), made on first use (see [`Self::packed`]); `model` is never replaced after
+    /// loading, so the copy stays valid.
     packed: std::sync::OnceLock<Option<PackedLlama>>,
 }
 
 impl LoadedModel {
-    /// The packed copy of the weights on the CPU device (`None` on wgpu), packed once.
+    /// The repacked copy of the weights for this device ([`PackedLlama::for_device`]), made once.
     pub fn packed(&self) -> Option<&PackedLlama> {
         self.packed.get_or_init(|| PackedLlama::for_device(&self.model)).as_ref()
     }

@@ -35,8 +35,9 @@ pub struct TokenEvent {
 }
 
 /// Generates for every prompt at once. `on_token` returns `false` to cancel the whole call.
-/// `packed` (a copy of `model`'s weights for the CPU decode kernels, see
-/// [`PackedLlama::for_device`]) speeds up decode steps; without it every step uses the backend.
+/// `packed` (a copy of `model`'s weights repacked for its device: CPU decode panels or wgpu
+/// fused projections, see [`PackedLlama::for_device`]) speeds up decode steps; without it
+/// every step uses the model's own projections.
 pub fn generate(
     model: &Llama,
     packed: Option<&PackedLlama>,
