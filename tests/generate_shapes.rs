@@ -7,15 +7,26 @@ mod common;
 
 use burn::prelude::*;
 use common::tiny_config;
-use memtrain::generate::{Generation, SamplingParams, StopReason, generate};
+use memtrain::generate::{Generation, SamplingParams, StopReason, generate, sample_on_device, sampler};
+use memtrain::model::packed::PackedLlama;
 use memtrain::model::random::RandomWeights;
 use memtrain::model::{Llama, rope};
 
-fn run(device: &Device, prompts: &[Vec<u32>], stop: &[u32]) -> Vec<Generation> {
+fn model(device: &Device) -> Llama {
     let cfg = tiny_config();
-    let model = Llama::from_weights(&cfg, &mut RandomWeights::new(cfg.clone(), 5), device).unwrap();
-    let params = SamplingParams { temperature: 0.0, max_new_tokens: 9, ..Default::default() };
-    generate(&model, None, &rope::inverse_frequencies(&cfg), prompts, &params, stop, &mut |_| true).unwrap()
+    Llama::from_weights(&cfg, &mut RandomWeights::new(cfg.clone(), 5), device).unwrap()
+}
+
+/// Generation with the weights repacked as the app does it (CPU panels, or wgpu's fused
+/// projections, whose KV cache writes then go through our kernel, idle rows and all).
+fn sampled(device: &Device, prompts: &[Vec<u32>], stop: &[u32], params: &SamplingParams) -> Vec<Generation> {
+    let model = model(device);
+    let packed = PackedLlama::for_device(&model);
+    generate(&model, packed.as_ref(), &rope::inverse_frequencies(&tiny_config()), prompts, params, stop, &mut |_| true).unwrap()
+}
+
+fn run(device: &Device, prompts: &[Vec<u32>], stop: &[u32]) -> Vec<Generation> {
+    sampled(device, prompts, stop, &SamplingParams { temperature: 0.0, max_new_tokens: 9, ..Default::default() })
 }
 
 #[test]
@@ -66,5 +77,49 @@ fn greedy_without_repeated_ngrams_never_repeats_its_own_ngrams() {
         // The best allowed token is less likely than the banned greedy pick.
         assert!(c.logprobs[first_ban] < f.logprobs[first_ban], "sequence {i}");
         assert!(c.logprobs.iter().all(|&l| l < 0.0 && l.is_finite()));
+    }
+}
+
+/// Temperature sampling on wgpu runs in our kernel (Gumbel-max, one seed per row per step from
+/// the sequence's own RNG): the same seed gives the same tokens, a sequence draws the same alone
+/// as in a batch, another seed draws differently, and each token's log-probability is the
+/// model's own (a CPU forward over the sampled sequence, log-softmax at temperature 1).
+#[test]
+fn sampling_on_wgpu_is_seeded_per_sequence_and_reports_the_models_log_probs() {
+    let Some(wgpu) = common::wgpu_device() else { return };
+    let prompts: Vec<Vec<u32>> = vec![vec![1, 2, 3], vec![4, 5, 6, 7, 8, 9, 10], vec![11]];
+    let params = SamplingParams { temperature: 1.3, seed: 11, max_new_tokens: 12, ..Default::default() };
+    let tokens = |g: &[Generation]| -> Vec<Vec<u32>> { g.iter().map(|g| g.tokens.clone()).collect() };
+    let batch = sampled(&wgpu, &prompts, &[], &params);
+    assert_eq!(tokens(&batch), tokens(&sampled(&wgpu, &prompts, &[], &params)), "same seed, same draws");
+    let alone = sampled(&wgpu, &prompts[..1], &[], &params);
+    assert_eq!(alone[0].tokens, batch[0].tokens, "sequence 0 draws the same alone");
+    let other = sampled(&wgpu, &prompts, &[], &SamplingParams { seed: 12, ..params.clone() });
+    assert_ne!(tokens(&other), tokens(&batch), "another seed draws differently");
+    // The kernel is what ran: it applies on wgpu, and elsewhere declines without advancing the
+    // sequences' RNGs (the host sampler then draws from the same streams).
+    let logits = Tensor::<3>::from_floats([[[0.5, 1.0, -2.0]], [[3.0, 0.0, 0.0]]], &wgpu);
+    let mut rngs = vec![sampler::sequence_rng(1, 0), sampler::sequence_rng(1, 1)];
+    let picks = sample_on_device(&logits, 1.0, &[Some(0), None], &mut rngs).unwrap().expect("the kernel runs on wgpu");
+    assert!(picks[0].0 < 3 && picks[1] == (0, 0.0), "{picks:?}: a finished row draws nothing");
+    assert_ne!(rngs[0], sampler::sequence_rng(1, 0), "a live row's stream advanced");
+    assert_eq!(rngs[1], sampler::sequence_rng(1, 1), "a finished row's stream did not");
+    let on_cpu = Tensor::<3>::from_floats([[[0.5, 1.0, -2.0]]], &Device::flex());
+    let mut cpu_rngs = vec![sampler::sequence_rng(1, 0)];
+    assert!(sample_on_device(&on_cpu, 1.0, &[Some(0)], &mut cpu_rngs).unwrap().is_none());
+    assert_eq!(cpu_rngs[0], sampler::sequence_rng(1, 0), "declining leaves the stream as it was");
+    let cpu = model(&Device::flex());
+    let inv_freq = rope::inverse_frequencies(&tiny_config());
+    for (i, (p, g)) in prompts.iter().zip(&batch).enumerate() {
+        let ids: Vec<i64> = p.iter().chain(&g.tokens).map(|&t| t as i64).collect();
+        let n = ids.len();
+        let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [1, n]), &Device::flex());
+        let logp: Vec<f32> = burn::tensor::activation::log_softmax(cpu.forward(tokens, &inv_freq), 2).into_data().to_vec().unwrap();
+        let vocab = logp.len() / n;
+        for (j, &lp) in g.logprobs.iter().enumerate() {
+            let at = p.len() - 1 + j;
+            let expected = logp[at * vocab + ids[at + 1] as usize];
+            assert!((lp - expected).abs() < 1e-4, "sequence {i}, token {j}: log-prob {lp} vs the model's {expected}");
+        }
     }
 }

@@ -5,10 +5,12 @@
 pub mod sampler;
 
 use crate::model::kv_cache::KvCache;
+use crate::kernels::gpu;
 use crate::model::packed::PackedLlama;
 use crate::model::{Llama, StepLayout};
 use anyhow::{Result, bail};
 use burn::prelude::*;
+use rand::Rng;
 pub use sampler::SamplingParams;
 use crate::device::shape_bucket;
 
@@ -80,7 +82,7 @@ pub fn generate(
         let hidden = model.forward_hidden_packed(input, &layout, Some(&mut cache), packed);
         let last = hidden.narrow(1, q_len - 1, 1);
         let logits = model.logits_packed(last, packed);
-        let picks = if params.temperature <= 0.0 { greedy_without_repeats(logits, params.no_repeat_ngram, &batch, &out)? } else { sample_on_host(logits, params, &batch, &mut rngs)? };
+        let picks = if params.temperature <= 0.0 { greedy_without_repeats(logits, params.no_repeat_ngram, &batch, &out)? } else { sample(logits, params, &batch, &mut rngs)? };
         let mut next = Vec::with_capacity(batch.len());
         for (row, slot) in batch.iter_mut().enumerate() {
             let Some(seq) = *slot else {
@@ -160,6 +162,37 @@ fn greedy_on_device(logits: Tensor<3>) -> Result<Vec<(u32, f32)>> {
 /// exponentials in f16 for each log-probability. One row per sequence: the cast costs nothing.
 fn in_f32(logits: Tensor<3>) -> Tensor<3> {
     if logits.dtype() == burn::tensor::DType::F32 { logits } else { logits.cast(burn::tensor::DType::F32) }
+}
+
+/// Temperature sampling: where the logits are when our wgpu kernel applies (no top-k/top-p:
+/// those need the vocabulary ordered), else on the host.
+fn sample(logits: Tensor<3>, params: &SamplingParams, batch: &[Option<usize>], rngs: &mut [rand_chacha::ChaCha8Rng]) -> Result<Vec<(u32, f32)>> {
+    if params.top_k == 0 && params.top_p >= 1.0 {
+        if let Some(picks) = sample_on_device(&logits, params.temperature, batch, rngs)? {
+            return Ok(picks);
+        }
+    }
+    sample_on_host(logits, params, batch, rngs)
+}
+
+/// Plain temperature sampling in one wgpu kernel ([`gpu::sample_rows`], Gumbel-max), each live
+/// row seeded by one draw from its sequence's RNG; only `[rows, 2]` (token, log-prob) comes
+/// back instead of the `[rows, vocab]` logits. `None` (and no RNG advanced) where the kernel
+/// does not run.
+pub fn sample_on_device(logits: &Tensor<3>, temperature: f32, batch: &[Option<usize>], rngs: &mut [rand_chacha::ChaCha8Rng]) -> Result<Option<Vec<(u32, f32)>>> {
+    let [rows, _, vocab] = logits.dims();
+    let device = logits.device();
+    if !gpu::enabled() || !crate::device::compiles_per_shape(&device) {
+        return Ok(None);
+    }
+    // Drawn from copies: committed only if the kernel runs, so the host path sees the same streams.
+    let mut drawn = rngs.to_vec();
+    let seeds: Vec<f32> = batch.iter().map(|slot| slot.map_or(0.0, |seq| (drawn[seq].random::<u32>() >> (32 - gpu::SEED_BITS)) as f32)).collect();
+    let seeds = Tensor::<1>::from_data(TensorData::new(seeds, [rows]), &device);
+    let Some(picked) = gpu::sample_rows(&in_f32(logits.clone()).reshape([rows, vocab]), &seeds, temperature) else { return Ok(None) };
+    let values: Vec<f32> = picked.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("reading sampled tokens: {e:?}"))?;
+    rngs.clone_from_slice(&drawn);
+    Ok(Some(batch.iter().zip(values.chunks_exact(2)).map(|(slot, v)| if slot.is_some() { (v[0] as u32, v[1]) } else { (0, 0.0) }).collect()))
 }
 
 /// Temperature / top-k / top-p sampling with each sequence's own seeded RNG, on the host.

@@ -30,6 +30,8 @@ mod qkv_to_cache_shader;
 mod rms_norm_shader;
 #[path = "../../shaders/rope.rs"]
 mod rope_shader;
+#[path = "../../shaders/sample.rs"]
+mod sample_shader;
 #[path = "../../shaders/swiglu.rs"]
 mod swiglu_shader;
 
@@ -303,4 +305,26 @@ pub fn qkv_to_cache(qkv: &Tensor<3>, cos: &Tensor<4>, sin: &Tensor<4>, keys: Ten
     let values = outs.pop().expect("three outputs");
     let keys = outs.pop().expect("three outputs");
     Ok((outs.pop().expect("three outputs"), keys, values))
+}
+
+/// Seeds the sampling kernel takes: integers below 2²⁴ (held exactly in f32).
+pub const SEED_BITS: u32 = 24;
+
+/// Samples one token per row of `logits` `[rows, vocab]` from `softmax(logits / temperature)`
+/// with the Gumbel-max trick, each row driven by its seed in `seeds` `[rows]` (integers below
+/// 2^[`SEED_BITS`]), in one launch on wgpu; returns `[rows, 2]`: the token id (exact in f32)
+/// and its log-probability at temperature 1. `None` elsewhere (the caller samples on the host).
+pub fn sample_rows(logits: &Tensor<2>, seeds: &Tensor<1>, temperature: f32) -> Option<Tensor<2>> {
+    let [rows, vocab] = logits.dims();
+    if seeds.dims() != [rows] || rows == 0 || rows > MAX_CUBES || vocab == 0 || vocab >= 1 << 24 || temperature <= 0.0 {
+        return None;
+    }
+    let inputs = vec![fused(logits)?, fused(seeds)?];
+    let inv_temperature = 1.0 / temperature;
+    Some(queue("memtrain::sample_rows", inputs, [rows, 2], move |t| {
+        let [logits, seeds]: [CubeTensor; 2] = t.try_into().expect("two inputs");
+        let out = empty(&logits, vec![rows, 2]);
+        sample_shader::sample_rows::launch(&logits.client, CubeCount::Static(rows as u32, 1, 1), CubeDim::new_1d(THREADS as u32), logits.clone().into_buffer_arg(), seeds.into_buffer_arg(), out.clone().into_buffer_arg(), vocab, inv_temperature, THREADS);
+        out
+    }))
 }
