@@ -19,6 +19,14 @@ for batch in 1 64; do
   MEMTRAIN_NO_GPU_KERNELS=1 timeout "${OFF_SECONDS:-120}" "$bin" bench generate --device wgpu --model random:smollm2-135m \
     --batch $batch --prompt-tokens 128 --decode-tokens 64 --json "$out/decode-kernels-off-b$batch.json" 2>&1 | tee -a "$out/kernels-off.log"
 done
+# Sampled decode as GRPO's rollouts run it (temperature 1, batch 32): our sampling kernel, then
+# with every kernel off (logits to the host, sampled there), against the greedy row above.
+sampled() { # $1: on or off
+  timeout "${OFF_SECONDS:-120}" "$bin" bench generate --device wgpu --model random:smollm2-135m --batch 32 \
+    --prompt-tokens 128 --decode-tokens 64 --temperature 1 --json "$out/decode-sampled-kernels-$1-b32.json" 2>&1 | tee -a "$out/sampled.log"
+}
+sampled on
+MEMTRAIN_NO_GPU_KERNELS=1 sampled off
 BENCH_PEERS_TORCH_DEVICES=cpu timeout "${CPU_SECONDS:-200}" "$bin" bench suite "${common[@]}" --devices cpu \
   --batches "${CPU_BATCHES:-1,16}" --train-seqs 512 --no-grpo \
   --json "$out/suite-cpu.json" --markdown "$out/suite-cpu.md" 2>&1 | tee "$out/cpu.log"

@@ -326,6 +326,10 @@ enum BenchCommand {
         /// Tokens decoded per sequence.
         #[arg(long, default_value_t = 64)]
         decode_tokens: usize,
+        /// 0 decodes greedily; above 0 samples as GRPO's rollouts do (temperature 1): on wgpu in
+        /// our sampling kernel, on the CPU on the host.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f32,
         /// Write the result as JSON here too.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -471,8 +475,8 @@ fn run_command(cmd: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Bench { what: BenchCommand::Generate { model, device, f16, batch, prompt_tokens, decode_tokens, json } } => {
-            let report = crate::bench::generate(model.as_deref(), device, f16, batch, prompt_tokens, decode_tokens)?;
+        Command::Bench { what: BenchCommand::Generate { model, device, f16, batch, prompt_tokens, decode_tokens, temperature, json } } => {
+            let report = crate::bench::generate(model.as_deref(), device, f16, batch, prompt_tokens, decode_tokens, temperature)?;
             println!("{}", report.markdown_row());
             write_json(json, &report)?;
             Ok(())

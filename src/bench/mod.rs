@@ -75,24 +75,29 @@ pub(crate) fn prompts(vocab: usize, batch: usize, len: usize) -> Vec<Vec<u32>> {
 }
 
 /// `f16`: the model, activations and KV cache in f16 ([`crate::device::use_f16`]); the report's
-/// device then says so.
-pub fn generate(model: Option<&Path>, device: DeviceChoice, f16: bool, batch: usize, prompt_len: usize, decode: usize) -> Result<GenerateReport> {
+/// device then says so, as it says a `temperature` above 0 (sampled, as GRPO's rollouts are,
+/// instead of greedy).
+pub fn generate(model: Option<&Path>, device: DeviceChoice, f16: bool, batch: usize, prompt_len: usize, decode: usize, temperature: f32) -> Result<GenerateReport> {
     let (device, info) = crate::device::select(device)?;
     if f16 {
         crate::device::use_f16(&device, &info)?;
     }
     let m = open_on(model, &device)?;
-    let name = if f16 { format!("{info}, f16") } else { info.to_string() };
+    let mut name = if f16 { format!("{info}, f16") } else { info.to_string() };
+    if temperature > 0.0 {
+        name = format!("{name}, sampled at temperature {temperature}");
+    }
     eprintln!("bench: {} on {name}", m.name);
-    measure_generate(&m, &name, batch, prompt_len, decode, true)
+    measure_generate(&m, &name, batch, prompt_len, decode, true, temperature)
 }
 
-/// Prefill and decode throughput of `m` for `batch` prompts of `prompt_len` tokens; on the CPU
-/// through the decode kernels unless `cpu_kernels` is false (the before/after row).
-pub(crate) fn measure_generate(m: &BenchModel, device: &str, batch: usize, prompt_len: usize, decode: usize, cpu_kernels: bool) -> Result<GenerateReport> {
+/// Prefill and decode throughput of `m` for `batch` prompts of `prompt_len` tokens, greedy or
+/// sampled at `temperature`; through the repacked weights unless `cpu_kernels` is false (the
+/// CPU's before/after row).
+pub(crate) fn measure_generate(m: &BenchModel, device: &str, batch: usize, prompt_len: usize, decode: usize, cpu_kernels: bool, temperature: f32) -> Result<GenerateReport> {
     let packed = if cpu_kernels { crate::model::packed::PackedLlama::for_device(&m.model) } else { None };
     let run = |prompts: &[Vec<u32>], steps: usize| -> Result<(f64, f64)> {
-        let params = SamplingParams { max_new_tokens: steps, ..Default::default() };
+        let params = SamplingParams { max_new_tokens: steps, temperature, seed: 1, ..Default::default() };
         let start = Instant::now();
         let mut first: Option<f64> = None;
         let mut count = 0usize;

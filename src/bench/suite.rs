@@ -187,7 +187,7 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
         for &batch in &opts.batches {
             progress(&format!("generation, batch {batch}, on {name}"));
             reset_peak();
-            let g: GenerateReport = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, true)?;
+            let g: GenerateReport = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, true, 0.0)?;
             report.generation.push(GenRow { engine: "memtrain".into(), device: name.clone(), batch, prefill_tok_s: g.prefill_tok_s, decode_tok_s: g.decode_tok_s, peak_mb: peak_mb() });
         }
         // The CPU decode kernels' gain, measured in the same run: the backend's gemm alone.
@@ -195,7 +195,7 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
             for &batch in &opts.batches {
                 progress(&format!("generation without the CPU decode kernels, batch {batch}, on {name}"));
                 reset_peak();
-                let g = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, false)?;
+                let g = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, false, 0.0)?;
                 report.generation.push(GenRow { engine: WITHOUT_KERNELS.into(), device: name.clone(), batch, prefill_tok_s: g.prefill_tok_s, decode_tok_s: g.decode_tok_s, peak_mb: peak_mb() });
             }
         }

@@ -195,18 +195,23 @@ pub fn sample_on_device(logits: &Tensor<3>, temperature: f32, batch: &[Option<us
     Ok(Some(batch.iter().zip(values.chunks_exact(2)).map(|(slot, v)| if slot.is_some() { (v[0] as u32, v[1]) } else { (0, 0.0) }).collect()))
 }
 
-/// Temperature / top-k / top-p sampling with each sequence's own seeded RNG, on the host.
+/// Temperature / top-k / top-p sampling with each sequence's own seeded RNG, on the host, rows
+/// in parallel (each row costs two passes of exponentials over the vocabulary: 0.6 ms for
+/// SmolLM2's 49k on one 2.6 GHz core, 19 ms per step for 32 rows).
 fn sample_on_host(logits: Tensor<3>, params: &SamplingParams, batch: &[Option<usize>], rngs: &mut [rand_chacha::ChaCha8Rng]) -> Result<Vec<(u32, f32)>> {
+    use rayon::prelude::*;
     let vocab = logits.dims()[2];
     let host: Vec<f32> = in_f32(logits).into_data().try_to_vec().map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?;
-    Ok(batch
-        .iter()
-        .enumerate()
-        .map(|(row, slot)| {
+    // Each live row borrows its own sequence's RNG (a sequence sits in one row at most).
+    let mut by_seq: Vec<Option<&mut rand_chacha::ChaCha8Rng>> = rngs.iter_mut().map(Some).collect();
+    let mut work: Vec<(usize, Option<&mut rand_chacha::ChaCha8Rng>)> = batch.iter().enumerate().map(|(row, slot)| (row, slot.and_then(|seq| by_seq[seq].take()))).collect();
+    Ok(work
+        .par_iter_mut()
+        .map(|(row, rng)| {
             // A finished row draws nothing: every sequence's random stream stays its own.
-            let Some(seq) = *slot else { return (0, 0.0) };
-            let l = &host[row * vocab..(row + 1) * vocab];
-            let token = sampler::sample(l, params, &mut rngs[seq]);
+            let Some(rng) = rng else { return (0, 0.0) };
+            let l = &host[*row * vocab..(*row + 1) * vocab];
+            let token = sampler::sample(l, params, rng);
             (token, sampler::log_prob(l, token))
         })
         .collect())
