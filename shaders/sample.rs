@@ -25,7 +25,8 @@ fn mix(x: u32) -> u32 {
 }
 
 /// `out[row] = (token, log-prob)` for `logits` `[rows, vocab]` and `seeds` `[rows]` (integers
-/// below 2²⁴ held in f32).
+/// below 2²⁴ held in f32); `inv_temperature` 0 picks greedily (the largest logit, lowest id on
+/// ties, as the host's argmax does).
 #[cube(launch)]
 pub fn sample_rows(logits: &[f32], seeds: &[f32], out: &mut [f32], vocab: usize, inv_temperature: f32, #[comptime] threads: usize) {
     let unit = UNIT_POS as usize;
@@ -38,10 +39,13 @@ pub fn sample_rows(logits: &[f32], seeds: &[f32], out: &mut [f32], vocab: usize,
     for i in range_stepped(unit, vocab, threads) {
         let l = logits[base + i];
         local_max = local_max.max(l);
-        let h = mix(u32::cast_from(i) ^ stream);
-        // 24 random bits, centred in their cell: u is never 0 or 1.
-        let u = (f32::cast_from(h >> 8) + f32::new(0.5)) * f32::new(5.960_464_5e-8);
-        let key = l * inv_temperature - (-u.ln()).ln();
+        let mut key = l;
+        if inv_temperature > f32::new(0.0) {
+            let h = mix(u32::cast_from(i) ^ stream);
+            // 24 random bits, centred in their cell: u is never 0 or 1.
+            let u = (f32::cast_from(h >> 8) + f32::new(0.5)) * f32::new(5.960_464_5e-8);
+            key = l * inv_temperature - (-u.ln()).ln();
+        }
         // Units visit ids in increasing order, so `>` keeps each unit's lowest id on ties.
         if key > best_key {
             best_key = key;

@@ -114,7 +114,7 @@ fn sampling_on_wgpu_is_seeded_per_sequence_and_reports_the_models_log_probs() {
         let ids: Vec<i64> = p.iter().chain(&g.tokens).map(|&t| t as i64).collect();
         let n = ids.len();
         let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [1, n]), &Device::flex());
-        let logp: Vec<f32> = burn::tensor::activation::log_softmax(cpu.forward(tokens, &inv_freq), 2).into_data().to_vec().unwrap();
+        let logp: Vec<f32> = burn::tensor::activation::log_softmax(cpu.forward(tokens, &inv_freq), 2).into_data().try_to_vec().unwrap();
         let vocab = logp.len() / n;
         for (j, &lp) in g.logprobs.iter().enumerate() {
             let at = p.len() - 1 + j;

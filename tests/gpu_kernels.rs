@@ -138,7 +138,7 @@ fn qkv_to_cache_kernel_matches_burns_ops_on_wgpu() {
 /// the draws are a fixed function of the seeds, so this cannot flake), every row's
 /// log-probability at temperature 1 is Burn's log-softmax's, and a row's draw depends on its
 /// seed only, not on the rows beside it. A 49,152-wide row (SmolLM2's vocabulary) samples a
-/// token whose log-probability is Burn's too.
+/// token whose log-probability is Burn's too; at temperature 0 the kernel is greedy.
 #[test]
 fn sampling_kernel_draws_from_the_softmax_on_wgpu() {
     let Some(device) = common::wgpu_device() else { return };
@@ -147,10 +147,10 @@ fn sampling_kernel_draws_from_the_softmax_on_wgpu() {
     let logits = Tensor::<2>::from_data(TensorData::new(row.repeat(rows), [rows, 5]), &device);
     let seeds: Vec<f32> = (0..rows).map(|i| ((i as u64 * 2_654_435_761) % (1 << 24)) as f32).collect();
     let seeds = Tensor::<1>::from_data(TensorData::new(seeds, [rows]), &device);
-    let out: Vec<f32> = gpu::sample_rows(&logits, &seeds, temperature).expect("our kernel runs on wgpu").into_data().to_vec().unwrap();
+    let out: Vec<f32> = gpu::sample_rows(&logits, &seeds, temperature).expect("our kernel runs on wgpu").into_data().try_to_vec().unwrap();
     let weights: Vec<f64> = row.iter().map(|&l| ((l / temperature) as f64).exp()).collect();
     let total: f64 = weights.iter().sum();
-    let logp_ref: Vec<f32> = burn::tensor::activation::log_softmax(Tensor::<1>::from_floats(row, &device), 0).into_data().to_vec().unwrap();
+    let logp_ref: Vec<f32> = burn::tensor::activation::log_softmax(Tensor::<1>::from_floats(row, &device), 0).into_data().try_to_vec().unwrap();
     let mut counts = [0usize; 5];
     for pick in out.chunks_exact(2) {
         let token = pick[0] as usize;
@@ -166,17 +166,24 @@ fn sampling_kernel_draws_from_the_softmax_on_wgpu() {
     // Rows 3 and 5 alone draw what they drew among the 8,192.
     let pick = |i: usize| out[2 * i] as usize;
     let two = gpu::sample_rows(&logits.clone().select(0, Tensor::from_ints([3, 5], &device)), &seeds.clone().select(0, Tensor::from_ints([3, 5], &device)), temperature).unwrap();
-    let two: Vec<f32> = two.into_data().to_vec().unwrap();
+    let two: Vec<f32> = two.into_data().try_to_vec().unwrap();
     assert_eq!([two[0] as usize, two[2] as usize], [pick(3), pick(5)], "a row's draw depends on its seed only");
 
     let wide = random([2, 49_152], &device) * 3.0;
     let seeds = Tensor::<1>::from_floats([7.0, 16_777_215.0], &device);
-    let picks: Vec<f32> = gpu::sample_rows(&wide, &seeds, 1.0).unwrap().into_data().to_vec().unwrap();
-    let logp: Vec<f32> = burn::tensor::activation::log_softmax(wide, 1).into_data().to_vec().unwrap();
+    let picks: Vec<f32> = gpu::sample_rows(&wide, &seeds, 1.0).unwrap().into_data().try_to_vec().unwrap();
+    let logp: Vec<f32> = burn::tensor::activation::log_softmax(wide.clone(), 1).into_data().try_to_vec().unwrap();
     for (r, pick) in picks.chunks_exact(2).enumerate() {
         let token = pick[0] as usize;
         assert!(token < 49_152 && (pick[1] - logp[r * 49_152 + token]).abs() < 1e-4, "wide row {r}: token {token}, log-prob {} vs {}", pick[1], logp[r * 49_152 + token]);
     }
+    // Temperature 0 is greedy: Burn's argmax, the lowest id among equal logits.
+    let greedy: Vec<f32> = gpu::sample_rows(&wide, &seeds, 0.0).unwrap().into_data().try_to_vec().unwrap();
+    let argmax: Vec<i64> = wide.clone().argmax(1).into_data().convert::<i64>().try_to_vec().unwrap();
+    assert_eq!([greedy[0] as i64, greedy[2] as i64], [argmax[0], argmax[1]], "greedy picks the largest logit");
+    let tied = Tensor::<2>::from_floats([[1.0, 3.0, 0.0, 3.0, 3.0]], &device);
+    let pick: Vec<f32> = gpu::sample_rows(&tied, &Tensor::zeros([1], &device), 0.0).unwrap().into_data().try_to_vec().unwrap();
+    assert_eq!(pick[0], 1.0, "ties go to the lowest id");
     assert!(gpu::sample_rows(&Tensor::<2>::ones([1, 4], &Device::flex()), &Tensor::zeros([1], &Device::flex()), 1.0).is_none(), "CPU tensors keep the host sampler");
 }
 
