@@ -5,26 +5,28 @@
 //! additive bias, which masks padding and unwritten columns), meet in shared memory for the
 //! softmax's max and sum, then each unit owns output dimensions and sums `p · v` over the
 //! columns. The scores go through `scores` (global scratch, `[sequences·heads, cols]`), so the
-//! cache length is not bounded by shared memory. Replaces Burn's q·kᵀ matmul, scale, bias add,
-//! softmax (max, subtract, exp, sum, divide) and p·v matmul.
+//! cache length is not bounded by shared memory. Tensors in their float type `F` (f32, or f16
+//! for `--f16` generation); the scores and all arithmetic in f32. Replaces Burn's q·kᵀ matmul,
+//! scale, bias add, softmax (max, subtract, exp, sum, divide) and p·v matmul.
 
 use cubecl::prelude::*;
 
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
-pub fn decode_attention(
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    bias: &[f32],
+pub fn decode_attention<F: Float>(
+    q: &[F],
+    keys: &[F],
+    values: &[F],
+    bias: &[F],
     scores: &mut [f32],
-    out: &mut [f32],
+    out: &mut [F],
     heads: usize,
     kv_heads: usize,
     cols: usize,
     head_dim: usize,
     scale: f32,
     #[comptime] threads: usize,
+    #[define(F)] _dtype: ElemType,
 ) {
     let unit = UNIT_POS as usize;
     let task = CUBE_POS as usize;
@@ -39,9 +41,9 @@ pub fn decode_attention(
         let k_base = kv_base + c * head_dim;
         let mut dot = f32::new(0.0);
         for d in 0..head_dim {
-            dot += q[q_base + d] * keys[k_base + d];
+            dot += f32::cast_from(q[q_base + d]) * f32::cast_from(keys[k_base + d]);
         }
-        let s = dot * scale + bias[seq * cols + c];
+        let s = dot * scale + f32::cast_from(bias[seq * cols + c]);
         scores[s_base + c] = s;
         local_max = local_max.max(s);
     }
@@ -82,8 +84,8 @@ pub fn decode_attention(
     for d in range_stepped(unit, head_dim, threads) {
         let mut acc = f32::new(0.0);
         for c in 0..cols {
-            acc += scores[s_base + c] * values[kv_base + c * head_dim + d];
+            acc += scores[s_base + c] * f32::cast_from(values[kv_base + c * head_dim + d]);
         }
-        out[q_base + d] = acc * inv;
+        out[q_base + d] = F::cast_from(acc * inv);
     }
 }

@@ -12,13 +12,13 @@ use cubecl::prelude::*;
 
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
-pub fn qkv_to_cache(
-    qkv: &[f32],
-    cos: &[f32],
-    sin: &[f32],
-    q_out: &mut [f32],
-    keys: &mut [f32],
-    values: &mut [f32],
+pub fn qkv_to_cache<F: Float>(
+    qkv: &[F],
+    cos: &[F],
+    sin: &[F],
+    q_out: &mut [F],
+    keys: &mut [F],
+    values: &mut [F],
     seq: usize,
     heads: usize,
     kv_heads: usize,
@@ -27,6 +27,7 @@ pub fn qkv_to_cache(
     past: usize,
     len: usize,
     stride: usize,
+    #[define(F)] _dtype: ElemType,
 ) {
     let half = head_dim / 2;
     let width = (heads + 2 * kv_heads) * head_dim;
@@ -40,8 +41,8 @@ pub fn qkv_to_cache(
         let d = col % head_dim;
         if head < heads + kv_heads {
             let table = row * head_dim + d;
-            let partner = if d < half { -qkv[i + half] } else { qkv[i - half] };
-            let rotated = qkv[i] * cos[table] + partner * sin[table];
+            let partner = if d < half { -f32::cast_from(qkv[i + half]) } else { f32::cast_from(qkv[i - half]) };
+            let rotated = F::cast_from(f32::cast_from(qkv[i]) * f32::cast_from(cos[table]) + partner * f32::cast_from(sin[table]));
             if head < heads {
                 q_out[((b * heads + head) * seq + t) * head_dim + d] = rotated;
             } else {

@@ -1,4 +1,5 @@
-//! RMSNorm of each row in one kernel: `out = x / sqrt(mean(x²) + eps) · γ`.
+//! RMSNorm of each row in one kernel: `out = x / sqrt(mean(x²) + eps) · γ`, in the tensors'
+//! float type `F` (f32, or f16 for `--f16` generation) with the arithmetic in f32.
 //!
 //! One cube per row, `threads` units striding over its columns; the units' partial sums of
 //! squares meet in shared memory. Replaces Burn's five element-wise ops, a reduction and a
@@ -7,12 +8,12 @@
 use cubecl::prelude::*;
 
 #[cube(launch)]
-pub fn rms_norm_rows(x: &[f32], gamma: &[f32], out: &mut [f32], width: usize, eps: f32, #[comptime] threads: usize) {
+pub fn rms_norm_rows<F: Float>(x: &[F], gamma: &[F], out: &mut [F], width: usize, eps: f32, #[comptime] threads: usize, #[define(F)] _dtype: ElemType) {
     let unit = UNIT_POS as usize;
     let base = CUBE_POS as usize * width;
     let mut squares = f32::new(0.0);
     for i in range_stepped(unit, width, threads) {
-        let v = x[base + i];
+        let v = f32::cast_from(x[base + i]);
         squares += v * v;
     }
     let mut partial = Shared::<[f32]>::new_slice(threads);
@@ -29,7 +30,7 @@ pub fn rms_norm_rows(x: &[f32], gamma: &[f32], out: &mut [f32], width: usize, ep
     sync_cube();
     let inv = f32::new(1.0) / (partial[0] / f32::cast_from(width) + eps).sqrt();
     for i in range_stepped(unit, width, threads) {
-        out[base + i] = x[base + i] * inv * gamma[i];
+        out[base + i] = F::cast_from(f32::cast_from(x[base + i]) * inv * f32::cast_from(gamma[i]));
     }
 }
 
@@ -38,13 +39,14 @@ pub fn rms_norm_rows(x: &[f32], gamma: &[f32], out: &mut [f32], width: usize, ep
 /// launch before [`rms_norm_rows`].
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
-pub fn add_rms_norm_rows(x: &[f32], delta: &[f32], gamma: &[f32], sum: &mut [f32], out: &mut [f32], width: usize, eps: f32, #[comptime] threads: usize) {
+pub fn add_rms_norm_rows<F: Float>(x: &[F], delta: &[F], gamma: &[F], sum: &mut [F], out: &mut [F], width: usize, eps: f32, #[comptime] threads: usize, #[define(F)] _dtype: ElemType) {
     let unit = UNIT_POS as usize;
     let base = CUBE_POS as usize * width;
     let mut squares = f32::new(0.0);
     for i in range_stepped(unit, width, threads) {
-        let v = x[base + i] + delta[base + i];
-        sum[base + i] = v;
+        // Rounded to F first, as Burn's add would leave it: the norm reads what the stream holds.
+        let v = f32::cast_from(F::cast_from(f32::cast_from(x[base + i]) + f32::cast_from(delta[base + i])));
+        sum[base + i] = F::cast_from(v);
         squares += v * v;
     }
     let mut partial = Shared::<[f32]>::new_slice(threads);
@@ -61,6 +63,6 @@ pub fn add_rms_norm_rows(x: &[f32], delta: &[f32], gamma: &[f32], sum: &mut [f32
     let inv = f32::new(1.0) / (partial[0] / f32::cast_from(width) + eps).sqrt();
     // Each unit reads back only the sums it wrote itself: no barrier needed.
     for i in range_stepped(unit, width, threads) {
-        out[base + i] = sum[base + i] * inv * gamma[i];
+        out[base + i] = F::cast_from(f32::cast_from(sum[base + i]) * inv * f32::cast_from(gamma[i]));
     }
 }

@@ -10,7 +10,7 @@ use cubecl::prelude::*;
 
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
-pub fn rope_to_heads(x: &[f32], cos: &[f32], sin: &[f32], out: &mut [f32], seq: usize, heads: usize, head_dim: usize, len: usize, stride: usize) {
+pub fn rope_to_heads<F: Float>(x: &[F], cos: &[F], sin: &[F], out: &mut [F], seq: usize, heads: usize, head_dim: usize, len: usize, stride: usize, #[define(F)] _dtype: ElemType) {
     let half = head_dim / 2;
     for i in range_stepped(ABSOLUTE_POS as usize, len, stride) {
         let d = i % head_dim;
@@ -19,7 +19,7 @@ pub fn rope_to_heads(x: &[f32], cos: &[f32], sin: &[f32], out: &mut [f32], seq: 
         let b = i / (head_dim * seq * heads);
         let row = ((b * seq + t) * heads + h) * head_dim;
         let table = (b * seq + t) * head_dim + d;
-        let rotated = if d < half { -x[row + d + half] } else { x[row + d - half] };
-        out[i] = x[row + d] * cos[table] + rotated * sin[table];
+        let rotated = if d < half { -f32::cast_from(x[row + d + half]) } else { f32::cast_from(x[row + d - half]) };
+        out[i] = F::cast_from(f32::cast_from(x[row + d]) * f32::cast_from(cos[table]) + rotated * f32::cast_from(sin[table]));
     }
 }

@@ -1,7 +1,8 @@
 //! The real SmolLM2-135M-Instruct run in f16 on wgpu (`--f16`: weights, activations and KV
 //! cache in half precision) against transformers' f32 reading of the same GGUF
 //! (tests/fixtures/models/smollm2/reference.json): next-token logits close, the same next token,
-//! the same greedy continuation. Its own test binary: the f16 setting holds for the whole
+//! the same greedy continuation, through our wgpu kernels in f16 (with and without the fused
+//! projections). Its own test binary: the f16 setting holds for the whole
 //! process's wgpu device.
 
 mod common;
@@ -18,7 +19,9 @@ fn smollm2_in_f16_on_wgpu_stays_close_to_transformers() {
     let (_, info) = memtrain::device::wgpu().unwrap();
     memtrain::device::use_f16(&device, &info).unwrap();
     let lm = checkpoint::load(&path, &device).unwrap();
-    assert!(lm.packed().is_none());
+    // Generation gets the fused q/k/v and gate/up projections in f16 (our kernels take f16).
+    let packed = lm.packed().expect("fused projections in f16");
+    assert!(packed.layers.iter().all(|l| l.gpu().is_some()));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(common::fixtures().join("models/smollm2/reference.json")).unwrap()).unwrap();
     for name in ["plain_france", "chat_japan"] {
         let c = &v[name];
@@ -35,9 +38,11 @@ fn smollm2_in_f16_on_wgpu_stays_close_to_transformers() {
         assert!(worst < 0.25, "{name}: f16 logits differ from transformers' f32 by {worst}");
         assert_eq!(memtrain::generate::sampler::argmax(&logits), top_ids[0], "{name}: next token");
         let params = SamplingParams { max_new_tokens: greedy_ids.len(), ..Default::default() };
-        let ours = generate(&lm.model, None, &lm.inv_freq, &[input.clone()], &params, &lm.tokenizer.stop_ids, &mut |_| true).unwrap();
-        let same = ours[0].tokens.iter().zip(&greedy_ids).take_while(|(a, b)| a == b).count();
-        eprintln!("{name}: greedy in f16 follows transformers for {same} of {} tokens", greedy_ids.len());
-        assert_eq!(ours[0].tokens, greedy_ids, "{name}: greedy continuation in f16");
+        for packed in [None, Some(packed)] {
+            let ours = generate(&lm.model, packed, &lm.inv_freq, &[input.clone()], &params, &lm.tokenizer.stop_ids, &mut |_| true).unwrap();
+            let same = ours[0].tokens.iter().zip(&greedy_ids).take_while(|(a, b)| a == b).count();
+            eprintln!("{name}: greedy in f16 (fused projections: {}) follows transformers for {same} of {} tokens", packed.is_some(), greedy_ids.len());
+            assert_eq!(ours[0].tokens, greedy_ids, "{name}: greedy continuation in f16");
+        }
     }
 }

@@ -187,6 +187,56 @@ fn sampling_kernel_draws_from_the_softmax_on_wgpu() {
     assert!(gpu::sample_rows(&Tensor::<2>::ones([1, 4], &Device::flex()), &Tensor::zeros([1], &Device::flex()), 1.0).is_none(), "CPU tensors keep the host sampler");
 }
 
+/// `--f16` generation: every kernel takes f16 tensors (arithmetic in f32) and gives f16; on
+/// inputs already rounded to f16 its result is the f32 kernel's within f16 rounding.
+#[test]
+fn kernels_run_in_f16_on_wgpu() {
+    use burn::tensor::DType::{F16, F32};
+    let Some(device) = common::wgpu_device() else { return };
+    // f16-representable inputs in f32, and the same values in f16.
+    fn pair<const D: usize>(t: Tensor<D>) -> (Tensor<D>, Tensor<D>) {
+        let half = t.cast(F16);
+        (half.clone().cast(F32), half)
+    }
+    fn check<const D: usize>(name: &str, ours: Tensor<D>, reference: Tensor<D>) {
+        assert_eq!(ours.dtype(), F16, "{name} gives f16");
+        let scale = reference.clone().abs().max().into_scalar::<f32>().max(1.0);
+        let err = max_diff(ours.cast(F32), reference) / scale;
+        eprintln!("{name} in f16: max |Δ| / max(1, max |out|) = {err:.1e}");
+        assert!(err < 2e-3, "{name} in f16: {err}");
+    }
+    let ((x, x16), (d, d16)) = (pair(random([2, 3, 576], &device)), pair(random([2, 3, 576], &device)));
+    let (g, g16) = pair(random([576], &device) + 0.5);
+    check("rms_norm", gpu::rms_norm(&x16, &g16, 1e-5).unwrap(), gpu::rms_norm(&x, &g, 1e-5).unwrap());
+    let (sum16, norm16) = gpu::add_rms_norm(&x16, &d16, &g16, 1e-5).unwrap();
+    let (sum, norm) = gpu::add_rms_norm(&x, &d, &g, 1e-5).unwrap();
+    check("add_rms_norm's sum", sum16, sum);
+    check("add_rms_norm", norm16, norm);
+    check("swiglu", gpu::swiglu(&x16, &d16).unwrap(), gpu::swiglu(&x, &d).unwrap());
+    let (gu, gu16) = pair(random([2, 3, 2 * 288], &device) * 3.0);
+    check("swiglu_halves", gpu::swiglu_halves(&gu16).unwrap(), gpu::swiglu_halves(&gu).unwrap());
+    let inv_freq: Vec<f64> = (0..32).map(|i| 1.0 / 10000f64.powf(i as f64 / 32.0)).collect();
+    let (b, s, h, kvh, hd, past, capacity) = (2, 3, 9, 3, 64, 5, 64);
+    let positions: Vec<Vec<usize>> = (0..b).map(|_| (0..s).map(|t| past + t).collect()).collect();
+    let (cos, sin) = rope::cos_sin(&inv_freq, &positions, &device);
+    let ((cos, cos16), (sin, sin16)) = (pair(cos), pair(sin));
+    let (x4, x416) = pair(random([b, s, h, hd], &device));
+    check("rope", gpu::rope_to_heads(&x416, &cos16, &sin16).unwrap(), gpu::rope_to_heads(&x4, &cos, &sin).unwrap());
+    let (qkv, qkv16) = pair(random([b, s, (h + 2 * kvh) * hd], &device));
+    let ((k, k16), (v, v16)) = (pair(random([b, kvh, capacity, hd], &device)), pair(random([b, kvh, capacity, hd], &device)));
+    let heads = gpu::QkvHeads { heads: h, kv_heads: kvh, head_dim: hd };
+    let Ok((q16, k16, v16)) = gpu::qkv_to_cache(&qkv16, &cos16, &sin16, k16, v16, heads, past) else { panic!("f16 runs") };
+    let Ok((q, k, v)) = gpu::qkv_to_cache(&qkv, &cos, &sin, k, v, heads, past) else { panic!("f32 runs") };
+    check("qkv_to_cache's q", q16, q);
+    check("qkv_to_cache's keys", k16.clone(), k.clone());
+    check("qkv_to_cache's values", v16.clone(), v.clone());
+    let (q1, q116) = pair(random([b, h, 1, hd], &device));
+    let bias: Vec<f32> = (0..b).flat_map(|i| (0..capacity).map(move |c| if c >= i && c < past + s { 0.0 } else { -6e4 })).collect();
+    let (bias, bias16) = pair(Tensor::<4>::from_data(TensorData::new(bias, [b, 1, 1, capacity]), &device));
+    check("decode_attention", gpu::decode_attention(&q116, &k16, &v16, &bias16, 0.125).unwrap(), gpu::decode_attention(&q1, &k, &v, &bias, 0.125).unwrap());
+    assert!(gpu::swiglu(&x16, &d).is_none(), "mixed f16/f32 inputs keep Burn's ops");
+}
+
 /// Burn's ops: q's heads grouped over their KV head, softmax(q·kᵀ·scale + bias)·v.
 fn attention_reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>, scale: f32) -> Tensor<4> {
     let [b, h, _, hd] = q.dims();

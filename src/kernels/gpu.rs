@@ -8,8 +8,9 @@
 //! fusion tensor of Burn's cube backend (`Tensor::try_into_primitive::<Cube>()`); the kernel is
 //! queued in Burn's fusion stream as a custom op (as burn-linalg does), so it runs in order with
 //! the ops around it and nothing is synchronised; when the stream executes it, the op gets the
-//! inputs as cube tensors, launches the kernel and publishes the output. Other devices,
-//! autodiff tensors and other dtypes get `None` and keep Burn's ops.
+//! inputs as cube tensors, launches the kernel and publishes the output. The kernels take f32
+//! or f16 tensors (`--f16` generation; arithmetic in f32), all of one op's inputs the same
+//! type. Other devices, autodiff tensors and other dtypes get `None` and keep Burn's ops.
 
 use burn::prelude::*;
 use burn::tensor::DType;
@@ -20,6 +21,7 @@ use burn_cubecl::CubeBackend;
 use burn_dispatch::backends::Cube;
 use burn_fusion::custom::{CustomOpIr, HandleContainer, OperationFn, OperationIr, StreamId, TensorIr};
 use burn_fusion::{FusionBackend, FusionRuntime, FusionTensor};
+use cubecl::ir::{ElemType, FloatKind};
 use cubecl::prelude::{CubeCount, CubeDim};
 
 #[path = "../../shaders/decode_attention.rs"]
@@ -56,13 +58,30 @@ pub fn enabled() -> bool {
     std::env::var_os(DISABLE_ENV).is_none()
 }
 
-/// `t` as a fusion tensor of the cube backend (wgpu, no autodiff, f32), or `None`.
+/// `t` as a fusion tensor of the cube backend (wgpu, no autodiff, f32 or f16), or `None`.
 fn fused<const D: usize>(t: &Tensor<D>) -> Option<Fused> {
-    (enabled() && t.dtype() == DType::F32).then(|| t.clone().try_into_primitive::<Cube>().ok()).flatten()
+    let float = matches!(t.dtype(), DType::F32 | DType::F16);
+    (enabled() && float).then(|| t.clone().try_into_primitive::<Cube>().ok()).flatten()
+}
+
+/// As [`fused`], f32 only.
+fn fused_f32<const D: usize>(t: &Tensor<D>) -> Option<Fused> {
+    (t.dtype() == DType::F32).then(|| fused(t)).flatten()
+}
+
+/// `inputs` when they share one float type.
+fn uniform(inputs: Vec<Option<Fused>>) -> Option<Vec<Fused>> {
+    let inputs: Vec<Fused> = inputs.into_iter().collect::<Option<_>>()?;
+    inputs.iter().all(|t| t.dtype == inputs[0].dtype).then_some(inputs)
+}
+
+/// The kernels' element type for a tensor's dtype (f32 or f16: what [`fused`] lets through).
+fn elem(t: &CubeTensor) -> ElemType {
+    ElemType::Float(if t.dtype == DType::F16 { FloatKind::F16 } else { FloatKind::F32 })
 }
 
 /// Queues `run` in Burn's fusion stream as one op over `inputs` (handed over contiguous) whose
-/// output has `shape`.
+/// output has `shape` and the inputs' dtype.
 fn queue<const D: usize>(name: &'static str, inputs: Vec<Fused>, shape: [usize; D], run: impl Fn(Vec<CubeTensor>) -> CubeTensor + Send + Sync + 'static) -> Tensor<D> {
     queue_outputs(name, inputs, vec![shape], move |t| vec![run(t)]).remove(0)
 }
@@ -71,7 +90,8 @@ fn queue<const D: usize>(name: &'static str, inputs: Vec<Fused>, shape: [usize; 
 /// of `shapes`).
 fn queue_outputs<const D: usize>(name: &'static str, inputs: Vec<Fused>, shapes: Vec<[usize; D]>, run: impl Fn(Vec<CubeTensor>) -> Vec<CubeTensor> + Send + Sync + 'static) -> Vec<Tensor<D>> {
     let client = inputs[0].client.clone();
-    let outs: Vec<TensorIr> = shapes.into_iter().map(|shape| TensorIr::uninit(client.create_empty_handle(), Shape::new(shape), DType::F32)).collect();
+    let dtype = inputs[0].dtype;
+    let outs: Vec<TensorIr> = shapes.into_iter().map(|shape| TensorIr::uninit(client.create_empty_handle(), Shape::new(shape), dtype)).collect();
     let irs: Vec<TensorIr> = inputs.into_iter().map(|t| t.into_ir()).collect();
     let desc = CustomOpIr::new(name, &irs, &outs);
     let op = OperationFn(move |handles: &mut Handles| {
@@ -90,8 +110,13 @@ fn writable(t: CubeTensor) -> CubeTensor {
     if t.can_mut() { t } else { t.copy() }
 }
 
-/// An uninitialised f32 tensor on `like`'s device.
+/// An uninitialised tensor of `like`'s dtype on its device.
 fn empty(like: &CubeTensor, shape: Vec<usize>) -> CubeTensor {
+    empty_device_dtype(like.client.clone(), like.device.clone(), Shape::from(shape), like.dtype)
+}
+
+/// An uninitialised f32 tensor on `like`'s device (the kernels' f32 scratch).
+fn empty_f32(like: &CubeTensor, shape: Vec<usize>) -> CubeTensor {
     empty_device_dtype(like.client.clone(), like.device.clone(), Shape::from(shape), DType::F32)
 }
 
@@ -111,12 +136,12 @@ pub fn rms_norm<const D: usize>(x: &Tensor<D>, gamma: &Tensor<1>, eps: f64) -> O
     if width != gamma.dims()[0] || rows == 0 || rows > MAX_CUBES {
         return None;
     }
-    let inputs = vec![fused(x)?, fused(gamma)?];
+    let inputs = uniform(vec![fused(x), fused(gamma)])?;
     let eps = eps as f32;
     Some(queue("memtrain::rms_norm", inputs, dims, move |t| {
         let [x, gamma]: [CubeTensor; 2] = t.try_into().expect("two inputs");
         let out = empty(&x, x.meta.shape().to_vec());
-        rms_norm_shader::rms_norm_rows::launch(&x.client, CubeCount::Static(rows as u32, 1, 1), CubeDim::new_1d(THREADS as u32), x.clone().into_buffer_arg(), gamma.into_buffer_arg(), out.clone().into_buffer_arg(), width, eps, THREADS);
+        rms_norm_shader::rms_norm_rows::launch(&x.client, CubeCount::Static(rows as u32, 1, 1), CubeDim::new_1d(THREADS as u32), x.clone().into_buffer_arg(), gamma.into_buffer_arg(), out.clone().into_buffer_arg(), width, eps, THREADS, elem(&x));
         out
     }))
 }
@@ -132,10 +157,10 @@ pub fn decode_attention(q: &Tensor<4>, keys: &Tensor<4>, values: &Tensor<4>, bia
     if !shapes_fit || kv_heads == 0 || heads % kv_heads != 0 || b * heads > MAX_CUBES {
         return None;
     }
-    let inputs = vec![fused(q)?, fused(keys)?, fused(values)?, fused(bias)?];
+    let inputs = uniform(vec![fused(q), fused(keys), fused(values), fused(bias)])?;
     Some(queue("memtrain::decode_attention", inputs, [b, heads, 1, head_dim], move |t| {
         let [q, keys, values, bias]: [CubeTensor; 4] = t.try_into().expect("four inputs");
-        let scores = empty(&q, vec![b * heads, cols]);
+        let scores = empty_f32(&q, vec![b * heads, cols]);
         let out = empty(&q, vec![b, heads, 1, head_dim]);
         decode_attention_shader::decode_attention::launch(
             &q.client,
@@ -153,6 +178,7 @@ pub fn decode_attention(q: &Tensor<4>, keys: &Tensor<4>, values: &Tensor<4>, bia
             head_dim,
             scale,
             THREADS,
+            elem(&q),
         );
         out
     }))
@@ -166,12 +192,12 @@ pub fn swiglu<const D: usize>(gate: &Tensor<D>, up: &Tensor<D>) -> Option<Tensor
     if up.dims() != dims || len == 0 {
         return None;
     }
-    let inputs = vec![fused(gate)?, fused(up)?];
+    let inputs = uniform(vec![fused(gate), fused(up)])?;
     Some(queue("memtrain::swiglu", inputs, dims, move |t| {
         let [gate, up]: [CubeTensor; 2] = t.try_into().expect("two inputs");
         let out = empty(&gate, gate.meta.shape().to_vec());
         let (cubes, units, stride) = strided_grid(len);
-        swiglu_shader::swiglu::launch(&gate.client, cubes, units, gate.clone().into_buffer_arg(), up.into_buffer_arg(), out.clone().into_buffer_arg(), len, stride);
+        swiglu_shader::swiglu::launch(&gate.client, cubes, units, gate.clone().into_buffer_arg(), up.into_buffer_arg(), out.clone().into_buffer_arg(), len, stride, elem(&gate));
         out
     }))
 }
@@ -185,12 +211,12 @@ pub fn rope_to_heads(x: &Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Option<
     if cos.dims() != [b, 1, seq, head_dim] || sin.dims() != cos.dims() || head_dim % 2 != 0 || len == 0 {
         return None;
     }
-    let inputs = vec![fused(x)?, fused(cos)?, fused(sin)?];
+    let inputs = uniform(vec![fused(x), fused(cos), fused(sin)])?;
     Some(queue("memtrain::rope_to_heads", inputs, [b, heads, seq, head_dim], move |t| {
         let [x, cos, sin]: [CubeTensor; 3] = t.try_into().expect("three inputs");
         let out = empty(&x, vec![b, heads, seq, head_dim]);
         let (cubes, units, stride) = strided_grid(len);
-        rope_shader::rope_to_heads::launch(&x.client, cubes, units, x.clone().into_buffer_arg(), cos.into_buffer_arg(), sin.into_buffer_arg(), out.clone().into_buffer_arg(), seq, heads, head_dim, len, stride);
+        rope_shader::rope_to_heads::launch(&x.client, cubes, units, x.clone().into_buffer_arg(), cos.into_buffer_arg(), sin.into_buffer_arg(), out.clone().into_buffer_arg(), seq, heads, head_dim, len, stride, elem(&x));
         out
     }))
 }
@@ -204,13 +230,13 @@ pub fn add_rms_norm(x: &Tensor<3>, delta: &Tensor<3>, gamma: &Tensor<1>, eps: f6
     if delta.dims() != dims || width != gamma.dims()[0] || rows == 0 || rows > MAX_CUBES {
         return None;
     }
-    let inputs = vec![fused(x)?, fused(delta)?, fused(gamma)?];
+    let inputs = uniform(vec![fused(x), fused(delta), fused(gamma)])?;
     let eps = eps as f32;
     let mut outs = queue_outputs("memtrain::add_rms_norm", inputs, vec![dims, dims], move |t| {
         let [x, delta, gamma]: [CubeTensor; 3] = t.try_into().expect("three inputs");
         let sum = empty(&x, x.meta.shape().to_vec());
         let out = empty(&x, x.meta.shape().to_vec());
-        rms_norm_shader::add_rms_norm_rows::launch(&x.client, CubeCount::Static(rows as u32, 1, 1), CubeDim::new_1d(THREADS as u32), x.clone().into_buffer_arg(), delta.into_buffer_arg(), gamma.into_buffer_arg(), sum.clone().into_buffer_arg(), out.clone().into_buffer_arg(), width, eps, THREADS);
+        rms_norm_shader::add_rms_norm_rows::launch(&x.client, CubeCount::Static(rows as u32, 1, 1), CubeDim::new_1d(THREADS as u32), x.clone().into_buffer_arg(), delta.into_buffer_arg(), gamma.into_buffer_arg(), sum.clone().into_buffer_arg(), out.clone().into_buffer_arg(), width, eps, THREADS, elem(&x));
         vec![sum, out]
     });
     let normed = outs.pop()?;
@@ -230,7 +256,7 @@ pub fn swiglu_halves(x: &Tensor<3>) -> Option<Tensor<3>> {
         let [x]: [CubeTensor; 1] = t.try_into().expect("one input");
         let out = empty(&x, vec![b, s, width]);
         let (cubes, units, stride) = strided_grid(len);
-        swiglu_shader::swiglu_halves::launch(&x.client, cubes, units, x.clone().into_buffer_arg(), out.clone().into_buffer_arg(), width, len, stride);
+        swiglu_shader::swiglu_halves::launch(&x.client, cubes, units, x.clone().into_buffer_arg(), out.clone().into_buffer_arg(), width, len, stride, elem(&x));
         out
     }))
 }
@@ -264,16 +290,14 @@ pub fn qkv_to_cache(qkv: &Tensor<3>, cos: &Tensor<4>, sin: &Tensor<4>, keys: Ten
         && sin.dims() == cos.dims()
         && head_dim % 2 == 0
         && len > 0;
-    let small = [fused(qkv), fused(cos), fused(sin)];
     // The buffers are checked on a clone, then handed over by value: the op must hold their
     // only reference to write them in place.
-    if !fits || small.iter().any(Option::is_none) || fused(&keys).is_none() || fused(&values).is_none() {
-        return Err((keys, values));
-    }
+    let checked = fits.then(|| uniform(vec![fused(qkv), fused(cos), fused(sin), fused(&keys), fused(&values)])).flatten();
+    let Some(mut inputs) = checked else { return Err((keys, values)) };
+    inputs.truncate(3);
     let (Ok(keys), Ok(values)) = (keys.try_into_primitive::<Cube>(), values.try_into_primitive::<Cube>()) else {
         unreachable!("checked above: both buffers are cube tensors");
     };
-    let mut inputs: Vec<Fused> = small.into_iter().flatten().collect();
     inputs.extend([keys, values]);
     let shapes = vec![[b, heads, seq, head_dim], [b, kv_heads, capacity, head_dim], [b, kv_heads, capacity, head_dim]];
     let mut outs = queue_outputs("memtrain::qkv_to_cache", inputs, shapes, move |t| {
@@ -299,6 +323,7 @@ pub fn qkv_to_cache(qkv: &Tensor<3>, cos: &Tensor<4>, sin: &Tensor<4>, keys: Ten
             past,
             len,
             stride,
+            elem(&qkv),
         );
         vec![q, keys, values]
     });
@@ -320,7 +345,7 @@ pub fn sample_rows(logits: &Tensor<2>, seeds: &Tensor<1>, temperature: f32) -> O
     if seeds.dims() != [rows] || rows == 0 || rows > MAX_CUBES || vocab == 0 || vocab >= 1 << 24 || temperature.is_nan() || temperature < 0.0 {
         return None;
     }
-    let inputs = vec![fused(logits)?, fused(seeds)?];
+    let inputs = vec![fused_f32(logits)?, fused_f32(seeds)?];
     let inv_temperature = if temperature > 0.0 { 1.0 / temperature } else { 0.0 };
     Some(queue("memtrain::sample_rows", inputs, [rows, 2], move |t| {
         let [logits, seeds]: [CubeTensor; 2] = t.try_into().expect("two inputs");

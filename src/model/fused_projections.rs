@@ -6,7 +6,8 @@
 //! launch whatever its width. One q/k/v matmul feeds our `qkv_to_cache` kernel (RoPE and the
 //! cache writes in one launch) and one gate/up matmul feeds `swiglu_halves`: per layer 5
 //! projections and 5 more kernels become 2 matmuls and 2 kernels. The cost is a copy of those
-//! weights (for SmolLM2-135M 278 MB in f32; half the model's), made per generation phase.
+//! weights (for SmolLM2-135M 278 MB in f32, 139 MB in f16; half the model's), made per
+//! generation phase.
 
 use super::llama::Block;
 use crate::kernels::gpu::QkvHeads;
@@ -25,13 +26,13 @@ pub struct FusedProjections {
 
 impl FusedProjections {
     /// `block`'s weights as they are now (LoRA adapters merged by `Param::val`), or `None` where
-    /// the fused path does not apply: autodiff or non-f32 weights (our kernels are f32
-    /// inference only), per-head q/k norms (they sit between the projection and RoPE).
+    /// the fused path does not apply: autodiff weights or weights neither f32 nor f16 (our
+    /// kernels are for inference), per-head q/k norms (they sit between the projection and RoPE).
     pub fn of(block: &Block) -> Option<Self> {
         let a = &block.self_attn;
         let m = &block.mlp;
         let q = a.q_proj.weight.val();
-        if q.is_autodiff() || q.dtype() != DType::F32 || a.q_norm.is_some() {
+        if q.is_autodiff() || !matches!(q.dtype(), DType::F32 | DType::F16) || a.q_norm.is_some() {
             return None;
         }
         let biases: Option<Vec<Tensor<1>>> = [&a.q_proj, &a.k_proj, &a.v_proj].iter().map(|l| l.bias.as_ref().map(|b| b.val())).collect();
