@@ -9,6 +9,7 @@
 //! for `--f16` generation); the scores and all arithmetic in f32. Replaces Burn's q·kᵀ matmul,
 //! scale, bias add, softmax (max, subtract, exp, sum, divide) and p·v matmul.
 
+use super::cube_sum_shader::cube_sum;
 use cubecl::prelude::*;
 
 #[cube(launch)]
@@ -67,19 +68,9 @@ pub fn decode_attention<F: Float>(
         scores[s_base + c] = p;
         local_sum += p;
     }
-    let mut sums = Shared::<[f32]>::new_slice(threads);
-    sums[unit] = local_sum;
-    // Storage barrier too: the next loop reads the other units' probabilities.
+    let inv = f32::new(1.0) / cube_sum(local_sum, threads);
+    // The next loop reads the other units' probabilities from global memory.
     sync_storage();
-    if unit == 0 {
-        let mut total = f32::new(0.0);
-        for t in 0..threads {
-            total += sums[t];
-        }
-        sums[0] = total;
-    }
-    sync_cube();
-    let inv = f32::new(1.0) / sums[0];
 
     for d in range_stepped(unit, head_dim, threads) {
         let mut acc = f32::new(0.0);

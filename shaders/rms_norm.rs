@@ -2,9 +2,10 @@
 //! float type `F` (f32, or f16 for `--f16` generation) with the arithmetic in f32.
 //!
 //! One cube per row, `threads` units striding over its columns; the units' partial sums of
-//! squares meet in shared memory. Replaces Burn's five element-wise ops, a reduction and a
+//! squares meet in shared memory ([`cube_sum`]). Replaces Burn's five element-wise ops, a reduction and a
 //! broadcast product (each its own launch when the decode layer's fusion falls back).
 
+use super::cube_sum_shader::cube_sum;
 use cubecl::prelude::*;
 
 #[cube(launch)]
@@ -16,19 +17,7 @@ pub fn rms_norm_rows<F: Float>(x: &[F], gamma: &[F], out: &mut [F], width: usize
         let v = f32::cast_from(x[base + i]);
         squares += v * v;
     }
-    let mut partial = Shared::<[f32]>::new_slice(threads);
-    partial[unit] = squares;
-    sync_cube();
-    // Tens of values: one unit adds them (the kernel is bound by its launch, not this loop).
-    if unit == 0 {
-        let mut total = f32::new(0.0);
-        for t in 0..threads {
-            total += partial[t];
-        }
-        partial[0] = total;
-    }
-    sync_cube();
-    let inv = f32::new(1.0) / (partial[0] / f32::cast_from(width) + eps).sqrt();
+    let inv = f32::new(1.0) / (cube_sum(squares, threads) / f32::cast_from(width) + eps).sqrt();
     for i in range_stepped(unit, width, threads) {
         out[base + i] = F::cast_from(f32::cast_from(x[base + i]) * inv * f32::cast_from(gamma[i]));
     }
@@ -49,18 +38,7 @@ pub fn add_rms_norm_rows<F: Float>(x: &[F], delta: &[F], gamma: &[F], sum: &mut 
         sum[base + i] = F::cast_from(v);
         squares += v * v;
     }
-    let mut partial = Shared::<[f32]>::new_slice(threads);
-    partial[unit] = squares;
-    sync_cube();
-    if unit == 0 {
-        let mut total = f32::new(0.0);
-        for t in 0..threads {
-            total += partial[t];
-        }
-        partial[0] = total;
-    }
-    sync_cube();
-    let inv = f32::new(1.0) / (partial[0] / f32::cast_from(width) + eps).sqrt();
+    let inv = f32::new(1.0) / (cube_sum(squares, threads) / f32::cast_from(width) + eps).sqrt();
     // Each unit reads back only the sums it wrote itself: no barrier needed.
     for i in range_stepped(unit, width, threads) {
         out[base + i] = F::cast_from(f32::cast_from(sum[base + i]) * inv * f32::cast_from(gamma[i]));

@@ -24,6 +24,8 @@ use burn_fusion::{FusionBackend, FusionRuntime, FusionTensor};
 use cubecl::ir::{ElemType, FloatKind};
 use cubecl::prelude::{CubeCount, CubeDim};
 
+#[path = "../../shaders/cube_sum.rs"]
+mod cube_sum_shader;
 #[path = "../../shaders/decode_attention.rs"]
 mod decode_attention_shader;
 #[path = "../../shaders/qkv_to_cache.rs"]

@@ -239,19 +239,22 @@ impl Attention {
 impl Mlp {
     fn forward(&self, x: Tensor<3>, layout: &StepLayout, packed: Option<&PackedBlock>) -> Tensor<3> {
         let cpu = packed.and_then(PackedBlock::cpu);
-        // Inference on wgpu: one gate/up matmul, then one kernel for silu(gate) · up.
-        let fused = packed.and_then(PackedBlock::gpu).filter(|_| layout.fused_kernels);
-        let activated = match fused.and_then(|f| gpu::swiglu_halves(&f.gate_up(x.clone()))) {
-            Some(a) => a,
-            None => {
-                let gate = project(&self.gate_proj, cpu.map(|p| &p.gate), x.clone(), layout.precision);
-                let up = project(&self.up_proj, cpu.map(|p| &p.up), x, layout.precision);
-                // One fused pass instead of Burn's sigmoid and products: on the CPU (each way, in
-                // training), on wgpu in inference.
-                let fused = layout.fused_kernels.then(|| fused_swiglu(&gate, &up).or_else(|| gpu::swiglu(&gate, &up))).flatten();
-                fused.unwrap_or_else(|| silu(gate) * up)
+        let (gate, up) = match packed.and_then(PackedBlock::gpu).filter(|_| layout.fused_kernels) {
+            // Inference on wgpu: one gate/up matmul, then one kernel for silu(gate) · up.
+            Some(fused) => {
+                let both = fused.gate_up(x);
+                if let Some(activated) = gpu::swiglu_halves(&both) {
+                    return project(&self.down_proj, None, activated, layout.precision);
+                }
+                let width = both.dims()[2] / 2;
+                (both.clone().narrow(2, 0, width), both.narrow(2, width, width))
             }
+            None => (project(&self.gate_proj, cpu.map(|p| &p.gate), x.clone(), layout.precision), project(&self.up_proj, cpu.map(|p| &p.up), x, layout.precision)),
         };
+        // One fused pass instead of Burn's sigmoid and products: on the CPU (each way, in
+        // training), on wgpu in inference.
+        let fused = layout.fused_kernels.then(|| fused_swiglu(&gate, &up).or_else(|| gpu::swiglu(&gate, &up))).flatten();
+        let activated = fused.unwrap_or_else(|| silu(gate) * up);
         project(&self.down_proj, cpu.map(|p| &p.down), activated, layout.precision)
     }
 }
