@@ -19,5 +19,8 @@ pub fn cube_sum(value: f32, #[comptime] threads: usize) -> f32 {
         partial[0] = total;
     }
     sync_cube();
-    partial[0]
+    let total = partial[0];
+    // Nobody may write `partial` again (a call in a loop) before every unit has read it.
+    sync_cube();
+    total
 }

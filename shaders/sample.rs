@@ -25,9 +25,25 @@ fn mix(x: u32) -> u32 {
     h
 }
 
+/// `−ln u` for `u` uniform in (0, 1) from 23 bits of `h` (an exponential variate, always > 0).
+/// `u = (k + ½)·2⁻²³` is exact in f32 and never reaches 0 or 1 (24 bits would round the last
+/// cell up to 1, whose −ln is 0: an infinite key). Near 1 the GPU's `ln` may be off by 2⁻²¹
+/// absolutely (WGSL's bound), which could give 0 or a negative value, so there `−ln u` comes
+/// from the series of `−ln(1 − v)` with `v = 1 − u` (exact): `v + v²/2 + v³/3`.
+#[cube]
+fn exponential(h: u32) -> f32 {
+    let u = (f32::cast_from(h >> 9) + f32::new(0.5)) * f32::new(1.192_092_9e-7);
+    let v = f32::new(1.0) - u;
+    let mut e = -u.ln();
+    if v < f32::new(1.0e-3) {
+        e = v * (f32::new(1.0) + v * (f32::new(0.5) + v / f32::new(3.0)));
+    }
+    e
+}
+
 /// `out[row] = (token, log-prob)` for `logits` `[rows, vocab]` and `seeds` `[rows]` (integers
 /// below 2²⁴ held in f32); `inv_temperature` 0 picks greedily (the largest logit, lowest id on
-/// ties, as the host's argmax does).
+/// ties, as the host's argmax does; the seeds are then ignored).
 #[cube(launch)]
 pub fn sample_rows(logits: &[f32], seeds: &[f32], out: &mut [f32], vocab: usize, inv_temperature: f32, #[comptime] threads: usize) {
     let unit = UNIT_POS as usize;
@@ -36,16 +52,14 @@ pub fn sample_rows(logits: &[f32], seeds: &[f32], out: &mut [f32], vocab: usize,
     let stream = mix(u32::cast_from(seeds[row]) ^ 0x9e37_79b9);
     let mut local_max = f32::new(-3.0e38);
     let mut best_key = f32::new(-3.0e38);
-    let mut best_id = vocab;
+    // A valid id even if no key beats the start (a row of NaNs): never past the row's end.
+    let mut best_id = if unit < vocab { unit } else { 0usize };
     for i in range_stepped(unit, vocab, threads) {
         let l = logits[base + i];
         local_max = local_max.max(l);
         let mut key = l;
         if inv_temperature > f32::new(0.0) {
-            let h = mix(u32::cast_from(i) ^ stream);
-            // 24 random bits, centred in their cell: u is never 0 or 1.
-            let u = (f32::cast_from(h >> 8) + f32::new(0.5)) * f32::new(5.960_464_5e-8);
-            key = l * inv_temperature - (-u.ln()).ln();
+            key = l * inv_temperature - exponential(mix(u32::cast_from(i) ^ stream)).ln();
         }
         // Units visit ids in increasing order, so `>` keeps each unit's lowest id on ties.
         if key > best_key {

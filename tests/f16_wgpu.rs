@@ -19,6 +19,12 @@ fn smollm2_in_f16_on_wgpu_stays_close_to_transformers() {
     let (_, info) = memtrain::device::wgpu().unwrap();
     memtrain::device::use_f16(&device, &info).unwrap();
     let lm = checkpoint::load(&path, &device).unwrap();
+    // Sampling runs in our kernel although the device's default float type is now f16 (its
+    // seeds are made f32 explicitly).
+    let logits = Tensor::<3>::from_floats([[[0.5, 1.0, -2.0]]], &device);
+    assert_eq!(logits.dtype(), burn::tensor::DType::F16);
+    let mut rngs = vec![memtrain::generate::sampler::sequence_rng(1, 0)];
+    assert!(memtrain::generate::sample_on_device(&logits, 1.0, &[Some(0)], &mut rngs).unwrap().is_some(), "the sampling kernel runs under --f16");
     // Generation gets the fused q/k/v and gate/up projections in f16 (our kernels take f16).
     let packed = lm.packed().expect("fused projections in f16");
     assert!(packed.layers.iter().all(|l| l.gpu().is_some()));

@@ -184,6 +184,23 @@ fn sampling_kernel_draws_from_the_softmax_on_wgpu() {
     let tied = Tensor::<2>::from_floats([[1.0, 3.0, 0.0, 3.0, 3.0]], &device);
     let pick: Vec<f32> = gpu::sample_rows(&tied, &Tensor::zeros([1], &device), 0.0).unwrap().into_data().try_to_vec().unwrap();
     assert_eq!(pick[0], 1.0, "ties go to the lowest id");
+    // The hash's top value must not give an infinite key (24 bits once rounded it to u = 1):
+    // find, on the host with the kernel's own hash, a seed and a token of a 5-token row whose
+    // hash is all ones in its top 24 bits, then give that token a logit of −30 (probability
+    // ~1e-13): it must not be drawn.
+    fn mix(mut h: u32) -> u32 {
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x85eb_ca6b);
+        h ^= h >> 13;
+        h = h.wrapping_mul(0xc2b2_ae35);
+        h ^ (h >> 16)
+    }
+    let (top, token) = (0u32..1 << 24).find_map(|seed| (0..5u32).find(|&i| mix(i ^ mix(seed ^ 0x9e37_79b9)) >> 8 == (1 << 24) - 1).map(|i| (seed, i))).expect("some seed reaches the top value");
+    let mut row = [0.0f32; 5];
+    row[token as usize] = -30.0;
+    let row = Tensor::<2>::from_floats([row], &device);
+    let pick: Vec<f32> = gpu::sample_rows(&row, &Tensor::from_floats([top as f32], &device), 1.0).unwrap().into_data().try_to_vec().unwrap();
+    assert_ne!(pick[0], token as f32, "seed {top}: the hash's top value drew token {token}, of probability 1e-13");
     assert!(gpu::sample_rows(&Tensor::<2>::ones([1, 4], &Device::flex()), &Tensor::zeros([1], &Device::flex()), 1.0).is_none(), "CPU tensors keep the host sampler");
 }
 

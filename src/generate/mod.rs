@@ -10,6 +10,7 @@ use crate::model::packed::PackedLlama;
 use crate::model::{Llama, StepLayout};
 use anyhow::{Result, bail};
 use burn::prelude::*;
+use burn::tensor::DType;
 use rand::Rng;
 pub use sampler::SamplingParams;
 use crate::device::shape_bucket;
@@ -152,10 +153,12 @@ fn greedy_on_device(logits: Tensor<3>) -> Result<Vec<(u32, f32)>> {
     let [rows, _, vocab] = logits.dims();
     let device = logits.device();
     let on_gpu = crate::device::compiles_per_shape(&device) && gpu::enabled();
-    let zeros = || Tensor::<1>::from_data(TensorData::new(vec![0.0f32; rows], [rows]), &device);
+    // f32 explicitly: under `--f16` the device's default float type is f16, which the kernel
+    // declines.
+    let zeros = || Tensor::<1>::from_data(TensorData::new(vec![0.0f32; rows], [rows]), (&device, DType::F32));
     if let Some(picked) = on_gpu.then(|| gpu::sample_rows(&logits.clone().reshape([rows, vocab]), &zeros(), 0.0)).flatten() {
         let values: Vec<f32> = picked.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("reading greedy picks: {e:?}"))?;
-        return Ok(values.chunks_exact(2).map(|v| (v[0] as u32, v[1])).collect());
+        return Ok(values.chunks_exact(2).map(|v| ((v[0] as u32).min(vocab as u32 - 1), v[1])).collect());
     }
     let ids = logits.clone().argmax(2);
     let max = logits.clone().max_dim(2);
@@ -197,11 +200,13 @@ pub fn sample_on_device(logits: &Tensor<3>, temperature: f32, batch: &[Option<us
     // Drawn from copies: committed only if the kernel runs, so the host path sees the same streams.
     let mut drawn = rngs.to_vec();
     let seeds: Vec<f32> = batch.iter().map(|slot| slot.map_or(0.0, |seq| (drawn[seq].random::<u32>() >> (32 - gpu::SEED_BITS)) as f32)).collect();
-    let seeds = Tensor::<1>::from_data(TensorData::new(seeds, [rows]), &device);
+    // f32 explicitly (seeds below 2²⁴ are exact in f32, not in the f16 of `--f16` generation).
+    let seeds = Tensor::<1>::from_data(TensorData::new(seeds, [rows]), (&device, DType::F32));
     let Some(picked) = gpu::sample_rows(&in_f32(logits.clone()).reshape([rows, vocab]), &seeds, temperature) else { return Ok(None) };
     let values: Vec<f32> = picked.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("reading sampled tokens: {e:?}"))?;
     rngs.clone_from_slice(&drawn);
-    Ok(Some(batch.iter().zip(values.chunks_exact(2)).map(|(slot, v)| if slot.is_some() { (v[0] as u32, v[1]) } else { (0, 0.0) }).collect()))
+    // The clamp only guards the next step's embedding lookup against a broken row (NaN logits).
+    Ok(Some(batch.iter().zip(values.chunks_exact(2)).map(|(slot, v)| if slot.is_some() { ((v[0] as u32).min(vocab as u32 - 1), v[1]) } else { (0, 0.0) }).collect()))
 }
 
 /// Temperature / top-k / top-p sampling with each sequence's own seeded RNG, on the host, rows

@@ -340,15 +340,16 @@ pub const SEED_BITS: u32 = 24;
 /// Samples one token per row of `logits` `[rows, vocab]` from `softmax(logits / temperature)`
 /// with the Gumbel-max trick, each row driven by its seed in `seeds` `[rows]` (integers below
 /// 2^[`SEED_BITS`]), in one launch on wgpu; returns `[rows, 2]`: the token id (exact in f32)
-/// and its log-probability at temperature 1. Temperature 0 picks greedily (the seeds are then
-/// not read). `None` elsewhere (the caller samples on the host).
+/// and its log-probability at temperature 1. Temperature 0 (or one so small that 1/T is not
+/// finite) picks greedily, the seeds then ignored. `None` elsewhere (the caller samples on the
+/// host).
 pub fn sample_rows(logits: &Tensor<2>, seeds: &Tensor<1>, temperature: f32) -> Option<Tensor<2>> {
     let [rows, vocab] = logits.dims();
     if seeds.dims() != [rows] || rows == 0 || rows > MAX_CUBES || vocab == 0 || vocab >= 1 << 24 || temperature.is_nan() || temperature < 0.0 {
         return None;
     }
     let inputs = vec![fused_f32(logits)?, fused_f32(seeds)?];
-    let inv_temperature = if temperature > 0.0 { 1.0 / temperature } else { 0.0 };
+    let inv_temperature = if temperature > 0.0 && (1.0 / temperature).is_finite() { 1.0 / temperature } else { 0.0 };
     Some(queue("memtrain::sample_rows", inputs, [rows, 2], move |t| {
         let [logits, seeds]: [CubeTensor; 2] = t.try_into().expect("two inputs");
         let out = empty(&logits, vec![rows, 2]);

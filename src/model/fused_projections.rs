@@ -27,7 +27,8 @@ pub struct FusedProjections {
 impl FusedProjections {
     /// `block`'s weights as they are now (LoRA adapters merged by `Param::val`), or `None` where
     /// the fused path does not apply: autodiff weights or weights neither f32 nor f16 (our
-    /// kernels are for inference), per-head q/k norms (they sit between the projection and RoPE).
+    /// kernels are for inference, so the matmuls here are plain: mixed precision is for
+    /// training), per-head q/k norms (they sit between the projection and RoPE).
     pub fn of(block: &Block) -> Option<Self> {
         let a = &block.self_attn;
         let m = &block.mlp;
@@ -39,6 +40,9 @@ impl FusedProjections {
         let any_bias = [&a.q_proj, &a.k_proj, &a.v_proj].iter().any(|l| l.bias.is_some());
         if any_bias && biases.is_none() {
             return None; // some projections biased, some not: not a layout any model uses
+        }
+        if m.gate_proj.bias.is_some() || m.up_proj.bias.is_some() {
+            return None; // the gate/up product below has no bias term
         }
         Some(FusedProjections {
             qkv: Tensor::cat(vec![q, a.k_proj.weight.val(), a.v_proj.weight.val()], 1),
