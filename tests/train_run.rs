@@ -225,7 +225,7 @@ fn lora_trains_only_the_adapters_merges_them_on_export_and_resumes_exactly() {
 }
 
 /// `precision: MixedF16` through the whole loop on wgpu (lavapipe in CI): the SFT losses follow
-/// the f32 run's on the same device step by step (f16 rounding only), the GRPO step applies, and
+/// the f32 run's on the same device step by step (f16 rounding only), a GRPO step applies, and
 /// the run's losses fall (by over a nat in 12 steps).
 #[test]
 fn a_mixed_precision_run_on_wgpu_follows_the_f32_run() {
@@ -241,13 +241,15 @@ fn a_mixed_precision_run_on_wgpu_follows_the_f32_run() {
         cfg.device = DeviceChoice::Wgpu;
         cfg.precision = precision;
         cfg.sft.steps = 12;
-        cfg.grpo_steps = 1;
+        // Three GRPO steps: after 12 SFT steps the tiny model's rewards are mostly equal, so a
+        // single step may be skipped for equal rewards (the draws depend on the sampler).
+        cfg.grpo_steps = 3;
         cfg.checkpoint.every = 100;
         let out = dir.join(format!("{precision:?}"));
         assert_eq!(run_to_end(cfg, &data, &out, false), Outcome::Finished);
         // The final checkpoint's state carries the loss scale exactly when the run was mixed:
         // the trainer took the precision from the config (f32 losses alone cannot show it).
-        let state = std::fs::read_to_string(out.join("checkpoints/step-000013/state.ron")).unwrap();
+        let state = std::fs::read_to_string(out.join("checkpoints/step-000015/state.ron")).unwrap();
         assert_eq!(state.contains("factor:Some") || state.contains("factor: Some"), precision == Precision::MixedF16, "{state}");
         read_records(&out.join("metrics.jsonl")).unwrap()
     };
@@ -258,6 +260,8 @@ fn a_mixed_precision_run_on_wgpu_follows_the_f32_run() {
     assert_eq!(f.len(), 12);
     assert!(f.iter().zip(&m).all(|(a, b)| (a - b).abs() < 0.02 * a.abs()), "mixed SFT losses left the f32 run's");
     assert!(m[11] < m[0] - 1.0, "the mixed run did not learn: {} → {}", m[0], m[11]);
-    let grpo = mixed.iter().find(|r| r.phase.as_deref() == Some("grpo")).expect("a GRPO step record");
-    assert!(grpo.skipped.is_none(), "the mixed GRPO step was skipped: {:?}", grpo.skipped);
+    let grpo: Vec<_> = mixed.iter().filter(|r| r.phase.as_deref() == Some("grpo")).map(|r| r.skipped.clone()).collect();
+    eprintln!("mixed GRPO steps (skipped?): {grpo:?}");
+    assert_eq!(grpo.len(), 3);
+    assert!(grpo.iter().any(Option::is_none), "no mixed GRPO step applied: {grpo:?}");
 }
