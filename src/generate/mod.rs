@@ -148,18 +148,13 @@ fn greedy_without_repeats(logits: Tensor<3>, no_repeat_ngram: usize, batch: &[Op
 /// log-probability per row (`-log Σ exp(l - max)`: no vocabulary-wide log-softmax is written),
 /// not the whole `[batch, vocab]` row (12 MB per step at batch 64).
 fn greedy_on_device(logits: Tensor<3>) -> Result<Vec<(u32, f32)>> {
-    let logits = in_f32(logits);
     // On wgpu: our sampling kernel at temperature 0, one launch instead of Burn's six.
-    let [rows, _, vocab] = logits.dims();
-    let device = logits.device();
-    let on_gpu = crate::device::compiles_per_shape(&device) && gpu::enabled();
-    // f32 explicitly: under `--f16` the device's default float type is f16, which the kernel
-    // declines.
-    let zeros = || Tensor::<1>::from_data(TensorData::new(vec![0.0f32; rows], [rows]), (&device, DType::F32));
-    if let Some(picked) = on_gpu.then(|| gpu::sample_rows(&logits.clone().reshape([rows, vocab]), &zeros(), 0.0)).flatten() {
-        let values: Vec<f32> = picked.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("reading greedy picks: {e:?}"))?;
-        return Ok(values.chunks_exact(2).map(|v| ((v[0] as u32).min(vocab as u32 - 1), v[1])).collect());
+    if sampling_kernel_runs(&logits.device()) {
+        if let Some(picks) = kernel_picks(&logits, vec![0.0; logits.dims()[0]], 0.0)? {
+            return Ok(picks);
+        }
     }
+    let logits = in_f32(logits);
     let ids = logits.clone().argmax(2);
     let max = logits.clone().max_dim(2);
     let logprob = (logits - max).exp().sum_dim(2).log().neg();
@@ -192,21 +187,34 @@ fn sample(logits: Tensor<3>, params: &SamplingParams, batch: &[Option<usize>], r
 /// back instead of the `[rows, vocab]` logits. `None` (and no RNG advanced) where the kernel
 /// does not run.
 pub fn sample_on_device(logits: &Tensor<3>, temperature: f32, batch: &[Option<usize>], rngs: &mut [rand_chacha::ChaCha8Rng]) -> Result<Option<Vec<(u32, f32)>>> {
-    let [rows, _, vocab] = logits.dims();
-    let device = logits.device();
-    if !gpu::enabled() || !crate::device::compiles_per_shape(&device) {
+    if !sampling_kernel_runs(&logits.device()) {
         return Ok(None);
     }
     // Drawn from copies: committed only if the kernel runs, so the host path sees the same streams.
     let mut drawn = rngs.to_vec();
     let seeds: Vec<f32> = batch.iter().map(|slot| slot.map_or(0.0, |seq| (drawn[seq].random::<u32>() >> (32 - gpu::SEED_BITS)) as f32)).collect();
-    // f32 explicitly (seeds below 2²⁴ are exact in f32, not in the f16 of `--f16` generation).
-    let seeds = Tensor::<1>::from_data(TensorData::new(seeds, [rows]), (&device, DType::F32));
-    let Some(picked) = gpu::sample_rows(&in_f32(logits.clone()).reshape([rows, vocab]), &seeds, temperature) else { return Ok(None) };
-    let values: Vec<f32> = picked.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("reading sampled tokens: {e:?}"))?;
+    let Some(picks) = kernel_picks(logits, seeds, temperature)? else { return Ok(None) };
     rngs.clone_from_slice(&drawn);
+    Ok(Some(batch.iter().zip(picks).map(|(slot, pick)| if slot.is_some() { pick } else { (0, 0.0) }).collect()))
+}
+
+/// Whether our wgpu sampling kernel may run for logits on `device` (wgpu, kernels on): checked
+/// before anything is prepared for it.
+fn sampling_kernel_runs(device: &Device) -> bool {
+    gpu::enabled() && crate::device::compiles_per_shape(device)
+}
+
+/// (token, log-prob) per row from our wgpu sampling kernel ([`gpu::sample_rows`]) with one
+/// seed per row at `temperature` (0: greedy); `None` where it declines.
+fn kernel_picks(logits: &Tensor<3>, seeds: Vec<f32>, temperature: f32) -> Result<Option<Vec<(u32, f32)>>> {
+    let [rows, _, vocab] = logits.dims();
+    // f32 explicitly: seeds below 2²⁴ are exact in f32, and under `--f16` the device's default
+    // float type is f16, which the kernel declines.
+    let seeds = Tensor::<1>::from_data(TensorData::new(seeds, [rows]), (&logits.device(), DType::F32));
+    let Some(picked) = gpu::sample_rows(&in_f32(logits.clone()).reshape([rows, vocab]), &seeds, temperature) else { return Ok(None) };
+    let values: Vec<f32> = picked.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("reading the sampled tokens: {e:?}"))?;
     // The clamp only guards the next step's embedding lookup against a broken row (NaN logits).
-    Ok(Some(batch.iter().zip(values.chunks_exact(2)).map(|(slot, v)| if slot.is_some() { ((v[0] as u32).min(vocab as u32 - 1), v[1]) } else { (0, 0.0) }).collect()))
+    Ok(Some(values.chunks_exact(2).map(|v| ((v[0] as u32).min(vocab as u32 - 1), v[1])).collect()))
 }
 
 /// Temperature / top-k / top-p sampling with each sequence's own seeded RNG, on the host, rows

@@ -45,29 +45,23 @@ fn grown(buffer: Option<Tensor<4>>, [b, h, d]: [usize; 3], capacity: usize, devi
     }
 }
 
-/// `buffer` grown to `capacity` columns, then `new` written at column `start`.
-fn write_columns(buffer: Option<Tensor<4>>, new: Tensor<4>, start: usize, capacity: usize) -> Tensor<4> {
-    let [b, h, q, d] = new.dims();
-    grown(buffer, [b, h, d], capacity, &new.device()).slice_assign([0..b, 0..h, start..start + q, 0..d], new)
-}
-
 impl LayerCache {
     /// Writes this step's keys/values at columns `start..` and returns the whole buffers
     /// (`capacity` columns).
     pub fn write(&mut self, k: Tensor<4>, v: Tensor<4>, start: usize, capacity: usize) -> (Tensor<4>, Tensor<4>) {
-        assert!(self.host.is_empty(), "this layer's cache is kept on the host by our CPU attention op; Burn's ops cannot extend it");
-        let k = write_columns(self.keys.take(), k, start, capacity);
-        let v = write_columns(self.values.take(), v, start, capacity);
-        self.keys = Some(k.clone());
-        self.values = Some(v.clone());
-        (k, v)
+        let [b, h, q, d] = k.dims();
+        let (keys, values) = self.take_buffers([b, h, d], capacity, &k.device());
+        let columns = [0..b, 0..h, start..start + q, 0..d];
+        let (keys, values) = (keys.slice_assign(columns.clone(), k), values.slice_assign(columns, v));
+        self.put(keys.clone(), values.clone());
+        (keys, values)
     }
 
     /// Takes the key and value buffers out, grown to `capacity` columns of `[batch, kv_heads,
     /// _, head_dim]`, for a caller that writes them itself (our wgpu `qkv_to_cache` kernel,
     /// in place when it holds the only reference) and hands them back with [`Self::put`].
     pub fn take_buffers(&mut self, shape: [usize; 3], capacity: usize, device: &Device) -> (Tensor<4>, Tensor<4>) {
-        assert!(self.host.is_empty(), "this layer's cache is kept on the host by our CPU attention op");
+        assert!(self.host.is_empty(), "this layer's cache is kept on the host by our CPU attention op; Burn's ops cannot extend it");
         (grown(self.keys.take(), shape, capacity, device), grown(self.values.take(), shape, capacity, device))
     }
 

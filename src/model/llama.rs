@@ -157,13 +157,18 @@ impl Attention {
 
     /// Attention's output in the projections' token-major layout `[b, s, heads, hd]`, before
     /// the output projection, from separate q/k/v projections.
-    fn heads(&self, x: Tensor<3>, layout: &StepLayout, mut cache: Option<&mut LayerCache>, packed: Option<&CpuBlock>) -> Tensor<4> {
+    fn heads(&self, x: Tensor<3>, layout: &StepLayout, cache: Option<&mut LayerCache>, packed: Option<&CpuBlock>) -> Tensor<4> {
         let [b, s, _] = x.dims();
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
         // Token-major `[b, s, heads, hd]`: a free reshape of the projections' output.
-        let mut q = project(&self.q_proj, packed.map(|p| &p.q), x.clone(), layout.precision).reshape([b, s, h, hd]);
-        let mut k = project(&self.k_proj, packed.map(|p| &p.k), x.clone(), layout.precision).reshape([b, s, kvh, hd]);
+        let q = project(&self.q_proj, packed.map(|p| &p.q), x.clone(), layout.precision).reshape([b, s, h, hd]);
+        let k = project(&self.k_proj, packed.map(|p| &p.k), x.clone(), layout.precision).reshape([b, s, kvh, hd]);
         let v = project(&self.v_proj, packed.map(|p| &p.v), x, layout.precision).reshape([b, s, kvh, hd]);
+        self.heads_from(q, k, v, layout, cache)
+    }
+
+    /// [`Self::heads`] from token-major q, k, v `[b, s, heads, hd]` (before RoPE).
+    fn heads_from(&self, mut q: Tensor<4>, mut k: Tensor<4>, v: Tensor<4>, layout: &StepLayout, mut cache: Option<&mut LayerCache>) -> Tensor<4> {
         if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
             q = normalize(qn, q, layout);
             k = normalize(kn, k, layout);
@@ -207,15 +212,12 @@ impl Attention {
         let (q, k, v) = match gpu::qkv_to_cache(&qkv, &layout.cos, &layout.sin, keys, values, fused.heads, layout.past) {
             Ok(written) => written,
             Err((keys, values)) => {
-                // Not our kernel's case after all: split the projection and write with Burn's ops.
+                // Not our kernel's case after all: split the projection, then the separate path.
                 cache.put(keys, values);
                 let q = qkv.clone().narrow(2, 0, h * hd).reshape([b, s, h, hd]);
                 let k = qkv.clone().narrow(2, h * hd, kvh * hd).reshape([b, s, kvh, hd]);
                 let v = qkv.narrow(2, (h + kvh) * hd, kvh * hd).reshape([b, s, kvh, hd]);
-                let q = rope::apply(q.swap_dims(1, 2), &layout.cos, &layout.sin);
-                let k = rope::apply(k.swap_dims(1, 2), &layout.cos, &layout.sin);
-                let (k, v) = cache.write(k, v.swap_dims(1, 2), layout.past, layout.k_cols);
-                return self.attend(q, k, v, layout);
+                return self.heads_from(q, k, v, layout, Some(cache));
             }
         };
         cache.put(k.clone(), v.clone());
