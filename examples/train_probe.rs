@@ -1,7 +1,8 @@
 //! Where a CPU training step's time goes (issue 7 profile): one sequence of the random-weight
 //! SmolLM2-135M twin on flex, forward / backward / AdamW timed apart, after one warm-up step.
 //! `cargo run --release --example train_probe -- [SEQ] [STEPS]` (defaults 512, 2); run it under
-//! `perf record -g` to see the kernels.
+//! `perf record -g` to see the kernels. `PROBE_DEVICE=wgpu` runs it on wgpu (with
+//! `scripts/train_launch_count.sh`, the kernel launches of one training step).
 use burn::optim::GradientsParams;
 use memtrain::train::adamw::FusedAdamW;
 use memtrain::model::random::RandomWeights;
@@ -13,7 +14,10 @@ fn main() {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().expect("numbers: SEQ STEPS"));
     let seq = args.next().unwrap_or(512);
     let steps = args.next().unwrap_or(2);
-    let (base, _) = memtrain::device::cpu();
+    let (base, _) = match std::env::var("PROBE_DEVICE").as_deref() {
+        Ok("wgpu") => memtrain::device::wgpu().expect("a wgpu adapter"),
+        _ => memtrain::device::cpu(),
+    };
     let device = base.autodiff();
     let config = ModelConfig::smollm2_135m();
     let mut model = Llama::from_weights(&config, &mut RandomWeights::new(config.clone(), 0), &device).unwrap();

@@ -9,7 +9,7 @@
 //! for `--f16` generation); the scores and all arithmetic in f32. Replaces Burn's q·kᵀ matmul,
 //! scale, bias add, softmax (max, subtract, exp, sum, divide) and p·v matmul.
 
-use super::cube_sum_shader::cube_sum;
+use super::cube_sum_shader::{cube_max, cube_sum};
 use cubecl::prelude::*;
 
 #[cube(launch)]
@@ -48,18 +48,7 @@ pub fn decode_attention<F: Float>(
         scores[s_base + c] = s;
         local_max = local_max.max(s);
     }
-    let mut maxes = Shared::<[f32]>::new_slice(threads);
-    maxes[unit] = local_max;
-    sync_cube();
-    if unit == 0 {
-        let mut m = maxes[0];
-        for t in 1..threads {
-            m = m.max(maxes[t]);
-        }
-        maxes[0] = m;
-    }
-    sync_cube();
-    let m = maxes[0];
+    let m = cube_max(local_max, threads);
 
     // Each unit rewrites its own columns' scores as unnormalised probabilities.
     let mut local_sum = f32::new(0.0);

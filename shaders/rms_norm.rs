@@ -44,3 +44,29 @@ pub fn add_rms_norm_rows<F: Float>(x: &[F], delta: &[F], gamma: &[F], sum: &mut 
         out[base + i] = F::cast_from(f32::cast_from(sum[base + i]) * inv * f32::cast_from(gamma[i]));
     }
 }
+
+/// RMSNorm's backward (training on wgpu), one cube per row: with `r = 1/√(mean(x²) + eps)`,
+/// `dx = r·γ·dy − x·r³·Σ(γ·dy·x)/width`, and each row's share of dγ, `dy·x·r`, into
+/// `dgamma_rows` (the caller sums it over the rows). Replaces the backward of Burn's composed
+/// norm (a dozen element-wise ops and reductions).
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn rms_norm_backward_rows<F: Float>(x: &[F], gamma: &[F], dy: &[F], dx: &mut [F], dgamma_rows: &mut [F], width: usize, eps: f32, #[comptime] threads: usize, #[define(F)] _dtype: ElemType) {
+    let unit = UNIT_POS as usize;
+    let base = CUBE_POS as usize * width;
+    let mut squares = f32::new(0.0);
+    let mut dot = f32::new(0.0);
+    for i in range_stepped(unit, width, threads) {
+        let v = f32::cast_from(x[base + i]);
+        squares += v * v;
+        dot += v * f32::cast_from(gamma[i]) * f32::cast_from(dy[base + i]);
+    }
+    let inv = f32::new(1.0) / (cube_sum(squares, threads) / f32::cast_from(width) + eps).sqrt();
+    let correction = cube_sum(dot, threads) * inv * inv * inv / f32::cast_from(width);
+    for i in range_stepped(unit, width, threads) {
+        let v = f32::cast_from(x[base + i]);
+        let g = f32::cast_from(dy[base + i]);
+        dx[base + i] = F::cast_from(inv * f32::cast_from(gamma[i]) * g - v * correction);
+        dgamma_rows[base + i] = F::cast_from(g * v * inv);
+    }
+}

@@ -26,3 +26,17 @@ pub fn swiglu_halves<F: Float>(x: &[F], out: &mut [F], width: usize, len: usize,
         out[i] = F::cast_from(g / (f32::new(1.0) + (-g).exp()) * f32::cast_from(x[row * 2 * width + width + j]));
     }
 }
+
+/// The backward of `silu(gate) · up` (training on wgpu): with `s = sigmoid(gate)`,
+/// `dgate = dy · up · s·(1 + gate·(1 − s))` and `dup = dy · gate·s`, one pass for both.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn swiglu_backward<F: Float>(gate: &[F], up: &[F], dy: &[F], dgate: &mut [F], dup: &mut [F], len: usize, stride: usize, #[define(F)] _dtype: ElemType) {
+    for i in range_stepped(ABSOLUTE_POS as usize, len, stride) {
+        let g = f32::cast_from(gate[i]);
+        let d = f32::cast_from(dy[i]);
+        let s = f32::new(1.0) / (f32::new(1.0) + (-g).exp());
+        dup[i] = F::cast_from(d * g * s);
+        dgate[i] = F::cast_from(d * f32::cast_from(up[i]) * s * (f32::new(1.0) + g * (f32::new(1.0) - s)));
+    }
+}

@@ -36,7 +36,8 @@ fn rms_norm_kernel_matches_burns_ops_on_wgpu() {
     }
     let flex = Tensor::<2>::ones([2, 4], &Device::flex());
     assert!(gpu::rms_norm(&flex, &Tensor::ones([4], &Device::flex()), 1e-5).is_none(), "CPU tensors keep the CPU path");
-    // Training keeps Burn's differentiable ops: the kernels have no backward.
+    // The inference kernel declines autodiff tensors (training has its own op with a backward,
+    // tests/gpu_train_ops.rs).
     let training = device.clone().autodiff();
     let taped = Tensor::<2>::ones([2, 4], &training).require_grad();
     assert!(gpu::rms_norm(&taped, &Tensor::ones([4], &training), 1e-5).is_none(), "autodiff tensors keep Burn's ops");

@@ -25,34 +25,36 @@ use cubecl::ir::{ElemType, FloatKind};
 use cubecl::prelude::{CubeCount, CubeDim};
 
 #[path = "../../shaders/cube_sum.rs"]
-mod cube_sum_shader;
+pub(super) mod cube_sum_shader;
 #[path = "../../shaders/decode_attention.rs"]
-mod decode_attention_shader;
+pub(super) mod decode_attention_shader;
 #[path = "../../shaders/qkv_to_cache.rs"]
-mod qkv_to_cache_shader;
+pub(super) mod qkv_to_cache_shader;
 #[path = "../../shaders/rms_norm.rs"]
-mod rms_norm_shader;
+pub(super) mod rms_norm_shader;
 #[path = "../../shaders/rope.rs"]
-mod rope_shader;
+pub(super) mod rope_shader;
 #[path = "../../shaders/sample.rs"]
-mod sample_shader;
+pub(super) mod sample_shader;
+#[path = "../../shaders/softmax.rs"]
+pub(super) mod softmax_shader;
 #[path = "../../shaders/swiglu.rs"]
-mod swiglu_shader;
+pub(super) mod swiglu_shader;
 
 /// Any value keeps Burn's ops on wgpu (before/after measurements).
 pub const DISABLE_ENV: &str = "MEMTRAIN_NO_GPU_KERNELS";
 
 /// Units per cube: a warp on NVIDIA, two on AMD's wave32; the kernels stride over any width.
-const THREADS: usize = 64;
+pub(super) const THREADS: usize = 64;
 
 /// Units per cube of the element-wise kernels.
 const ELEMENTS_PER_CUBE: usize = 256;
 
 /// Cubes of a launch along one axis (WebGPU's guaranteed limit).
-const MAX_CUBES: usize = 65_535;
+pub(super) const MAX_CUBES: usize = 65_535;
 
 type Runtime = <CubeBackend as FusionBackend>::FusionRuntime;
-type Fused = FusionTensor<Runtime>;
+pub(super) type Fused = FusionTensor<Runtime>;
 type Handles = HandleContainer<<Runtime as FusionRuntime>::FusionHandle>;
 
 /// Whether our wgpu kernels may run (see [`DISABLE_ENV`]).
@@ -61,7 +63,7 @@ pub fn enabled() -> bool {
 }
 
 /// `t` as a fusion tensor of the cube backend (wgpu, no autodiff, f32 or f16), or `None`.
-fn fused<const D: usize>(t: &Tensor<D>) -> Option<Fused> {
+pub(super) fn fused<const D: usize>(t: &Tensor<D>) -> Option<Fused> {
     let float = matches!(t.dtype(), DType::F32 | DType::F16);
     (enabled() && float).then(|| t.clone().try_into_primitive::<Cube>().ok()).flatten()
 }
@@ -72,25 +74,25 @@ fn fused_f32<const D: usize>(t: &Tensor<D>) -> Option<Fused> {
 }
 
 /// `inputs` when they share one float type.
-fn uniform(inputs: Vec<Option<Fused>>) -> Option<Vec<Fused>> {
+pub(super) fn uniform(inputs: Vec<Option<Fused>>) -> Option<Vec<Fused>> {
     let inputs: Vec<Fused> = inputs.into_iter().collect::<Option<_>>()?;
     inputs.iter().all(|t| t.dtype == inputs[0].dtype).then_some(inputs)
 }
 
 /// The kernels' element type for a tensor's dtype (f32 or f16: what [`fused`] lets through).
-fn elem(t: &CubeTensor) -> ElemType {
+pub(super) fn elem(t: &CubeTensor) -> ElemType {
     ElemType::Float(if t.dtype == DType::F16 { FloatKind::F16 } else { FloatKind::F32 })
 }
 
 /// Queues `run` in Burn's fusion stream as one op over `inputs` (handed over contiguous) whose
 /// output has `shape` and the inputs' dtype.
-fn queue<const D: usize>(name: &'static str, inputs: Vec<Fused>, shape: [usize; D], run: impl Fn(Vec<CubeTensor>) -> CubeTensor + Send + Sync + 'static) -> Tensor<D> {
+pub(super) fn queue<const D: usize>(name: &'static str, inputs: Vec<Fused>, shape: [usize; D], run: impl Fn(Vec<CubeTensor>) -> CubeTensor + Send + Sync + 'static) -> Tensor<D> {
     queue_outputs(name, inputs, vec![shape], move |t| vec![run(t)]).remove(0)
 }
 
 /// As [`queue`], for an op with several outputs of rank `D` (`run` returns them in the order
 /// of `shapes`).
-fn queue_outputs<const D: usize>(name: &'static str, inputs: Vec<Fused>, shapes: Vec<[usize; D]>, run: impl Fn(Vec<CubeTensor>) -> Vec<CubeTensor> + Send + Sync + 'static) -> Vec<Tensor<D>> {
+pub(super) fn queue_outputs<const D: usize>(name: &'static str, inputs: Vec<Fused>, shapes: Vec<[usize; D]>, run: impl Fn(Vec<CubeTensor>) -> Vec<CubeTensor> + Send + Sync + 'static) -> Vec<Tensor<D>> {
     let client = inputs[0].client.clone();
     let dtype = inputs[0].dtype;
     let outs: Vec<TensorIr> = shapes.into_iter().map(|shape| TensorIr::uninit(client.create_empty_handle(), Shape::new(shape), dtype)).collect();
@@ -113,7 +115,7 @@ fn writable(t: CubeTensor) -> CubeTensor {
 }
 
 /// An uninitialised tensor of `like`'s dtype on its device.
-fn empty(like: &CubeTensor, shape: Vec<usize>) -> CubeTensor {
+pub(super) fn empty(like: &CubeTensor, shape: Vec<usize>) -> CubeTensor {
     empty_device_dtype(like.client.clone(), like.device.clone(), Shape::from(shape), like.dtype)
 }
 
@@ -124,7 +126,7 @@ fn empty_f32(like: &CubeTensor, shape: Vec<usize>) -> CubeTensor {
 
 /// The launch of an element-wise kernel over `len` elements whose units stride over them:
 /// its cubes, the units per cube, and the stride (units in the launch).
-fn strided_grid(len: usize) -> (CubeCount, CubeDim, usize) {
+pub(super) fn strided_grid(len: usize) -> (CubeCount, CubeDim, usize) {
     let cubes = len.div_ceil(ELEMENTS_PER_CUBE).min(MAX_CUBES);
     (CubeCount::Static(cubes as u32, 1, 1), CubeDim::new_1d(ELEMENTS_PER_CUBE as u32), cubes * ELEMENTS_PER_CUBE)
 }

@@ -12,16 +12,16 @@
 //! chunk buys the memory (the recipe of fused cross-entropy kernels).
 //!
 //! The chunks are computed with Burn's ops on the plain cube backend (no graph inside), and the
-//! whole is registered as one autodiff op, as [`super::target_logprobs_op`] does on flex.
+//! whole is registered as one autodiff op ([`super::gpu_glue`]), as [`super::target_logprobs_op`] does on flex.
 
 use super::target_logprobs::{HeadLayout, HeadShape};
 use burn::prelude::*;
-use burn::tensor::{DType, GradientCheckpointingStrategy, IndexingUpdateOp};
+use super::gpu_glue::{self as glue, Checkpointing, CubeFloat, cube, plain};
+use burn::tensor::{DType, IndexingUpdateOp};
+use burn_dispatch::backends::Cube;
 use burn_dispatch::backends::autodiff::checkpoint::base::Checkpointer;
-use burn_dispatch::backends::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
 use burn_dispatch::backends::autodiff::grads::Gradients;
-use burn_dispatch::backends::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
-use burn_dispatch::backends::{Autodiff, Cube};
+use burn_dispatch::backends::autodiff::ops::{Backward, Ops};
 
 /// Logits held at once, in elements (64 MiB in f32): the rows of a chunk are this over the vocabulary.
 pub const CHUNK_ELEMENTS: usize = 16 << 20;
@@ -35,7 +35,8 @@ pub fn chunked_target_logprobs(hidden: &Tensor<2>, head: &Tensor<2>, layout: Hea
 
 /// [`chunked_target_logprobs`] with `chunk_elements` logits per chunk (tests use small ones).
 pub fn chunked_with(hidden: &Tensor<2>, head: &Tensor<2>, layout: HeadLayout, targets: &[u32], chunk_elements: usize) -> Option<Tensor<1>> {
-    if !super::gpu::enabled() || hidden.dtype() != DType::F32 || head.dtype() != DType::F32 || !hidden.is_autodiff() {
+    let strategy = glue::strategy(hidden)?;
+    if head.dtype() != DType::F32 {
         return None;
     }
     let HeadShape { n, vocab, .. } = HeadShape::of(hidden.dims(), head.dims(), layout, targets)?;
@@ -43,11 +44,7 @@ pub fn chunked_with(hidden: &Tensor<2>, head: &Tensor<2>, layout: HeadLayout, ta
         return None;
     }
     let rows = (chunk_elements / vocab).clamp(1, n);
-    let balanced = match hidden.gradient_checkpointing_strategy()? {
-        GradientCheckpointingStrategy::Disabled => false,
-        GradientCheckpointingStrategy::Balanced => true,
-    };
-    tracked(hidden, head, targets, Shape { layout, rows }, balanced)
+    tracked(hidden, head, targets, Shape { layout, rows }, strategy)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -57,49 +54,14 @@ struct Shape {
     rows: usize,
 }
 
-type CubeFloat = <Float as burn::tensor::BackendPrimitive<Cube>>::Primitive;
-/// An autodiff float primitive on the cube backend: one type whatever the checkpointing
-/// strategy, which Burn's dispatch keeps per tensor (and picks the backend type by).
-type TrackedFloat = <Float as burn::tensor::BackendPrimitive<Autodiff<Cube>>>::Primitive;
-
-fn take<const D: usize>(t: &Tensor<D>, balanced: bool) -> Option<TrackedFloat> {
-    match balanced {
-        false => t.clone().try_into_primitive::<Autodiff<Cube, NoCheckpointing>>().ok(),
-        true => t.clone().try_into_primitive::<Autodiff<Cube, BalancedCheckpointing>>().ok(),
-    }
-}
-
-fn tracked(hidden: &Tensor<2>, head: &Tensor<2>, targets: &[u32], shape: Shape, balanced: bool) -> Option<Tensor<1>> {
+fn tracked(hidden: &Tensor<2>, head: &Tensor<2>, targets: &[u32], shape: Shape, strategy: Checkpointing) -> Option<Tensor<1>> {
     // A head that does not learn (frozen) is still an autodiff tensor, with no gradient wanted.
-    let (h, w) = (take(hidden, balanced)?, take(head, balanced)?);
-    let nodes = [h.node(), w.node()];
-    let (h, w) = (plain(h.into_primitive()), plain(w.into_primitive()));
+    let ((h_node, h), (w_node, w)) = (glue::split(hidden, strategy)?, glue::split(head, strategy)?);
     let device = h.device();
     let ids = Tensor::<2, Int>::from_data(TensorData::new(targets.iter().map(|&t| t as i64).collect::<Vec<_>>(), [targets.len(), 1]), &device);
     let (logp, lse) = forward(&h, &w, &ids, shape);
-    let out = logp.try_into_primitive::<Cube>().ok()?;
     let state = || HeadState { h: cube(&h), w: cube(&w), ids: ids.clone(), lse: cube(&lse), shape };
-    Some(match balanced {
-        false => Tensor::from_primitive::<Autodiff<Cube, NoCheckpointing>>(record::<NoCheckpointing>(nodes, state, out)),
-        true => Tensor::from_primitive::<Autodiff<Cube, BalancedCheckpointing>>(record::<BalancedCheckpointing>(nodes, state, out)),
-    })
-}
-
-/// Records `out` as [`HeadBackward`]'s output over `nodes`: compute-bound (kept, not recomputed
-/// by Burn's checkpointing), with the state only when a gradient is wanted.
-fn record<C: CheckpointStrategy>(nodes: [NodeGuard; 2], state: impl FnOnce() -> HeadState, out: CubeFloat) -> TrackedFloat {
-    match HeadBackward.prepare::<C>(nodes).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish(state(), out),
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    }
-}
-
-fn plain(p: CubeFloat) -> Tensor<2> {
-    Tensor::from_primitive::<Cube>(p)
-}
-
-fn cube<const D: usize>(t: &Tensor<D>) -> CubeFloat {
-    t.clone().try_into_primitive::<Cube>().expect("a plain wgpu tensor")
+    Some(glue::lift(glue::record(HeadBackward, [h_node, w_node], strategy, state, cube(&logp)), strategy))
 }
 
 /// `hidden_rows · headᵀ`: `[rows, vocab]`.

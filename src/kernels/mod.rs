@@ -17,3 +17,6 @@ pub mod swiglu;
 pub mod swiglu_op;
 pub mod gpu;
 pub mod gpu_head_op;
+pub mod gpu_glue;
+pub mod gpu_backward;
+pub mod gpu_train_ops;

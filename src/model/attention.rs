@@ -21,6 +21,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
 use super::precision::Precision;
+use crate::kernels::{gpu_backward, gpu_train_ops};
 
 /// Query rows per block on the CPU (flex).
 pub const CPU_QUERY_BLOCK: usize = 256;
@@ -61,11 +62,12 @@ impl BlockBiases {
 /// Attention of `q` `[b, h, s, hd]` (RoPE applied) over `k`, `v` `[b, kvh, k_cols, hd]` with
 /// the additive `bias` `[b, 1, s, k_cols]`, query rows in `blocks`, `past` columns before the
 /// first query. Returns `[b, h, s, hd]`. `precision` says how the two matmuls of the tensor-op
-/// path compute (softmax stays f32).
+/// path compute (softmax stays f32). `fused_kernels`: softmax through our kernel on wgpu (see
+/// [`crate::model::StepLayout::fused_kernels`]).
 ///
 /// Grouped-query attention without copying K/V: the `g = h / kvh` query heads that share a KV
 /// head are stacked along the row axis, so one matmul per KV head serves them all.
-pub fn grouped_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: &Tensor<4>, biases: &BlockBiases, blocks: &[Range<usize>], past: usize, precision: Precision) -> Tensor<4> {
+pub fn grouped_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: &Tensor<4>, biases: &BlockBiases, blocks: &[Range<usize>], past: usize, precision: Precision, fused_kernels: bool) -> Tensor<4> {
     if !q.is_autodiff() && !crate::device::compiles_per_shape(&q.device()) {
         // Inference on the CPU: flex's own attention kernel computes softmax(q·kᵀ·scale + bias)·v
         // in one multi-threaded pass per head (grouped heads and a bias broadcast over heads
@@ -84,7 +86,7 @@ pub fn grouped_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: &Tensor
     let biases = biases.get(bias, blocks, past, g);
     in_blocks(q, k, v, blocks, past, |i, q, k, v| {
         let n = q.dims()[2];
-        attend(q.reshape([b, kvh, g * n, hd]), k, v, biases[i].clone(), precision).reshape([b, h, n, hd])
+        attend(q.reshape([b, kvh, g * n, hd]), k, v, biases[i].clone(), precision, fused_kernels).reshape([b, h, n, hd])
     })
 }
 
@@ -112,6 +114,10 @@ fn in_blocks(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, blocks: &[Range<usize>], 
 }
 
 /// softmax(q · kᵀ + bias) · v for pre-scaled `q` `[b, kvh, rows, hd]`.
-fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>, precision: Precision) -> Tensor<4> {
-    precision.matmul(softmax(precision.matmul(q, k.swap_dims(2, 3)) + bias, 3), v)
+fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>, precision: Precision, fused_kernels: bool) -> Tensor<4> {
+    let scores = precision.matmul(q, k.swap_dims(2, 3));
+    // On wgpu one kernel for the bias add and softmax (each way in training) instead of
+    // Burn's six element-wise ops and reductions.
+    let fused = fused_kernels.then(|| gpu_backward::softmax_bias(&scores, &bias).or_else(|| gpu_train_ops::softmax_bias(&scores, &bias))).flatten();
+    precision.matmul(fused.unwrap_or_else(|| softmax(scores + bias, 3)), v)
 }

@@ -20,7 +20,7 @@ use crate::kernels::gpu_head_op::chunked_target_logprobs;
 use crate::kernels::target_logprobs_op::fused_target_logprobs;
 use crate::kernels::causal_attention_op::fused_causal_attention;
 use crate::kernels::cached_attention::cached_attention;
-use crate::kernels::gpu;
+use crate::kernels::{gpu, gpu_train_ops};
 use crate::kernels::rms_norm_op::fused_rms_norm;
 use crate::kernels::swiglu_op::fused_swiglu;
 use std::ops::Range;
@@ -188,8 +188,8 @@ impl Attention {
                 return out;
             }
         }
-        // RoPE and the move to head-major layout: one kernel each on wgpu in inference.
-        let rotate = |x: Tensor<4>| match layout.fused_kernels.then(|| gpu::rope_to_heads(&x, &layout.cos, &layout.sin)).flatten() {
+        // RoPE and the move to head-major layout: one kernel each on wgpu (each way in training).
+        let rotate = |x: Tensor<4>| match layout.fused_kernels.then(|| gpu::rope_to_heads(&x, &layout.cos, &layout.sin).or_else(|| gpu_train_ops::rope_to_heads(&x, &layout.cos, &layout.sin))).flatten() {
             Some(rotated) => rotated,
             None => rope::apply(x.swap_dims(1, 2), &layout.cos, &layout.sin),
         };
@@ -233,7 +233,7 @@ impl Attention {
     fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, layout: &StepLayout) -> Tensor<4> {
         // Decoding on wgpu: one kernel over the cache instead of Burn's matmuls and softmax.
         let decoded = (layout.fused_kernels && q.dims()[2] == 1).then(|| gpu::decode_attention(&q, &k, &v, &layout.bias, self.scale())).flatten();
-        let out = decoded.unwrap_or_else(|| grouped_attention(q, k, v, &layout.bias, &layout.block_biases, &layout.query_blocks, layout.past, layout.precision));
+        let out = decoded.unwrap_or_else(|| grouped_attention(q, k, v, &layout.bias, &layout.block_biases, &layout.query_blocks, layout.past, layout.precision, layout.fused_kernels));
         out.swap_dims(1, 2)
     }
 }
@@ -253,9 +253,9 @@ impl Mlp {
             }
             None => (project(&self.gate_proj, cpu.map(|p| &p.gate), x.clone(), layout.precision), project(&self.up_proj, cpu.map(|p| &p.up), x, layout.precision)),
         };
-        // One fused pass instead of Burn's sigmoid and products: on the CPU (each way, in
-        // training), on wgpu in inference.
-        let fused = layout.fused_kernels.then(|| fused_swiglu(&gate, &up).or_else(|| gpu::swiglu(&gate, &up))).flatten();
+        // One fused pass instead of Burn's sigmoid and products, each way in training: on the
+        // CPU, on wgpu.
+        let fused = layout.fused_kernels.then(|| fused_swiglu(&gate, &up).or_else(|| gpu::swiglu(&gate, &up)).or_else(|| gpu_train_ops::swiglu(&gate, &up))).flatten();
         let activated = fused.unwrap_or_else(|| silu(gate) * up);
         project(&self.down_proj, cpu.map(|p| &p.down), activated, layout.precision)
     }
@@ -268,7 +268,8 @@ pub(super) fn normalize<const D: usize>(norm: &RmsNorm, x: Tensor<D>, layout: &S
         return norm.forward(x);
     }
     let gamma = norm.gamma.val();
-    match fused_rms_norm(&x, &gamma, norm.epsilon).or_else(|| gpu::rms_norm(&x, &gamma, norm.epsilon)) {
+    let eps = norm.epsilon;
+    match fused_rms_norm(&x, &gamma, eps).or_else(|| gpu::rms_norm(&x, &gamma, eps)).or_else(|| gpu_train_ops::rms_norm(&x, &gamma, eps)) {
         Some(y) => y,
         None => norm.forward(x),
     }

@@ -1,0 +1,101 @@
+//! Launchers of our wgpu kernels for training (the backward passes of [`super::gpu`]'s
+//! kernels, and attention's softmax): plain cube tensors in, plain cube tensors out, queued in
+//! Burn's fusion stream like every kernel of [`super::gpu`]. [`super::gpu_train_ops`] makes
+//! Burn autodiff ops of them.
+
+use super::gpu::{self, MAX_CUBES, THREADS, elem, empty, fused, queue, queue_outputs, strided_grid, uniform};
+use burn::prelude::*;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::{CubeCount, CubeDim};
+
+/// RMSNorm's backward over the last dimension: `(dx, dγ)` for the norm of `x` with `gamma`
+/// and the output's gradient `dy`, in one launch and Burn's sum over the rows for dγ.
+pub fn rms_norm_backward<const D: usize>(x: &Tensor<D>, gamma: &Tensor<1>, dy: &Tensor<D>, eps: f64) -> Option<(Tensor<D>, Tensor<1>)> {
+    let dims = x.dims();
+    let width = dims[D - 1];
+    let rows = dims.iter().product::<usize>() / width.max(1);
+    if dy.dims() != dims || width != gamma.dims()[0] || rows == 0 || rows > MAX_CUBES {
+        return None;
+    }
+    let inputs = uniform(vec![fused(x), fused(gamma), fused(dy)])?;
+    let eps = eps as f32;
+    let mut outs = queue_outputs("memtrain::rms_norm_backward", inputs, vec![dims, dims], move |t| {
+        let [x, gamma, dy]: [CubeTensor; 3] = t.try_into().expect("three inputs");
+        let (dx, dgamma_rows) = (empty(&x, x.meta.shape().to_vec()), empty(&x, x.meta.shape().to_vec()));
+        gpu::rms_norm_shader::rms_norm_backward_rows::launch(&x.client, CubeCount::Static(rows as u32, 1, 1), CubeDim::new_1d(THREADS as u32), x.clone().into_buffer_arg(), gamma.into_buffer_arg(), dy.into_buffer_arg(), dx.clone().into_buffer_arg(), dgamma_rows.clone().into_buffer_arg(), width, eps, THREADS, elem(&x));
+        vec![dx, dgamma_rows]
+    });
+    let dgamma = outs.pop()?.reshape([rows, width]).sum_dim(0).reshape([width]);
+    Some((outs.pop()?, dgamma))
+}
+
+/// `(dgate, dup)` of `silu(gate) · up` for the output's gradient `dy`, in one launch.
+pub fn swiglu_backward<const D: usize>(gate: &Tensor<D>, up: &Tensor<D>, dy: &Tensor<D>) -> Option<(Tensor<D>, Tensor<D>)> {
+    let dims = gate.dims();
+    let len = dims.iter().product::<usize>();
+    if up.dims() != dims || dy.dims() != dims || len == 0 {
+        return None;
+    }
+    let inputs = uniform(vec![fused(gate), fused(up), fused(dy)])?;
+    let mut outs = queue_outputs("memtrain::swiglu_backward", inputs, vec![dims, dims], move |t| {
+        let [gate, up, dy]: [CubeTensor; 3] = t.try_into().expect("three inputs");
+        let (dgate, dup) = (empty(&gate, gate.meta.shape().to_vec()), empty(&gate, gate.meta.shape().to_vec()));
+        let (cubes, units, stride) = strided_grid(len);
+        gpu::swiglu_shader::swiglu_backward::launch(&gate.client, cubes, units, gate.clone().into_buffer_arg(), up.into_buffer_arg(), dy.into_buffer_arg(), dgate.clone().into_buffer_arg(), dup.clone().into_buffer_arg(), len, stride, elem(&gate));
+        vec![dgate, dup]
+    });
+    let dup = outs.pop()?;
+    Some((outs.pop()?, dup))
+}
+
+/// The gradient of [`gpu::rope_to_heads`]' input `[batch, seq, heads, head_dim]` from its
+/// output's `dout` `[batch, heads, seq, head_dim]`, in one launch.
+pub fn rope_to_heads_backward(dout: &Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Option<Tensor<4>> {
+    let [b, heads, seq, head_dim] = dout.dims();
+    let len = b * seq * heads * head_dim;
+    if cos.dims() != [b, 1, seq, head_dim] || sin.dims() != cos.dims() || head_dim % 2 != 0 || len == 0 {
+        return None;
+    }
+    let inputs = uniform(vec![fused(dout), fused(cos), fused(sin)])?;
+    Some(queue("memtrain::rope_to_heads_backward", inputs, [b, seq, heads, head_dim], move |t| {
+        let [dout, cos, sin]: [CubeTensor; 3] = t.try_into().expect("three inputs");
+        let dx = empty(&dout, vec![b, seq, heads, head_dim]);
+        let (cubes, units, stride) = strided_grid(len);
+        gpu::rope_shader::rope_to_heads_backward::launch(&dout.client, cubes, units, dout.clone().into_buffer_arg(), cos.into_buffer_arg(), sin.into_buffer_arg(), dx.clone().into_buffer_arg(), seq, heads, head_dim, len, stride, elem(&dout));
+        dx
+    }))
+}
+
+/// `softmax(scores + bias)` along the last axis in one launch: `scores` `[batch, heads, rows,
+/// cols]`, `bias` `[batch, 1, rows, cols]` shared by the heads.
+pub fn softmax_bias(scores: &Tensor<4>, bias: &Tensor<4>) -> Option<Tensor<4>> {
+    let dims @ [b, heads, rows, cols] = scores.dims();
+    if bias.dims() != [b, 1, rows, cols] || cols == 0 || b * heads * rows == 0 || b * heads * rows > MAX_CUBES {
+        return None;
+    }
+    let inputs = uniform(vec![fused(scores), fused(bias)])?;
+    Some(queue("memtrain::softmax_bias", inputs, dims, move |t| {
+        let [scores, bias]: [CubeTensor; 2] = t.try_into().expect("two inputs");
+        let out = empty(&scores, scores.meta.shape().to_vec());
+        gpu::softmax_shader::softmax_bias_rows::launch(&scores.client, CubeCount::Static((b * heads * rows) as u32, 1, 1), CubeDim::new_1d(THREADS as u32), scores.clone().into_buffer_arg(), bias.into_buffer_arg(), out.clone().into_buffer_arg(), heads, rows, cols, THREADS, elem(&scores));
+        out
+    }))
+}
+
+/// The scores' gradient `p·(dp − Σ p·dp)` of a softmax along the last axis from its output
+/// `p` and the output's gradient `dp`, in one launch.
+pub fn softmax_backward<const D: usize>(p: &Tensor<D>, dp: &Tensor<D>) -> Option<Tensor<D>> {
+    let dims = p.dims();
+    let cols = dims[D - 1];
+    let rows = dims.iter().product::<usize>() / cols.max(1);
+    if dp.dims() != dims || rows == 0 || rows > MAX_CUBES {
+        return None;
+    }
+    let inputs = uniform(vec![fused(p), fused(dp)])?;
+    Some(queue("memtrain::softmax_backward", inputs, dims, move |t| {
+        let [p, dp]: [CubeTensor; 2] = t.try_into().expect("two inputs");
+        let ds = empty(&p, p.meta.shape().to_vec());
+        gpu::softmax_shader::softmax_backward_rows::launch(&p.client, CubeCount::Static(rows as u32, 1, 1), CubeDim::new_1d(THREADS as u32), p.clone().into_buffer_arg(), dp.into_buffer_arg(), ds.clone().into_buffer_arg(), cols, THREADS, elem(&p));
+        ds
+    }))
+}

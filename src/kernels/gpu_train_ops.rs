@@ -1,0 +1,210 @@
+//! Our wgpu kernels as Burn autodiff ops for training on the GPU: RMSNorm, SiLU·up, RoPE with
+//! the move to head-major layout, and attention's softmax over biased scores, each one launch
+//! forward and one backward (plus a sum over rows for RMSNorm's dγ).
+//!
+//! Why: a training step on wgpu ran Burn's composed ops, each element-wise op of them one
+//! launch forward and more in the backward, and GPU steps are bound by launches (README,
+//! Performance). Each op here takes its inputs apart into graph nodes and plain cube tensors
+//! ([`super::gpu_glue`]), runs the inference kernel of [`super::gpu`] on them and records one
+//! op whose backward runs [`super::gpu_backward`]'s kernel. What the backward keeps: RMSNorm
+//! its input and γ, SiLU·up its two inputs, RoPE nothing (its tables are constants), softmax
+//! its output (Burn's composed ops keep those and their intermediates). Each backward falls
+//! back on the same formula in Burn's ops ([`composed`]) if its kernel declines, which the
+//! forward's checks leave no case for.
+
+use super::gpu;
+use super::gpu_backward as kernels;
+use super::gpu_glue::{self as glue, Checkpointing, CubeFloat};
+use burn::prelude::*;
+use burn_dispatch::backends::Cube;
+use burn_dispatch::backends::autodiff::checkpoint::base::Checkpointer;
+use burn_dispatch::backends::autodiff::grads::Gradients;
+use burn_dispatch::backends::autodiff::NodeId;
+use burn_dispatch::backends::autodiff::ops::{Backward, Ops};
+
+/// `x / √(mean(x²) + eps) · γ` over the last dimension of training tensors on wgpu, or `None`
+/// (the caller runs Burn's ops).
+pub fn rms_norm<const D: usize>(x: &Tensor<D>, gamma: &Tensor<1>, eps: f64) -> Option<Tensor<D>> {
+    let strategy = glue::strategy(x)?;
+    let ((x_node, x), (gamma_node, gamma)) = (glue::split(x, strategy)?, glue::split(gamma, strategy)?);
+    let y = gpu::rms_norm(&x, &gamma, eps)?;
+    let state = || NormState { x: glue::cube(&x), gamma: glue::cube(&gamma), dims: x.dims().to_vec(), eps };
+    Some(glue::lift(glue::record(NormBackward::<D>, [x_node, gamma_node], strategy, state, glue::cube(&y)), strategy))
+}
+
+/// `silu(gate) · up` of training tensors on wgpu, or `None`.
+pub fn swiglu<const D: usize>(gate: &Tensor<D>, up: &Tensor<D>) -> Option<Tensor<D>> {
+    let strategy = glue::strategy(gate)?;
+    let ((gate_node, gate), (up_node, up)) = (glue::split(gate, strategy)?, glue::split(up, strategy)?);
+    let y = gpu::swiglu(&gate, &up)?;
+    let state = || SwigluState { gate: glue::cube(&gate), up: glue::cube(&up), dims: gate.dims().to_vec() };
+    Some(glue::lift(glue::record(SwigluBackward::<D>, [gate_node, up_node], strategy, state, glue::cube(&y)), strategy))
+}
+
+/// RoPE on a training tensor `x` `[batch, seq, heads, head_dim]` on wgpu, returned head-major
+/// (see [`gpu::rope_to_heads`]), or `None`.
+pub fn rope_to_heads(x: &Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Option<Tensor<4>> {
+    let strategy = glue::strategy(x)?;
+    let (node, x) = glue::split(x, strategy)?;
+    let (cos, sin) = (constant(cos, strategy)?, constant(sin, strategy)?);
+    let y = gpu::rope_to_heads(&x, &cos, &sin)?;
+    let state = || RopeState { cos: glue::cube(&cos), sin: glue::cube(&sin) };
+    Some(glue::lift(glue::record(RopeBackward, [node], strategy, state, glue::cube(&y)), strategy))
+}
+
+/// `softmax(scores + bias)` along the last axis for training `scores` `[batch, heads, rows,
+/// cols]` on wgpu with a `bias` `[batch, 1, rows, cols]` that learns nothing, or `None`.
+pub fn softmax_bias(scores: &Tensor<4>, bias: &Tensor<4>) -> Option<Tensor<4>> {
+    let strategy = glue::strategy(scores)?;
+    let (node, scores) = glue::split(scores, strategy)?;
+    let p = kernels::softmax_bias(&scores, &constant(bias, strategy)?)?;
+    let state = || glue::cube(&p);
+    Some(glue::lift(glue::record(SoftmaxBackward, [node], strategy, state, glue::cube(&p)), strategy))
+}
+
+/// The plain cube tensor of an input that takes no gradient: a training tensor's (its node
+/// dropped), or a plain one's.
+fn constant<const D: usize>(t: &Tensor<D>, strategy: Checkpointing) -> Option<Tensor<D>> {
+    match t.is_autodiff() {
+        true => glue::split(t, strategy).map(|(_, plain)| plain),
+        false => t.clone().try_into_primitive::<Cube>().ok().map(glue::plain),
+    }
+}
+
+/// The upstream gradient of an op's output.
+fn upstream<const D: usize, S, const N: usize>(ops: &Ops<S, N>, grads: &mut Gradients) -> Tensor<D> {
+    glue::plain(grads.consume::<Cube>(&ops.node))
+}
+
+/// Registers `grad` for the parent behind `parent`, when one wants it.
+fn give<const D: usize>(grads: &mut Gradients, parent: Option<NodeId>, grad: impl FnOnce() -> Tensor<D>) {
+    if let Some(id) = parent {
+        grads.register::<Cube>(id, glue::cube(&grad()));
+    }
+}
+
+#[derive(Debug)]
+struct NormBackward<const D: usize>;
+
+#[derive(Clone, Debug)]
+struct NormState {
+    x: CubeFloat,
+    gamma: CubeFloat,
+    dims: Vec<usize>,
+    eps: f64,
+}
+
+impl<const D: usize> Backward<Cube, 2> for NormBackward<D> {
+    type State = NormState;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        // Rows of the last dimension: the kernels see any rank as `[rows, width]`.
+        let width = *ops.state.dims.last().expect("a shape");
+        let dy: Tensor<2> = upstream::<2, _, 2>(&ops, grads).reshape([-1, width as i32]);
+        let [parent_x, parent_gamma] = ops.parents;
+        let s = ops.state;
+        let x: Tensor<2> = glue::plain::<2>(s.x).reshape([-1, width as i32]);
+        let gamma = glue::plain::<1>(s.gamma);
+        let (dx, dgamma) = kernels::rms_norm_backward(&x, &gamma, &dy, s.eps).unwrap_or_else(|| composed::rms_norm_backward(&x, &gamma, &dy, s.eps));
+        let dims = s.dims;
+        give(grads, parent_x.map(|n| n.id), || dx.reshape::<D, _>(Shape::from(dims)));
+        give(grads, parent_gamma.map(|n| n.id), || dgamma);
+    }
+}
+
+#[derive(Debug)]
+struct SwigluBackward<const D: usize>;
+
+#[derive(Clone, Debug)]
+struct SwigluState {
+    gate: CubeFloat,
+    up: CubeFloat,
+    dims: Vec<usize>,
+}
+
+impl<const D: usize> Backward<Cube, 2> for SwigluBackward<D> {
+    type State = SwigluState;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let width = *ops.state.dims.last().expect("a shape") as i32;
+        let dy: Tensor<2> = upstream::<2, _, 2>(&ops, grads).reshape([-1, width]);
+        let [parent_gate, parent_up] = ops.parents;
+        let s = ops.state;
+        let (gate, up): (Tensor<2>, Tensor<2>) = (glue::plain::<2>(s.gate).reshape([-1, width]), glue::plain::<2>(s.up).reshape([-1, width]));
+        let (dgate, dup) = kernels::swiglu_backward(&gate, &up, &dy).unwrap_or_else(|| composed::swiglu_backward(&gate, &up, &dy));
+        let dims = s.dims;
+        give(grads, parent_gate.map(|n| n.id), || dgate.reshape::<D, _>(Shape::from(dims.clone())));
+        give(grads, parent_up.map(|n| n.id), || dup.reshape::<D, _>(Shape::from(dims)));
+    }
+}
+
+#[derive(Debug)]
+struct RopeBackward;
+
+#[derive(Clone, Debug)]
+struct RopeState {
+    cos: CubeFloat,
+    sin: CubeFloat,
+}
+
+impl Backward<Cube, 1> for RopeBackward {
+    type State = RopeState;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dout: Tensor<4> = upstream(&ops, grads);
+        let [parent] = ops.parents;
+        let (cos, sin) = (glue::plain(ops.state.cos), glue::plain(ops.state.sin));
+        give(grads, parent.map(|n| n.id), || kernels::rope_to_heads_backward(&dout, &cos, &sin).unwrap_or_else(|| composed::rope_to_heads_backward(&dout, &cos, &sin)));
+    }
+}
+
+#[derive(Debug)]
+struct SoftmaxBackward;
+
+impl Backward<Cube, 1> for SoftmaxBackward {
+    type State = CubeFloat;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dp: Tensor<4> = upstream(&ops, grads);
+        let [parent] = ops.parents;
+        let p = glue::plain(ops.state);
+        give(grads, parent.map(|n| n.id), || kernels::softmax_backward(&p, &dp).unwrap_or_else(|| composed::softmax_backward(&p, &dp)));
+    }
+}
+
+/// The backward formulas in Burn's ops: the fallback if a kernel declines, and the reference
+/// the kernels are tested against.
+pub mod composed {
+    use burn::prelude::*;
+
+    /// `(dx, dγ)` of RMSNorm over rows `x` `[rows, width]`.
+    pub fn rms_norm_backward(x: &Tensor<2>, gamma: &Tensor<1>, dy: &Tensor<2>, eps: f64) -> (Tensor<2>, Tensor<1>) {
+        let width = x.dims()[1];
+        let inv = (x.clone().powi_scalar(2).mean_dim(1) + eps).sqrt().recip();
+        let gamma = gamma.clone().reshape([1, width]);
+        let dot = (dy.clone() * gamma.clone() * x.clone()).sum_dim(1);
+        let dx = dy.clone() * gamma * inv.clone() - x.clone() * (dot * inv.clone().powi_scalar(3) / width as f64);
+        let dgamma = (dy.clone() * x.clone() * inv).sum_dim(0).reshape([width]);
+        (dx, dgamma)
+    }
+
+    /// `(dgate, dup)` of `silu(gate) · up`.
+    pub fn swiglu_backward(gate: &Tensor<2>, up: &Tensor<2>, dy: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let s = burn::tensor::activation::sigmoid(gate.clone());
+        let dup = dy.clone() * gate.clone() * s.clone();
+        let dgate = dy.clone() * up.clone() * s.clone() * ((s.neg() + 1.0) * gate.clone() + 1.0);
+        (dgate, dup)
+    }
+
+    /// The input gradient of RoPE + head-major move (`[b, h, s, d]` in, `[b, s, h, d]` out):
+    /// the rotation's transpose is the rotation by −sin.
+    pub fn rope_to_heads_backward(dout: &Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
+        crate::model::rope::apply(dout.clone(), cos, &sin.clone().neg()).swap_dims(1, 2)
+    }
+
+    /// `p·(dp − Σ p·dp)` along the last axis.
+    pub fn softmax_backward<const D: usize>(p: &Tensor<D>, dp: &Tensor<D>) -> Tensor<D> {
+        let dot = (p.clone() * dp.clone()).sum_dim(D - 1);
+        p.clone() * (dp.clone() - dot)
+    }
+}

@@ -1,0 +1,155 @@
+//! Our wgpu training ops (`kernels::gpu_train_ops`: RMSNorm, SiLU·up, RoPE + head-major move,
+//! attention's softmax over biased scores, each with a hand-written backward kernel) against
+//! Burn's composed ops on the same wgpu device (lavapipe in CI): each backward kernel against
+//! the same formula in Burn's ops, then each op's output and gradients under autodiff against
+//! Burn's composed ops' own autodiff, on ragged shapes.
+
+mod common;
+
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::activation::{silu, softmax};
+use memtrain::kernels::gpu_train_ops::{self as ops, composed};
+use memtrain::kernels::{gpu, gpu_backward};
+use memtrain::model::rope;
+
+fn random<const D: usize>(dims: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::random(dims, Distribution::Normal(0.0, 1.0), device)
+}
+
+/// Largest |a − b| relative to the largest |b| (gradients span several magnitudes).
+fn relative<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    let scale = b.clone().abs().max().into_scalar::<f32>().max(1e-12);
+    (a - b).abs().max().into_scalar::<f32>() / scale
+}
+
+fn check<const D: usize>(what: &str, ours: Tensor<D>, reference: Tensor<D>, tolerance: f32) {
+    let err = relative(ours, reference);
+    eprintln!("{what}: relative max |Δ| = {err:.2e}");
+    assert!(err < tolerance, "{what}: {err}");
+}
+
+/// RoPE tables for `b` sequences of `s` positions (offset per sequence) and head dim `hd`.
+fn tables(b: usize, s: usize, hd: usize, device: &Device) -> (Tensor<4>, Tensor<4>) {
+    let inv_freq: Vec<f64> = (0..hd / 2).map(|i| 1.0 / 10000f64.powf(2.0 * i as f64 / hd as f64)).collect();
+    let positions: Vec<Vec<usize>> = (0..b).map(|i| (0..s).map(|t| t + 5 * i).collect()).collect();
+    rope::cos_sin(&inv_freq, &positions, device)
+}
+
+/// A causal bias `[b, 1, rows, cols]` with the first `pad` columns of sequence 1 masked too
+/// (left padding), 0 or −1e9 as the model's.
+fn causal_bias(b: usize, rows: usize, cols: usize, device: &Device) -> Tensor<4> {
+    let past = cols - rows;
+    let values: Vec<f32> = (0..b * rows * cols)
+        .map(|i| {
+            let (seq, r, c) = (i / (rows * cols), (i / cols) % rows, i % cols);
+            let allowed = c <= past + r && !(seq == 1 && c < 2);
+            if allowed { 0.0 } else { -1e9 }
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(values, [b, 1, rows, cols]), device)
+}
+
+#[test]
+fn backward_kernels_match_the_formulas_in_burns_ops_on_wgpu() {
+    let Some(device) = common::wgpu_device() else { return };
+    for [rows, width] in [[6, 576], [5, 100], [3, 7]] {
+        let (x, dy) = (random([rows, width], &device), random([rows, width], &device));
+        let gamma = random([width], &device) + 0.5;
+        let (dx, dgamma) = gpu_backward::rms_norm_backward(&x, &gamma, &dy, 1e-5).expect("our kernel runs on wgpu");
+        let (rdx, rdgamma) = composed::rms_norm_backward(&x, &gamma, &dy, 1e-5);
+        check(&format!("rms_norm backward dx {rows}×{width}"), dx, rdx, 1e-5);
+        check(&format!("rms_norm backward dγ {rows}×{width}"), dgamma, rdgamma, 1e-5);
+
+        let (gate, up) = (random([rows, width], &device) * 4.0, random([rows, width], &device));
+        let (dgate, dup) = gpu_backward::swiglu_backward(&gate, &up, &dy).expect("our kernel runs on wgpu");
+        let (rdgate, rdup) = composed::swiglu_backward(&gate, &up, &dy);
+        check(&format!("swiglu backward dgate {rows}×{width}"), dgate, rdgate, 1e-5);
+        check(&format!("swiglu backward dup {rows}×{width}"), dup, rdup, 1e-5);
+    }
+    for (b, s, h, hd) in [(2, 5, 3, 64), (1, 7, 2, 8)] {
+        let (cos, sin) = tables(b, s, hd, &device);
+        let dout = random([b, h, s, hd], &device);
+        let ours = gpu_backward::rope_to_heads_backward(&dout, &cos, &sin).expect("our kernel runs on wgpu");
+        check(&format!("rope backward b{b} s{s} h{h} hd{hd}"), ours, composed::rope_to_heads_backward(&dout, &cos, &sin), 1e-5);
+    }
+    for (b, h, rows, cols) in [(2, 3, 5, 9), (1, 2, 70, 70), (2, 1, 1, 130)] {
+        let (scores, bias) = (random([b, h, rows, cols], &device) * 3.0, causal_bias(b, rows, cols, &device));
+        let p = gpu_backward::softmax_bias(&scores, &bias).expect("our kernel runs on wgpu");
+        check(&format!("softmax b{b} h{h} {rows}×{cols}"), p.clone(), softmax(scores + bias, 3), 1e-5);
+        let dp = random([b, h, rows, cols], &device);
+        let ds = gpu_backward::softmax_backward(&p, &dp).expect("our kernel runs on wgpu");
+        check(&format!("softmax backward b{b} h{h} {rows}×{cols}"), ds, composed::softmax_backward(&p, &dp), 1e-5);
+    }
+    let flex = Tensor::<2>::ones([2, 4], &Device::flex());
+    assert!(gpu_backward::softmax_backward(&flex, &flex).is_none(), "CPU tensors keep the CPU path");
+}
+
+/// `(value, gradients of the inputs)` of `Σ f(inputs) · coef` under autodiff on `device`.
+fn taped<const D: usize, const N: usize>(inputs: &[Tensor<D>; N], coef: &Tensor<D>, f: impl Fn(&[Tensor<D>; N]) -> Tensor<D>) -> (Tensor<D>, [Tensor<D>; N]) {
+    let leaves = inputs.clone().map(|t| t.require_grad());
+    let y = f(&leaves);
+    let grads = (y.clone() * coef.clone()).sum().backward();
+    let gradients = leaves.map(|t| t.grad(&grads).expect("every input learns"));
+    (y.inner(), gradients)
+}
+
+#[test]
+fn training_ops_follow_burns_composed_ops_and_their_gradients_on_wgpu() {
+    let Some(device) = common::wgpu_device() else { return };
+    let training = device.clone().autodiff();
+    let eps = 1e-5;
+    // RMSNorm: x and γ learn.
+    let dims = [2, 5, 100];
+    let coef = random(dims, &device);
+    let (x, gamma) = (random(dims, &device), random([dims[2]], &device) + 0.5);
+    let norm = |x: &Tensor<3>, gamma: &Tensor<3>| {
+        let gamma: Tensor<1> = gamma.clone().reshape([dims[2]]);
+        (ops::rms_norm(x, &gamma, eps).expect("our op runs on wgpu autodiff"), x.clone() / (x.clone().powi_scalar(2).mean_dim(2) + eps).sqrt() * gamma.reshape([1, 1, dims[2]]))
+    };
+    let inputs = [x.autodiff(), gamma.reshape([1, 1, dims[2]]).autodiff()];
+    let coef_t = coef.autodiff();
+    let (y, [dx, dgamma]) = taped(&inputs, &coef_t, |t| norm(&t[0], &t[1]).0);
+    let (ry, [rdx, rdgamma]) = taped(&inputs, &coef_t, |t| norm(&t[0], &t[1]).1);
+    check("rms_norm op: output", y, ry, 1e-5);
+    check("rms_norm op: dx", dx, rdx, 1e-4);
+    check("rms_norm op: dγ", dgamma, rdgamma, 1e-4);
+
+    // SiLU·up: both inputs learn.
+    let inputs = [(random(dims, &device) * 4.0).autodiff(), random(dims, &device).autodiff()];
+    let (y, [dgate, dup]) = taped(&inputs, &coef_t, |t| ops::swiglu(&t[0], &t[1]).expect("our op runs on wgpu autodiff"));
+    let (ry, [rdgate, rdup]) = taped(&inputs, &coef_t, |t| silu(t[0].clone()) * t[1].clone());
+    check("swiglu op: output", y, ry, 1e-5);
+    check("swiglu op: dgate", dgate, rdgate, 1e-5);
+    check("swiglu op: dup", dup, rdup, 1e-5);
+
+    // RoPE + head-major move: x learns, the tables are constants of the layout.
+    let (b, s, h, hd) = (2, 6, 3, 64);
+    let (cos, sin) = tables(b, s, hd, &training);
+    let coef = random([b, h, s, hd], &device).autodiff();
+    let inputs = [random([b, s, h, hd], &device).autodiff()];
+    let (y, [dx]) = taped(&inputs, &coef, |t| ops::rope_to_heads(&t[0], &cos, &sin).expect("our op runs on wgpu autodiff"));
+    let (ry, [rdx]) = taped(&inputs, &coef, |t| rope::apply(t[0].clone().swap_dims(1, 2), &cos, &sin));
+    check("rope op: output", y, ry, 1e-5);
+    check("rope op: dx", dx, rdx, 1e-5);
+
+    // Softmax over biased scores: the scores learn, the mask does not.
+    let (b, h, rows, cols) = (2, 3, 7, 11);
+    let bias = causal_bias(b, rows, cols, &training);
+    let coef = random([b, h, rows, cols], &device).autodiff();
+    let inputs = [(random([b, h, rows, cols], &device) * 3.0).autodiff()];
+    let (y, [ds]) = taped(&inputs, &coef, |t| ops::softmax_bias(&t[0], &bias).expect("our op runs on wgpu autodiff"));
+    let (ry, [rds]) = taped(&inputs, &coef, |t| softmax(t[0].clone() + bias.clone(), 3));
+    check("softmax op: output", y, ry, 1e-5);
+    check("softmax op: dscores", ds, rds, 1e-5);
+
+    // Elsewhere the ops decline: plain wgpu tensors (inference kernels), CPU training tensors.
+    assert!(ops::swiglu(&random(dims, &device), &random(dims, &device)).is_none(), "no autodiff: the inference kernel's case");
+    let cpu = Device::flex().autodiff();
+    assert!(ops::swiglu(&random(dims, &cpu), &random(dims, &cpu)).is_none(), "flex: the CPU ops' case");
+    assert!(gpu::swiglu(&inputs_plain(&training), &inputs_plain(&training)).is_none(), "autodiff tensors are not the inference kernel's");
+}
+
+fn inputs_plain(training: &Device) -> Tensor<3> {
+    Tensor::ones([1, 2, 3], training)
+}
