@@ -8,8 +8,7 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use common::{max_abs_diff as worst, tiny_model};
 use memtrain::model::Llama;
-use memtrain::kernels::gpu_adamw::adamw_step;
-use memtrain::train::adamw::{AdamWParams, FusedAdamW, coefficients, fused_update};
+use memtrain::train::adamw::{AdamWParams, FusedAdamW};
 
 const HYPER: AdamWParams = AdamWParams { beta_1: 0.8, beta_2: 0.95, epsilon: 1e-6, weight_decay: 0.1 };
 
@@ -76,53 +75,15 @@ fn fused_adamw_matches_burns_adamw_and_shares_its_state() {
     }
 }
 
-/// On wgpu the optimizer runs our kernel (one launch per parameter): 4 steps there (lavapipe in
-/// CI) land on the same weights as the fused host step on the CPU and as Burn's own AdamW on
-/// wgpu, and it resumes Burn's state (and back).
+/// On wgpu the optimizer keeps Burn's device-side step: 4 steps there (lavapipe in CI) land on
+/// the same weights as the fused host step on the CPU.
 fn adamw_on_wgpu_matches_the_fused_cpu_step(gpu: Device) {
     let run = |device: Device| {
         let (start, inv) = tiny_model(&device, 2);
         weights(&train(start, &mut FusedAdamW::init(HYPER), &inv, 0..4, &device))
     };
     let cpu = run(Device::flex().autodiff());
-    let ours = run(gpu.clone().autodiff());
-    let err = worst(&cpu, &ours);
+    let gpu = run(gpu.autodiff());
+    let err = worst(&cpu, &gpu);
     assert!(err < 1e-4, "AdamW on wgpu differs from the fused CPU step by {err}");
-
-    let device = gpu.autodiff();
-    let (start, inv) = tiny_model(&device, 2);
-    let burns = weights(&train(start.clone(), &mut burn_adamw(), &inv, 0..4, &device));
-    let err = worst(&burns, &ours);
-    assert!(err < 1e-5, "our AdamW kernel differs from Burn's AdamW on wgpu by {err}");
-    let mut first = burn_adamw();
-    let half = train(start, &mut first, &inv, 0..2, &device);
-    let mut resumed = FusedAdamW::init(HYPER).load_record(first.to_record());
-    let err = worst(&burns, &weights(&train(half, &mut resumed, &inv, 2..4, &device)));
-    assert!(err < 1e-5, "Burn's state resumed by our kernel on wgpu differs by {err}");
-}
-
-#[test]
-fn adamw_kernel_follows_the_host_step_on_wgpu() {
-    let Some(gpu) = common::wgpu_device() else { return };
-    let len = 1000;
-    let values = |seed: usize| -> Vec<f32> { (0..len).map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.0 - 1.0) * 0.3).collect() };
-    let (param, grad_1, grad_2) = (values(1), values(2), values(3));
-    let tensor = |v: &[f32]| Tensor::<2>::from_data(TensorData::new(v.to_vec(), [40, 25]), &gpu);
-    let host = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
-    // Two steps on the host: the first from zero moments, the second reading them.
-    let (mut p, mut m, mut v) = (param.clone(), vec![0.0; len], vec![0.0; len]);
-    fused_update(&HYPER, 0.01, 1, &mut p, &grad_1, &mut m, &mut v);
-    fused_update(&HYPER, 0.005, 2, &mut p, &grad_2, &mut m, &mut v);
-    let (first, moments) = adamw_step(coefficients(&HYPER, 0.01, 1), tensor(&param), &tensor(&grad_1), None).ok().expect("our kernel runs on wgpu");
-    let (second, (gm, gv)) = adamw_step(coefficients(&HYPER, 0.005, 2), first, &tensor(&grad_2), Some(moments)).ok().expect("our kernel runs on wgpu");
-    let moved = worst(&param, &p);
-    assert!(moved > 1e-3, "the steps must move the weights ({moved})");
-    for (what, ours, reference) in [("param", host(second), p), ("m", host(gm), m), ("v", host(gv), v)] {
-        let err = worst(&ours, &reference);
-        eprintln!("adamw kernel {what}: max |Δ| = {err:.1e}");
-        assert!(err < 1e-6, "adamw kernel {what} differs from the host step by {err}");
-    }
-    // A CPU tensor is handed back for the caller's own step.
-    let cpu = Tensor::<2>::zeros([2, 2], &Device::flex());
-    assert!(adamw_step(coefficients(&HYPER, 0.01, 1), cpu.clone(), &cpu, None).is_err());
 }

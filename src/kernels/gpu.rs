@@ -110,7 +110,7 @@ pub(super) fn queue_outputs<const D: usize>(name: &'static str, inputs: Vec<Fuse
 }
 
 /// `t` itself when this op holds its only reference (written in place), else a copy.
-pub(super) fn writable(t: CubeTensor) -> CubeTensor {
+fn writable(t: CubeTensor) -> CubeTensor {
     if t.can_mut() { t } else { t.copy() }
 }
 

@@ -20,4 +20,3 @@ pub mod gpu_head_op;
 pub mod gpu_glue;
 pub mod gpu_backward;
 pub mod gpu_train_ops;
-pub mod gpu_adamw;

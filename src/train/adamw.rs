@@ -8,7 +8,6 @@
 
 use burn::optim::{AdamW, AdamWConfig, AdaptiveMomentumState, AdamWState, LearningRate, ModuleOptimizer, Optimizer};
 use burn::prelude::*;
-use crate::kernels::gpu_adamw::{self, Coefficients};
 use rayon::prelude::*;
 
 /// Elements per parallel chunk (large enough that a chunk is not dominated by scheduling).
@@ -48,36 +47,13 @@ impl FusedAdamW {
     }
 }
 
-impl FusedAdamW {
-    /// The step on wgpu: our kernel, one launch per parameter tensor; Burn's step where it
-    /// does not apply.
-    fn gpu_step<const D: usize>(&self, lr: LearningRate, tensor: Tensor<D>, grad: Tensor<D>, state: Option<AdamWState<D>>) -> (Tensor<D>, Option<AdamWState<D>>) {
-        let time = state.as_ref().map_or(1, |s| s.momentum.time + 1);
-        let moments = match &state {
-            None => None,
-            Some(s) if s.momentum.max_moment_2.is_none() => Some((s.momentum.moment_1.clone(), s.momentum.moment_2.clone())),
-            // The kernel keeps no max of the second moment (AMSGrad, off in our configs).
-            Some(_) => return self.device_step.step(lr, tensor, grad, state),
-        };
-        // The state's own copies go first, so that the kernel may update the moments in place.
-        drop(state);
-        match gpu_adamw::adamw_step(coefficients(&self.params, lr, time), tensor, &grad, moments) {
-            Ok((tensor, (moment_1, moment_2))) => (tensor, Some(AdamWState { momentum: AdaptiveMomentumState { time, moment_1, moment_2, max_moment_2: None } })),
-            Err((tensor, moments)) => {
-                let state = moments.map(|(moment_1, moment_2)| AdamWState { momentum: AdaptiveMomentumState { time: time - 1, moment_1, moment_2, max_moment_2: None } });
-                self.device_step.step(lr, tensor, grad, state)
-            }
-        }
-    }
-}
-
 impl Optimizer for FusedAdamW {
     type State<const D: usize> = AdamWState<D>;
 
     fn step<const D: usize>(&self, lr: LearningRate, tensor: Tensor<D>, grad: Tensor<D>, state: Option<Self::State<D>>) -> (Tensor<D>, Option<Self::State<D>>) {
         let device = tensor.device();
         if crate::device::compiles_per_shape(&device) {
-            return self.gpu_step(lr, tensor, grad, state);
+            return self.device_step.step(lr, tensor, grad, state);
         }
         let shape = tensor.shape();
         let read = |t: Tensor<D>| t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 tensor data");
@@ -99,13 +75,6 @@ impl Optimizer for FusedAdamW {
     }
 }
 
-/// The step's constants at `time` (1 for the first): `[β₁, β₂, 1 − β₁ᵗ, 1 − β₂ᵗ, ε, 1 − lr·λ, lr]`.
-pub fn coefficients(h: &AdamWParams, lr: f64, time: usize) -> Coefficients {
-    let (b1, b2) = (h.beta_1, h.beta_2);
-    let t = time as i32;
-    [b1, b2, 1.0 - b1.powi(t), 1.0 - b2.powi(t), h.epsilon, (1.0 - lr * h.weight_decay as f64) as f32, lr as f32]
-}
-
 /// One AdamW step at `time` (1 for the first) over host slices, in the order of Burn's ops:
 /// m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², Δ = (m / (1−β₁ᵗ)) / (√(v / (1−β₂ᵗ)) + ε),
 /// p ← p·(1 − lr·λ) − lr·Δ.
@@ -115,10 +84,14 @@ pub fn coefficients(h: &AdamWParams, lr: f64, time: usize) -> Coefficients {
 /// pages; reading one first maps the shared zero page, and the write after it faults again and
 /// flushes the other core's TLB — a run's first AdamW step took 1.7 s instead of 0.25 s on 2 cores.
 pub fn fused_update(h: &AdamWParams, lr: f64, time: usize, param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
-    let k = coefficients(h, lr, time);
+    let (b1, b2, eps) = (h.beta_1, h.beta_2, h.epsilon);
+    let t = time as i32;
+    let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+    let keep = (1.0 - lr * h.weight_decay as f64) as f32;
+    let lr = lr as f32;
     param.par_chunks_mut(CHUNK).zip(grad.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK)).for_each(|(((p, g), m), v)| {
         // One loop per case (not a branch per element), so each stays one vectorised pass.
-        fn pass<const FRESH: bool>(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], [b1, b2, c1, c2, eps, keep, lr]: Coefficients) {
+        fn pass<const FRESH: bool>(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], [b1, b2, c1, c2, eps, keep, lr]: [f32; 7]) {
             for i in 0..p.len() {
                 let gi = g[i];
                 (m[i], v[i]) = match FRESH {
@@ -129,6 +102,7 @@ pub fn fused_update(h: &AdamWParams, lr: f64, time: usize, param: &mut [f32], gr
                 p[i] = p[i] * keep - delta * lr;
             }
         }
+        let k = [b1, b2, c1, c2, eps, keep, lr];
         match time {
             1 => pass::<true>(p, g, m, v, k),
             _ => pass::<false>(p, g, m, v, k),
