@@ -6,9 +6,9 @@
 # difference of their runs in CubeCL's profiling log is one warm step's launches (autotune
 # probes listed apart). A first run per setting fills CubeCL's persistent autotune cache, so
 # that neither counted run tunes (tuning runs kernels too, a varying number per process).
-# Usage: scripts/train_launch_count.sh TRAIN_PROBE_BINARY OUT_DIR [SEQ]
+# Usage: scripts/train_launch_count.sh TRAIN_PROBE_BINARY OUT_DIR [SEQ] [SETTINGS (default "on off")]
 set -euo pipefail
-bin=$(realpath "$1") out=$(realpath -m "$2") seq=${3:-64}
+bin=$(realpath "$1") out=$(realpath -m "$2") seq=${3:-64} settings=${4:-on off}
 mkdir -p "$out"
 work=$(mktemp -d)
 by_name() { # kernel runs by name (the log's kernel column, hash dropped) of one run of $1 steps
@@ -24,7 +24,7 @@ TOML
 }
 {
   echo "random smollm2-135m twin, one sequence of $seq tokens, $(date -u +%FT%TZ)"
-  for setting in on off; do
+  for setting in $settings; do
     if [ "$setting" = off ]; then export MEMTRAIN_NO_GPU_KERNELS=1; fi
     by_name 1 > /dev/null && by_name 1 > "$work/short" && by_name 2 > "$work/long"
     echo "our kernels $setting: launches per training step, by kernel"

@@ -9,7 +9,12 @@ use super::cube_sum_shader::cube_sum;
 use cubecl::prelude::*;
 
 #[cube(launch)]
-pub fn rms_norm_rows<F: Float>(x: &[F], gamma: &[F], out: &mut [F], width: usize, eps: f32, #[comptime] threads: usize, #[define(F)] _dtype: ElemType) {
+#[allow(clippy::too_many_arguments)]
+pub fn rms_norm_rows<F: Float>(x: &[F], gamma: &[F], out: &mut [F], rows: usize, width: usize, eps: f32, #[comptime] threads: usize, #[define(F)] _dtype: ElemType) {
+    // Past 65,535 rows the cubes form a grid (see `gpu::row_grid`): its tail has no row.
+    if CUBE_POS as usize >= rows {
+        terminate!();
+    }
     let unit = UNIT_POS as usize;
     let base = CUBE_POS as usize * width;
     let mut squares = f32::new(0.0);
@@ -51,7 +56,10 @@ pub fn add_rms_norm_rows<F: Float>(x: &[F], delta: &[F], gamma: &[F], sum: &mut 
 /// norm (a dozen element-wise ops and reductions).
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
-pub fn rms_norm_backward_rows<F: Float>(x: &[F], gamma: &[F], dy: &[F], dx: &mut [F], dgamma_rows: &mut [F], width: usize, eps: f32, #[comptime] threads: usize, #[define(F)] _dtype: ElemType) {
+pub fn rms_norm_backward_rows<F: Float>(x: &[F], gamma: &[F], dy: &[F], dx: &mut [F], dgamma_rows: &mut [F], rows: usize, width: usize, eps: f32, #[comptime] threads: usize, #[define(F)] _dtype: ElemType) {
+    if CUBE_POS as usize >= rows {
+        terminate!();
+    }
     let unit = UNIT_POS as usize;
     let base = CUBE_POS as usize * width;
     let mut squares = f32::new(0.0);

@@ -75,14 +75,30 @@ fn backward_kernels_match_the_formulas_in_burns_ops_on_wgpu() {
     }
     for (b, h, rows, cols) in [(2, 3, 5, 9), (1, 2, 70, 70), (2, 1, 1, 130)] {
         let (scores, bias) = (random([b, h, rows, cols], &device) * 3.0, causal_bias(b, rows, cols, &device));
-        let p = gpu_backward::softmax_bias(&scores, &bias).expect("our kernel runs on wgpu");
-        check(&format!("softmax b{b} h{h} {rows}×{cols}"), p.clone(), softmax(scores + bias, 3), 1e-5);
+        let p = gpu_backward::softmax_bias(&scores, &bias, 0.125).expect("our kernel runs on wgpu");
+        check(&format!("softmax b{b} h{h} {rows}×{cols}"), p.clone(), softmax(scores * 0.125 + bias, 3), 1e-5);
         let dp = random([b, h, rows, cols], &device);
-        let ds = gpu_backward::softmax_backward(&p, &dp).expect("our kernel runs on wgpu");
-        check(&format!("softmax backward b{b} h{h} {rows}×{cols}"), ds, composed::softmax_backward(&p, &dp), 1e-5);
+        let ds = gpu_backward::softmax_backward(&p, &dp, 0.125).expect("our kernel runs on wgpu");
+        check(&format!("softmax backward b{b} h{h} {rows}×{cols}"), ds, composed::softmax_backward(&p, &dp, 0.125), 1e-5);
     }
+    // More rows than one axis of cubes takes (65,535): the row kernels launch a grid.
+    let rows = 70_001;
+    let (scores, bias) = (random([1, 1, rows, 3], &device), Tensor::zeros([1, 1, rows, 3], &device));
+    let p = gpu_backward::softmax_bias(&scores, &bias, 1.0).expect("our kernel runs on wgpu");
+    check("softmax over 70,001 rows", p.clone(), softmax(scores, 3), 1e-5);
+    let dp = random([1, 1, rows, 3], &device);
+    check("softmax backward over 70,001 rows", gpu_backward::softmax_backward(&p, &dp, 1.0).expect("our kernel runs"), composed::softmax_backward(&p, &dp, 1.0), 1e-5);
+    let (x, dy, gamma) = (random([rows, 5], &device), random([rows, 5], &device), random([5], &device) + 0.5);
+    let (dx, dgamma) = gpu_backward::rms_norm_backward(&x, &gamma, &dy, 1e-5).expect("our kernel runs on wgpu");
+    let (rdx, rdgamma) = composed::rms_norm_backward(&x, &gamma, &dy, 1e-5);
+    check("rms_norm backward dx over 70,001 rows", dx, rdx, 1e-5);
+    check("rms_norm backward dγ over 70,001 rows", dgamma, rdgamma, 1e-4);
+    let normed = gpu::rms_norm(&x, &gamma, 1e-5).expect("our kernel runs on wgpu");
+    let reference = x.clone() / (x.powi_scalar(2).mean_dim(1) + 1e-5).sqrt() * gamma.reshape([1, 5]);
+    check("rms_norm over 70,001 rows", normed, reference, 1e-5);
+
     let flex = Tensor::<2>::ones([2, 4], &Device::flex());
-    assert!(gpu_backward::softmax_backward(&flex, &flex).is_none(), "CPU tensors keep the CPU path");
+    assert!(gpu_backward::softmax_backward(&flex, &flex, 1.0).is_none(), "CPU tensors keep the CPU path");
 }
 
 /// `(value, gradients of the inputs)` of `Σ f(inputs) · coef` under autodiff on `device`.
@@ -133,13 +149,13 @@ fn training_ops_follow_burns_composed_ops_and_their_gradients_on_wgpu() {
     check("rope op: output", y, ry, 1e-5);
     check("rope op: dx", dx, rdx, 1e-5);
 
-    // Softmax over biased scores: the scores learn, the mask does not.
+    // Scaled softmax over biased scores: the scores learn, the mask does not.
     let (b, h, rows, cols) = (2, 3, 7, 11);
     let bias = causal_bias(b, rows, cols, &training);
     let coef = random([b, h, rows, cols], &device).autodiff();
     let inputs = [(random([b, h, rows, cols], &device) * 3.0).autodiff()];
-    let (y, [ds]) = taped(&inputs, &coef, |t| ops::softmax_bias(&t[0], &bias).expect("our op runs on wgpu autodiff"));
-    let (ry, [rds]) = taped(&inputs, &coef, |t| softmax(t[0].clone() + bias.clone(), 3));
+    let (y, [ds]) = taped(&inputs, &coef, |t| ops::softmax_bias(&t[0], &bias, 0.125).expect("our op runs on wgpu autodiff"));
+    let (ry, [rds]) = taped(&inputs, &coef, |t| softmax(t[0].clone() * 0.125 + bias.clone(), 3));
     check("softmax op: output", y, ry, 1e-5);
     check("softmax op: dscores", ds, rds, 1e-5);
 

@@ -124,6 +124,13 @@ fn empty_f32(like: &CubeTensor, shape: Vec<usize>) -> CubeTensor {
     empty_device_dtype(like.client.clone(), like.device.clone(), Shape::from(shape), DType::F32)
 }
 
+/// Cubes for one per row of `rows`: a line up to the 65,535 cubes an axis takes, a grid past
+/// it (whose tail cubes have no row and stop at once: the kernels compare their `CUBE_POS`).
+pub(super) fn row_grid(rows: usize) -> CubeCount {
+    let x = rows.clamp(1, MAX_CUBES);
+    CubeCount::Static(x as u32, rows.div_ceil(x) as u32, 1)
+}
+
 /// The launch of an element-wise kernel over `len` elements whose units stride over them:
 /// its cubes, the units per cube, and the stride (units in the launch).
 pub(super) fn strided_grid(len: usize) -> (CubeCount, CubeDim, usize) {
@@ -137,7 +144,7 @@ pub fn rms_norm<const D: usize>(x: &Tensor<D>, gamma: &Tensor<1>, eps: f64) -> O
     let dims = x.dims();
     let width = dims[D - 1];
     let rows = dims.iter().product::<usize>() / width.max(1);
-    if width != gamma.dims()[0] || rows == 0 || rows > MAX_CUBES {
+    if width != gamma.dims()[0] || rows == 0 {
         return None;
     }
     let inputs = uniform(vec![fused(x), fused(gamma)])?;
@@ -145,7 +152,7 @@ pub fn rms_norm<const D: usize>(x: &Tensor<D>, gamma: &Tensor<1>, eps: f64) -> O
     Some(queue("memtrain::rms_norm", inputs, dims, move |t| {
         let [x, gamma]: [CubeTensor; 2] = t.try_into().expect("two inputs");
         let out = empty(&x, x.meta.shape().to_vec());
-        rms_norm_shader::rms_norm_rows::launch(&x.client, CubeCount::Static(rows as u32, 1, 1), CubeDim::new_1d(THREADS as u32), x.clone().into_buffer_arg(), gamma.into_buffer_arg(), out.clone().into_buffer_arg(), width, eps, THREADS, elem(&x));
+        rms_norm_shader::rms_norm_rows::launch(&x.client, row_grid(rows), CubeDim::new_1d(THREADS as u32), x.clone().into_buffer_arg(), gamma.into_buffer_arg(), out.clone().into_buffer_arg(), rows, width, eps, THREADS, elem(&x));
         out
     }))
 }

@@ -3,10 +3,10 @@
 //! Burn's fusion stream like every kernel of [`super::gpu`]. [`super::gpu_train_ops`] makes
 //! Burn autodiff ops of them.
 
-use super::gpu::{self, MAX_CUBES, THREADS, elem, empty, fused, queue, queue_outputs, strided_grid, uniform};
+use super::gpu::{self, THREADS, elem, empty, fused, queue, queue_outputs, row_grid, strided_grid, uniform};
 use burn::prelude::*;
 use burn_cubecl::tensor::CubeTensor;
-use cubecl::prelude::{CubeCount, CubeDim};
+use cubecl::prelude::CubeDim;
 
 /// RMSNorm's backward over the last dimension: `(dx, dγ)` for the norm of `x` with `gamma`
 /// and the output's gradient `dy`, in one launch and Burn's sum over the rows for dγ.
@@ -14,7 +14,7 @@ pub fn rms_norm_backward<const D: usize>(x: &Tensor<D>, gamma: &Tensor<1>, dy: &
     let dims = x.dims();
     let width = dims[D - 1];
     let rows = dims.iter().product::<usize>() / width.max(1);
-    if dy.dims() != dims || width != gamma.dims()[0] || rows == 0 || rows > MAX_CUBES {
+    if dy.dims() != dims || width != gamma.dims()[0] || rows == 0 {
         return None;
     }
     let inputs = uniform(vec![fused(x), fused(gamma), fused(dy)])?;
@@ -22,7 +22,7 @@ pub fn rms_norm_backward<const D: usize>(x: &Tensor<D>, gamma: &Tensor<1>, dy: &
     let mut outs = queue_outputs("memtrain::rms_norm_backward", inputs, vec![dims, dims], move |t| {
         let [x, gamma, dy]: [CubeTensor; 3] = t.try_into().expect("three inputs");
         let (dx, dgamma_rows) = (empty(&x, x.meta.shape().to_vec()), empty(&x, x.meta.shape().to_vec()));
-        gpu::rms_norm_shader::rms_norm_backward_rows::launch(&x.client, CubeCount::Static(rows as u32, 1, 1), CubeDim::new_1d(THREADS as u32), x.clone().into_buffer_arg(), gamma.into_buffer_arg(), dy.into_buffer_arg(), dx.clone().into_buffer_arg(), dgamma_rows.clone().into_buffer_arg(), width, eps, THREADS, elem(&x));
+        gpu::rms_norm_shader::rms_norm_backward_rows::launch(&x.client, row_grid(rows), CubeDim::new_1d(THREADS as u32), x.clone().into_buffer_arg(), gamma.into_buffer_arg(), dy.into_buffer_arg(), dx.clone().into_buffer_arg(), dgamma_rows.clone().into_buffer_arg(), rows, width, eps, THREADS, elem(&x));
         vec![dx, dgamma_rows]
     });
     let dgamma = outs.pop()?.reshape([rows, width]).sum_dim(0).reshape([width]);
@@ -66,36 +66,36 @@ pub fn rope_to_heads_backward(dout: &Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>
     }))
 }
 
-/// `softmax(scores + bias)` along the last axis in one launch: `scores` `[batch, heads, rows,
-/// cols]`, `bias` `[batch, 1, rows, cols]` shared by the heads.
-pub fn softmax_bias(scores: &Tensor<4>, bias: &Tensor<4>) -> Option<Tensor<4>> {
+/// `softmax(scale · scores + bias)` along the last axis in one launch: `scores` `[batch, heads,
+/// rows, cols]`, `bias` `[batch, 1, rows, cols]` shared by the heads.
+pub fn softmax_bias(scores: &Tensor<4>, bias: &Tensor<4>, scale: f32) -> Option<Tensor<4>> {
     let dims @ [b, heads, rows, cols] = scores.dims();
-    if bias.dims() != [b, 1, rows, cols] || cols == 0 || b * heads * rows == 0 || b * heads * rows > MAX_CUBES {
+    if bias.dims() != [b, 1, rows, cols] || cols == 0 || b * heads * rows == 0 {
         return None;
     }
     let inputs = uniform(vec![fused(scores), fused(bias)])?;
     Some(queue("memtrain::softmax_bias", inputs, dims, move |t| {
         let [scores, bias]: [CubeTensor; 2] = t.try_into().expect("two inputs");
         let out = empty(&scores, scores.meta.shape().to_vec());
-        gpu::softmax_shader::softmax_bias_rows::launch(&scores.client, CubeCount::Static((b * heads * rows) as u32, 1, 1), CubeDim::new_1d(THREADS as u32), scores.clone().into_buffer_arg(), bias.into_buffer_arg(), out.clone().into_buffer_arg(), heads, rows, cols, THREADS, elem(&scores));
+        gpu::softmax_shader::softmax_bias_rows::launch(&scores.client, row_grid(b * heads * rows), CubeDim::new_1d(THREADS as u32), scores.clone().into_buffer_arg(), bias.into_buffer_arg(), out.clone().into_buffer_arg(), scale, b * heads * rows, heads, rows, cols, THREADS, elem(&scores));
         out
     }))
 }
 
-/// The scores' gradient `p·(dp − Σ p·dp)` of a softmax along the last axis from its output
-/// `p` and the output's gradient `dp`, in one launch.
-pub fn softmax_backward<const D: usize>(p: &Tensor<D>, dp: &Tensor<D>) -> Option<Tensor<D>> {
+/// The scores' gradient `scale · p·(dp − Σ p·dp)` of [`softmax_bias`] from its output `p` and
+/// the output's gradient `dp`, in one launch.
+pub fn softmax_backward<const D: usize>(p: &Tensor<D>, dp: &Tensor<D>, scale: f32) -> Option<Tensor<D>> {
     let dims = p.dims();
     let cols = dims[D - 1];
     let rows = dims.iter().product::<usize>() / cols.max(1);
-    if dp.dims() != dims || rows == 0 || rows > MAX_CUBES {
+    if dp.dims() != dims || rows == 0 {
         return None;
     }
     let inputs = uniform(vec![fused(p), fused(dp)])?;
     Some(queue("memtrain::softmax_backward", inputs, dims, move |t| {
         let [p, dp]: [CubeTensor; 2] = t.try_into().expect("two inputs");
         let ds = empty(&p, p.meta.shape().to_vec());
-        gpu::softmax_shader::softmax_backward_rows::launch(&p.client, CubeCount::Static(rows as u32, 1, 1), CubeDim::new_1d(THREADS as u32), p.clone().into_buffer_arg(), dp.into_buffer_arg(), ds.clone().into_buffer_arg(), cols, THREADS, elem(&p));
+        gpu::softmax_shader::softmax_backward_rows::launch(&p.client, row_grid(rows), CubeDim::new_1d(THREADS as u32), p.clone().into_buffer_arg(), dp.into_buffer_arg(), ds.clone().into_buffer_arg(), scale, rows, cols, THREADS, elem(&p));
         ds
     }))
 }

@@ -1,5 +1,5 @@
 //! Our wgpu kernels as Burn autodiff ops for training on the GPU: RMSNorm, SiLU·up, RoPE with
-//! the move to head-major layout, and attention's softmax over biased scores, each one launch
+//! the move to head-major layout, and attention's scaled softmax over biased scores, each one launch
 //! forward and one backward (plus a sum over rows for RMSNorm's dγ).
 //!
 //! Why: a training step on wgpu ran Burn's composed ops, each element-wise op of them one
@@ -52,13 +52,13 @@ pub fn rope_to_heads(x: &Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Option<
     Some(glue::lift(glue::record(RopeBackward, [node], strategy, state, glue::cube(&y)), strategy))
 }
 
-/// `softmax(scores + bias)` along the last axis for training `scores` `[batch, heads, rows,
-/// cols]` on wgpu with a `bias` `[batch, 1, rows, cols]` that learns nothing, or `None`.
-pub fn softmax_bias(scores: &Tensor<4>, bias: &Tensor<4>) -> Option<Tensor<4>> {
+/// `softmax(scale · scores + bias)` along the last axis for training `scores` `[batch, heads,
+/// rows, cols]` on wgpu with a `bias` `[batch, 1, rows, cols]` that learns nothing, or `None`.
+pub fn softmax_bias(scores: &Tensor<4>, bias: &Tensor<4>, scale: f32) -> Option<Tensor<4>> {
     let strategy = glue::strategy(scores)?;
     let (node, scores) = glue::split(scores, strategy)?;
-    let p = kernels::softmax_bias(&scores, &constant(bias, strategy)?)?;
-    let state = || glue::cube(&p);
+    let p = kernels::softmax_bias(&scores, &constant(bias, strategy)?, scale)?;
+    let state = || (glue::cube(&p), scale);
     Some(glue::lift(glue::record(SoftmaxBackward, [node], strategy, state, glue::cube(&p)), strategy))
 }
 
@@ -162,13 +162,14 @@ impl Backward<Cube, 1> for RopeBackward {
 struct SoftmaxBackward;
 
 impl Backward<Cube, 1> for SoftmaxBackward {
-    type State = CubeFloat;
+    /// The output p and the scale.
+    type State = (CubeFloat, f32);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let dp: Tensor<4> = upstream(&ops, grads);
         let [parent] = ops.parents;
-        let p = glue::plain(ops.state);
-        give(grads, parent.map(|n| n.id), || kernels::softmax_backward(&p, &dp).unwrap_or_else(|| composed::softmax_backward(&p, &dp)));
+        let (p, scale) = (glue::plain(ops.state.0), ops.state.1);
+        give(grads, parent.map(|n| n.id), || kernels::softmax_backward(&p, &dp, scale).unwrap_or_else(|| composed::softmax_backward(&p, &dp, scale)));
     }
 }
 
@@ -202,9 +203,10 @@ pub mod composed {
         crate::model::rope::apply(dout.clone(), cos, &sin.clone().neg()).swap_dims(1, 2)
     }
 
-    /// `p·(dp − Σ p·dp)` along the last axis.
-    pub fn softmax_backward<const D: usize>(p: &Tensor<D>, dp: &Tensor<D>) -> Tensor<D> {
+    /// `scale · p·(dp − Σ p·dp)` along the last axis (the scores' gradient of
+    /// `softmax(scale · scores + bias)`).
+    pub fn softmax_backward<const D: usize>(p: &Tensor<D>, dp: &Tensor<D>, scale: f32) -> Tensor<D> {
         let dot = (p.clone() * dp.clone()).sum_dim(D - 1);
-        p.clone() * (dp.clone() - dot)
+        p.clone() * (dp.clone() - dot) * scale
     }
 }

@@ -81,12 +81,11 @@ pub fn grouped_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: &Tensor
     let [b, h, _, hd] = q.dims();
     let kvh = k.dims()[1];
     let g = h / kvh;
-    // Scaling q (s × hd) instead of the scores (s × k_cols) saves a pass over the largest tensor.
-    let q = q.mul_scalar(1.0 / (hd as f64).sqrt());
+    let scale = 1.0 / (hd as f32).sqrt();
     let biases = biases.get(bias, blocks, past, g);
     in_blocks(q, k, v, blocks, past, |i, q, k, v| {
         let n = q.dims()[2];
-        attend(q.reshape([b, kvh, g * n, hd]), k, v, biases[i].clone(), precision, fused_kernels).reshape([b, h, n, hd])
+        attend(q.reshape([b, kvh, g * n, hd]), k, v, biases[i].clone(), scale, precision, fused_kernels).reshape([b, h, n, hd])
     })
 }
 
@@ -113,11 +112,16 @@ fn in_blocks(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, blocks: &[Range<usize>], 
     Tensor::cat(outputs, 2)
 }
 
-/// softmax(q · kᵀ + bias) · v for pre-scaled `q` `[b, kvh, rows, hd]`.
-fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>, precision: Precision, fused_kernels: bool) -> Tensor<4> {
-    let scores = precision.matmul(q, k.swap_dims(2, 3));
-    // On wgpu one kernel for the bias add and softmax (each way in training) instead of
-    // Burn's six element-wise ops and reductions.
-    let fused = fused_kernels.then(|| gpu_backward::softmax_bias(&scores, &bias).or_else(|| gpu_train_ops::softmax_bias(&scores, &bias))).flatten();
-    precision.matmul(fused.unwrap_or_else(|| softmax(scores + bias, 3)), v)
+/// softmax(q · kᵀ · scale + bias) · v for `q` `[b, kvh, rows, hd]`.
+fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>, scale: f32, precision: Precision, fused_kernels: bool) -> Tensor<4> {
+    // On wgpu one kernel for the scale, the bias add and softmax (each way in training) instead
+    // of Burn's seven element-wise ops and reductions. Elsewhere q is scaled: a pass over q
+    // (rows × hd) instead of one over the scores (rows × k_cols).
+    if fused_kernels && crate::device::compiles_per_shape(&q.device()) {
+        let scores = precision.matmul(q, k.swap_dims(2, 3));
+        let fused = gpu_backward::softmax_bias(&scores, &bias, scale).or_else(|| gpu_train_ops::softmax_bias(&scores, &bias, scale));
+        return precision.matmul(fused.unwrap_or_else(|| softmax(scores.mul_scalar(scale) + bias, 3)), v);
+    }
+    let scores = precision.matmul(q.mul_scalar(scale), k.swap_dims(2, 3));
+    precision.matmul(softmax(scores + bias, 3), v)
 }
