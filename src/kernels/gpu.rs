@@ -125,10 +125,12 @@ fn empty_f32(like: &CubeTensor, shape: Vec<usize>) -> CubeTensor {
 }
 
 /// Cubes for one per row of `rows`: a line up to the 65,535 cubes an axis takes, a grid past
-/// it (whose tail cubes have no row and stop at once: the kernels compare their `CUBE_POS`).
+/// it, as square as the axis allows (its few tail cubes have no row and stop at once: the
+/// kernels compare their `CUBE_POS`).
 pub(super) fn row_grid(rows: usize) -> CubeCount {
-    let x = rows.clamp(1, MAX_CUBES);
-    CubeCount::Static(x as u32, rows.div_ceil(x) as u32, 1)
+    let y = rows.div_ceil(MAX_CUBES).max(1);
+    let x = rows.div_ceil(y).max(1);
+    CubeCount::Static(x as u32, y as u32, 1)
 }
 
 /// The launch of an element-wise kernel over `len` elements whose units stride over them:

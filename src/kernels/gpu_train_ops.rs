@@ -99,11 +99,11 @@ impl<const D: usize> Backward<Cube, 2> for NormBackward<D> {
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         // Rows of the last dimension: the kernels see any rank as `[rows, width]`.
-        let width = *ops.state.dims.last().expect("a shape");
-        let dy: Tensor<2> = upstream::<2, _, 2>(&ops, grads).reshape([-1, width as i32]);
+        let width = *ops.state.dims.last().expect("a shape") as i32;
+        let dy: Tensor<2> = upstream::<D, _, 2>(&ops, grads).reshape([-1, width]);
         let [parent_x, parent_gamma] = ops.parents;
         let s = ops.state;
-        let x: Tensor<2> = glue::plain::<2>(s.x).reshape([-1, width as i32]);
+        let x: Tensor<2> = glue::plain::<D>(s.x).reshape([-1, width]);
         let gamma = glue::plain::<1>(s.gamma);
         let (dx, dgamma) = kernels::rms_norm_backward(&x, &gamma, &dy, s.eps).unwrap_or_else(|| composed::rms_norm_backward(&x, &gamma, &dy, s.eps));
         let dims = s.dims;
@@ -127,10 +127,10 @@ impl<const D: usize> Backward<Cube, 2> for SwigluBackward<D> {
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let width = *ops.state.dims.last().expect("a shape") as i32;
-        let dy: Tensor<2> = upstream::<2, _, 2>(&ops, grads).reshape([-1, width]);
+        let dy: Tensor<2> = upstream::<D, _, 2>(&ops, grads).reshape([-1, width]);
         let [parent_gate, parent_up] = ops.parents;
         let s = ops.state;
-        let (gate, up): (Tensor<2>, Tensor<2>) = (glue::plain::<2>(s.gate).reshape([-1, width]), glue::plain::<2>(s.up).reshape([-1, width]));
+        let (gate, up): (Tensor<2>, Tensor<2>) = (glue::plain::<D>(s.gate).reshape([-1, width]), glue::plain::<D>(s.up).reshape([-1, width]));
         let (dgate, dup) = kernels::swiglu_backward(&gate, &up, &dy).unwrap_or_else(|| composed::swiglu_backward(&gate, &up, &dy));
         let dims = s.dims;
         give(grads, parent_gate.map(|n| n.id), || dgate.reshape::<D, _>(Shape::from(dims.clone())));
@@ -198,7 +198,9 @@ pub mod composed {
     }
 
     /// The input gradient of RoPE + head-major move (`[b, h, s, d]` in, `[b, s, h, d]` out):
-    /// the rotation's transpose is the rotation by −sin.
+    /// the rotation's transpose is the rotation by −sin for tables whose two halves repeat
+    /// (`sin[j] = sin[j + half]`, as `rope::cos_sin` builds them; the kernel needs no such
+    /// assumption).
     pub fn rope_to_heads_backward(dout: &Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
         crate::model::rope::apply(dout.clone(), cos, &sin.clone().neg()).swap_dims(1, 2)
     }

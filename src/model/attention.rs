@@ -21,7 +21,8 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
 use super::precision::Precision;
-use crate::kernels::{gpu_backward, gpu_train_ops};
+use crate::kernels::{gpu, gpu_backward, gpu_train_ops};
+use burn::tensor::DType;
 
 /// Query rows per block on the CPU (flex).
 pub const CPU_QUERY_BLOCK: usize = 256;
@@ -117,10 +118,16 @@ fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>, scale: f32,
     // On wgpu one kernel for the scale, the bias add and softmax (each way in training) instead
     // of Burn's seven element-wise ops and reductions. Elsewhere q is scaled: a pass over q
     // (rows × hd) instead of one over the scores (rows × k_cols).
-    if fused_kernels && crate::device::compiles_per_shape(&q.device()) {
+    if fused_kernels && gpu::enabled() && crate::device::compiles_per_shape(&q.device()) {
+        // Scores held in f16 (mixed precision, `--f16`) keep q scaled: unscaled they would have
+        // √head_dim times less room before overflowing.
+        let (q, kernel_scale) = match precision == Precision::F32 && q.dtype() == DType::F32 {
+            true => (q, scale),
+            false => (q.mul_scalar(scale), 1.0),
+        };
         let scores = precision.matmul(q, k.swap_dims(2, 3));
-        let fused = gpu_backward::softmax_bias(&scores, &bias, scale).or_else(|| gpu_train_ops::softmax_bias(&scores, &bias, scale));
-        return precision.matmul(fused.unwrap_or_else(|| softmax(scores.mul_scalar(scale) + bias, 3)), v);
+        let fused = gpu_backward::softmax_bias(&scores, &bias, kernel_scale).or_else(|| gpu_train_ops::softmax_bias(&scores, &bias, kernel_scale));
+        return precision.matmul(fused.unwrap_or_else(|| softmax(scores.mul_scalar(kernel_scale) + bias, 3)), v);
     }
     let scores = precision.matmul(q.mul_scalar(scale), k.swap_dims(2, 3));
     precision.matmul(softmax(scores + bias, 3), v)
