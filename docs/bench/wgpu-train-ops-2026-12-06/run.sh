@@ -4,6 +4,8 @@
 # row's peak RSS holds it. One training step of the random SmolLM2-135M twin at 512 tokens, f32
 # alone and with --f16 (f32 rows, then mixed-f16 rows), each a process of its own.
 # Usage: run.sh BEFORE_BINARY AFTER_BINARY OUT_DIR (from the repository root).
+# On 2026-12-06 only the f32 rows ran (before: ce2e327, after: 4a243cb; ~17 min each on lavapipe
+# beside a CI run): before-f32.*, after-f32.*, peak-rss.txt.
 set -e
 before=$1 after=$2 out=${3:-/tmp/trainops}; mkdir -p "$out"
 . scripts/env.sh
