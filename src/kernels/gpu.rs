@@ -25,17 +25,17 @@ use cubecl::ir::{ElemType, FloatKind};
 use cubecl::prelude::{CubeCount, CubeDim};
 
 #[path = "../../shaders/cube_sum.rs"]
-pub(super) mod cube_sum_shader;
+mod cube_sum_shader;
 #[path = "../../shaders/decode_attention.rs"]
-pub(super) mod decode_attention_shader;
+mod decode_attention_shader;
 #[path = "../../shaders/qkv_to_cache.rs"]
-pub(super) mod qkv_to_cache_shader;
+mod qkv_to_cache_shader;
 #[path = "../../shaders/rms_norm.rs"]
 pub(super) mod rms_norm_shader;
 #[path = "../../shaders/rope.rs"]
 pub(super) mod rope_shader;
 #[path = "../../shaders/sample.rs"]
-pub(super) mod sample_shader;
+mod sample_shader;
 #[path = "../../shaders/softmax.rs"]
 pub(super) mod softmax_shader;
 #[path = "../../shaders/swiglu.rs"]
@@ -51,7 +51,7 @@ pub(super) const THREADS: usize = 64;
 const ELEMENTS_PER_CUBE: usize = 256;
 
 /// Cubes of a launch along one axis (WebGPU's guaranteed limit).
-pub(super) const MAX_CUBES: usize = 65_535;
+const MAX_CUBES: usize = 65_535;
 
 type Runtime = <CubeBackend as FusionBackend>::FusionRuntime;
 pub(super) type Fused = FusionTensor<Runtime>;
@@ -124,6 +124,12 @@ fn empty_f32(like: &CubeTensor, shape: Vec<usize>) -> CubeTensor {
     empty_device_dtype(like.client.clone(), like.device.clone(), Shape::from(shape), DType::F32)
 }
 
+/// `(rows, width)` of a tensor of `dims` taken as rows of its last dimension.
+pub(super) fn rows_and_width<const D: usize>(dims: [usize; D]) -> (usize, usize) {
+    let width = dims[D - 1];
+    (dims.iter().product::<usize>() / width.max(1), width)
+}
+
 /// Cubes for one per row of `rows`: a line up to the 65,535 cubes an axis takes, a grid past
 /// it, as square as the axis allows (its few tail cubes have no row and stop at once: the
 /// kernels compare their `CUBE_POS`).
@@ -144,8 +150,7 @@ pub(super) fn strided_grid(len: usize) -> (CubeCount, CubeDim, usize) {
 /// `None` elsewhere (the caller uses Burn's `RmsNorm`).
 pub fn rms_norm<const D: usize>(x: &Tensor<D>, gamma: &Tensor<1>, eps: f64) -> Option<Tensor<D>> {
     let dims = x.dims();
-    let width = dims[D - 1];
-    let rows = dims.iter().product::<usize>() / width.max(1);
+    let (rows, width) = rows_and_width(dims);
     if width != gamma.dims()[0] || rows == 0 {
         return None;
     }

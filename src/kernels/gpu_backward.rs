@@ -3,7 +3,7 @@
 //! Burn's fusion stream like every kernel of [`super::gpu`]. [`super::gpu_train_ops`] makes
 //! Burn autodiff ops of them.
 
-use super::gpu::{self, THREADS, elem, empty, fused, queue, queue_outputs, row_grid, strided_grid, uniform};
+use super::gpu::{self, THREADS, elem, empty, fused, queue, queue_outputs, row_grid, rows_and_width, strided_grid, uniform};
 use burn::prelude::*;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::CubeDim;
@@ -12,8 +12,7 @@ use cubecl::prelude::CubeDim;
 /// and the output's gradient `dy`, in one launch and Burn's sum over the rows for dγ.
 pub fn rms_norm_backward<const D: usize>(x: &Tensor<D>, gamma: &Tensor<1>, dy: &Tensor<D>, eps: f64) -> Option<(Tensor<D>, Tensor<1>)> {
     let dims = x.dims();
-    let width = dims[D - 1];
-    let rows = dims.iter().product::<usize>() / width.max(1);
+    let (rows, width) = rows_and_width(dims);
     if dy.dims() != dims || width != gamma.dims()[0] || rows == 0 {
         return None;
     }
@@ -86,8 +85,7 @@ pub fn softmax_bias(scores: &Tensor<4>, bias: &Tensor<4>, scale: f32) -> Option<
 /// the output's gradient `dp`, in one launch.
 pub fn softmax_backward<const D: usize>(p: &Tensor<D>, dp: &Tensor<D>, scale: f32) -> Option<Tensor<D>> {
     let dims = p.dims();
-    let cols = dims[D - 1];
-    let rows = dims.iter().product::<usize>() / cols.max(1);
+    let (rows, cols) = rows_and_width(dims);
     if dp.dims() != dims || rows == 0 {
         return None;
     }

@@ -28,7 +28,7 @@ pub fn rms_norm<const D: usize>(x: &Tensor<D>, gamma: &Tensor<1>, eps: f64) -> O
     let strategy = glue::strategy(x)?;
     let ((x_node, x), (gamma_node, gamma)) = (glue::split(x, strategy)?, glue::split(gamma, strategy)?);
     let y = gpu::rms_norm(&x, &gamma, eps)?;
-    let state = || NormState { x: glue::cube(&x), gamma: glue::cube(&gamma), dims: x.dims().to_vec(), eps };
+    let state = || NormState { x: glue::cube(&x), gamma: glue::cube(&gamma), eps };
     Some(glue::lift(glue::record(NormBackward::<D>, [x_node, gamma_node], strategy, state, glue::cube(&y)), strategy))
 }
 
@@ -37,7 +37,7 @@ pub fn swiglu<const D: usize>(gate: &Tensor<D>, up: &Tensor<D>) -> Option<Tensor
     let strategy = glue::strategy(gate)?;
     let ((gate_node, gate), (up_node, up)) = (glue::split(gate, strategy)?, glue::split(up, strategy)?);
     let y = gpu::swiglu(&gate, &up)?;
-    let state = || SwigluState { gate: glue::cube(&gate), up: glue::cube(&up), dims: gate.dims().to_vec() };
+    let state = || SwigluState { gate: glue::cube(&gate), up: glue::cube(&up) };
     Some(glue::lift(glue::record(SwigluBackward::<D>, [gate_node, up_node], strategy, state, glue::cube(&y)), strategy))
 }
 
@@ -90,7 +90,6 @@ struct NormBackward<const D: usize>;
 struct NormState {
     x: CubeFloat,
     gamma: CubeFloat,
-    dims: Vec<usize>,
     eps: f64,
 }
 
@@ -98,16 +97,16 @@ impl<const D: usize> Backward<Cube, 2> for NormBackward<D> {
     type State = NormState;
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        // Rows of the last dimension: the kernels see any rank as `[rows, width]`.
-        let width = *ops.state.dims.last().expect("a shape") as i32;
-        let dy: Tensor<2> = upstream::<D, _, 2>(&ops, grads).reshape([-1, width]);
+        let dy = upstream::<D, _, 2>(&ops, grads);
         let [parent_x, parent_gamma] = ops.parents;
         let s = ops.state;
-        let x: Tensor<2> = glue::plain::<D>(s.x).reshape([-1, width]);
-        let gamma = glue::plain::<1>(s.gamma);
+        let x = glue::plain::<D>(s.x);
+        let dims = x.dims();
+        // Rows of the last dimension: the backward sees any rank as `[rows, width]`.
+        let rows = |t: Tensor<D>| -> Tensor<2> { t.reshape([-1, dims[D - 1] as i32]) };
+        let (x, dy, gamma) = (rows(x), rows(dy), glue::plain::<1>(s.gamma));
         let (dx, dgamma) = kernels::rms_norm_backward(&x, &gamma, &dy, s.eps).unwrap_or_else(|| composed::rms_norm_backward(&x, &gamma, &dy, s.eps));
-        let dims = s.dims;
-        give(grads, parent_x.map(|n| n.id), || dx.reshape::<D, _>(Shape::from(dims)));
+        give(grads, parent_x.map(|n| n.id), || dx.reshape(dims));
         give(grads, parent_gamma.map(|n| n.id), || dgamma);
     }
 }
@@ -119,22 +118,18 @@ struct SwigluBackward<const D: usize>;
 struct SwigluState {
     gate: CubeFloat,
     up: CubeFloat,
-    dims: Vec<usize>,
 }
 
 impl<const D: usize> Backward<Cube, 2> for SwigluBackward<D> {
     type State = SwigluState;
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let width = *ops.state.dims.last().expect("a shape") as i32;
-        let dy: Tensor<2> = upstream::<D, _, 2>(&ops, grads).reshape([-1, width]);
+        let dy = upstream::<D, _, 2>(&ops, grads);
         let [parent_gate, parent_up] = ops.parents;
-        let s = ops.state;
-        let (gate, up): (Tensor<2>, Tensor<2>) = (glue::plain::<D>(s.gate).reshape([-1, width]), glue::plain::<D>(s.up).reshape([-1, width]));
+        let (gate, up) = (glue::plain::<D>(ops.state.gate), glue::plain::<D>(ops.state.up));
         let (dgate, dup) = kernels::swiglu_backward(&gate, &up, &dy).unwrap_or_else(|| composed::swiglu_backward(&gate, &up, &dy));
-        let dims = s.dims;
-        give(grads, parent_gate.map(|n| n.id), || dgate.reshape::<D, _>(Shape::from(dims.clone())));
-        give(grads, parent_up.map(|n| n.id), || dup.reshape::<D, _>(Shape::from(dims)));
+        give(grads, parent_gate.map(|n| n.id), || dgate);
+        give(grads, parent_up.map(|n| n.id), || dup);
     }
 }
 
@@ -190,7 +185,7 @@ pub mod composed {
     }
 
     /// `(dgate, dup)` of `silu(gate) · up`.
-    pub fn swiglu_backward(gate: &Tensor<2>, up: &Tensor<2>, dy: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+    pub fn swiglu_backward<const D: usize>(gate: &Tensor<D>, up: &Tensor<D>, dy: &Tensor<D>) -> (Tensor<D>, Tensor<D>) {
         let s = burn::tensor::activation::sigmoid(gate.clone());
         let dup = dy.clone() * gate.clone() * s.clone();
         let dgate = dy.clone() * up.clone() * s.clone() * ((s.neg() + 1.0) * gate.clone() + 1.0);
