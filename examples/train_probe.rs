@@ -2,12 +2,15 @@
 //! SmolLM2-135M twin on flex, forward / backward / AdamW timed apart, after one warm-up step.
 //! `cargo run --release --example train_probe -- [SEQ] [STEPS]` (defaults 512, 2); run it under
 //! `perf record -g` to see the kernels. `PROBE_DEVICE=wgpu` runs it on wgpu (with
-//! `scripts/train_launch_count.sh`, the kernel launches of one training step).
-use burn::optim::GradientsParams;
+//! `scripts/train_launch_count.sh`, the kernel launches of one training step);
+//! `PROBE_PRECISION=mixed` computes it in mixed f16 (wgpu only, as a run's `precision:
+//! MixedF16`; no loss scaling: the probe measures, it does not learn).
+use memtrain::model::precision::Precision;
 use memtrain::train::adamw::FusedAdamW;
 use memtrain::model::random::RandomWeights;
 use memtrain::model::{Llama, ModelConfig, rope};
-use memtrain::train::sft::{SftExample, sft_loss};
+use memtrain::train::grpo::Forward;
+use memtrain::train::sft::{SftExample, SftWeighting, sft_training_loss};
 use std::time::Instant;
 
 fn main() {
@@ -19,6 +22,10 @@ fn main() {
         _ => memtrain::device::cpu(),
     };
     let device = base.autodiff();
+    let precision = match std::env::var("PROBE_PRECISION").as_deref() {
+        Ok("mixed") => Precision::MixedF16,
+        _ => Precision::F32,
+    };
     let config = ModelConfig::smollm2_135m();
     let mut model = Llama::from_weights(&config, &mut RandomWeights::new(config.clone(), 0), &device).unwrap();
     let inv = rope::inverse_frequencies(&config);
@@ -28,17 +35,17 @@ fn main() {
     let mut optim = if std::env::var_os("PROBE_BURN_ADAMW").is_some() { burn::optim::AdamWConfig::new().init() } else { FusedAdamW::init(Default::default()) };
     for step in 0..=steps {
         let t = Instant::now();
-        let loss = sft_loss(&model, &inv, std::slice::from_ref(&example), &device).unwrap();
-        let value: f32 = loss.clone().into_scalar();
+        let loss = sft_training_loss(&model, &inv, std::slice::from_ref(&example), SftWeighting::Token, &device, Forward { precision, ..Forward::plain(&device) }).unwrap();
+        let value: f32 = loss.value.clone().into_scalar();
         let forward = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grads = loss.gradients(&model);
         let backward = t.elapsed().as_secs_f64();
         let t = Instant::now();
         model = optim.step(1e-6, model, grads);
         let _ = model.norm.gamma.val().slice([0..1]).into_data();
         let adam = t.elapsed().as_secs_f64();
         let label = if step == 0 { "warm-up" } else { "step" };
-        println!("{label} {step}: seq {seq}, loss {value:.3}: forward {forward:.2} s, backward {backward:.2} s, AdamW {adam:.2} s, total {:.2} s", forward + backward + adam);
+        println!("{label} {step}: seq {seq}, {precision:?}, loss {value:.3}: forward {forward:.2} s, backward {backward:.2} s, AdamW {adam:.2} s, total {:.2} s", forward + backward + adam);
     }
 }

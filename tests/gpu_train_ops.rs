@@ -7,7 +7,7 @@
 mod common;
 
 use burn::prelude::*;
-use burn::tensor::Distribution;
+use burn::tensor::{DType, Distribution, FloatDType};
 use burn::tensor::activation::{silu, softmax};
 use memtrain::kernels::gpu_train_ops::{self as ops, composed};
 use memtrain::kernels::{gpu, gpu_backward};
@@ -171,4 +171,48 @@ fn training_ops_follow_burns_composed_ops_and_their_gradients_on_wgpu() {
 
 fn inputs_plain(training: &Device) -> Tensor<3> {
     Tensor::ones([1, 2, 3], training)
+}
+
+/// Mixed precision runs SiLU·up, RoPE and softmax on f16 activations: each op reads and writes
+/// f16 (what autodiff keeps for the backward is f16) with its arithmetic in f32, so output and
+/// gradients are Burn's f32 composed ops' on the same (f16-rounded) inputs to f16 rounding.
+#[test]
+fn training_ops_on_f16_keep_f16_and_follow_the_f32_ops_to_f16_rounding() {
+    let Some(device) = common::wgpu_device() else { return };
+    let training = device.clone().autodiff();
+    let f16 = |t: Tensor<4>| t.cast(FloatDType::F16);
+    let f32 = |t: Tensor<4>| t.cast(FloatDType::F32);
+    // `f` on f16 leaves against `reference` on the same values in f32: output, then gradients.
+    let compare = |what: &str, inputs: Vec<Tensor<4>>, coef: Tensor<4>, f: &dyn Fn(&[Tensor<4>]) -> Tensor<4>, reference: &dyn Fn(&[Tensor<4>]) -> Tensor<4>, tolerance: f32| {
+        let half: Vec<Tensor<4>> = inputs.iter().map(|t| f16(t.clone()).autodiff().require_grad()).collect();
+        let full: Vec<Tensor<4>> = half.iter().map(|t| f32(t.clone().inner()).autodiff().require_grad()).collect();
+        let y = f(&half);
+        assert_eq!(y.dtype(), DType::F16, "{what}: the op keeps f16");
+        let grads = (f32(y.clone()) * coef.clone()).sum().backward();
+        let ry = reference(&full);
+        let rgrads = (ry.clone() * coef.clone()).sum().backward();
+        check(&format!("{what} (f16): output"), f32(y.inner()), ry.inner(), tolerance);
+        for (i, (h, r)) in half.iter().zip(&full).enumerate() {
+            let g = h.grad(&grads).expect("every input learns");
+            assert_eq!(g.dtype(), DType::F16, "{what}: f16 gradient");
+            check(&format!("{what} (f16): gradient {i}"), f32(g), r.grad(&rgrads).unwrap(), tolerance);
+        }
+    };
+    let dims = [2, 5, 3, 100];
+    let coef = random(dims, &device).autodiff();
+    compare("swiglu op", vec![random(dims, &device) * 4.0, random(dims, &device)], coef, &|t| ops::swiglu(&t[0], &t[1]).expect("our op takes f16"), &|t| silu(t[0].clone()) * t[1].clone(), 2e-3);
+
+    let (b, s, h, hd) = (2, 6, 3, 64);
+    let (cos, sin) = tables(b, s, hd, &training);
+    let (cos16, sin16) = (f16(cos.clone()), f16(sin.clone()));
+    let coef = random([b, h, s, hd], &device).autodiff();
+    // The reference rotates by the same f16-rounded tables.
+    let (cos_r, sin_r) = (f32(cos16.clone()), f32(sin16.clone()));
+    compare("rope op", vec![random([b, s, h, hd], &device)], coef, &|t| ops::rope_to_heads(&t[0], &cos16, &sin16).expect("our op takes f16"), &|t| rope::apply(t[0].clone().swap_dims(1, 2), &cos_r, &sin_r), 2e-3);
+
+    let (b, h, rows, cols) = (2, 3, 7, 11);
+    let bias = causal_bias(b, rows, cols, &training);
+    let bias16 = f16(bias.clone().clamp_min(-60_000.0));
+    let coef = random([b, h, rows, cols], &device).autodiff();
+    compare("softmax op", vec![random([b, h, rows, cols], &device) * 3.0], coef, &|t| ops::softmax_bias(&t[0], &bias16, 0.125).expect("our op takes f16"), &|t| softmax(t[0].clone() * 0.125 + bias.clone(), 3), 2e-3);
 }

@@ -16,10 +16,10 @@ pub type CubeFloat = <Float as burn::tensor::BackendPrimitive<Cube>>::Primitive;
 /// strategy, which Burn's dispatch keeps per tensor (and picks the backend type by).
 pub type TrackedFloat = <Float as burn::tensor::BackendPrimitive<Autodiff<Cube>>>::Primitive;
 
-/// The checkpointing strategy of an f32 autodiff tensor on wgpu, or `None` (another device,
-/// no autodiff, another dtype, or our GPU kernels turned off).
+/// The checkpointing strategy of an f32 or f16 (mixed precision) autodiff tensor on wgpu, or
+/// `None` (another device, no autodiff, another dtype, or our GPU kernels turned off).
 pub fn strategy<const D: usize>(t: &Tensor<D>) -> Option<Checkpointing> {
-    if !super::gpu::enabled() || t.dtype() != DType::F32 || !t.is_autodiff() {
+    if !super::gpu::enabled() || !matches!(t.dtype(), DType::F32 | DType::F16) || !t.is_autodiff() {
         return None;
     }
     match t.gradient_checkpointing_strategy()? {

@@ -36,7 +36,7 @@ pub fn chunked_target_logprobs(hidden: &Tensor<2>, head: &Tensor<2>, layout: Hea
 /// [`chunked_target_logprobs`] with `chunk_elements` logits per chunk (tests use small ones).
 pub fn chunked_with(hidden: &Tensor<2>, head: &Tensor<2>, layout: HeadLayout, targets: &[u32], chunk_elements: usize) -> Option<Tensor<1>> {
     let strategy = glue::strategy(hidden)?;
-    if head.dtype() != DType::F32 {
+    if head.dtype() != DType::F32 || hidden.dtype() != DType::F32 {
         return None;
     }
     let HeadShape { n, vocab, .. } = HeadShape::of(hidden.dims(), head.dims(), layout, targets)?;

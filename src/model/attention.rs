@@ -22,7 +22,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 
 use super::precision::Precision;
 use crate::kernels::{gpu, gpu_backward, gpu_train_ops};
-use burn::tensor::DType;
+use burn::tensor::{DType, FloatDType};
 
 /// Query rows per block on the CPU (flex).
 pub const CPU_QUERY_BLOCK: usize = 256;
@@ -40,9 +40,21 @@ pub fn query_blocks(q_len: usize, block: usize) -> Vec<Range<usize>> {
 #[derive(Default)]
 pub struct BlockBiases {
     cell: OnceCell<(usize, Vec<Tensor<4>>)>,
+    /// The same in f16 for f16 scores (mixed precision), masked entries at −60,000 instead of
+    /// −1e9 (beyond f16's range; either gives exp(·) = 0).
+    half: OnceCell<Vec<Tensor<4>>>,
 }
 
 impl BlockBiases {
+    /// [`Self::get`] in `dtype` (f32 or f16).
+    fn get_as(&self, bias: &Tensor<4>, blocks: &[Range<usize>], past: usize, g: usize, dtype: DType) -> &[Tensor<4>] {
+        let biases = self.get(bias, blocks, past, g);
+        if dtype != DType::F16 || biases.first().is_none_or(|b| b.dtype() == DType::F16) {
+            return biases;
+        }
+        self.half.get_or_init(|| biases.iter().map(|b| b.clone().clamp_min(-60_000.0).cast(FloatDType::F16)).collect())
+    }
+
     fn get(&self, bias: &Tensor<4>, blocks: &[Range<usize>], past: usize, g: usize) -> &[Tensor<4>] {
         let (cached_g, biases) = self.cell.get_or_init(|| {
             let [b, _, _, _] = bias.dims();
@@ -83,7 +95,7 @@ pub fn grouped_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: &Tensor
     let kvh = k.dims()[1];
     let g = h / kvh;
     let scale = 1.0 / (hd as f32).sqrt();
-    let biases = biases.get(bias, blocks, past, g);
+    let biases = biases.get_as(bias, blocks, past, g, q.dtype());
     in_blocks(q, k, v, blocks, past, |i, q, k, v| {
         let n = q.dims()[2];
         attend(q.reshape([b, kvh, g * n, hd]), k, v, biases[i].clone(), scale, precision, fused_kernels).reshape([b, h, n, hd])
@@ -125,9 +137,15 @@ fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>, scale: f32,
             true => (q, scale),
             false => (q.mul_scalar(scale), 1.0),
         };
+        // Scores and probabilities in q's dtype: f16 under mixed precision, which then keeps
+        // only f16 probabilities for the backward (the kernels compute in f32).
         let scores = precision.matmul(q, k.swap_dims(2, 3));
         let fused = gpu_backward::softmax_bias(&scores, &bias, kernel_scale).or_else(|| gpu_train_ops::softmax_bias(&scores, &bias, kernel_scale));
-        return precision.matmul(fused.unwrap_or_else(|| softmax(scores.mul_scalar(kernel_scale) + bias, 3)), v);
+        let p = fused.unwrap_or_else(|| {
+            let dtype = FloatDType::from(scores.dtype());
+            softmax(scores.cast(FloatDType::F32).mul_scalar(kernel_scale) + bias.cast(FloatDType::F32), 3).cast(dtype)
+        });
+        return precision.matmul(p, v);
     }
     let scores = precision.matmul(q.mul_scalar(scale), k.swap_dims(2, 3));
     precision.matmul(softmax(scores + bias, 3), v)

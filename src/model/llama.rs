@@ -23,7 +23,9 @@ use crate::kernels::cached_attention::cached_attention;
 use crate::kernels::{gpu, gpu_train_ops};
 use crate::kernels::rms_norm_op::fused_rms_norm;
 use crate::kernels::swiglu_op::fused_swiglu;
+use std::cell::OnceCell;
 use std::ops::Range;
+use burn::tensor::{DType, FloatDType};
 
 /// Tensors by Hugging Face name (`model.layers.0.self_attn.q_proj.weight`), with HF shapes
 /// (`[out, in]` for projections). Checkpoint readers implement it.
@@ -83,6 +85,8 @@ pub struct StepLayout {
     pub query_blocks: Vec<Range<usize>>,
     /// The bias cut and repeated per block, built by the first layer, reused by the others.
     block_biases: BlockBiases,
+    /// `(cos, sin)` in f16, cast by the first layer that asks ([`Self::rope_tables`]).
+    half_tables: OnceCell<(Tensor<4>, Tensor<4>)>,
     /// Whether our fused ops may run (true unless [`Self::with_composed_ops`]; tests compare
     /// them against Burn's ops through this): on the CPU attention (with or without a KV
     /// cache), RMSNorm and SwiGLU, in training and inference; on wgpu RMSNorm, SwiGLU, RoPE and
@@ -121,7 +125,7 @@ impl StepLayout {
         let (cos, sin) = rope::cos_sin(inv_freq, &positions, device);
         let bias = Tensor::from_data(TensorData::new(bias, [b, 1, q_len, k_cols]), device);
         let block = if crate::device::compiles_per_shape(device) { q_len } else { CPU_QUERY_BLOCK };
-        StepLayout { cos, sin, bias, past, k_cols, query_blocks: query_blocks(q_len, block), block_biases: BlockBiases::default(), fused_kernels: true, precision: Precision::F32 }
+        StepLayout { cos, sin, bias, past, k_cols, query_blocks: query_blocks(q_len, block), block_biases: BlockBiases::default(), half_tables: OnceCell::new(), fused_kernels: true, precision: Precision::F32 }
     }
 
     /// The same layout with attention in query blocks of `rows` (tests compare block sizes).
@@ -141,6 +145,25 @@ impl StepLayout {
     pub fn with_composed_ops(mut self) -> Self {
         self.fused_kernels = false;
         self
+    }
+
+    /// The dtype the inside of a layer runs in for the residual stream `x`
+    /// ([`Precision::activations`]: f16 under mixed precision with our wgpu kernels).
+    pub fn activations(&self, x: &Tensor<3>) -> FloatDType {
+        let kernels = self.fused_kernels && crate::device::compiles_per_shape(&x.device());
+        self.precision.activations(x.dtype(), kernels)
+    }
+
+    /// RoPE's `(cos, sin)` tables in `dtype` (f16 activations read f16 tables, as the
+    /// kernels take one float type per op; Hugging Face's Llama casts them the same way),
+    /// cast once per layout.
+    pub fn rope_tables(&self, dtype: DType) -> (Tensor<4>, Tensor<4>) {
+        if dtype == self.cos.dtype() {
+            return (self.cos.clone(), self.sin.clone());
+        }
+        let (cos, sin) = self.half_tables.get_or_init(|| (self.cos.clone().cast(FloatDType::F16), self.sin.clone().cast(FloatDType::F16)));
+        assert_eq!(cos.dtype(), dtype, "RoPE tables are kept in f32 and f16 only");
+        (cos.clone(), sin.clone())
     }
 }
 
@@ -170,8 +193,10 @@ impl Attention {
     /// [`Self::heads`] from token-major q, k, v `[b, s, heads, hd]` (before RoPE).
     fn heads_from(&self, mut q: Tensor<4>, mut k: Tensor<4>, v: Tensor<4>, layout: &StepLayout, mut cache: Option<&mut LayerCache>) -> Tensor<4> {
         if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
-            q = normalize(qn, q, layout);
-            k = normalize(kn, k, layout);
+            // In γ's dtype (f16 activations are normed in f32, as the residual stream is).
+            let (inside, gamma): (FloatDType, FloatDType) = (q.dtype().into(), qn.gamma.val().dtype().into());
+            q = normalize(qn, q.cast(gamma), layout).cast(inside);
+            k = normalize(kn, k.cast(gamma), layout).cast(inside);
         }
         let scale = self.scale();
         // Training on the CPU: our fused op (RoPE and layout moves in one pass each way, blocks,
@@ -189,9 +214,10 @@ impl Attention {
             }
         }
         // RoPE and the move to head-major layout: one kernel each on wgpu (each way in training).
-        let rotate = |x: Tensor<4>| match layout.fused_kernels.then(|| gpu::rope_to_heads(&x, &layout.cos, &layout.sin).or_else(|| gpu_train_ops::rope_to_heads(&x, &layout.cos, &layout.sin))).flatten() {
+        let (cos, sin) = layout.rope_tables(q.dtype());
+        let rotate = |x: Tensor<4>| match layout.fused_kernels.then(|| gpu::rope_to_heads(&x, &cos, &sin).or_else(|| gpu_train_ops::rope_to_heads(&x, &cos, &sin))).flatten() {
             Some(rotated) => rotated,
-            None => rope::apply(x.swap_dims(1, 2), &layout.cos, &layout.sin),
+            None => rope::apply(x.swap_dims(1, 2), &cos, &sin),
         };
         let (q, k) = (rotate(q), rotate(k));
         let v = v.swap_dims(1, 2);
@@ -296,10 +322,14 @@ impl Block {
     /// norm: takes the residual stream and the previous layer's pending output, returns the
     /// stream after attention and this layer's MLP output.
     fn forward_pending(&self, x: Tensor<3>, pending: Option<Tensor<3>>, layout: &StepLayout, cache: Option<&mut LayerCache>, packed: Option<&PackedBlock>) -> (Tensor<3>, Tensor<3>) {
+        // The attention and MLP insides in their dtype (f16 under mixed precision with our
+        // kernels, see `Precision::activations`), their outputs back in the residual's.
+        let residual = x.dtype();
+        let inside = layout.activations(&x);
         let (x, normed) = add_normalize(&self.input_layernorm, x, pending, layout);
-        let attended = self.self_attn.forward(normed, layout, cache, packed);
+        let attended = self.self_attn.forward(normed.cast(inside), layout, cache, packed).cast(residual);
         let (h, normed) = add_normalize(&self.post_attention_layernorm, x, Some(attended), layout);
-        (h, self.mlp.forward(normed, layout, packed))
+        (h, self.mlp.forward(normed.cast(inside), layout, packed).cast(residual))
     }
 }
 

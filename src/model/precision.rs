@@ -10,13 +10,20 @@
 //! gradient back in f32. Small gradients would underflow in f16, so the loss is scaled before
 //! the backward and the gradients unscaled before the step ([`crate::train::loss_scale`]).
 //!
-//! The products come back in f32 before anything else touches them: the residual stream of
-//! SmolLM2 reaches values whose squares overflow f16, so RMSNorm and softmax stay f32.
+//! Each product comes back in its input's dtype. The residual stream stays f32 (SmolLM2's
+//! reaches values whose squares overflow f16, so RMSNorm stays f32), and on wgpu with our
+//! kernels the layer's inside runs in f16 ([`Precision::activations`]): the normed input is
+//! cast to f16 once for q/k/v (once for gate/up), RoPE, attention's softmax and SiLU·up read
+//! and write f16 with their arithmetic in f32, and only the output projections' products are
+//! cast back to f32 for the residual add. So what the backward keeps is f16 (attention's
+//! probabilities once, not an f32 copy beside the matmul's f16 one), and the casts between ops
+//! are gone. Without our kernels (Burn's composed ops) the products come back in f32 and
+//! softmax and SiLU run in f32, as before.
 
 use crate::device::DeviceInfo;
 use anyhow::{Result, bail};
 use burn::prelude::*;
-use burn::tensor::FloatDType;
+use burn::tensor::{DType, FloatDType};
 use burn::tensor::module::linear;
 
 /// How a training forward computes its matmuls.
@@ -38,32 +45,50 @@ impl Precision {
         Ok(())
     }
 
-    /// `x · w (+ b)` for `x: [.., in]`, `w: [in, out]` (Burn's `Linear` layout).
+    /// `x · w (+ b)` for `x: [.., in]`, `w: [in, out]` (Burn's `Linear` layout), in `x`'s dtype.
     pub fn linear<const D: usize>(self, x: Tensor<D>, w: Tensor<2>, b: Option<Tensor<1>>) -> Tensor<D> {
         match self {
             Precision::F32 => linear(x, w, b),
-            // The bias is added in f32, after the product comes back.
+            // The bias is added after the product comes back.
             Precision::MixedF16 => {
-                let y = linear(half(x), half(w), None).cast(FloatDType::F32);
+                let dtype = float_dtype(&x);
+                let y = linear(half(x), half(w), None).cast(dtype);
                 match b {
-                    Some(b) => y + b.unsqueeze(),
+                    Some(b) => y + b.cast(dtype).unsqueeze(),
                     None => y,
                 }
             }
         }
     }
 
-    /// `a · b` (batched over the leading dims).
+    /// `a · b` (batched over the leading dims), in `a`'s dtype.
     pub fn matmul<const D: usize>(self, a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
         match self {
             Precision::F32 => a.matmul(b),
-            Precision::MixedF16 => half(a).matmul(half(b)).cast(FloatDType::F32),
+            Precision::MixedF16 => {
+                let dtype = float_dtype(&a);
+                half(a).matmul(half(b)).cast(dtype)
+            }
+        }
+    }
+
+    /// The dtype a layer's inside runs in for this precision: f16 under mixed precision where
+    /// our wgpu kernels take the ops between the matmuls (`kernels`: the layout allows them and
+    /// they are on), which keeps their inputs f16 for the backward; else `residual`'s.
+    pub fn activations(self, residual: DType, kernels: bool) -> FloatDType {
+        match self == Precision::MixedF16 && kernels && crate::kernels::gpu::enabled() {
+            true => FloatDType::F16,
+            false => residual.into(),
         }
     }
 }
 
 fn half<const D: usize>(t: Tensor<D>) -> Tensor<D> {
     t.cast(FloatDType::F16)
+}
+
+fn float_dtype<const D: usize>(t: &Tensor<D>) -> FloatDType {
+    t.dtype().into()
 }
 
 #[cfg(test)]
