@@ -216,3 +216,59 @@ fn training_ops_on_f16_keep_f16_and_follow_the_f32_ops_to_f16_rounding() {
     let coef = random([b, h, rows, cols], &device).autodiff();
     compare("softmax op", vec![random([b, h, rows, cols], &device) * 3.0], coef, &|t| ops::softmax_bias(&t[0], &bias16, 0.125).expect("our op takes f16"), &|t| softmax(t[0].clone() * 0.125 + bias.clone(), 3), 2e-3);
 }
+
+/// Attention from one fused q/k/v projection (`ops::qkv_attention`: RoPE and the layout moves
+/// in one kernel each way, Burn's matmuls, our softmax) against Burn's composed ops on the
+/// projection split apart: the output and the projection's gradient, grouped heads (4 query
+/// heads over 2 KV heads), a causal bias with left padding, f32 and f16.
+#[test]
+fn attention_from_a_fused_projection_follows_burns_composed_ops_on_wgpu() {
+    let Some(device) = common::wgpu_device() else { return };
+    let training = device.clone().autodiff();
+    let (b, s, h, kvh, hd) = (2, 7, 4, 2, 8);
+    let heads = gpu::QkvHeads { heads: h, kv_heads: kvh, head_dim: hd };
+    let scale = 1.0 / (hd as f32).sqrt();
+    let (cos, sin) = tables(b, s, hd, &training);
+    // The model's mask: causal, sequence 1 left-padded by 2 (a padding query sees itself only).
+    let values: Vec<f32> = (0..b * s * s)
+        .map(|i| {
+            let (seq, r, c) = (i / (s * s), (i / s) % s, i % s);
+            let pad = if seq == 1 { 2 } else { 0 };
+            let allowed = if r < pad { c == r } else { c >= pad && c <= r };
+            if allowed { 0.0 } else { -1e9 }
+        })
+        .collect();
+    let bias = Tensor::<4>::from_data(TensorData::new(values, [b, 1, s, s]), &training);
+    let qkv = random([b, s, (h + 2 * kvh) * hd], &device) * 2.0;
+    let coef = random([b, h, s, hd], &device).autodiff();
+    let reference = |qkv: &Tensor<3>, cos: &Tensor<4>, sin: &Tensor<4>| -> Tensor<4> {
+        let part = |from: usize, n: usize| qkv.clone().narrow(2, from * hd, n * hd).reshape([b, s, n, hd]).swap_dims(1, 2);
+        let (q, k, v) = (rope::apply(part(0, h), cos, sin), rope::apply(part(h, kvh), cos, sin), part(h + kvh, kvh));
+        // Each KV head repeated for its query heads (head i reads KV head i / (h / kvh)).
+        let repeat = |t: Tensor<4>| t.unsqueeze_dim::<5>(2).repeat_dim(2, h / kvh).reshape([b, h, s, hd]);
+        let scores = q.matmul(repeat(k).swap_dims(2, 3)) * scale + bias.clone();
+        softmax(scores, 3).matmul(repeat(v))
+    };
+    for dtype in [FloatDType::F32, FloatDType::F16] {
+        let leaf = qkv.clone().cast(dtype).autodiff().require_grad();
+        let (cos_d, sin_d) = (cos.clone().cast(dtype), sin.clone().cast(dtype));
+        let grouped_bias = bias.clone().clamp_min(-60_000.0).cast(dtype).repeat_dim(2, h / kvh);
+        let y = ops::qkv_attention(&leaf, heads, &cos_d, &sin_d, &grouped_bias, scale).expect("our op runs on wgpu autodiff");
+        assert_eq!(y.dtype(), DType::from(dtype));
+        let grads = (y.clone().cast(FloatDType::F32) * coef.clone()).sum().backward();
+        let dqkv = leaf.grad(&grads).expect("the projection learns");
+        assert_eq!(dqkv.dtype(), DType::from(dtype));
+        // The reference on the same (rounded) values in f32.
+        let full = leaf.clone().inner().cast(FloatDType::F32).autodiff().require_grad();
+        let ry = reference(&full, &cos_d.clone().cast(FloatDType::F32), &sin_d.clone().cast(FloatDType::F32));
+        let rgrads = (ry.clone() * coef.clone()).sum().backward();
+        let tolerance = if dtype == FloatDType::F32 { 1e-5 } else { 2e-3 };
+        check(&format!("qkv attention ({dtype:?}): output"), y.inner().cast(FloatDType::F32), ry.inner(), tolerance);
+        check(&format!("qkv attention ({dtype:?}): dqkv"), dqkv.cast(FloatDType::F32), full.grad(&rgrads).unwrap(), tolerance);
+    }
+    // The layout moves' backward kernel against its formula in Burn's ops (the fallback).
+    let (cos, sin) = tables(b, s, hd, &device);
+    let (dq, dk, dv) = (random([b, h, s, hd], &device), random([b, kvh, s, hd], &device), random([b, kvh, s, hd], &device));
+    let ours = gpu_backward::qkv_to_heads_backward(&dq, &dk, &dv, &cos, &sin, scale).expect("our kernel runs on wgpu");
+    check("qkv_to_heads backward kernel", ours, composed::qkv_to_heads_backward(&dq, &dk, &dv, &cos, &sin, scale), 1e-6);
+}

@@ -30,6 +30,8 @@ mod cube_sum_shader;
 mod decode_attention_shader;
 #[path = "../../shaders/qkv_to_cache.rs"]
 mod qkv_to_cache_shader;
+#[path = "../../shaders/qkv_heads.rs"]
+pub(super) mod qkv_heads_shader;
 #[path = "../../shaders/rms_norm.rs"]
 pub(super) mod rms_norm_shader;
 #[path = "../../shaders/rope.rs"]

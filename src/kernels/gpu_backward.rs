@@ -3,7 +3,7 @@
 //! Burn's fusion stream like every kernel of [`super::gpu`]. [`super::gpu_train_ops`] makes
 //! Burn autodiff ops of them.
 
-use super::gpu::{self, THREADS, elem, empty, fused, queue, queue_outputs, row_grid, rows_and_width, strided_grid, uniform};
+use super::gpu::{self, QkvHeads, THREADS, elem, empty, fused, queue, queue_outputs, row_grid, rows_and_width, strided_grid, uniform};
 use burn::prelude::*;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::CubeDim;
@@ -95,5 +95,49 @@ pub fn softmax_backward<const D: usize>(p: &Tensor<D>, dp: &Tensor<D>, scale: f3
         let ds = empty(&p, p.meta.shape().to_vec());
         gpu::softmax_shader::softmax_backward_rows::launch(&p.client, row_grid(rows), CubeDim::new_1d(THREADS as u32), p.clone().into_buffer_arg(), dp.into_buffer_arg(), ds.clone().into_buffer_arg(), scale, rows, cols, THREADS, elem(&p));
         ds
+    }))
+}
+
+/// From one fused q/k/v projection `qkv` `[batch, seq, (heads + 2·kv_heads)·head_dim]` to
+/// attention's head-major inputs in one launch: `(scale · rope(q), rope(k), v)`, q
+/// `[batch, heads, seq, head_dim]`, k and v `[batch, kv_heads, seq, head_dim]`.
+pub fn qkv_to_heads(qkv: &Tensor<3>, cos: &Tensor<4>, sin: &Tensor<4>, heads: QkvHeads, q_scale: f32) -> Option<(Tensor<4>, Tensor<4>, Tensor<4>)> {
+    let QkvHeads { heads, kv_heads, head_dim } = heads;
+    let [b, seq, width] = qkv.dims();
+    let len = b * seq * width;
+    if width != (heads + 2 * kv_heads) * head_dim || cos.dims() != [b, 1, seq, head_dim] || sin.dims() != cos.dims() || head_dim % 2 != 0 || len == 0 {
+        return None;
+    }
+    let inputs = uniform(vec![fused(qkv), fused(cos), fused(sin)])?;
+    let shapes = vec![[b, heads, seq, head_dim], [b, kv_heads, seq, head_dim], [b, kv_heads, seq, head_dim]];
+    let mut outs = queue_outputs("memtrain::qkv_to_heads", inputs, shapes.clone(), move |t| {
+        let [qkv, cos, sin]: [CubeTensor; 3] = t.try_into().expect("three inputs");
+        let [q, k, v] = [0, 1, 2].map(|i| empty(&qkv, shapes[i].to_vec()));
+        let (cubes, units, stride) = strided_grid(len);
+        gpu::qkv_heads_shader::qkv_to_heads::launch(&qkv.client, cubes, units, qkv.clone().into_buffer_arg(), cos.into_buffer_arg(), sin.into_buffer_arg(), q.clone().into_buffer_arg(), k.clone().into_buffer_arg(), v.clone().into_buffer_arg(), q_scale, seq, heads, kv_heads, head_dim, len, stride, elem(&qkv));
+        vec![q, k, v]
+    });
+    let v = outs.pop()?;
+    let k = outs.pop()?;
+    Some((outs.pop()?, k, v))
+}
+
+/// The gradient of [`qkv_to_heads`]' input `[batch, seq, (heads + 2·kv_heads)·head_dim]` from
+/// its outputs' `dq`, `dk`, `dv`, in one launch.
+pub fn qkv_to_heads_backward(dq: &Tensor<4>, dk: &Tensor<4>, dv: &Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>, q_scale: f32) -> Option<Tensor<3>> {
+    let [b, heads, seq, head_dim] = dq.dims();
+    let kv_heads = dk.dims()[1];
+    let width = (heads + 2 * kv_heads) * head_dim;
+    let len = b * seq * width;
+    if dk.dims() != [b, kv_heads, seq, head_dim] || dv.dims() != dk.dims() || cos.dims() != [b, 1, seq, head_dim] || sin.dims() != cos.dims() || head_dim % 2 != 0 || len == 0 {
+        return None;
+    }
+    let inputs = uniform(vec![fused(dq), fused(dk), fused(dv), fused(cos), fused(sin)])?;
+    Some(queue("memtrain::qkv_to_heads_backward", inputs, [b, seq, width], move |t| {
+        let [dq, dk, dv, cos, sin]: [CubeTensor; 5] = t.try_into().expect("five inputs");
+        let dqkv = empty(&dq, vec![b, seq, width]);
+        let (cubes, units, stride) = strided_grid(len);
+        gpu::qkv_heads_shader::qkv_to_heads_backward::launch(&dq.client, cubes, units, dq.clone().into_buffer_arg(), dk.into_buffer_arg(), dv.into_buffer_arg(), cos.into_buffer_arg(), sin.into_buffer_arg(), dqkv.clone().into_buffer_arg(), q_scale, seq, heads, kv_heads, head_dim, len, stride, elem(&dq));
+        dqkv
     }))
 }

@@ -1,6 +1,7 @@
 //! Our wgpu kernels as Burn autodiff ops for training on the GPU: RMSNorm, SiLU·up, RoPE with
 //! the move to head-major layout, and attention's scaled softmax over biased scores, each one launch
-//! forward and one backward (plus a sum over rows for RMSNorm's dγ).
+//! forward and one backward (plus a sum over rows for RMSNorm's dγ); and attention from one fused
+//! q/k/v projection ([`qkv_attention`]), whose inside is two of those kernels and Burn's matmuls.
 //!
 //! Why: a training step on wgpu ran Burn's composed ops, each element-wise op of them one
 //! launch forward and more in the backward, and GPU steps are bound by launches (README,
@@ -60,6 +61,33 @@ pub fn softmax_bias(scores: &Tensor<4>, bias: &Tensor<4>, scale: f32) -> Option<
     let p = kernels::softmax_bias(&scores, &constant(bias, strategy)?, scale)?;
     let state = || (glue::cube(&p), scale);
     Some(glue::lift(glue::record(SoftmaxBackward, [node], strategy, state, glue::cube(&p)), strategy))
+}
+
+/// Causal attention of a training step on wgpu straight from one fused q/k/v projection `qkv`
+/// `[batch, seq, (heads + 2·kv_heads)·head_dim]` (q's heads, then k's, then v's): RoPE with
+/// `cos`/`sin` `[batch, 1, seq, head_dim]`, then `softmax(scale · q·kᵀ + bias)·v` over grouped
+/// KV heads, `bias` `[batch, 1, g·seq, seq]` with its rows repeated for the `g = heads /
+/// kv_heads` query heads of a KV head (as the grouped layout stacks them). Returns head-major
+/// `[batch, heads, seq, head_dim]`, or `None`.
+///
+/// One autodiff op whose inside is two of our kernels (the layout moves, softmax) and Burn's
+/// plain matmuls each way: the layout moves of q, k and v are one launch instead of three
+/// (RoPE twice and v's copy), and their gradients come back as one tensor for the one
+/// projection's backward. Keeps what the separate ops kept: scaled q, k, v and the
+/// probabilities.
+pub fn qkv_attention(qkv: &Tensor<3>, heads: gpu::QkvHeads, cos: &Tensor<4>, sin: &Tensor<4>, bias: &Tensor<4>, scale: f32) -> Option<Tensor<4>> {
+    let strategy = glue::strategy(qkv)?;
+    let (node, qkv) = glue::split(qkv, strategy)?;
+    let (cos, sin, bias) = (constant(cos, strategy)?, constant(sin, strategy)?, constant(bias, strategy)?);
+    let (q, k, v) = kernels::qkv_to_heads(&qkv, &cos, &sin, heads, scale)?;
+    let [b, h, s, hd] = q.dims();
+    let kvh = heads.kv_heads;
+    // The g query heads of a KV head stacked along the rows: one matmul per KV head.
+    let q = q.reshape([b, kvh, h / kvh * s, hd]);
+    let p = kernels::softmax_bias(&q.clone().matmul(k.clone().swap_dims(2, 3)), &bias, 1.0)?;
+    let out = p.clone().matmul(v.clone()).reshape([b, h, s, hd]);
+    let state = || AttentionState { q: glue::cube(&q), k: glue::cube(&k), v: glue::cube(&v), p: glue::cube(&p), cos: glue::cube(&cos), sin: glue::cube(&sin), scale };
+    Some(glue::lift(glue::record(AttentionBackward, [node], strategy, state, glue::cube(&out)), strategy))
 }
 
 /// The plain cube tensor of an input that takes no gradient: a training tensor's (its node
@@ -168,6 +196,42 @@ impl Backward<Cube, 1> for SoftmaxBackward {
     }
 }
 
+#[derive(Debug)]
+struct AttentionBackward;
+
+/// What [`qkv_attention`]'s backward reads: head-major scaled q (grouped, `[b, kvh, g·s,
+/// hd]`), k, v, the probabilities, the RoPE tables and the scale.
+#[derive(Clone, Debug)]
+struct AttentionState {
+    q: CubeFloat,
+    k: CubeFloat,
+    v: CubeFloat,
+    p: CubeFloat,
+    cos: CubeFloat,
+    sin: CubeFloat,
+    scale: f32,
+}
+
+impl Backward<Cube, 1> for AttentionBackward {
+    type State = AttentionState;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dout: Tensor<4> = upstream(&ops, grads);
+        let [parent] = ops.parents;
+        let s = ops.state;
+        let (q, k, v, p): (Tensor<4>, Tensor<4>, Tensor<4>, Tensor<4>) = (glue::plain(s.q), glue::plain(s.k), glue::plain(s.v), glue::plain(s.p));
+        let (cos, sin) = (glue::plain(s.cos), glue::plain(s.sin));
+        let dims = dout.dims();
+        let dout = dout.reshape(q.dims());
+        let dv = p.clone().swap_dims(2, 3).matmul(dout.clone());
+        let dp = dout.matmul(v.swap_dims(2, 3));
+        let ds = kernels::softmax_backward(&p, &dp, 1.0).unwrap_or_else(|| composed::softmax_backward(&p, &dp, 1.0));
+        let dq = ds.clone().matmul(k).reshape(dims);
+        let dk = ds.swap_dims(2, 3).matmul(q);
+        give(grads, parent.map(|n| n.id), || kernels::qkv_to_heads_backward(&dq, &dk, &dv, &cos, &sin, s.scale).unwrap_or_else(|| composed::qkv_to_heads_backward(&dq, &dk, &dv, &cos, &sin, s.scale)));
+    }
+}
+
 /// The backward formulas in Burn's ops: the fallback if a kernel declines, and the reference
 /// the kernels are tested against.
 pub mod composed {
@@ -198,6 +262,16 @@ pub mod composed {
     /// assumption).
     pub fn rope_to_heads_backward(dout: &Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
         crate::model::rope::apply(dout.clone(), cos, &sin.clone().neg()).swap_dims(1, 2)
+    }
+
+    /// The gradient of the fused q/k/v projection's output from the gradients of
+    /// [`super::qkv_attention`]'s head-major `scale · rope(q)`, `rope(k)`, `v`.
+    pub fn qkv_to_heads_backward(dq: &Tensor<4>, dk: &Tensor<4>, dv: &Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>, scale: f32) -> Tensor<3> {
+        let [b, _, s, _] = dq.dims();
+        let tokens = |t: Tensor<4>| -> Tensor<3> { t.reshape([b as i32, s as i32, -1]) };
+        let dq = rope_to_heads_backward(dq, cos, sin).mul_scalar(scale);
+        let dk = rope_to_heads_backward(dk, cos, sin);
+        Tensor::cat(vec![tokens(dq), tokens(dk), tokens(dv.clone().swap_dims(1, 2))], 2)
     }
 
     /// `scale · p·(dp − Σ p·dp)` along the last axis (the scores' gradient of

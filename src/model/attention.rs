@@ -46,6 +46,13 @@ pub struct BlockBiases {
 }
 
 impl BlockBiases {
+    /// The bias of a layout with one query block (the whole bias), rows repeated for `g`
+    /// grouped query heads, in `dtype`.
+    pub(super) fn whole(&self, bias: &Tensor<4>, g: usize, dtype: DType) -> Tensor<4> {
+        let rows = bias.dims()[2];
+        self.get_as(bias, &[0..rows], 0, g, dtype)[0].clone()
+    }
+
     /// [`Self::get`] in `dtype` (f32 or f16).
     fn get_as(&self, bias: &Tensor<4>, blocks: &[Range<usize>], past: usize, g: usize, dtype: DType) -> &[Tensor<4>] {
         let biases = self.get(bias, blocks, past, g);

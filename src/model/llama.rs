@@ -21,6 +21,7 @@ use crate::kernels::target_logprobs_op::fused_target_logprobs;
 use crate::kernels::causal_attention_op::fused_causal_attention;
 use crate::kernels::cached_attention::cached_attention;
 use crate::kernels::{gpu, gpu_train_ops};
+use crate::kernels::gpu::QkvHeads;
 use crate::kernels::rms_norm_op::fused_rms_norm;
 use crate::kernels::swiglu_op::fused_swiglu;
 use std::cell::OnceCell;
@@ -173,6 +174,7 @@ impl Attention {
         let cpu = packed.and_then(PackedBlock::cpu);
         let heads = match (packed.and_then(PackedBlock::gpu), cache) {
             (Some(fused), Some(c)) if layout.fused_kernels => self.heads_fused(fused, x, layout, c),
+            (_, None) if self.trains_fused(&x, layout) => self.heads_training(x, layout),
             (_, cache) => self.heads(x, layout, cache, cpu),
         };
         project(&self.o_proj, cpu.map(|p| &p.o), heads.reshape([b, s, self.num_heads * self.head_dim]), layout.precision)
@@ -248,6 +250,48 @@ impl Attention {
         };
         cache.put(k.clone(), v.clone());
         self.attend(q, k, v, layout)
+    }
+
+    /// Whether [`Self::heads_training`] applies: a training forward on wgpu with our kernels,
+    /// no KV cache, one query block, and projections that concatenate (no LoRA adapter, q/k/v
+    /// all biased or none, no per-head q/k norm between the projection and RoPE).
+    fn trains_fused(&self, x: &Tensor<3>, layout: &StepLayout) -> bool {
+        let lins = [&self.q_proj, &self.k_proj, &self.v_proj];
+        layout.fused_kernels
+            && layout.past == 0
+            && layout.query_blocks.len() == 1
+            && self.q_norm.is_none()
+            && crate::device::compiles_per_shape(&x.device())
+            && crate::kernels::gpu_glue::strategy(x).is_some()
+            && lins.iter().all(|l| l.weight.adapter().is_none())
+            && (lins.iter().all(|l| l.bias.is_some()) || lins.iter().all(|l| l.bias.is_none()))
+    }
+
+    /// [`Self::heads`] in a training step on wgpu: one q/k/v projection (the three weights
+    /// concatenated in the graph, so each still gets its own gradient) feeding our attention op
+    /// ([`gpu_train_ops::qkv_attention`]). Per layer and step: two matmuls fewer forward, four
+    /// backward, RoPE and v's layout copy one launch each way instead of three, and no sum of
+    /// three input gradients; for three small concatenation launches.
+    fn heads_training(&self, x: Tensor<3>, layout: &StepLayout) -> Tensor<4> {
+        let [b, s, _] = x.dims();
+        let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let lins = [&self.q_proj, &self.k_proj, &self.v_proj];
+        let weight = Tensor::cat(lins.iter().map(|l| l.weight.val()).collect(), 1);
+        let bias = lins.iter().map(|l| l.bias.as_ref().map(|b| b.val())).collect::<Option<Vec<_>>>().map(|b| Tensor::cat(b, 0));
+        let qkv = layout.precision.linear(x, weight, bias);
+        let (cos, sin) = layout.rope_tables(qkv.dtype());
+        let bias = layout.block_biases.whole(&layout.bias, h / kvh, qkv.dtype());
+        let heads = QkvHeads { heads: h, kv_heads: kvh, head_dim: hd };
+        match gpu_train_ops::qkv_attention(&qkv, heads, &cos, &sin, &bias, self.scale()) {
+            Some(out) => out.swap_dims(1, 2),
+            None => {
+                // Not our op's case after all: split the projection, then the separate path.
+                let q = qkv.clone().narrow(2, 0, h * hd).reshape([b, s, h, hd]);
+                let k = qkv.clone().narrow(2, h * hd, kvh * hd).reshape([b, s, kvh, hd]);
+                let v = qkv.narrow(2, (h + kvh) * hd, kvh * hd).reshape([b, s, kvh, hd]);
+                self.heads_from(q, k, v, layout, None)
+            }
+        }
     }
 
     fn scale(&self) -> f32 {
