@@ -40,3 +40,19 @@ pub fn swiglu_backward<F: Float>(gate: &[F], up: &[F], dy: &[F], dgate: &mut [F]
         dgate[i] = F::cast_from(d * f32::cast_from(up[i]) * s * (f32::new(1.0) + g * (f32::new(1.0) - s)));
     }
 }
+
+/// The backward of [`swiglu_halves`] (training on wgpu, one fused gate/up projection): from
+/// `dy` `[rows, width]` the gradient of `x` `[rows, 2·width]`, gate's half then up's, as
+/// [`swiglu_backward`] computes them. Units stride over `dy`'s elements, each writing both
+/// halves.
+#[cube(launch)]
+pub fn swiglu_halves_backward<F: Float>(x: &[F], dy: &[F], dx: &mut [F], width: usize, len: usize, stride: usize, #[define(F)] _dtype: ElemType) {
+    for i in range_stepped(ABSOLUTE_POS as usize, len, stride) {
+        let gate_at = (i / width) * 2 * width + i % width;
+        let g = f32::cast_from(x[gate_at]);
+        let d = f32::cast_from(dy[i]);
+        let s = f32::new(1.0) / (f32::new(1.0) + (-g).exp());
+        dx[gate_at + width] = F::cast_from(d * g * s);
+        dx[gate_at] = F::cast_from(d * f32::cast_from(x[gate_at + width]) * s * (f32::new(1.0) + g * (f32::new(1.0) - s)));
+    }
+}

@@ -142,6 +142,14 @@ fn training_ops_follow_burns_composed_ops_and_their_gradients_on_wgpu() {
     check("swiglu op: dgate", dgate, rdgate, 1e-5);
     check("swiglu op: dup", dup, rdup, 1e-5);
 
+    // SiLU·up of one fused gate/up projection's halves: the projection learns.
+    let both = [2, 5, 2 * 100];
+    let inputs = [(random(both, &device) * 4.0).autodiff()];
+    let (y, [dboth]) = taped(&inputs, &coef_t, |t| ops::swiglu_halves(&t[0]).expect("our op runs on wgpu autodiff"));
+    let (ry, [rdboth]) = taped(&inputs, &coef_t, |t| silu(t[0].clone().narrow(2, 0, 100)) * t[0].clone().narrow(2, 100, 100));
+    check("swiglu halves op: output", y, ry, 1e-5);
+    check("swiglu halves op: dx", dboth, rdboth, 1e-5);
+
     // RoPE + head-major move: x learns, the tables are constants of the layout.
     let (b, s, h, hd) = (2, 6, 3, 64);
     let (cos, sin) = tables(b, s, hd, &training);

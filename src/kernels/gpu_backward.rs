@@ -141,3 +141,24 @@ pub fn qkv_to_heads_backward(dq: &Tensor<4>, dk: &Tensor<4>, dv: &Tensor<4>, cos
         dqkv
     }))
 }
+
+/// The gradient of [`gpu::swiglu_halves`]' input `x` `[.., 2·width]` (gate's columns, then
+/// up's) from its output's `dy` `[.., width]`, in one launch.
+pub fn swiglu_halves_backward<const D: usize>(x: &Tensor<D>, dy: &Tensor<D>) -> Option<Tensor<D>> {
+    let dims = x.dims();
+    let (rows, width) = rows_and_width(dy.dims());
+    let len = rows * width;
+    let mut halved = dims;
+    halved[D - 1] /= 2;
+    if dims[D - 1] % 2 != 0 || dy.dims() != halved || len == 0 {
+        return None;
+    }
+    let inputs = uniform(vec![fused(x), fused(dy)])?;
+    Some(queue("memtrain::swiglu_halves_backward", inputs, dims, move |t| {
+        let [x, dy]: [CubeTensor; 2] = t.try_into().expect("two inputs");
+        let dx = empty(&x, x.meta.shape().to_vec());
+        let (cubes, units, stride) = strided_grid(len);
+        gpu::swiglu_shader::swiglu_halves_backward::launch(&x.client, cubes, units, x.clone().into_buffer_arg(), dy.into_buffer_arg(), dx.clone().into_buffer_arg(), width, len, stride, elem(&x));
+        dx
+    }))
+}

@@ -1,4 +1,5 @@
-//! Our wgpu kernels as Burn autodiff ops for training on the GPU: RMSNorm, SiLU·up, RoPE with
+//! Our wgpu kernels as Burn autodiff ops for training on the GPU: RMSNorm, SiLU·up (of two
+//! tensors, or of one fused gate/up projection's halves), RoPE with
 //! the move to head-major layout, and attention's scaled softmax over biased scores, each one launch
 //! forward and one backward (plus a sum over rows for RMSNorm's dγ); and attention from one fused
 //! q/k/v projection ([`qkv_attention`]), whose inside is two of those kernels and Burn's matmuls.
@@ -40,6 +41,16 @@ pub fn swiglu<const D: usize>(gate: &Tensor<D>, up: &Tensor<D>) -> Option<Tensor
     let y = gpu::swiglu(&gate, &up)?;
     let state = || SwigluState { gate: glue::cube(&gate), up: glue::cube(&up) };
     Some(glue::lift(glue::record(SwigluBackward::<D>, [gate_node, up_node], strategy, state, glue::cube(&y)), strategy))
+}
+
+/// `silu(gate) · up` of a training tensor `x` `[.., 2·width]` on wgpu holding gate's columns
+/// then up's (one fused gate/up projection), or `None`. Keeps `x` for the backward, which
+/// returns one gradient for the one projection.
+pub fn swiglu_halves(x: &Tensor<3>) -> Option<Tensor<3>> {
+    let strategy = glue::strategy(x)?;
+    let (node, x) = glue::split(x, strategy)?;
+    let y = gpu::swiglu_halves(&x)?;
+    Some(glue::lift(glue::record(SwigluHalvesBackward, [node], strategy, || glue::cube(&x), glue::cube(&y)), strategy))
 }
 
 /// RoPE on a training tensor `x` `[batch, seq, heads, head_dim]` on wgpu, returned head-major
@@ -158,6 +169,28 @@ impl<const D: usize> Backward<Cube, 2> for SwigluBackward<D> {
         let (dgate, dup) = kernels::swiglu_backward(&gate, &up, &dy).unwrap_or_else(|| composed::swiglu_backward(&gate, &up, &dy));
         give(grads, parent_gate.map(|n| n.id), || dgate);
         give(grads, parent_up.map(|n| n.id), || dup);
+    }
+}
+
+#[derive(Debug)]
+struct SwigluHalvesBackward;
+
+impl Backward<Cube, 1> for SwigluHalvesBackward {
+    /// The fused projection's output.
+    type State = CubeFloat;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy: Tensor<3> = upstream(&ops, grads);
+        let [parent] = ops.parents;
+        let x: Tensor<3> = glue::plain(ops.state);
+        give(grads, parent.map(|n| n.id), || {
+            kernels::swiglu_halves_backward(&x, &dy).unwrap_or_else(|| {
+                let width = dy.dims()[2];
+                let (gate, up) = (x.clone().narrow(2, 0, width), x.clone().narrow(2, width, width));
+                let (dgate, dup) = composed::swiglu_backward(&gate, &up, &dy);
+                Tensor::cat(vec![dgate, dup], 2)
+            })
+        });
     }
 }
 

@@ -309,6 +309,16 @@ impl Attention {
 }
 
 impl Mlp {
+    /// Whether the training forward on wgpu fuses gate and up (see [`Attention::trains_fused`]):
+    /// our kernels on, neither projection adapted nor biased.
+    fn trains_fused(&self, x: &Tensor<3>, layout: &StepLayout) -> bool {
+        let lins = [&self.gate_proj, &self.up_proj];
+        layout.fused_kernels
+            && crate::device::compiles_per_shape(&x.device())
+            && crate::kernels::gpu_glue::strategy(x).is_some()
+            && lins.iter().all(|l| l.weight.adapter().is_none() && l.bias.is_none())
+    }
+
     fn forward(&self, x: Tensor<3>, layout: &StepLayout, packed: Option<&PackedBlock>) -> Tensor<3> {
         let cpu = packed.and_then(PackedBlock::cpu);
         let (gate, up) = match packed.and_then(PackedBlock::gpu).filter(|_| layout.fused_kernels) {
@@ -316,6 +326,17 @@ impl Mlp {
             Some(fused) => {
                 let both = fused.gate_up(x);
                 if let Some(activated) = gpu::swiglu_halves(&both) {
+                    return project(&self.down_proj, None, activated, layout.precision);
+                }
+                let width = both.dims()[2] / 2;
+                (both.clone().narrow(2, 0, width), both.narrow(2, width, width))
+            }
+            None if self.trains_fused(&x, layout) => {
+                // Training on wgpu: one gate/up matmul (the two weights concatenated in the
+                // graph, each still getting its gradient), then our op on its halves.
+                let weight = Tensor::cat(vec![self.gate_proj.weight.val(), self.up_proj.weight.val()], 1);
+                let both = layout.precision.linear(x, weight, None);
+                if let Some(activated) = gpu_train_ops::swiglu_halves(&both) {
                     return project(&self.down_proj, None, activated, layout.precision);
                 }
                 let width = both.dims()[2] / 2;
