@@ -13,7 +13,8 @@ use burn::tensor::Distribution;
 use burn::tensor::activation::log_softmax;
 use memtrain::kernels::gpu_head_op::chunked_with;
 use memtrain::kernels::target_logprobs::HeadLayout;
-use memtrain::model::Llama;
+use memtrain::model::random::RandomWeights;
+use memtrain::model::{Architecture, Llama, ModelConfig, rope};
 use memtrain::train::grpo::Forward;
 use memtrain::train::sft::{SftExample, SftWeighting, sft_training_loss};
 
@@ -98,19 +99,27 @@ fn flat_gradients(model: &Llama, grads: &GradientsParams) -> Vec<Vec<f32>> {
     c.1
 }
 
+/// A tiny model's training gradients on wgpu (our training ops: the fused q/k/v attention and
+/// gate/up ops, RMSNorm, the LM head) against flex's, for each architecture: Llama, Qwen2
+/// (q/k/v biases: the fused projection concatenates them) and Qwen3 (per-head q/k norms: the
+/// separate projections' path).
 #[test]
 fn tiny_model_training_gradients_on_wgpu_match_flex() {
     let Some(wgpu) = common::wgpu_device() else { return };
     let examples = vec![SftExample::new(vec![3, 9, 27, 17], vec![5, 44, 12, 60, 2, 31, 8]), SftExample::new(vec![11, 4], vec![63, 7, 19])];
-    let [gpu, cpu] = [wgpu.clone().autodiff(), Device::flex().autodiff()].map(|device| {
-        let (model, inv_freq) = common::tiny_model(&device, 7);
-        let loss = sft_training_loss(&model, &inv_freq, &examples, SftWeighting::Token, &device, Forward::plain(&device)).unwrap();
-        let value = values(loss.value.clone())[0];
-        (value, flat_gradients(&model, &loss.gradients(&model)))
-    });
-    assert!((gpu.0 - cpu.0).abs() < 1e-4, "loss: wgpu {} vs flex {}", gpu.0, cpu.0);
-    assert_eq!(gpu.1.len(), cpu.1.len());
-    let worst = gpu.1.iter().zip(&cpu.1).map(|(a, b)| relative(a, b)).fold(0.0f32, f32::max);
-    eprintln!("tiny model: loss {} vs {}, worst relative gradient |Δ| {worst:.1e} over {} tensors", gpu.0, cpu.0, gpu.1.len());
-    assert!(worst < 1e-3, "gradients differ: {worst}");
+    for architecture in [Architecture::Llama, Architecture::Qwen2, Architecture::Qwen3] {
+        let config = ModelConfig { architecture, ..common::tiny_config() };
+        let [gpu, cpu] = [wgpu.clone().autodiff(), Device::flex().autodiff()].map(|device| {
+            let model = Llama::from_weights(&config, &mut RandomWeights::new(config.clone(), 7), &device).unwrap();
+            let inv_freq = rope::inverse_frequencies(&config);
+            let loss = sft_training_loss(&model, &inv_freq, &examples, SftWeighting::Token, &device, Forward::plain(&device)).unwrap();
+            let value = values(loss.value.clone())[0];
+            (value, flat_gradients(&model, &loss.gradients(&model)))
+        });
+        assert!((gpu.0 - cpu.0).abs() < 1e-4, "{architecture:?} loss: wgpu {} vs flex {}", gpu.0, cpu.0);
+        assert_eq!(gpu.1.len(), cpu.1.len());
+        let worst = gpu.1.iter().zip(&cpu.1).map(|(a, b)| relative(a, b)).fold(0.0f32, f32::max);
+        eprintln!("tiny {architecture:?} model: loss {} vs {}, worst relative gradient |Δ| {worst:.1e} over {} tensors", gpu.0, cpu.0, gpu.1.len());
+        assert!(worst < 1e-3, "{architecture:?} gradients differ: {worst}");
+    }
 }

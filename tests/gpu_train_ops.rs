@@ -149,6 +149,12 @@ fn training_ops_follow_burns_composed_ops_and_their_gradients_on_wgpu() {
     let (ry, [rdboth]) = taped(&inputs, &coef_t, |t| silu(t[0].clone().narrow(2, 0, 100)) * t[0].clone().narrow(2, 100, 100));
     check("swiglu halves op: output", y, ry, 1e-5);
     check("swiglu halves op: dx", dboth, rdboth, 1e-5);
+    // Its backward kernel itself (the op would fall back on Burn's ops if it declined).
+    let (x, dy) = (random(both, &device) * 4.0, random(dims, &device));
+    let (gate, up) = (x.clone().narrow(2, 0, 100), x.clone().narrow(2, 100, 100));
+    let (dgate, dup) = composed::swiglu_backward(&gate, &up, &dy);
+    let ours = gpu_backward::swiglu_halves_backward(&x, &dy).expect("our kernel runs on wgpu");
+    check("swiglu halves backward kernel", ours, Tensor::cat(vec![dgate, dup], 2), 1e-6);
 
     // RoPE + head-major move: x learns, the tables are constants of the layout.
     let (b, s, h, hd) = (2, 6, 3, 64);
@@ -232,6 +238,7 @@ fn training_ops_on_f16_keep_f16_and_follow_the_f32_ops_to_f16_rounding() {
 #[test]
 fn attention_from_a_fused_projection_follows_burns_composed_ops_on_wgpu() {
     let Some(device) = common::wgpu_device() else { return };
+    device.seed(11);
     let training = device.clone().autodiff();
     let (b, s, h, kvh, hd) = (2, 7, 4, 2, 8);
     let heads = gpu::QkvHeads { heads: h, kv_heads: kvh, head_dim: hd };
@@ -270,7 +277,8 @@ fn attention_from_a_fused_projection_follows_burns_composed_ops_on_wgpu() {
         let full = leaf.clone().inner().cast(FloatDType::F32).autodiff().require_grad();
         let ry = reference(&full, &cos_d.clone().cast(FloatDType::F32), &sin_d.clone().cast(FloatDType::F32));
         let rgrads = (ry.clone() * coef.clone()).sum().backward();
-        let tolerance = if dtype == FloatDType::F32 { 1e-5 } else { 2e-3 };
+        // f16: inputs, the probabilities and the gradients each rounded to 2⁻¹¹, through two matmuls.
+        let tolerance = if dtype == FloatDType::F32 { 1e-5 } else { 5e-3 };
         check(&format!("qkv attention ({dtype:?}): output"), y.inner().cast(FloatDType::F32), ry.inner(), tolerance);
         check(&format!("qkv attention ({dtype:?}): dqkv"), dqkv.cast(FloatDType::F32), full.grad(&rgrads).unwrap(), tolerance);
     }

@@ -156,15 +156,17 @@ impl StepLayout {
     }
 
     /// RoPE's `(cos, sin)` tables in `dtype` (f16 activations read f16 tables, as the
-    /// kernels take one float type per op; Hugging Face's Llama casts them the same way),
-    /// cast once per layout.
+    /// kernels take one float type per op; Hugging Face's Llama casts them the same way): the
+    /// f16 ones cast once per layout, any other cast per call.
     pub fn rope_tables(&self, dtype: DType) -> (Tensor<4>, Tensor<4>) {
         if dtype == self.cos.dtype() {
             return (self.cos.clone(), self.sin.clone());
         }
-        let (cos, sin) = self.half_tables.get_or_init(|| (self.cos.clone().cast(FloatDType::F16), self.sin.clone().cast(FloatDType::F16)));
-        assert_eq!(cos.dtype(), dtype, "RoPE tables are kept in f32 and f16 only");
-        (cos.clone(), sin.clone())
+        if dtype == DType::F16 {
+            let (cos, sin) = self.half_tables.get_or_init(|| (self.cos.clone().cast(FloatDType::F16), self.sin.clone().cast(FloatDType::F16)));
+            return (cos.clone(), sin.clone());
+        }
+        (self.cos.clone().cast(FloatDType::from(dtype)), self.sin.clone().cast(FloatDType::from(dtype)))
     }
 }
 
@@ -259,6 +261,7 @@ impl Attention {
         let lins = [&self.q_proj, &self.k_proj, &self.v_proj];
         layout.fused_kernels
             && layout.past == 0
+            && layout.k_cols == x.dims()[1]
             && layout.query_blocks.len() == 1
             && self.q_norm.is_none()
             && crate::device::compiles_per_shape(&x.device())
