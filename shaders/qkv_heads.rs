@@ -1,48 +1,19 @@
-//! Training attention's layout moves on wgpu, from one fused q/k/v projection and back, one
-//! kernel each way.
+//! The backward of training attention's layout move on wgpu, from one fused q/k/v projection
+//! to head-major q, k, v (forward: `qkv_to_cache.rs` with the step's own columns as its cache
+//! and attention's scale folded into q).
 //!
 //! Forward: `qkv[b, t, :]` holds q's heads, then k's, then v's (the fused weight's column
 //! order); out come head-major `q[b, h, t, d] = scale · rope(q)[b, t, h, d]`, `k[b, g, t, d] =
-//! rope(k)[b, t, g, d]` and `v[b, g, t, d] = v[b, t, g, d]` (RoPE as Hugging Face's
-//! `rotate_half`; attention's scale folded into q, so the scores need no scaling of their own
-//! and f16 scores keep their headroom). Replaces RoPE's two launches (q, k) and v's layout copy.
+//! rope(k)[b, t, g, d]` and `v[b, g, t, d] = v[b, t, g, d]`: one launch instead of RoPE's two
+//! (q, k) and v's layout copy, and the scores need no scaling of their own (f16 scores keep
+//! their headroom).
 //!
-//! Backward: the gradients of those three head-major outputs back into the gradient of `qkv`:
-//! the rotation's transpose (times the scale) for q and k, the layout move back for v. Replaces
-//! RoPE's two backward launches and v's gradient copy, and, because the projection was one
-//! matmul, the accumulation of three input gradients.
-//!
-//! Units stride over `qkv`'s elements both ways.
+//! Backward (here): the gradients of those three outputs back into the gradient of `qkv`, the
+//! rotation's transpose (times the scale) for q and k, the layout move back for v, one launch
+//! instead of RoPE's two backward launches and v's gradient copy, and, because the projection
+//! was one matmul, no sum of three input gradients. Units stride over `qkv`'s elements.
 
 use cubecl::prelude::*;
-
-#[cube(launch)]
-#[allow(clippy::too_many_arguments)]
-pub fn qkv_to_heads<F: Float>(qkv: &[F], cos: &[F], sin: &[F], q: &mut [F], k: &mut [F], v: &mut [F], q_scale: f32, seq: usize, heads: usize, kv_heads: usize, head_dim: usize, len: usize, stride: usize, #[define(F)] _dtype: ElemType) {
-    let half = head_dim / 2;
-    let width = (heads + 2 * kv_heads) * head_dim;
-    for i in range_stepped(ABSOLUTE_POS as usize, len, stride) {
-        let col = i % width;
-        // `row` is b · seq + t: also the row of the cos/sin tables `[batch, 1, seq, head_dim]`.
-        let row = i / width;
-        let t = row % seq;
-        let b = row / seq;
-        let head = col / head_dim;
-        let d = col % head_dim;
-        if head < heads + kv_heads {
-            let table = row * head_dim + d;
-            let partner = if d < half { -f32::cast_from(qkv[i + half]) } else { f32::cast_from(qkv[i - half]) };
-            let rotated = f32::cast_from(qkv[i]) * f32::cast_from(cos[table]) + partner * f32::cast_from(sin[table]);
-            if head < heads {
-                q[((b * heads + head) * seq + t) * head_dim + d] = F::cast_from(rotated * q_scale);
-            } else {
-                k[((b * kv_heads + head - heads) * seq + t) * head_dim + d] = F::cast_from(rotated);
-            }
-        } else {
-            v[((b * kv_heads + head - heads - kv_heads) * seq + t) * head_dim + d] = qkv[i];
-        }
-    }
-}
 
 /// `dqkv[b, t, :]` from `dq` `[b, heads, t, d]`, `dk`, `dv` `[b, kv_heads, t, d]`:
 /// `dx_j = s · (dout_j·cos_j + (dout_{j+half}·sin_{j+half} for the first half,

@@ -5,6 +5,10 @@
 //! `values[b, g, past + t, d] = v[b, t, g, d]`, where `qkv[b, t, :]` holds q's heads, then k's,
 //! then v's (the fused weight's column order).
 //!
+//! `q_out` is scaled by `q_scale` (1 in decoding; attention's scale in training, where the
+//! same kernel with `capacity = seq`, `past = 0` moves a training step's q/k/v to head-major
+//! layout: see `qkv_heads.rs` for its backward).
+//!
 //! Units stride over `qkv`'s elements. Replaces three projections' splits, RoPE's two kernels
 //! (`rope.rs`, for q and k) and the cache's two slice-assigns.
 
@@ -19,6 +23,7 @@ pub fn qkv_to_cache<F: Float>(
     q_out: &mut [F],
     keys: &mut [F],
     values: &mut [F],
+    q_scale: f32,
     seq: usize,
     heads: usize,
     kv_heads: usize,
@@ -42,11 +47,11 @@ pub fn qkv_to_cache<F: Float>(
         if head < heads + kv_heads {
             let table = row * head_dim + d;
             let partner = if d < half { -f32::cast_from(qkv[i + half]) } else { f32::cast_from(qkv[i - half]) };
-            let rotated = F::cast_from(f32::cast_from(qkv[i]) * f32::cast_from(cos[table]) + partner * f32::cast_from(sin[table]));
+            let rotated = f32::cast_from(qkv[i]) * f32::cast_from(cos[table]) + partner * f32::cast_from(sin[table]);
             if head < heads {
-                q_out[((b * heads + head) * seq + t) * head_dim + d] = rotated;
+                q_out[((b * heads + head) * seq + t) * head_dim + d] = F::cast_from(rotated * q_scale);
             } else {
-                keys[((b * kv_heads + head - heads) * capacity + past + t) * head_dim + d] = rotated;
+                keys[((b * kv_heads + head - heads) * capacity + past + t) * head_dim + d] = F::cast_from(rotated);
             }
         } else {
             values[((b * kv_heads + head - heads - kv_heads) * capacity + past + t) * head_dim + d] = qkv[i];

@@ -29,7 +29,7 @@ mod cube_sum_shader;
 #[path = "../../shaders/decode_attention.rs"]
 mod decode_attention_shader;
 #[path = "../../shaders/qkv_to_cache.rs"]
-mod qkv_to_cache_shader;
+pub(super) mod qkv_to_cache_shader;
 #[path = "../../shaders/qkv_heads.rs"]
 pub(super) mod qkv_heads_shader;
 #[path = "../../shaders/rms_norm.rs"]
@@ -335,6 +335,7 @@ pub fn qkv_to_cache(qkv: &Tensor<3>, cos: &Tensor<4>, sin: &Tensor<4>, keys: Ten
             q.clone().into_buffer_arg(),
             keys.clone().into_buffer_arg(),
             values.clone().into_buffer_arg(),
+            1.0,
             seq,
             heads,
             kv_heads,

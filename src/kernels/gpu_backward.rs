@@ -114,7 +114,8 @@ pub fn qkv_to_heads(qkv: &Tensor<3>, cos: &Tensor<4>, sin: &Tensor<4>, heads: Qk
         let [qkv, cos, sin]: [CubeTensor; 3] = t.try_into().expect("three inputs");
         let [q, k, v] = [0, 1, 2].map(|i| empty(&qkv, shapes[i].to_vec()));
         let (cubes, units, stride) = strided_grid(len);
-        gpu::qkv_heads_shader::qkv_to_heads::launch(&qkv.client, cubes, units, qkv.clone().into_buffer_arg(), cos.into_buffer_arg(), sin.into_buffer_arg(), q.clone().into_buffer_arg(), k.clone().into_buffer_arg(), v.clone().into_buffer_arg(), q_scale, seq, heads, kv_heads, head_dim, len, stride, elem(&qkv));
+        // The decode kernel's move, its cache being exactly this step's columns.
+        gpu::qkv_to_cache_shader::qkv_to_cache::launch(&qkv.client, cubes, units, qkv.clone().into_buffer_arg(), cos.into_buffer_arg(), sin.into_buffer_arg(), q.clone().into_buffer_arg(), k.clone().into_buffer_arg(), v.clone().into_buffer_arg(), q_scale, seq, heads, kv_heads, head_dim, seq, 0, len, stride, elem(&qkv));
         vec![q, k, v]
     });
     let v = outs.pop()?;
