@@ -84,8 +84,11 @@ pub fn softmax_bias(scores: &Tensor<4>, bias: &Tensor<4>, scale: f32) -> Option<
 /// One autodiff op whose inside is two of our kernels (the layout moves, softmax) and Burn's
 /// plain matmuls each way: the layout moves of q, k and v are one launch instead of three
 /// (RoPE twice and v's copy), and their gradients come back as one tensor for the one
-/// projection's backward. Keeps what the separate ops kept: scaled q, k, v and the
-/// probabilities.
+/// projection's backward. Keeps scaled q, k and v, not the probabilities: the backward
+/// recomputes them (one more q·kᵀ and softmax), as FlashAttention's backward does. Why: the
+/// probabilities are `batch · heads · seq²` per layer, the largest thing a long step keeps
+/// (SmolLM2-135M at 1,024 tokens: 38 MB a layer, 1.1 GB of a 4.9 GB f32 step), for about 3 %
+/// more arithmetic there.
 pub fn qkv_attention(qkv: &Tensor<3>, heads: gpu::QkvHeads, cos: &Tensor<4>, sin: &Tensor<4>, bias: &Tensor<4>, scale: f32) -> Option<Tensor<4>> {
     let strategy = glue::strategy(qkv)?;
     let (node, qkv) = glue::split(qkv, strategy)?;
@@ -96,8 +99,8 @@ pub fn qkv_attention(qkv: &Tensor<3>, heads: gpu::QkvHeads, cos: &Tensor<4>, sin
     // The g query heads of a KV head stacked along the rows: one matmul per KV head.
     let q = q.reshape([b, kvh, h / kvh * s, hd]);
     let p = kernels::softmax_bias(&q.clone().matmul(k.clone().swap_dims(2, 3)), &bias, 1.0)?;
-    let out = p.clone().matmul(v.clone()).reshape([b, h, s, hd]);
-    let state = || AttentionState { q: glue::cube(&q), k: glue::cube(&k), v: glue::cube(&v), p: glue::cube(&p), cos: glue::cube(&cos), sin: glue::cube(&sin), scale };
+    let out = p.matmul(v.clone()).reshape([b, h, s, hd]);
+    let state = || AttentionState { q: glue::cube(&q), k: glue::cube(&k), v: glue::cube(&v), bias: glue::cube(&bias), cos: glue::cube(&cos), sin: glue::cube(&sin), scale };
     Some(glue::lift(glue::record(AttentionBackward, [node], strategy, state, glue::cube(&out)), strategy))
 }
 
@@ -233,13 +236,13 @@ impl Backward<Cube, 1> for SoftmaxBackward {
 struct AttentionBackward;
 
 /// What [`qkv_attention`]'s backward reads: head-major scaled q (grouped, `[b, kvh, g·s,
-/// hd]`), k, v, the probabilities, the RoPE tables and the scale.
+/// hd]`), k, v, the mask's bias (shared by every layer), the RoPE tables and the scale.
 #[derive(Clone, Debug)]
 struct AttentionState {
     q: CubeFloat,
     k: CubeFloat,
     v: CubeFloat,
-    p: CubeFloat,
+    bias: CubeFloat,
     cos: CubeFloat,
     sin: CubeFloat,
     scale: f32,
@@ -252,8 +255,11 @@ impl Backward<Cube, 1> for AttentionBackward {
         let dout: Tensor<4> = upstream(&ops, grads);
         let [parent] = ops.parents;
         let s = ops.state;
-        let (q, k, v, p): (Tensor<4>, Tensor<4>, Tensor<4>, Tensor<4>) = (glue::plain(s.q), glue::plain(s.k), glue::plain(s.v), glue::plain(s.p));
+        let (q, k, v, bias): (Tensor<4>, Tensor<4>, Tensor<4>, Tensor<4>) = (glue::plain(s.q), glue::plain(s.k), glue::plain(s.v), glue::plain(s.bias));
         let (cos, sin) = (glue::plain(s.cos), glue::plain(s.sin));
+        // The forward's probabilities again, from the same kernel on the same inputs.
+        let scores = q.clone().matmul(k.clone().swap_dims(2, 3));
+        let p = kernels::softmax_bias(&scores, &bias, 1.0).unwrap_or_else(|| composed::softmax_bias(&scores, &bias));
         let dims = dout.dims();
         let dout = dout.reshape(q.dims());
         let dv = p.clone().swap_dims(2, 3).matmul(dout.clone());
@@ -305,6 +311,11 @@ pub mod composed {
         let dq = rope_to_heads_backward(dq, cos, sin).mul_scalar(scale);
         let dk = rope_to_heads_backward(dk, cos, sin);
         Tensor::cat(vec![tokens(dq), tokens(dk), tokens(dv.clone().swap_dims(1, 2))], 2)
+    }
+
+    /// `softmax(scores + bias)` along the last axis, `bias` broadcast over the heads.
+    pub fn softmax_bias(scores: &Tensor<4>, bias: &Tensor<4>) -> Tensor<4> {
+        burn::tensor::activation::softmax(scores.clone() + bias.clone(), 3)
     }
 
     /// `scale · p·(dp − Σ p·dp)` along the last axis (the scores' gradient of
