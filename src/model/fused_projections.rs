@@ -36,18 +36,18 @@ impl FusedProjections {
         if q.is_autodiff() || !matches!(q.dtype(), DType::F32 | DType::F16) || a.q_norm.is_some() {
             return None;
         }
-        let biases: Option<Vec<Tensor<1>>> = [&a.q_proj, &a.k_proj, &a.v_proj].iter().map(|l| l.bias.as_ref().map(|b| b.val())).collect();
-        let any_bias = [&a.q_proj, &a.k_proj, &a.v_proj].iter().any(|l| l.bias.is_some());
-        if any_bias && biases.is_none() {
+        let biased = [&a.q_proj, &a.k_proj, &a.v_proj].map(|l| l.bias.is_some());
+        if biased.contains(&true) && biased.contains(&false) {
             return None; // some projections biased, some not: not a layout any model uses
         }
         if m.gate_proj.bias.is_some() || m.up_proj.bias.is_some() {
             return None; // the gate/up product below has no bias term
         }
+        let (qkv, qkv_bias) = a.joint_qkv();
         Some(FusedProjections {
-            qkv: Tensor::cat(vec![q, a.k_proj.weight.val(), a.v_proj.weight.val()], 1),
-            qkv_bias: biases.map(|b| Tensor::cat(b, 0)),
-            gate_up: Tensor::cat(vec![m.gate_proj.weight.val(), m.up_proj.weight.val()], 1),
+            qkv,
+            qkv_bias,
+            gate_up: m.joint_gate_up(),
             heads: QkvHeads { heads: a.num_heads, kv_heads: a.num_kv_heads, head_dim: a.head_dim },
         })
     }

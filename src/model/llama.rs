@@ -235,18 +235,15 @@ impl Attention {
     /// [`Self::heads`] through a KV cache from the fused q/k/v projection (inference on wgpu):
     /// one matmul, then one kernel for RoPE, q's layout move and both cache writes.
     fn heads_fused(&self, fused: &FusedProjections, x: Tensor<3>, layout: &StepLayout, cache: &mut LayerCache) -> Tensor<4> {
-        let [b, s, _] = x.dims();
-        let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let b = x.dims()[0];
         let qkv = fused.qkv(x);
-        let (keys, values) = cache.take_buffers([b, kvh, hd], layout.k_cols, &qkv.device());
+        let (keys, values) = cache.take_buffers([b, self.num_kv_heads, self.head_dim], layout.k_cols, &qkv.device());
         let (q, k, v) = match gpu::qkv_to_cache(&qkv, &layout.cos, &layout.sin, keys, values, fused.heads, layout.past) {
             Ok(written) => written,
             Err((keys, values)) => {
                 // Not our kernel's case after all: split the projection, then the separate path.
                 cache.put(keys, values);
-                let q = qkv.clone().narrow(2, 0, h * hd).reshape([b, s, h, hd]);
-                let k = qkv.clone().narrow(2, h * hd, kvh * hd).reshape([b, s, kvh, hd]);
-                let v = qkv.narrow(2, (h + kvh) * hd, kvh * hd).reshape([b, s, kvh, hd]);
+                let (q, k, v) = self.split_qkv(qkv);
                 return self.heads_from(q, k, v, layout, Some(cache));
             }
         };
@@ -276,11 +273,8 @@ impl Attention {
     /// backward, RoPE and v's layout copy one launch each way instead of three, and no sum of
     /// three input gradients; for three small concatenation launches.
     fn heads_training(&self, x: Tensor<3>, layout: &StepLayout) -> Tensor<4> {
-        let [b, s, _] = x.dims();
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let lins = [&self.q_proj, &self.k_proj, &self.v_proj];
-        let weight = Tensor::cat(lins.iter().map(|l| l.weight.val()).collect(), 1);
-        let bias = lins.iter().map(|l| l.bias.as_ref().map(|b| b.val())).collect::<Option<Vec<_>>>().map(|b| Tensor::cat(b, 0));
+        let (weight, bias) = self.joint_qkv();
         let qkv = layout.precision.linear(x, weight, bias);
         let (cos, sin) = layout.rope_tables(qkv.dtype());
         let bias = layout.block_biases.whole(&layout.bias, h / kvh, qkv.dtype());
@@ -289,12 +283,32 @@ impl Attention {
             Some(out) => out.swap_dims(1, 2),
             None => {
                 // Not our op's case after all: split the projection, then the separate path.
-                let q = qkv.clone().narrow(2, 0, h * hd).reshape([b, s, h, hd]);
-                let k = qkv.clone().narrow(2, h * hd, kvh * hd).reshape([b, s, kvh, hd]);
-                let v = qkv.narrow(2, (h + kvh) * hd, kvh * hd).reshape([b, s, kvh, hd]);
+                let (q, k, v) = self.split_qkv(qkv);
                 self.heads_from(q, k, v, layout, None)
             }
         }
+    }
+
+    /// q's, k's and v's weights side by side, `[hidden, (heads + 2·kv_heads)·head_dim]` (the
+    /// column order [`Self::split_qkv`] and our layout kernels read), and their biases likewise
+    /// when all three have one. `Param::val` merges LoRA adapters; on training tensors the
+    /// concatenation's backward hands each weight its own gradient.
+    pub(super) fn joint_qkv(&self) -> (Tensor<2>, Option<Tensor<1>>) {
+        let lins = [&self.q_proj, &self.k_proj, &self.v_proj];
+        let weight = Tensor::cat(lins.iter().map(|l| l.weight.val()).collect(), 1);
+        let bias = lins.iter().map(|l| l.bias.as_ref().map(|b| b.val())).collect::<Option<Vec<_>>>().map(|b| Tensor::cat(b, 0));
+        (weight, bias)
+    }
+
+    /// Token-major q, k, v `[b, s, heads, hd]` of a fused projection's output (see
+    /// [`Self::joint_qkv`]).
+    fn split_qkv(&self, qkv: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let [b, s, _] = qkv.dims();
+        let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let q = qkv.clone().narrow(2, 0, h * hd).reshape([b, s, h, hd]);
+        let k = qkv.clone().narrow(2, h * hd, kvh * hd).reshape([b, s, kvh, hd]);
+        let v = qkv.narrow(2, (h + kvh) * hd, kvh * hd).reshape([b, s, kvh, hd]);
+        (q, k, v)
     }
 
     fn scale(&self) -> f32 {
@@ -322,6 +336,12 @@ impl Mlp {
             && lins.iter().all(|l| l.weight.adapter().is_none() && l.bias.is_none())
     }
 
+    /// Gate's weight and up's side by side, `[hidden, 2·intermediate]` (see
+    /// [`Attention::joint_qkv`]).
+    pub(super) fn joint_gate_up(&self) -> Tensor<2> {
+        Tensor::cat(vec![self.gate_proj.weight.val(), self.up_proj.weight.val()], 1)
+    }
+
     fn forward(&self, x: Tensor<3>, layout: &StepLayout, packed: Option<&PackedBlock>) -> Tensor<3> {
         let cpu = packed.and_then(PackedBlock::cpu);
         let (gate, up) = match packed.and_then(PackedBlock::gpu).filter(|_| layout.fused_kernels) {
@@ -337,8 +357,7 @@ impl Mlp {
             None if self.trains_fused(&x, layout) => {
                 // Training on wgpu: one gate/up matmul (the two weights concatenated in the
                 // graph, each still getting its gradient), then our op on its halves.
-                let weight = Tensor::cat(vec![self.gate_proj.weight.val(), self.up_proj.weight.val()], 1);
-                let both = layout.precision.linear(x, weight, None);
+                let both = layout.precision.linear(x, self.joint_gate_up(), None);
                 if let Some(activated) = gpu_train_ops::swiglu_halves(&both) {
                     return project(&self.down_proj, None, activated, layout.precision);
                 }
