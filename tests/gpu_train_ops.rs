@@ -231,6 +231,51 @@ fn training_ops_on_f16_keep_f16_and_follow_the_f32_ops_to_f16_rounding() {
     compare("softmax op", vec![random([b, h, rows, cols], &device) * 3.0], coef, &|t| ops::softmax_bias(&t[0], &bias16, 0.125).expect("our op takes f16"), &|t| softmax(t[0].clone() * 0.125 + bias.clone(), 3), 2e-3);
 }
 
+/// `ops::linear` (which keeps the weight's parts, not the concatenated or cast weight, and
+/// builds it again in the backward) against Burn's linear on the concatenated weight: output
+/// and the gradients of x and of each part, with f32 products, with f16 products of f16 inputs
+/// (mixed precision's layer inside) and of f32 inputs cast inside; and a frozen weight given
+/// as a plain tensor (LoRA's base, read raw).
+#[test]
+fn linear_from_weight_parts_follows_burns_linear_on_wgpu() {
+    let Some(device) = common::wgpu_device() else { return };
+    let (f32, f16) = (FloatDType::F32, FloatDType::F16);
+    let (b, s, d) = (2, 5, 48);
+    let x0 = random([b, s, d], &device);
+    let parts0: Vec<Tensor<2>> = [40, 16, 8].iter().map(|&w| random([d, w], &device) * 0.2).collect();
+    let coef = random([b, s, 64], &device).autodiff();
+    for (what, x_dtype, compute, tolerance) in [("f32", f32, f32, 1e-5), ("f16 inputs, f16 products", f16, f16, 3e-3), ("f32 inputs, f16 products", f32, f16, 3e-3)] {
+        let run = |ours: bool| {
+            let x = x0.clone().cast(x_dtype).autodiff().require_grad();
+            let parts: Vec<Tensor<2>> = parts0.iter().map(|p| p.clone().autodiff().require_grad()).collect();
+            let w = Tensor::cat(parts.clone(), 1);
+            let y = match ours {
+                true => ops::linear(&x, &w, &parts, compute).expect("our op runs on wgpu autodiff"),
+                false => burn::tensor::module::linear(x.clone().cast(compute), w.cast(compute), None).cast(x_dtype),
+            };
+            assert_eq!(y.dtype(), DType::from(x_dtype), "{what}: the output in the input's dtype");
+            let grads = (y.clone().cast(f32) * coef.clone()).sum().backward();
+            let gx = x.grad(&grads).expect("x learns");
+            assert_eq!(gx.dtype(), DType::from(x_dtype), "{what}: x's gradient in x's dtype");
+            let gparts: Vec<Tensor<2>> = parts.iter().map(|p| p.grad(&grads).expect("each part learns")).collect();
+            assert!(gparts.iter().all(|g| g.dtype() == DType::F32), "{what}: the parts' gradients in their dtype");
+            (y.inner().cast(f32), gx.cast(f32), gparts)
+        };
+        let ((y, gx, gparts), (ry, rgx, rgparts)) = (run(true), run(false));
+        check(&format!("linear ({what}): output"), y, ry, tolerance);
+        check(&format!("linear ({what}): x's gradient"), gx, rgx, tolerance);
+        for (i, (g, r)) in gparts.into_iter().zip(rgparts).enumerate() {
+            check(&format!("linear ({what}): part {i}'s gradient"), g, r, tolerance);
+        }
+    }
+    let w = parts0[0].clone();
+    let x = x0.clone().autodiff().require_grad();
+    let y = ops::linear(&x, &w, &[w.clone()], f32).expect("a plain weight is a frozen one");
+    let grads = (y * coef.clone().narrow(2, 0, 40)).sum().backward();
+    let reference = coef.inner().narrow(2, 0, 40).matmul(w.transpose().unsqueeze());
+    check("linear (frozen weight): x's gradient", x.grad(&grads).unwrap(), reference, 1e-5);
+}
+
 /// Attention from one fused q/k/v projection (`ops::qkv_attention`: RoPE and the layout moves
 /// in one kernel each way, Burn's matmuls, our softmax) against Burn's composed ops on the
 /// projection split apart: the output and the projection's gradient, grouped heads (4 query

@@ -43,11 +43,10 @@ impl FusedProjections {
         if m.gate_proj.bias.is_some() || m.up_proj.bias.is_some() {
             return None; // the gate/up product below has no bias term
         }
-        let (qkv, qkv_bias) = a.joint_qkv();
         Some(FusedProjections {
-            qkv,
-            qkv_bias,
-            gate_up: m.joint_gate_up(),
+            qkv: Tensor::cat(a.qkv_weights(), 1),
+            qkv_bias: a.qkv_bias(),
+            gate_up: Tensor::cat(m.gate_up_weights(), 1),
             heads: QkvHeads { heads: a.num_heads, kv_heads: a.num_kv_heads, head_dim: a.head_dim },
         })
     }

@@ -179,7 +179,7 @@ impl Attention {
             (_, None) if self.trains_fused(&x, layout) => self.heads_training(x, layout),
             (_, cache) => self.heads(x, layout, cache, cpu),
         };
-        project(&self.o_proj, cpu.map(|p| &p.o), heads.reshape([b, s, self.num_heads * self.head_dim]), layout.precision)
+        project(&self.o_proj, cpu.map(|p| &p.o), heads.reshape([b, s, self.num_heads * self.head_dim]), layout)
     }
 
     /// Attention's output in the projections' token-major layout `[b, s, heads, hd]`, before
@@ -188,9 +188,9 @@ impl Attention {
         let [b, s, _] = x.dims();
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
         // Token-major `[b, s, heads, hd]`: a free reshape of the projections' output.
-        let q = project(&self.q_proj, packed.map(|p| &p.q), x.clone(), layout.precision).reshape([b, s, h, hd]);
-        let k = project(&self.k_proj, packed.map(|p| &p.k), x.clone(), layout.precision).reshape([b, s, kvh, hd]);
-        let v = project(&self.v_proj, packed.map(|p| &p.v), x, layout.precision).reshape([b, s, kvh, hd]);
+        let q = project(&self.q_proj, packed.map(|p| &p.q), x.clone(), layout).reshape([b, s, h, hd]);
+        let k = project(&self.k_proj, packed.map(|p| &p.k), x.clone(), layout).reshape([b, s, kvh, hd]);
+        let v = project(&self.v_proj, packed.map(|p| &p.v), x, layout).reshape([b, s, kvh, hd]);
         self.heads_from(q, k, v, layout, cache)
     }
 
@@ -274,8 +274,8 @@ impl Attention {
     /// three input gradients; for three small concatenation launches.
     fn heads_training(&self, x: Tensor<3>, layout: &StepLayout) -> Tensor<4> {
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let (weight, bias) = self.joint_qkv();
-        let qkv = layout.precision.linear(x, weight, bias);
+        let parts = self.qkv_weights();
+        let qkv = layout.precision.linear_of(x, Tensor::cat(parts.clone(), 1), &parts, self.qkv_bias(), layout.fused_kernels);
         let (cos, sin) = layout.rope_tables(qkv.dtype());
         let bias = layout.block_biases.whole(&layout.bias, h / kvh, qkv.dtype());
         let heads = QkvHeads { heads: h, kv_heads: kvh, head_dim: hd };
@@ -289,19 +289,22 @@ impl Attention {
         }
     }
 
-    /// q's, k's and v's weights side by side, `[hidden, (heads + 2·kv_heads)·head_dim]` (the
-    /// column order [`Self::split_qkv`] and our layout kernels read), and their biases likewise
-    /// when all three have one. `Param::val` merges LoRA adapters; on training tensors the
+    /// q's, k's and v's weights, in the order of a fused projection's columns, `[hidden,
+    /// (heads + 2·kv_heads)·head_dim]` once concatenated (the order [`Self::split_qkv`] and
+    /// our layout kernels read). `Param::val` merges LoRA adapters; on training tensors the
     /// concatenation's backward hands each weight its own gradient.
-    pub(super) fn joint_qkv(&self) -> (Tensor<2>, Option<Tensor<1>>) {
-        let lins = [&self.q_proj, &self.k_proj, &self.v_proj];
-        let weight = Tensor::cat(lins.iter().map(|l| l.weight.val()).collect(), 1);
-        let bias = lins.iter().map(|l| l.bias.as_ref().map(|b| b.val())).collect::<Option<Vec<_>>>().map(|b| Tensor::cat(b, 0));
-        (weight, bias)
+    pub(super) fn qkv_weights(&self) -> Vec<Tensor<2>> {
+        [&self.q_proj, &self.k_proj, &self.v_proj].iter().map(|l| l.weight.val()).collect()
+    }
+
+    /// The q, k and v biases side by side, when all three have one.
+    pub(super) fn qkv_bias(&self) -> Option<Tensor<1>> {
+        let biases = [&self.q_proj, &self.k_proj, &self.v_proj].iter().map(|l| l.bias.as_ref().map(|b| b.val())).collect::<Option<Vec<_>>>();
+        biases.map(|b| Tensor::cat(b, 0))
     }
 
     /// Token-major q, k, v `[b, s, heads, hd]` of a fused projection's output (see
-    /// [`Self::joint_qkv`]).
+    /// [`Self::qkv_weights`]).
     fn split_qkv(&self, qkv: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [b, s, _] = qkv.dims();
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
@@ -336,10 +339,10 @@ impl Mlp {
             && lins.iter().all(|l| l.weight.adapter().is_none() && l.bias.is_none())
     }
 
-    /// Gate's weight and up's side by side, `[hidden, 2·intermediate]` (see
-    /// [`Attention::joint_qkv`]).
-    pub(super) fn joint_gate_up(&self) -> Tensor<2> {
-        Tensor::cat(vec![self.gate_proj.weight.val(), self.up_proj.weight.val()], 1)
+    /// Gate's weight and up's, in the order of a fused projection's columns (see
+    /// [`Attention::qkv_weights`]).
+    pub(super) fn gate_up_weights(&self) -> Vec<Tensor<2>> {
+        vec![self.gate_proj.weight.val(), self.up_proj.weight.val()]
     }
 
     fn forward(&self, x: Tensor<3>, layout: &StepLayout, packed: Option<&PackedBlock>) -> Tensor<3> {
@@ -349,7 +352,7 @@ impl Mlp {
             Some(fused) => {
                 let both = fused.gate_up(x);
                 if let Some(activated) = gpu::swiglu_halves(&both) {
-                    return project(&self.down_proj, None, activated, layout.precision);
+                    return project(&self.down_proj, None, activated, layout);
                 }
                 let width = both.dims()[2] / 2;
                 (both.clone().narrow(2, 0, width), both.narrow(2, width, width))
@@ -357,20 +360,21 @@ impl Mlp {
             None if self.trains_fused(&x, layout) => {
                 // Training on wgpu: one gate/up matmul (the two weights concatenated in the
                 // graph, each still getting its gradient), then our op on its halves.
-                let both = layout.precision.linear(x, self.joint_gate_up(), None);
+                let parts = self.gate_up_weights();
+                let both = layout.precision.linear_of(x, Tensor::cat(parts.clone(), 1), &parts, None, layout.fused_kernels);
                 if let Some(activated) = gpu_train_ops::swiglu_halves(&both) {
-                    return project(&self.down_proj, None, activated, layout.precision);
+                    return project(&self.down_proj, None, activated, layout);
                 }
                 let width = both.dims()[2] / 2;
                 (both.clone().narrow(2, 0, width), both.narrow(2, width, width))
             }
-            None => (project(&self.gate_proj, cpu.map(|p| &p.gate), x.clone(), layout.precision), project(&self.up_proj, cpu.map(|p| &p.up), x, layout.precision)),
+            None => (project(&self.gate_proj, cpu.map(|p| &p.gate), x.clone(), layout), project(&self.up_proj, cpu.map(|p| &p.up), x, layout)),
         };
         // One fused pass instead of Burn's sigmoid and products, each way in training: on the
         // CPU, on wgpu.
         let fused = layout.fused_kernels.then(|| fused_swiglu(&gate, &up).or_else(|| gpu::swiglu(&gate, &up)).or_else(|| gpu_train_ops::swiglu(&gate, &up))).flatten();
         let activated = fused.unwrap_or_else(|| silu(gate) * up);
-        project(&self.down_proj, cpu.map(|p| &p.down), activated, layout.precision)
+        project(&self.down_proj, cpu.map(|p| &p.down), activated, layout)
     }
 }
 

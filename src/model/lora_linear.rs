@@ -13,11 +13,16 @@ use burn::nn::Linear;
 use burn::prelude::*;
 
 /// `lin.forward(x)` with its matmuls in `precision`, low-rank when `lin.weight` carries a LoRA
-/// adapter.
-pub fn forward(lin: &Linear, x: Tensor<3>, precision: Precision) -> Tensor<3> {
+/// adapter; the weight's product through our wgpu training op where `kernels` allow it
+/// ([`Precision::linear_of`]).
+pub fn forward(lin: &Linear, x: Tensor<3>, precision: Precision, kernels: bool) -> Tensor<3> {
     let bias = lin.bias.as_ref().map(|b| b.val());
-    let Some(adapter) = lin.weight.adapter() else { return precision.linear(x, lin.weight.val(), bias) };
-    let base = precision.linear(x.clone(), lin.weight.base(), bias);
+    let Some(adapter) = lin.weight.adapter() else {
+        let w = lin.weight.val();
+        return precision.linear_of(x, w.clone(), &[w], bias, kernels);
+    };
+    let w = lin.weight.base();
+    let base = precision.linear_of(x.clone(), w.clone(), &[w], bias, kernels);
     let low = precision.linear(precision.linear(x, adapter.a.val(), None), adapter.b.val(), None);
     base + low.mul_scalar(adapter.scale)
 }
@@ -57,7 +62,7 @@ mod tests {
         let lin = lin.map(&mut RandomB(3));
         let x = Tensor::<3>::random([2, 5, 12], Distribution::Normal(0.0, 1.0), &device);
         let probe = Tensor::<3>::random([2, 5, 10], Distribution::Normal(0.0, 1.0), &device);
-        let ours = forward(&lin, x.clone(), Precision::F32);
+        let ours = forward(&lin, x.clone(), Precision::F32, true);
         let burns = lin.forward(x.clone());
         let (o, b) = (values(ours.clone()), values(burns.clone()));
         assert!(o.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-4), "outputs differ: {:?} vs {:?}", &o[..4], &b[..4]);
@@ -74,7 +79,7 @@ mod tests {
         assert!(ob.iter().any(|v| v.abs() > 1e-3) && oa.iter().any(|v| v.abs() > 1e-3));
         // Mixed precision (flex computes f16 too): f16 rounding of the same output and adapter
         // gradients, the frozen base still without one.
-        let mixed = forward(&lin, x, Precision::MixedF16);
+        let mixed = forward(&lin, x, Precision::MixedF16, true);
         let m = values(mixed.clone());
         let worst = m.iter().zip(&o).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
         assert!(worst > 0.0 && worst < 3e-2, "mixed output vs f32: {worst}");

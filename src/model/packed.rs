@@ -9,8 +9,7 @@
 //!   ([`super::fused_projections`]), for every forward call through a KV cache.
 
 use super::fused_projections::FusedProjections;
-use super::llama::{Block, Llama};
-use super::precision::Precision;
+use super::llama::{Block, Llama, StepLayout};
 use super::weights_out::host;
 use crate::kernels::cpu_matmul::PackedMatrix;
 use anyhow::{Context, Result};
@@ -150,10 +149,10 @@ pub fn apply(packed: &PackedMatrix, x: Tensor<3>) -> Option<Tensor<3>> {
 }
 
 /// A `Linear` layer through its packed copy when one is given and applies (LoRA adapters kept
-/// low-rank otherwise: [`super::lora_linear`]), its matmuls in `precision`.
-pub fn project(lin: &Linear, packed: Option<&PackedMatrix>, x: Tensor<3>, precision: Precision) -> Tensor<3> {
+/// low-rank otherwise: [`super::lora_linear`]), its matmuls in `layout`'s precision.
+pub fn project(lin: &Linear, packed: Option<&PackedMatrix>, x: Tensor<3>, layout: &StepLayout) -> Tensor<3> {
     match packed.and_then(|p| apply(p, x.clone())) {
         Some(y) => y,
-        None => super::lora_linear::forward(lin, x, precision),
+        None => super::lora_linear::forward(lin, x, layout.precision, layout.fused_kernels),
     }
 }

@@ -21,6 +21,7 @@
 //! softmax and SiLU run in f32, as before.
 
 use crate::device::DeviceInfo;
+use crate::kernels::gpu_train_ops;
 use anyhow::{Result, bail};
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
@@ -58,6 +59,26 @@ impl Precision {
                     None => y,
                 }
             }
+        }
+    }
+
+    /// [`Self::linear`] of a weight given also as `parts` side by side (`weight` their
+    /// concatenation, or the one part): in a training step on wgpu with our kernels (`kernels`)
+    /// through [`gpu_train_ops::linear`], which keeps no copy of the weight for the backward.
+    pub fn linear_of<const D: usize>(self, x: Tensor<D>, weight: Tensor<2>, parts: &[Tensor<2>], b: Option<Tensor<1>>, kernels: bool) -> Tensor<D> {
+        let compute = match self {
+            Precision::F32 => float_dtype(&x),
+            Precision::MixedF16 => FloatDType::F16,
+        };
+        match kernels.then(|| gpu_train_ops::linear(&x, &weight, parts, compute)).flatten() {
+            Some(y) => match b {
+                Some(b) => {
+                    let dtype = float_dtype(&y);
+                    y + b.cast(dtype).unsqueeze()
+                }
+                None => y,
+            },
+            None => self.linear(x, weight, b),
         }
     }
 
