@@ -1,8 +1,9 @@
 //! Our wgpu training ops (`kernels::gpu_train_ops`: RMSNorm, SiLU·up, RoPE + head-major move,
-//! attention's softmax over biased scores, each with a hand-written backward kernel) against
-//! Burn's composed ops on the same wgpu device (lavapipe in CI): each backward kernel against
-//! the same formula in Burn's ops, then each op's output and gradients under autodiff against
-//! Burn's composed ops' own autodiff, on ragged shapes.
+//! attention's softmax over biased scores, each with a hand-written backward kernel; attention
+//! from a fused q/k/v projection; the projections' products) against Burn's composed ops on the
+//! same wgpu device (lavapipe in CI): each backward kernel against the same formula in Burn's
+//! ops, then each op's output and gradients under autodiff against Burn's composed ops' own
+//! autodiff, on ragged shapes.
 
 mod common;
 
@@ -79,7 +80,9 @@ fn backward_kernels_match_the_formulas_in_burns_ops_on_wgpu() {
     for (b, h, rows, cols) in [(2, 3, 5, 9), (1, 2, 70, 70), (2, 1, 1, 130)] {
         let (scores, bias) = (random([b, h, rows, cols], &device) * 3.0, causal_bias(b, rows, cols, &device));
         let p = gpu_backward::softmax_bias(&scores, &bias, 0.125).expect("our kernel runs on wgpu");
-        check(&format!("softmax b{b} h{h} {rows}×{cols}"), p.clone(), softmax(scores * 0.125 + bias, 3), 1e-5);
+        check(&format!("softmax b{b} h{h} {rows}×{cols}"), p.clone(), softmax(scores.clone() * 0.125 + bias.clone(), 3), 1e-5);
+        let unscaled = gpu_backward::softmax_bias(&scores, &bias, 1.0).expect("our kernel runs on wgpu");
+        check(&format!("softmax fallback b{b} h{h} {rows}×{cols}"), composed::softmax_bias(&scores, &bias), unscaled, 1e-5);
         let dp = random([b, h, rows, cols], &device);
         let ds = gpu_backward::softmax_backward(&p, &dp, 0.125).expect("our kernel runs on wgpu");
         check(&format!("softmax backward b{b} h{h} {rows}×{cols}"), ds, composed::softmax_backward(&p, &dp, 0.125), 1e-5);
@@ -268,12 +271,17 @@ fn linear_from_weight_parts_follows_burns_linear_on_wgpu() {
             check(&format!("linear ({what}): part {i}'s gradient"), g, r, tolerance);
         }
     }
+    // Frozen weights (LoRA's base): a plain tensor, and a training tensor that wants no gradient.
     let w = parts0[0].clone();
-    let x = x0.clone().autodiff().require_grad();
-    let y = ops::linear(&x, &w, &[w.clone()], f32).expect("a plain weight is a frozen one");
-    let grads = (y * coef.clone().narrow(2, 0, 40)).sum().backward();
-    let reference = coef.inner().narrow(2, 0, 40).matmul(w.transpose().unsqueeze());
-    check("linear (frozen weight): x's gradient", x.grad(&grads).unwrap(), reference, 1e-5);
+    let reference = coef.clone().inner().narrow(2, 0, 40).matmul(w.clone().transpose().unsqueeze());
+    for (what, weight) in [("plain", w.clone()), ("training, no gradient", w.clone().autodiff())] {
+        let x = x0.clone().autodiff().require_grad();
+        let y = ops::linear(&x, &weight, &[weight.clone()], f32).expect("a frozen weight runs our op");
+        check(&format!("linear (frozen {what} weight): output"), y.clone().inner(), burn::tensor::module::linear(x0.clone(), w.clone(), None), 1e-5);
+        let grads = (y * coef.clone().narrow(2, 0, 40)).sum().backward();
+        check(&format!("linear (frozen {what} weight): x's gradient"), x.grad(&grads).unwrap(), reference.clone(), 1e-5);
+        assert!(weight.grad(&grads).is_none(), "a frozen weight gets no gradient");
+    }
 }
 
 /// Attention from one fused q/k/v projection (`ops::qkv_attention`: RoPE and the layout moves

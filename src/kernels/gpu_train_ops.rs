@@ -2,15 +2,18 @@
 //! tensors, or of one fused gate/up projection's halves), RoPE with
 //! the move to head-major layout, and attention's scaled softmax over biased scores, each one launch
 //! forward and one backward (plus a sum over rows for RMSNorm's dγ); and attention from one fused
-//! q/k/v projection ([`qkv_attention`]), whose inside is two of those kernels and Burn's matmuls.
+//! q/k/v projection ([`qkv_attention`]), whose inside is two of those kernels and Burn's matmuls;
+//! and the projections' products ([`linear`]), Burn's matmuls with less kept.
 //!
 //! Why: a training step on wgpu ran Burn's composed ops, each element-wise op of them one
 //! launch forward and more in the backward, and GPU steps are bound by launches (README,
 //! Performance). Each op here takes its inputs apart into graph nodes and plain cube tensors
 //! ([`super::gpu_glue`]), runs the inference kernel of [`super::gpu`] on them and records one
 //! op whose backward runs [`super::gpu_backward`]'s kernel. What the backward keeps: RMSNorm
-//! its input and γ, SiLU·up its two inputs, RoPE nothing (its tables are constants), softmax
-//! its output (Burn's composed ops keep those and their intermediates). Each backward falls
+//! its input and γ, SiLU·up its two inputs (the halves op its one input), RoPE nothing (its
+//! tables are constants), softmax its output (Burn's composed ops keep those and their
+//! intermediates); attention q, k and v, not its probabilities; a product its input and the
+//! weight's own buffers, not a concatenated or cast copy of the weight. Each backward falls
 //! back on the same formula in Burn's ops ([`composed`]) if its kernel declines, which the
 //! forward's checks leave no case for.
 
@@ -120,19 +123,23 @@ pub fn linear<const D: usize>(x: &Tensor<D>, weight: &Tensor<2>, parts: &[Tensor
     let strategy = glue::strategy(x)?;
     let [rows, cols] = weight.dims();
     let widths: usize = parts.iter().map(|p| p.dims()[1]).sum();
-    if x.dims()[D - 1] != rows || widths != cols || parts.iter().any(|p| p.dims()[0] != rows || p.dtype() != weight.dtype()) {
+    if parts.is_empty() || x.dims()[D - 1] != rows || widths != cols || parts.iter().any(|p| p.dims()[0] != rows || p.dtype() != weight.dtype()) {
         return None;
     }
+    // A plain weight (frozen, read raw) gets a node that wants nothing; under balanced
+    // checkpointing its strategy differs from x's, and `split` declines (Burn's linear runs).
     let weight = match weight.is_autodiff() {
         true => weight.clone(),
-        false => weight.clone().autodiff(), // a frozen weight read raw: a node that wants nothing
+        false => weight.clone().autodiff(),
     };
+    // x is read only for the weight's gradient (a frozen weight's product keeps no x).
+    let keep_x = glue::tracked(&weight, strategy).is_some_and(|w| w.is_tracked());
     let ((x_node, x), (w_node, w)) = (glue::split(x, strategy)?, glue::split(&weight, strategy)?);
     let parts = parts.iter().map(|p| constant(p, strategy).map(|p| glue::cube(&p))).collect::<Option<Vec<_>>>()?;
     let output = x.dtype();
     let x = x.cast(compute);
     let y = burn::tensor::module::linear(x.clone(), w.cast(compute), None).cast(output);
-    let state = || LinearState { x: glue::cube(&x), parts, output };
+    let state = || LinearState { x: keep_x.then(|| glue::cube(&x)), parts, compute: x.dtype(), output };
     Some(glue::lift(glue::record(LinearBackward::<D>, [x_node, w_node], strategy, state, glue::cube(&y)), strategy))
 }
 
@@ -160,12 +167,14 @@ fn give<const D: usize>(grads: &mut Gradients, parent: Option<NodeId>, grad: imp
 #[derive(Debug)]
 struct LinearBackward<const D: usize>;
 
-/// What [`linear`]'s backward reads: the input in the product's dtype, the weight's parts (the
-/// parameters' buffers, in the weight's dtype) and the input's own dtype.
+/// What [`linear`]'s backward reads: the input in the product's dtype (when the weight learns),
+/// the weight's parts (the parameters' buffers, in the weight's dtype), the product's dtype and
+/// the input's own.
 #[derive(Clone, Debug)]
 struct LinearState {
-    x: CubeFloat,
+    x: Option<CubeFloat>,
     parts: Vec<CubeFloat>,
+    compute: burn::tensor::DType,
     output: burn::tensor::DType,
 }
 
@@ -176,8 +185,7 @@ impl<const D: usize> Backward<Cube, 2> for LinearBackward<D> {
         let dy = upstream::<D, _, 2>(&ops, grads);
         let [parent_x, parent_w] = ops.parents;
         let s = ops.state;
-        let x = glue::plain::<D>(s.x);
-        let compute: FloatDType = x.dtype().into();
+        let compute: FloatDType = s.compute.into();
         let dy = dy.cast(compute);
         let parts: Vec<Tensor<2>> = s.parts.into_iter().map(glue::plain).collect();
         let master: FloatDType = parts[0].dtype().into();
@@ -189,13 +197,13 @@ impl<const D: usize> Backward<Cube, 2> for LinearBackward<D> {
             };
             burn::tensor::module::linear(dy.clone(), w.cast(compute).transpose(), None).cast(FloatDType::from(s.output))
         });
-        give(grads, parent_w.map(|n| n.id), || {
+        if let (Some(parent), Some(x)) = (parent_w, s.x) {
             let rows = |t: Tensor<D>| -> Tensor<2> {
                 let width = t.dims()[D - 1] as i32;
                 t.reshape([-1, width])
             };
-            rows(x).transpose().matmul(rows(dy)).cast(master)
-        });
+            give(grads, Some(parent.id), || rows(glue::plain::<D>(x)).transpose().matmul(rows(dy)).cast(master));
+        }
     }
 }
 

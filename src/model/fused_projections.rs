@@ -32,8 +32,8 @@ impl FusedProjections {
     pub fn of(block: &Block) -> Option<Self> {
         let a = &block.self_attn;
         let m = &block.mlp;
-        let q = a.q_proj.weight.val();
-        if q.is_autodiff() || !matches!(q.dtype(), DType::F32 | DType::F16) || a.q_norm.is_some() {
+        let qkv = a.qkv_weights();
+        if qkv[0].is_autodiff() || !matches!(qkv[0].dtype(), DType::F32 | DType::F16) || a.q_norm.is_some() {
             return None;
         }
         let biased = [&a.q_proj, &a.k_proj, &a.v_proj].map(|l| l.bias.is_some());
@@ -44,7 +44,7 @@ impl FusedProjections {
             return None; // the gate/up product below has no bias term
         }
         Some(FusedProjections {
-            qkv: Tensor::cat(a.qkv_weights(), 1),
+            qkv: Tensor::cat(qkv, 1),
             qkv_bias: a.qkv_bias(),
             gate_up: Tensor::cat(m.gate_up_weights(), 1),
             heads: QkvHeads { heads: a.num_heads, kv_heads: a.num_kv_heads, head_dim: a.head_dim },

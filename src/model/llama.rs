@@ -91,7 +91,9 @@ pub struct StepLayout {
     /// Whether our fused ops may run (true unless [`Self::with_composed_ops`]; tests compare
     /// them against Burn's ops through this): on the CPU attention (with or without a KV
     /// cache), RMSNorm and SwiGLU, in training and inference; on wgpu RMSNorm, SwiGLU, RoPE and
-    /// decode attention, in inference.
+    /// the fused projections in inference and training, decode attention in inference, and
+    /// in training attention's softmax, the fused q/k/v attention op and the projections'
+    /// products (`gpu_train_ops`).
     pub fused_kernels: bool,
     /// How the projections and attention's matmuls compute ([`Precision::MixedF16`]: training
     /// on wgpu, when asked).

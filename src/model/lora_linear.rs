@@ -4,8 +4,9 @@
 //! `W + s·A·B` at every forward, so autodiff keeps a merged weight per projection and the
 //! backward computes a dense `[in, out]` weight gradient only to reduce it to `A` and `B` — a
 //! SmolLM2-360M GRPO step held 16.3 GB with LoRA against 16.0 GB training every weight (README,
-//! Performance, Memory). Here the frozen base is read raw (`Param::base`: no gradient, so the
-//! matmul keeps nothing for it) and the adapters are two thin matmuls. The parameters are
+//! Performance, Memory). Here the frozen base is read raw (`Param::base`: no gradient, so its
+//! product keeps no merged weight, and on wgpu, through `gpu_train_ops::linear`, neither a
+//! copy of the base nor its input) and the adapters are two thin matmuls. The parameters are
 //! Burn's own, so records, checkpoints, the optimizer and the merge on export are unchanged.
 
 use super::precision::Precision;

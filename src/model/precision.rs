@@ -7,7 +7,9 @@
 //! forward keeps; in f16 they take half the memory, and a GPU's f16 matmuls read half the
 //! bytes. The weights stay f32 (the optimizer's master copy, AdamW's moments in f32): each
 //! forward casts them to f16 on the way into a matmul, and the cast's backward hands the
-//! gradient back in f32. Small gradients would underflow in f16, so the loss is scaled before
+//! gradient back in f32. With our wgpu kernels the projections go through
+//! [`Precision::linear_of`], which keeps no f16 copy of the weight for the backward (it casts
+//! the f32 weight again there). Small gradients would underflow in f16, so the loss is scaled before
 //! the backward and the gradients unscaled before the step ([`crate::train::loss_scale`]).
 //!
 //! Each product comes back in its input's dtype. The residual stream stays f32 (SmolLM2's
@@ -16,8 +18,9 @@
 //! cast to f16 once for q/k/v (once for gate/up), RoPE, attention's softmax and SiLU·up read
 //! and write f16 with their arithmetic in f32, and only the output projections' products are
 //! cast back to f32 for the residual add. So what the backward keeps is f16 (attention's
-//! probabilities once, not an f32 copy beside the matmul's f16 one), and the casts between ops
-//! are gone. Without our kernels (Burn's composed ops) the products come back in f32 and
+//! probabilities once, not an f32 copy beside the matmul's f16 one, and with the fused q/k/v
+//! projection not at all: `gpu_train_ops::qkv_attention` recomputes them), and the casts
+//! between ops are gone. Without our kernels (Burn's composed ops) the products come back in f32 and
 //! softmax and SiLU run in f32, as before.
 
 use crate::device::DeviceInfo;
