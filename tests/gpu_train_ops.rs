@@ -317,11 +317,12 @@ fn attention_from_a_fused_projection_follows_burns_composed_ops_on_wgpu() {
         let scores = q.matmul(repeat(k).swap_dims(2, 3)) * scale + bias.clone();
         softmax(scores, 3).matmul(repeat(v))
     };
-    for dtype in [FloatDType::F32, FloatDType::F16] {
+    // Both ways of getting the probabilities for the backward: kept, and recomputed there.
+    for (dtype, keep) in [(FloatDType::F32, true), (FloatDType::F32, false), (FloatDType::F16, true), (FloatDType::F16, false)] {
         let leaf = qkv.clone().cast(dtype).autodiff().require_grad();
         let (cos_d, sin_d) = (cos.clone().cast(dtype), sin.clone().cast(dtype));
         let grouped_bias = bias.clone().clamp_min(-60_000.0).cast(dtype).repeat_dim(2, h / kvh);
-        let y = ops::qkv_attention(&leaf, heads, &cos_d, &sin_d, &grouped_bias, scale).expect("our op runs on wgpu autodiff");
+        let y = ops::qkv_attention(&leaf, heads, &cos_d, &sin_d, &grouped_bias, scale, keep).expect("our op runs on wgpu autodiff");
         assert_eq!(y.dtype(), DType::from(dtype));
         let grads = (y.clone().cast(FloatDType::F32) * coef.clone()).sum().backward();
         let dqkv = leaf.grad(&grads).expect("the projection learns");
@@ -332,9 +333,11 @@ fn attention_from_a_fused_projection_follows_burns_composed_ops_on_wgpu() {
         let rgrads = (ry.clone() * coef.clone()).sum().backward();
         // f16: inputs, the probabilities and the gradients each rounded to 2⁻¹¹, through two matmuls.
         let tolerance = if dtype == FloatDType::F32 { 1e-5 } else { 5e-3 };
-        check(&format!("qkv attention ({dtype:?}): output"), y.inner().cast(FloatDType::F32), ry.inner(), tolerance);
-        check(&format!("qkv attention ({dtype:?}): dqkv"), dqkv.cast(FloatDType::F32), full.grad(&rgrads).unwrap(), tolerance);
+        check(&format!("qkv attention ({dtype:?}, probabilities kept: {keep}): output"), y.inner().cast(FloatDType::F32), ry.inner(), tolerance);
+        check(&format!("qkv attention ({dtype:?}, probabilities kept: {keep}): dqkv"), dqkv.cast(FloatDType::F32), full.grad(&rgrads).unwrap(), tolerance);
     }
+    // Kept while small (a short sequence), recomputed when large.
+    assert!(ops::keeps_probabilities(1, 9, 64, DType::F32) && !ops::keeps_probabilities(1, 9, 1024, DType::F32));
     // The layout moves' backward kernel against its formula in Burn's ops (the fallback).
     let (cos, sin) = tables(b, s, hd, &device);
     let (dq, dk, dv) = (random([b, h, s, hd], &device), random([b, kvh, s, hd], &device), random([b, kvh, s, hd], &device));

@@ -88,12 +88,10 @@ pub fn softmax_bias(scores: &Tensor<4>, bias: &Tensor<4>, scale: f32) -> Option<
 /// One autodiff op whose inside is two of our kernels (the layout moves, softmax) and Burn's
 /// plain matmuls each way: the layout moves of q, k and v are one launch instead of three
 /// (RoPE twice and v's copy), and their gradients come back as one tensor for the one
-/// projection's backward. Keeps scaled q, k and v, not the probabilities: the backward
-/// recomputes them (one more q·kᵀ and softmax), as FlashAttention's backward does. Why: the
-/// probabilities are `batch · heads · seq²` per layer, the largest thing a long step keeps
-/// (SmolLM2-135M at 1,024 tokens: 38 MB a layer, 1.1 GB of a 4.9 GB f32 step), for about 3 %
-/// more arithmetic there.
-pub fn qkv_attention(qkv: &Tensor<3>, heads: gpu::QkvHeads, cos: &Tensor<4>, sin: &Tensor<4>, bias: &Tensor<4>, scale: f32) -> Option<Tensor<4>> {
+/// projection's backward. Keeps scaled q, k and v, and the probabilities only when
+/// `keep_probabilities` (see [`keeps_probabilities`]); else the backward recomputes them (one
+/// more q·kᵀ and softmax), as FlashAttention's backward does.
+pub fn qkv_attention(qkv: &Tensor<3>, heads: gpu::QkvHeads, cos: &Tensor<4>, sin: &Tensor<4>, bias: &Tensor<4>, scale: f32, keep_probabilities: bool) -> Option<Tensor<4>> {
     let strategy = glue::strategy(qkv)?;
     let (node, qkv) = glue::split(qkv, strategy)?;
     let (cos, sin, bias) = (constant(cos, strategy)?, constant(sin, strategy)?, constant(bias, strategy)?);
@@ -103,8 +101,9 @@ pub fn qkv_attention(qkv: &Tensor<3>, heads: gpu::QkvHeads, cos: &Tensor<4>, sin
     // The g query heads of a KV head stacked along the rows: one matmul per KV head.
     let q = q.reshape([b, kvh, h / kvh * s, hd]);
     let p = kernels::softmax_bias(&q.clone().matmul(k.clone().swap_dims(2, 3)), &bias, 1.0)?;
-    let out = p.matmul(v.clone()).reshape([b, h, s, hd]);
-    let state = || AttentionState { q: glue::cube(&q), k: glue::cube(&k), v: glue::cube(&v), bias: glue::cube(&bias), cos: glue::cube(&cos), sin: glue::cube(&sin), scale };
+    let out = p.clone().matmul(v.clone()).reshape([b, h, s, hd]);
+    let p = keep_probabilities.then(|| glue::cube(&p));
+    let state = || AttentionState { q: glue::cube(&q), k: glue::cube(&k), v: glue::cube(&v), p, bias: glue::cube(&bias), cos: glue::cube(&cos), sin: glue::cube(&sin), scale };
     Some(glue::lift(glue::record(AttentionBackward, [node], strategy, state, glue::cube(&out)), strategy))
 }
 
@@ -141,6 +140,16 @@ pub fn linear<const D: usize>(x: &Tensor<D>, weight: &Tensor<2>, parts: &[Tensor
     let y = burn::tensor::module::linear(x.clone(), w.cast(compute), None).cast(output);
     let state = || LinearState { x: keep_x.then(|| glue::cube(&x)), parts, compute: x.dtype(), output };
     Some(glue::lift(glue::record(LinearBackward::<D>, [x_node, w_node], strategy, state, glue::cube(&y)), strategy))
+}
+
+/// Whether [`qkv_attention`] should keep its probabilities, `batch · heads · seq²` values a
+/// layer, for the backward: when they are small (at most 1 MiB a layer, e.g. up to 128 tokens
+/// of one SmolLM2-135M sequence in f32), where recomputing them would cost two launches a layer
+/// for nothing worth saving; not when they are large, where they are the biggest thing a step
+/// keeps (SmolLM2-135M at 1,024 tokens: 38 MB a layer, 1.1 GB of a 4.9 GB f32 step) and the
+/// recomputation about 3 % more arithmetic.
+pub fn keeps_probabilities(batch: usize, heads: usize, seq: usize, dtype: burn::tensor::DType) -> bool {
+    batch * heads * seq * seq * dtype.size() <= 1 << 20
 }
 
 /// The plain cube tensor of an input that takes no gradient: a training tensor's (its node
@@ -318,12 +327,14 @@ impl Backward<Cube, 1> for SoftmaxBackward {
 struct AttentionBackward;
 
 /// What [`qkv_attention`]'s backward reads: head-major scaled q (grouped, `[b, kvh, g·s,
-/// hd]`), k, v, the mask's bias (shared by every layer), the RoPE tables and the scale.
+/// hd]`), k, v, the probabilities when kept, the mask's bias (shared by every layer), the RoPE
+/// tables and the scale.
 #[derive(Clone, Debug)]
 struct AttentionState {
     q: CubeFloat,
     k: CubeFloat,
     v: CubeFloat,
+    p: Option<CubeFloat>,
     bias: CubeFloat,
     cos: CubeFloat,
     sin: CubeFloat,
@@ -339,9 +350,14 @@ impl Backward<Cube, 1> for AttentionBackward {
         let s = ops.state;
         let (q, k, v, bias): (Tensor<4>, Tensor<4>, Tensor<4>, Tensor<4>) = (glue::plain(s.q), glue::plain(s.k), glue::plain(s.v), glue::plain(s.bias));
         let (cos, sin) = (glue::plain(s.cos), glue::plain(s.sin));
-        // The forward's probabilities again, from the same kernel on the same inputs.
-        let scores = q.clone().matmul(k.clone().swap_dims(2, 3));
-        let p = kernels::softmax_bias(&scores, &bias, 1.0).unwrap_or_else(|| composed::softmax_bias(&scores, &bias));
+        // The forward's probabilities, kept or again from the same kernel on the same inputs.
+        let p: Tensor<4> = match s.p {
+            Some(p) => glue::plain(p),
+            None => {
+                let scores = q.clone().matmul(k.clone().swap_dims(2, 3));
+                kernels::softmax_bias(&scores, &bias, 1.0).unwrap_or_else(|| composed::softmax_bias(&scores, &bias))
+            }
+        };
         let dims = dout.dims();
         let dout = dout.reshape(q.dims());
         let dv = p.clone().swap_dims(2, 3).matmul(dout.clone());
