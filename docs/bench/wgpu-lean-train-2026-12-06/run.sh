@@ -5,7 +5,10 @@
 # memory is host memory there, so a process's peak RSS holds it; launch counts are the same on
 # any adapter).
 # Usage: run.sh BEFORE AFTER_ATTENTION AFTER_BOTH OUT_DIR (from the repository root; the
-# binaries are `examples/train_probe` builds of 65311c2 (before), 656304a and 18bdaa9, copied aside).
+# binaries are `examples/train_probe` builds of 65311c2 (before), 656304a and the final code,
+# copied aside). On 2026-12-06 the 1,024-token "both" runs used 18bdaa9's build (which
+# recomputed the probabilities at every length; at 1,024 tokens the final code does the same)
+# and the launch counts df12d3e's (which keeps them at 64 tokens).
 set -e
 before=$1 attention=$2 both=$3 out=${4:-/tmp/lean-train}; mkdir -p "$out"
 . scripts/env.sh
