@@ -19,7 +19,8 @@ pub type TrackedFloat = <Float as burn::tensor::BackendPrimitive<Autodiff<Cube>>
 /// The checkpointing strategy of an f32 or f16 (mixed precision) autodiff tensor on wgpu, or
 /// `None` (another device, no autodiff, another dtype, or our GPU kernels turned off).
 pub fn strategy<const D: usize>(t: &Tensor<D>) -> Option<Checkpointing> {
-    if !super::gpu::enabled() || !matches!(t.dtype(), DType::F32 | DType::F16) || !t.is_autodiff() {
+    // The tensor checks before the environment lookup: inference asks for every projection.
+    if !t.is_autodiff() || !matches!(t.dtype(), DType::F32 | DType::F16) || !super::gpu::enabled() {
         return None;
     }
     match t.gradient_checkpointing_strategy()? {

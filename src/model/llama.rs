@@ -276,8 +276,7 @@ impl Attention {
     /// three input gradients; for three small concatenation launches.
     fn heads_training(&self, x: Tensor<3>, layout: &StepLayout) -> Tensor<4> {
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let parts = self.qkv_weights();
-        let qkv = layout.precision.linear_of(x, Tensor::cat(parts.clone(), 1), &parts, self.qkv_bias(), layout.fused_kernels);
+        let qkv = layout.precision.linear_of(x, &self.qkv_weights(), self.qkv_bias(), layout.fused_kernels);
         let (cos, sin) = layout.rope_tables(qkv.dtype());
         let bias = layout.block_biases.whole(&layout.bias, h / kvh, qkv.dtype());
         let heads = QkvHeads { heads: h, kv_heads: kvh, head_dim: hd };
@@ -364,8 +363,7 @@ impl Mlp {
             None if self.trains_fused(&x, layout) => {
                 // Training on wgpu: one gate/up matmul (the two weights concatenated in the
                 // graph, each still getting its gradient), then our op on its halves.
-                let parts = self.gate_up_weights();
-                let both = layout.precision.linear_of(x, Tensor::cat(parts.clone(), 1), &parts, None, layout.fused_kernels);
+                let both = layout.precision.linear_of(x, &self.gate_up_weights(), None, layout.fused_kernels);
                 if let Some(activated) = gpu_train_ops::swiglu_halves(&both) {
                     return project(&self.down_proj, None, activated, layout);
                 }

@@ -18,12 +18,8 @@ use burn::prelude::*;
 /// ([`Precision::linear_of`]).
 pub fn forward(lin: &Linear, x: Tensor<3>, precision: Precision, kernels: bool) -> Tensor<3> {
     let bias = lin.bias.as_ref().map(|b| b.val());
-    let Some(adapter) = lin.weight.adapter() else {
-        let w = lin.weight.val();
-        return precision.linear_of(x, w.clone(), &[w], bias, kernels);
-    };
-    let w = lin.weight.base();
-    let base = precision.linear_of(x.clone(), w.clone(), &[w], bias, kernels);
+    let Some(adapter) = lin.weight.adapter() else { return precision.linear_of(x, &[lin.weight.val()], bias, kernels) };
+    let base = precision.linear_of(x.clone(), &[lin.weight.base()], bias, kernels);
     let low = precision.linear(precision.linear(x, adapter.a.val(), None), adapter.b.val(), None);
     base + low.mul_scalar(adapter.scale)
 }

@@ -65,10 +65,15 @@ impl Precision {
         }
     }
 
-    /// [`Self::linear`] of a weight given also as `parts` side by side (`weight` their
-    /// concatenation, or the one part): in a training step on wgpu with our kernels (`kernels`)
-    /// through [`gpu_train_ops::linear`], which keeps no copy of the weight for the backward.
-    pub fn linear_of<const D: usize>(self, x: Tensor<D>, weight: Tensor<2>, parts: &[Tensor<2>], b: Option<Tensor<1>>, kernels: bool) -> Tensor<D> {
+    /// [`Self::linear`] of the weight made of `parts` side by side (one part: the weight
+    /// itself; on training tensors the concatenation's backward hands each part its gradient):
+    /// in a training step on wgpu with our kernels (`kernels`) through
+    /// [`gpu_train_ops::linear`], which keeps no copy of the weight for the backward.
+    pub fn linear_of<const D: usize>(self, x: Tensor<D>, parts: &[Tensor<2>], b: Option<Tensor<1>>, kernels: bool) -> Tensor<D> {
+        let weight = match parts {
+            [one] => one.clone(),
+            _ => Tensor::cat(parts.to_vec(), 1),
+        };
         let compute = match self {
             Precision::F32 => float_dtype(&x),
             Precision::MixedF16 => FloatDType::F16,
