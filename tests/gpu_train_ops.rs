@@ -337,10 +337,56 @@ fn attention_from_a_fused_projection_follows_burns_composed_ops_on_wgpu() {
         check(&format!("qkv attention ({dtype:?}, probabilities kept: {keep}): dqkv"), dqkv.cast(FloatDType::F32), full.grad(&rgrads).unwrap(), tolerance);
     }
     // Kept while small (a short sequence), recomputed when large.
-    assert!(ops::keeps_probabilities(1, 9, 64, DType::F32) && !ops::keeps_probabilities(1, 9, 1024, DType::F32));
+    assert!(ops::keeps_probabilities([1, 9, 64, 64], DType::F32) && !ops::keeps_probabilities([1, 9, 1024, 1024], DType::F32));
     // The layout moves' backward kernel against its formula in Burn's ops (the fallback).
     let (cos, sin) = tables(b, s, hd, &device);
     let (dq, dk, dv) = (random([b, h, s, hd], &device), random([b, kvh, s, hd], &device), random([b, kvh, s, hd], &device));
     let ours = gpu_backward::qkv_to_heads_backward(&dq, &dk, &dv, &cos, &sin, scale).expect("our kernel runs on wgpu");
     check("qkv_to_heads backward kernel", ours, composed::qkv_to_heads_backward(&dq, &dk, &dv, &cos, &sin, scale), 1e-6);
+}
+
+/// The separate projections' attention op (LoRA on q/k/v, Qwen3's q/k norms) against Burn's
+/// matmuls and softmax on the same grouped layout: output and the three inputs' gradients,
+/// probabilities kept and recomputed, f32 and f16, a scale in the kernel and a past (cache
+/// columns before the first query); and with k and v wanting no gradient.
+#[test]
+fn attention_of_separate_projections_follows_burns_composed_ops_on_wgpu() {
+    let Some(device) = common::wgpu_device() else { return };
+    device.seed(13);
+    let training = device.clone().autodiff();
+    // 3 query heads per KV head, 5 query rows over 7 key columns (2 of them past).
+    let (b, kvh, g, n, cols, hd) = (2, 2, 3, 5, 7, 8);
+    let scale = 1.0 / (hd as f32).sqrt();
+    let bias = causal_bias(b, n, cols, &training).repeat_dim(2, g);
+    let (q, k, v) = (random([b, kvh, g * n, hd], &device) * 2.0, random([b, kvh, cols, hd], &device) * 2.0, random([b, kvh, cols, hd], &device));
+    let coef = random([b, kvh, g * n, hd], &device).autodiff();
+    let reference = |[q, k, v]: &[Tensor<4>; 3]| softmax(q.clone().matmul(k.clone().swap_dims(2, 3)) * scale + bias.clone(), 3).matmul(v.clone());
+    for (dtype, keep) in [(FloatDType::F32, true), (FloatDType::F32, false), (FloatDType::F16, true), (FloatDType::F16, false)] {
+        let leaves = [&q, &k, &v].map(|t| t.clone().cast(dtype).autodiff().require_grad());
+        let grouped_bias = bias.clone().clamp_min(-60_000.0).cast(dtype);
+        let y = ops::attention(&leaves[0], &leaves[1], &leaves[2], &grouped_bias, scale, keep).expect("our op runs on wgpu autodiff");
+        assert_eq!(y.dtype(), DType::from(dtype));
+        let grads = (y.clone().cast(FloatDType::F32) * coef.clone()).sum().backward();
+        // The reference on the same (rounded) values in f32.
+        let full = leaves.clone().map(|t| t.inner().cast(FloatDType::F32).autodiff());
+        let (ry, rgrads) = taped(&full, &coef, reference);
+        let tolerance = if dtype == FloatDType::F32 { 1e-5 } else { 5e-3 };
+        let what = |t: &str| format!("attention ({dtype:?}, probabilities kept: {keep}): {t}");
+        check(&what("output"), y.inner().cast(FloatDType::F32), ry, tolerance);
+        for ((name, leaf), reference) in ["dq", "dk", "dv"].iter().zip(&leaves).zip(rgrads) {
+            let grad = leaf.grad(&grads).expect("every input learns");
+            assert_eq!(grad.dtype(), DType::from(dtype), "{name}");
+            check(&what(name), grad.cast(FloatDType::F32), reference, tolerance);
+        }
+    }
+    // Frozen k and v (in the graph, wanting no gradient): q's gradient alone, the same.
+    let leaf = q.clone().autodiff().require_grad();
+    let (k_frozen, v_frozen) = (k.clone().autodiff(), v.clone().autodiff());
+    let y = ops::attention(&leaf, &k_frozen, &v_frozen, &bias, scale, false).expect("our op runs on wgpu autodiff");
+    let grads = (y * coef.clone()).sum().backward();
+    assert!(k_frozen.grad(&grads).is_none() && v_frozen.grad(&grads).is_none());
+    let (_, [rq, _, _]) = taped(&[q.clone(), k.clone(), v.clone()].map(|t| t.autodiff()), &coef, reference);
+    check("attention, frozen k and v: dq", leaf.grad(&grads).unwrap(), rq, 1e-5);
+    // Mismatched dtypes are declined (the caller runs Burn's ops).
+    assert!(ops::attention(&leaf, &k_frozen.clone().cast(FloatDType::F16), &v_frozen, &bias, scale, false).is_none());
 }

@@ -102,9 +102,35 @@ pub fn qkv_attention(qkv: &Tensor<3>, heads: gpu::QkvHeads, cos: &Tensor<4>, sin
     let q = q.reshape([b, kvh, h / kvh * s, hd]);
     let p = kernels::softmax_bias(&q.clone().matmul(k.clone().swap_dims(2, 3)), &bias, 1.0)?;
     let out = p.clone().matmul(v.clone()).reshape([b, h, s, hd]);
-    let p = keep_probabilities.then(|| glue::cube(&p));
-    let state = || AttentionState { q: glue::cube(&q), k: glue::cube(&k), v: glue::cube(&v), p, bias: glue::cube(&bias), cos: glue::cube(&cos), sin: glue::cube(&sin), scale };
+    let products = || Products::keep(&q, &k, &v, keep_probabilities.then_some(&p), &bias, 1.0);
+    let state = || AttentionState { products: products(), cos: glue::cube(&cos), sin: glue::cube(&sin), scale };
     Some(glue::lift(glue::record(AttentionBackward, [node], strategy, state, glue::cube(&out)), strategy))
+}
+
+/// `softmax(scale · q·kᵀ + bias)·v` of training tensors on wgpu, or `None`: `q` `[batch,
+/// kv_heads, rows, head_dim]` (RoPE applied; the `g` query heads of a KV head stacked along
+/// the rows), `k` and `v` `[batch, kv_heads, cols, head_dim]`, `bias` `[batch, 1, rows, cols]`
+/// that learns nothing, all of one dtype, in which the products are computed. Returns `[batch,
+/// kv_heads, rows, head_dim]`.
+///
+/// The attention of the separate q/k/v projections (LoRA adapters on them, Qwen3's q/k norms),
+/// whose three inputs come from three ops: [`qkv_attention`]'s inside as its own op, keeping
+/// q, k and v, and the probabilities only when `keep_probabilities` (Burn's matmul and softmax
+/// keep them always).
+pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: &Tensor<4>, scale: f32, keep_probabilities: bool) -> Option<Tensor<4>> {
+    let strategy = glue::strategy(q)?;
+    let [b, kvh, _, hd] = q.dims();
+    let cols = k.dims()[2];
+    let dtype = q.dtype();
+    if k.dims() != [b, kvh, cols, hd] || v.dims() != k.dims() || [k.dtype(), v.dtype(), bias.dtype()] != [dtype; 3] {
+        return None;
+    }
+    let ((q_node, q), (k_node, k), (v_node, v)) = (glue::split(q, strategy)?, glue::split(k, strategy)?, glue::split(v, strategy)?);
+    let bias = constant(bias, strategy)?;
+    let p = kernels::softmax_bias(&q.clone().matmul(k.clone().swap_dims(2, 3)), &bias, scale)?;
+    let out = p.clone().matmul(v.clone());
+    let state = || Products::keep(&q, &k, &v, keep_probabilities.then_some(&p), &bias, scale);
+    Some(glue::lift(glue::record(ProductsBackward, [q_node, k_node, v_node], strategy, state, glue::cube(&out)), strategy))
 }
 
 /// `x · W` for a training `x` `[.., in]` on wgpu, where `W` `[in, out]` is `weight`, the
@@ -142,14 +168,14 @@ pub fn linear<const D: usize>(x: &Tensor<D>, weight: &Tensor<2>, parts: &[Tensor
     Some(glue::lift(glue::record(LinearBackward::<D>, [x_node, w_node], strategy, state, glue::cube(&y)), strategy))
 }
 
-/// Whether [`qkv_attention`] should keep its probabilities, `batch · heads · seq²` values a
-/// layer, for the backward: when they are small (at most 1 MiB a layer, e.g. up to 128 tokens
-/// of one SmolLM2-135M sequence in f32), where recomputing them would cost two launches a layer
-/// for nothing worth saving; not when they are large, where they are the biggest thing a step
-/// keeps (SmolLM2-135M at 1,024 tokens: 38 MB a layer, 1.1 GB of a 4.9 GB f32 step) and the
-/// recomputation about 3 % more arithmetic.
-pub fn keeps_probabilities(batch: usize, heads: usize, seq: usize, dtype: burn::tensor::DType) -> bool {
-    batch * heads * seq * seq * dtype.size() <= 1 << 20
+/// Whether attention ([`qkv_attention`], [`attention`]) should keep its probabilities, of
+/// shape `p` (`batch · heads · rows · cols` values a layer), for the backward: when they are
+/// small (at most 1 MiB a layer, e.g. up to 128 tokens of one SmolLM2-135M sequence in f32),
+/// where recomputing them would cost two launches a layer for nothing worth saving; not when
+/// they are large, where they are the biggest thing a step keeps (SmolLM2-135M at 1,024 tokens:
+/// 38 MB a layer, 1.1 GB of a 4.9 GB f32 step) and the recomputation about 3 % more arithmetic.
+pub fn keeps_probabilities(p: [usize; 4], dtype: burn::tensor::DType) -> bool {
+    p.iter().product::<usize>() * dtype.size() <= 1 << 20
 }
 
 /// The plain cube tensor of an input that takes no gradient: a training tensor's (its node
@@ -323,19 +349,69 @@ impl Backward<Cube, 1> for SoftmaxBackward {
     }
 }
 
-#[derive(Debug)]
-struct AttentionBackward;
-
-/// What [`qkv_attention`]'s backward reads: head-major scaled q (grouped, `[b, kvh, g·s,
-/// hd]`), k, v, the probabilities when kept, the mask's bias (shared by every layer), the RoPE
-/// tables and the scale.
+/// What attention's products need for the backward: q (scaled by the layout kernel in
+/// [`qkv_attention`]; grouped, `[b, kvh, g·s, hd]`), k, v, the probabilities when kept, the
+/// mask's bias (shared by every layer) and the softmax's scale.
 #[derive(Clone, Debug)]
-struct AttentionState {
+struct Products {
     q: CubeFloat,
     k: CubeFloat,
     v: CubeFloat,
     p: Option<CubeFloat>,
     bias: CubeFloat,
+    scale: f32,
+}
+
+impl Products {
+    fn keep(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, p: Option<&Tensor<4>>, bias: &Tensor<4>, scale: f32) -> Self {
+        Products { q: glue::cube(q), k: glue::cube(k), v: glue::cube(v), p: p.map(glue::cube), bias: glue::cube(bias), scale }
+    }
+
+    /// `(dq, dk, dv)` from the output's gradient `dout` (q's shape).
+    fn gradients(self, dout: Tensor<4>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let (q, k, v): (Tensor<4>, Tensor<4>, Tensor<4>) = (glue::plain(self.q), glue::plain(self.k), glue::plain(self.v));
+        let scale = self.scale;
+        // The forward's probabilities, kept or again from the same kernel on the same inputs.
+        let p: Tensor<4> = match self.p {
+            Some(p) => glue::plain(p),
+            None => {
+                let (scores, bias) = (q.clone().matmul(k.clone().swap_dims(2, 3)), glue::plain(self.bias));
+                kernels::softmax_bias(&scores, &bias, scale).unwrap_or_else(|| composed::softmax_bias(&scores.mul_scalar(scale), &bias))
+            }
+        };
+        let dv = p.clone().swap_dims(2, 3).matmul(dout.clone());
+        let dp = dout.matmul(v.swap_dims(2, 3));
+        let ds = kernels::softmax_backward(&p, &dp, scale).unwrap_or_else(|| composed::softmax_backward(&p, &dp, scale));
+        let dq = ds.clone().matmul(k);
+        let dk = ds.swap_dims(2, 3).matmul(q);
+        (dq, dk, dv)
+    }
+}
+
+#[derive(Debug)]
+struct ProductsBackward;
+
+impl Backward<Cube, 3> for ProductsBackward {
+    type State = Products;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dout: Tensor<4> = upstream(&ops, grads);
+        let [parent_q, parent_k, parent_v] = ops.parents;
+        let (dq, dk, dv) = ops.state.gradients(dout);
+        give(grads, parent_q.map(|n| n.id), || dq);
+        give(grads, parent_k.map(|n| n.id), || dk);
+        give(grads, parent_v.map(|n| n.id), || dv);
+    }
+}
+
+#[derive(Debug)]
+struct AttentionBackward;
+
+/// What [`qkv_attention`]'s backward reads: the products' state, the RoPE tables and the
+/// scale the layout kernel applied to q.
+#[derive(Clone, Debug)]
+struct AttentionState {
+    products: Products,
     cos: CubeFloat,
     sin: CubeFloat,
     scale: f32,
@@ -348,23 +424,11 @@ impl Backward<Cube, 1> for AttentionBackward {
         let dout: Tensor<4> = upstream(&ops, grads);
         let [parent] = ops.parents;
         let s = ops.state;
-        let (q, k, v, bias): (Tensor<4>, Tensor<4>, Tensor<4>, Tensor<4>) = (glue::plain(s.q), glue::plain(s.k), glue::plain(s.v), glue::plain(s.bias));
         let (cos, sin) = (glue::plain(s.cos), glue::plain(s.sin));
-        // The forward's probabilities, kept or again from the same kernel on the same inputs.
-        let p: Tensor<4> = match s.p {
-            Some(p) => glue::plain(p),
-            None => {
-                let scores = q.clone().matmul(k.clone().swap_dims(2, 3));
-                kernels::softmax_bias(&scores, &bias, 1.0).unwrap_or_else(|| composed::softmax_bias(&scores, &bias))
-            }
-        };
         let dims = dout.dims();
-        let dout = dout.reshape(q.dims());
-        let dv = p.clone().swap_dims(2, 3).matmul(dout.clone());
-        let dp = dout.matmul(v.swap_dims(2, 3));
-        let ds = kernels::softmax_backward(&p, &dp, 1.0).unwrap_or_else(|| composed::softmax_backward(&p, &dp, 1.0));
-        let dq = ds.clone().matmul(k).reshape(dims);
-        let dk = ds.swap_dims(2, 3).matmul(q);
+        let grouped = glue::plain::<4>(s.products.q.clone()).dims();
+        let (dq, dk, dv) = s.products.gradients(dout.reshape(grouped));
+        let dq = dq.reshape(dims);
         give(grads, parent.map(|n| n.id), || kernels::qkv_to_heads_backward(&dq, &dk, &dv, &cos, &sin, s.scale).unwrap_or_else(|| composed::qkv_to_heads_backward(&dq, &dk, &dv, &cos, &sin, s.scale)));
     }
 }

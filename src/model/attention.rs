@@ -144,6 +144,17 @@ fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>, scale: f32,
             true => (q, scale),
             false => (q.mul_scalar(scale), 1.0),
         };
+        // Training: one op keeping q, k and v, and the probabilities only while small (it
+        // recomputes them in the backward, as the fused q/k/v path does), when the products
+        // would run in q's dtype anyway (f16 under mixed precision).
+        let in_dtype = precision == Precision::F32 || q.dtype() == DType::F16;
+        if q.is_autodiff() && in_dtype {
+            let [b, kvh, rows, _] = q.dims();
+            let keep = gpu_train_ops::keeps_probabilities([b, kvh, rows, k.dims()[2]], q.dtype());
+            if let Some(out) = gpu_train_ops::attention(&q, &k, &v, &bias, kernel_scale, keep) {
+                return out;
+            }
+        }
         // Scores and probabilities in q's dtype: f16 under mixed precision, which then keeps
         // only f16 probabilities for the backward (the kernels compute in f32).
         let scores = precision.matmul(q, k.swap_dims(2, 3));

@@ -281,7 +281,7 @@ impl Attention {
         let bias = layout.block_biases.whole(&layout.bias, h / kvh, qkv.dtype());
         let heads = QkvHeads { heads: h, kv_heads: kvh, head_dim: hd };
         let [batch, seq, _] = qkv.dims();
-        let keep = gpu_train_ops::keeps_probabilities(batch, h, seq, qkv.dtype());
+        let keep = gpu_train_ops::keeps_probabilities([batch, h, seq, seq], qkv.dtype());
         match gpu_train_ops::qkv_attention(&qkv, heads, &cos, &sin, &bias, self.scale(), keep) {
             Some(out) => out.swap_dims(1, 2),
             None => {
