@@ -13,7 +13,6 @@ use burn::tensor::Distribution;
 use burn::tensor::activation::log_softmax;
 use memtrain::kernels::gpu_head_op::chunked_with;
 use memtrain::kernels::target_logprobs::HeadLayout;
-use memtrain::model::random::RandomWeights;
 use memtrain::model::{Architecture, Llama, ModelConfig, rope};
 use memtrain::train::grpo::Forward;
 use memtrain::train::sft::{SftExample, SftWeighting, sft_training_loss};
@@ -110,7 +109,7 @@ fn tiny_model_training_gradients_on_wgpu_match_flex() {
     for architecture in [Architecture::Llama, Architecture::Qwen2, Architecture::Qwen3] {
         let config = ModelConfig { architecture, ..common::tiny_config() };
         let [gpu, cpu] = [wgpu.clone().autodiff(), Device::flex().autodiff()].map(|device| {
-            let model = Llama::from_weights(&config, &mut RandomWeights::new(config.clone(), 7), &device).unwrap();
+            let model = common::jittered_model(&config, &device, 7);
             let inv_freq = rope::inverse_frequencies(&config);
             let loss = sft_training_loss(&model, &inv_freq, &examples, SftWeighting::Token, &device, Forward::plain(&device)).unwrap();
             let value = values(loss.value.clone())[0];

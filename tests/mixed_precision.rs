@@ -9,7 +9,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
 use common::tiny_model;
-use memtrain::model::Llama;
+use memtrain::model::{Architecture, Llama, ModelConfig, rope};
 use memtrain::model::precision::Precision;
 use memtrain::train::grpo::Forward;
 use memtrain::train::loss_scale::LossScale;
@@ -79,22 +79,28 @@ fn step(model: Llama, inv_freq: &[f64], device: &Device, optim: &mut ModuleOptim
 /// The f16 products move the loss and every gradient by f16 rounding only — and do move them:
 /// the same model in f32 on wgpu matches flex to ~5e-7, so a difference over 1e-5 shows the
 /// matmuls ran in f16. With the layers recomputed in the backward (gradient checkpointing) the
-/// mixed gradients are the same again: the recomputation runs in f16 too.
+/// mixed gradients are the same again: the recomputation runs in f16 too. For each
+/// architecture: Llama, Qwen2 (q/k/v biases, added to the fused projection's f16 product) and
+/// Qwen3 (per-head q/k norms: the separate projections and their attention op, in f16).
 #[test]
 fn mixed_f16_gradients_are_the_f32_gradients_to_f16_rounding() {
     let Some(wgpu) = common::wgpu_device() else { return };
     let device = wgpu.autodiff();
-    let (model, inv_freq) = tiny_model(&device, 7);
-    let (full_loss, full) = loss_and_gradients(&model, &inv_freq, &device, forward(&device, Precision::F32));
-    let (mixed_loss, mixed) = loss_and_gradients(&model, &inv_freq, &device, forward(&device, Precision::MixedF16));
-    let (_, recomputed) = loss_and_gradients(&model, &inv_freq, &device, Forward { recompute: true, ..forward(&device, Precision::MixedF16) });
-    let again = relative(&recomputed, &mixed);
-    assert!(again < 1e-5, "recomputed mixed gradients differ from taped ones: {again}");
-    let worst = relative(&mixed, &full);
-    eprintln!("loss f32 {full_loss} vs mixed {mixed_loss}; worst relative gradient |Δ| {worst:.2e} over {} values", full.len());
-    assert!((mixed_loss - full_loss).abs() < 2e-3 * full_loss.abs(), "loss: mixed {mixed_loss} vs f32 {full_loss}");
-    assert!(worst < 2e-2, "gradients differ beyond f16 rounding: {worst}");
-    assert!(worst > 1e-5, "the mixed gradients equal the f32 ones ({worst}): the matmuls did not run in f16");
+    for architecture in [Architecture::Llama, Architecture::Qwen2, Architecture::Qwen3] {
+        let config = ModelConfig { architecture, ..common::tiny_config() };
+        let model = common::jittered_model(&config, &device, 7);
+        let inv_freq = rope::inverse_frequencies(&config);
+        let (full_loss, full) = loss_and_gradients(&model, &inv_freq, &device, forward(&device, Precision::F32));
+        let (mixed_loss, mixed) = loss_and_gradients(&model, &inv_freq, &device, forward(&device, Precision::MixedF16));
+        let (_, recomputed) = loss_and_gradients(&model, &inv_freq, &device, Forward { recompute: true, ..forward(&device, Precision::MixedF16) });
+        let again = relative(&recomputed, &mixed);
+        assert!(again < 1e-5, "{architecture:?}: recomputed mixed gradients differ from taped ones: {again}");
+        let worst = relative(&mixed, &full);
+        eprintln!("{architecture:?}: loss f32 {full_loss} vs mixed {mixed_loss}; worst relative gradient |Δ| {worst:.2e} over {} values", full.len());
+        assert!((mixed_loss - full_loss).abs() < 2e-3 * full_loss.abs(), "{architecture:?} loss: mixed {mixed_loss} vs f32 {full_loss}");
+        assert!(worst < 2e-2, "{architecture:?}: gradients differ beyond f16 rounding: {worst}");
+        assert!(worst > 1e-5, "{architecture:?}: the mixed gradients equal the f32 ones ({worst}): the matmuls did not run in f16");
+    }
 }
 
 /// A loss scale far too large overflows f16; the step is run again at smaller scales until its

@@ -71,6 +71,30 @@ pub fn tiny_model(device: &Device, seed: u64) -> (memtrain::model::Llama, Vec<f6
     (model, memtrain::model::rope::inverse_frequencies(&cfg))
 }
 
+/// A model of `config` with seeded random weights whose biases and norm weights are random too
+/// (around 0 and 1: [`memtrain::model::random::RandomWeights`] makes them exactly 0 and 1, under
+/// which a bias added twice, or a γ not applied, would go unseen).
+pub fn jittered_model(config: &memtrain::model::ModelConfig, device: &Device, seed: u64) -> memtrain::model::Llama {
+    struct Jittered(memtrain::model::random::RandomWeights, u64);
+    impl memtrain::model::WeightSource for Jittered {
+        fn take(&mut self, name: &str) -> anyhow::Result<Option<(Vec<f32>, Vec<usize>)>> {
+            let Some((mut data, shape)) = self.0.take(name)? else { return Ok(None) };
+            if name.ends_with(".bias") || name.ends_with("norm.weight") {
+                // A small xorshift: values in ±0.25 around the initial ones.
+                for v in &mut data {
+                    self.1 ^= self.1 << 13;
+                    self.1 ^= self.1 >> 7;
+                    self.1 ^= self.1 << 17;
+                    *v += ((self.1 >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.5;
+                }
+            }
+            Ok(Some((data, shape)))
+        }
+    }
+    let mut weights = Jittered(memtrain::model::random::RandomWeights::new(config.clone(), seed), seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    memtrain::model::Llama::from_weights(config, &mut weights, device).unwrap()
+}
+
 /// Largest |a − b| over two equally long slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
