@@ -4,9 +4,11 @@
 //! `perf record -g` to see the kernels. `PROBE_DEVICE=wgpu` runs it on wgpu (with
 //! `scripts/train_launch_count.sh`, the kernel launches of one training step);
 //! `PROBE_PRECISION=mixed` computes it in mixed f16 (wgpu only, as a run's `precision:
-//! MixedF16`; no loss scaling: the probe measures, it does not learn).
+//! MixedF16`; no loss scaling: the probe measures, it does not learn). `PROBE_LORA=RANK` trains
+//! rank-RANK LoRA adapters on q_proj and v_proj (the example config's targets), the base frozen.
 use memtrain::model::precision::Precision;
 use memtrain::train::adamw::FusedAdamW;
+use memtrain::train::config::LoraConfig;
 use memtrain::model::random::RandomWeights;
 use memtrain::model::{Llama, ModelConfig, rope};
 use memtrain::train::grpo::Forward;
@@ -28,6 +30,10 @@ fn main() {
     };
     let config = ModelConfig::smollm2_135m();
     let mut model = Llama::from_weights(&config, &mut RandomWeights::new(config.clone(), 0), &device).unwrap();
+    if let Some(rank) = std::env::var("PROBE_LORA").ok().map(|r| r.parse::<usize>().expect("PROBE_LORA: a rank")) {
+        let lora = LoraConfig { rank, alpha: rank as f32, targets: vec!["q_proj".into(), "v_proj".into()] };
+        model = memtrain::train::lora::attach(model, &lora, config.num_layers, 0);
+    }
     let inv = rope::inverse_frequencies(&config);
     let tokens: Vec<u32> = (0..seq).map(|i| ((i * 7919 + 13) % config.vocab_size) as u32).collect();
     let example = SftExample::new(tokens[..1].to_vec(), tokens[1..].to_vec());
