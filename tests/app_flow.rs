@@ -7,6 +7,8 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use memtrain::app::state::Settings;
 use memtrain::app::{StudioApp, Tab};
+use memtrain::device::DeviceChoice;
+use memtrain::model::precision::Precision;
 use memtrain::exercises::dataset;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -174,6 +176,14 @@ fn train_tab_runs_a_short_training_and_charts_it() {
     h.state_mut().train.sft_steps = 3;
     h.state_mut().train.grpo_steps = 1;
     h.step();
+    // Precision is offered for GPU runs (Auto may find one) and kept as a setting; on the CPU
+    // it is not offered, and the run computes in f32 whatever the setting says.
+    h.get_by_label("mixed f16").click();
+    h.step();
+    assert_eq!(h.state().settings.train_precision, Precision::MixedF16);
+    h.state_mut().settings.device = DeviceChoice::Cpu;
+    h.step();
+    assert!(!has_label(&h, "mixed f16"), "the CPU path is f32 only");
     h.get_by_label("Start training").click();
     wait_for(&mut h, 600, "the end of training", |app| !app.train.running && app.train.note.is_some());
     let app = h.state();
@@ -181,6 +191,8 @@ fn train_tab_runs_a_short_training_and_charts_it() {
     assert_eq!(app.train.steps.len(), 4, "one record per step reached the panel");
     assert_eq!(app.train.evals.first().map(|e| e.step), Some(0), "the baseline evaluation is charted");
     let run = app.train.run_dir.clone().unwrap();
+    let config = memtrain::train::TrainConfig::load(&run.join("config.ron")).unwrap();
+    assert_eq!((config.device, config.precision), (DeviceChoice::Cpu, Precision::F32));
     assert!(run.join("final/model.safetensors").exists() && run.join("metrics.jsonl").exists());
     assert!(h.query_by_label_contains("step 4/4").is_some(), "the progress bar shows the last step");
 

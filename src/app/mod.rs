@@ -377,7 +377,7 @@ impl eframe::App for StudioApp {
             }
             Tab::Train => {
                 let dataset = self.exercises.view.as_ref().map(|v| v.dir.clone());
-                self.train.ui(ui, &self.worker, dataset.as_deref(), &self.data_dir, self.settings.model_path.as_deref(), self.settings.device, busy && !self.train.running);
+                self.train.ui(ui, &self.worker, dataset.as_deref(), &self.data_dir, self.settings.model_path.as_deref(), self.settings.device, &mut self.settings.train_precision, busy && !self.train.running);
             }
             Tab::Evaluate => {
                 let dataset = self.exercises.view.as_ref().map(|v| v.dir.clone());

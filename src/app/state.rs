@@ -1,8 +1,9 @@
 //! What survives a restart: the last model, the device choice, the chat settings and the
-//! exercise preset and seed.
+//! exercise preset and seed, the training precision.
 
 use crate::device::DeviceChoice;
 use crate::exercises::curriculum::{MaskScope, Preset};
+use crate::model::precision::Precision;
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -19,11 +20,13 @@ pub struct Settings {
     pub seed: u64,
     /// Objective 1's masking for new datasets.
     pub mask_scope: MaskScope,
+    /// The precision of new training runs on a GPU (the CPU path computes in f32).
+    pub train_precision: Precision,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { model_path: None, device: DeviceChoice::Auto, temperature: 0.0, max_tokens: 256, recent_models: vec![], recent_documents: vec![], preset: Preset::Tiny, seed: 0, mask_scope: MaskScope::default() }
+        Settings { model_path: None, device: DeviceChoice::Auto, temperature: 0.0, max_tokens: 256, recent_models: vec![], recent_documents: vec![], preset: Preset::Tiny, seed: 0, mask_scope: MaskScope::default(), train_precision: Precision::F32 }
     }
 }
 

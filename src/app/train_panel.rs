@@ -4,8 +4,9 @@
 //! masked-entity EM, recall EM and teacher-trace NLL per evaluation. Opening an existing run
 //! folder redraws its charts from `metrics.jsonl` and `eval.jsonl`.
 
-use super::worker::{Request, Worker};
+use super::worker::{Request, TrainRequest, Worker};
 use crate::device::DeviceChoice;
+use crate::model::precision::Precision;
 use crate::eval::HeldOutEval;
 use crate::train::config::PRESETS;
 use crate::train::metrics::StepRecord;
@@ -39,6 +40,18 @@ pub fn quick_look(preset: &str) -> (usize, usize) {
         // memories keep (README, Training: masked EM 2 → 5/24, recall memories 17 → 20/38).
         _ => (20, 0),
     }
+}
+
+/// The precision of new runs on a GPU: f32, or mixed f16 (a run config's `precision`), whose
+/// step keeps its activations in f16 (one 1,024-token SmolLM2-135M step: 3.62 → 3.19 GB on
+/// lavapipe; README, Performance). Not offered on the CPU, whose kernels are f32.
+fn precision_choice(ui: &mut egui::Ui, precision: &mut Precision) {
+    ui.horizontal(|ui| {
+        ui.label("Precision on a GPU");
+        ui.selectable_value(precision, Precision::F32, "f32");
+        ui.selectable_value(precision, Precision::MixedF16, "mixed f16")
+            .on_hover_text("matmuls and each layer's inside in f16, weights and optimizer in f32 with loss scaling: less GPU memory per step; a GPU run only (Auto without a GPU refuses it by name). A resumed run keeps its own precision.");
+    });
 }
 
 /// What a quick look costs, for its button's hover text.
@@ -78,7 +91,8 @@ impl TrainPanel {
 
     /// `model`: the model loaded in the app, trained instead of the default one by presets that
     /// start from the default model.
-    pub fn start(&mut self, worker: &Worker, dataset: &Path, data_dir: &Path, model: Option<&Path>, device: DeviceChoice, resume: bool) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(&mut self, worker: &Worker, dataset: &Path, data_dir: &Path, model: Option<&Path>, device: DeviceChoice, precision: Precision, resume: bool) {
         let out = run_dir_for(data_dir, dataset, &self.preset);
         if !resume {
             self.steps.clear();
@@ -90,7 +104,10 @@ impl TrainPanel {
         self.note = None;
         self.started = None;
         self.run_dir = Some(out.clone());
-        worker.send(Request::Train { data: dataset.to_path_buf(), out, model: model.map(Path::to_path_buf), preset: self.preset.clone(), sft_steps: self.sft_steps, grpo_steps: self.grpo_steps, device, resume });
+        // The CPU path computes in f32 whatever the setting says.
+        let precision = if device == DeviceChoice::Cpu { Precision::F32 } else { precision };
+        let (preset, sft_steps, grpo_steps) = (self.preset.clone(), self.sft_steps, self.grpo_steps);
+        worker.send(Request::Train(TrainRequest { data: dataset.to_path_buf(), out, model: model.map(Path::to_path_buf), preset, sft_steps, grpo_steps, device, precision, resume }));
     }
 
     pub fn on_step(&mut self, record: StepRecord, total: usize) {
@@ -111,7 +128,9 @@ impl TrainPanel {
         self.note = Some(note);
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, worker: &Worker, dataset: Option<&Path>, data_dir: &Path, model: Option<&Path>, device: DeviceChoice, busy: bool) {
+    /// `precision`: the app's setting (kept across restarts), which this panel offers to change.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ui(&mut self, ui: &mut egui::Ui, worker: &Worker, dataset: Option<&Path>, data_dir: &Path, model: Option<&Path>, device: DeviceChoice, precision: &mut Precision, busy: bool) {
         ui.heading("Train the memory agent");
         let Some(dataset) = dataset else {
             ui.label("Generate or open a dataset in the Exercises tab first: training reads its exercises.jsonl.");
@@ -143,6 +162,10 @@ impl TrainPanel {
                 (self.sft_steps, self.grpo_steps) = (c.sft.steps, c.grpo_steps);
             }
         });
+        if device != DeviceChoice::Cpu {
+            precision_choice(ui, precision);
+        }
+        let precision = *precision;
         let out = run_dir_for(data_dir, dataset, &self.preset);
         let exists = out.join("config.ron").exists();
         // After a restart, the charts of this dataset's run come back on their own.
@@ -160,10 +183,10 @@ impl TrainPanel {
                     if exists {
                         let _ = std::fs::remove_dir_all(&out);
                     }
-                    self.start(worker, dataset, data_dir, model, device, false);
+                    self.start(worker, dataset, data_dir, model, device, precision, false);
                 }
                 if exists && ui.add_enabled(!busy, egui::Button::new("Resume")).clicked() {
-                    self.start(worker, dataset, data_dir, model, device, true);
+                    self.start(worker, dataset, data_dir, model, device, precision, true);
                 }
                 if exists && self.run_dir.as_deref() != Some(out.as_path()) && ui.button("Show this run").clicked() {
                     self.open_history(&out);

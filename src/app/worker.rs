@@ -31,7 +31,7 @@ pub enum Request {
     /// Reads a dataset folder written earlier.
     OpenDataset { dir: PathBuf },
     /// Trains on `data` into the run folder `out` (or resumes the run there); Stop = cancel.
-    Train { data: PathBuf, out: PathBuf, model: Option<PathBuf>, preset: String, sft_steps: usize, grpo_steps: usize, device: DeviceChoice, resume: bool },
+    Train(TrainRequest),
     /// Memory inspector: reads `exercise` with the loaded model (`model: None`) or the model at
     /// `model`, and asks its `probes` at distances up to `max_distance`.
     Inspect { model: Option<PathBuf>, exercise: Box<Exercise>, probes: Vec<Exercise>, memory_tokens: usize, answer_tokens: usize, max_distance: usize, device: DeviceChoice },
@@ -39,6 +39,48 @@ pub enum Request {
     Ask { source: String, text: String, question: String, agent: ReadBudget },
     /// Compares `baseline` and `trained` on the held-out split of `data`, report files into `out`.
     Evaluate { baseline: PathBuf, trained: PathBuf, data: PathBuf, out: PathBuf, options: crate::eval::report::CompareOptions, device: DeviceChoice },
+}
+
+/// A training run the Train panel asks for: the run on `data` in the folder `out`, from
+/// `preset` with the panel's choices, or the run there resumed as it was configured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainRequest {
+    pub data: PathBuf,
+    pub out: PathBuf,
+    /// The model loaded in the app, trained instead of the default one by presets that start
+    /// from the default model.
+    pub model: Option<PathBuf>,
+    pub preset: String,
+    pub sft_steps: usize,
+    pub grpo_steps: usize,
+    pub device: DeviceChoice,
+    pub precision: crate::model::precision::Precision,
+    pub resume: bool,
+}
+
+impl TrainRequest {
+    /// The run's config: a resumed run's saved one (its precision and device too: a resume
+    /// continues the same run), with at least the steps asked for; else the preset with the
+    /// panel's model, steps, device (`Auto` leaves the preset's) and precision.
+    pub fn config(&self) -> anyhow::Result<crate::train::TrainConfig> {
+        use crate::train::{TrainConfig, Trainer, config::ModelSource};
+        if self.resume {
+            let mut cfg = Trainer::saved_config(&self.out)?;
+            cfg.sft.steps = cfg.sft.steps.max(self.sft_steps);
+            cfg.grpo_steps = cfg.grpo_steps.max(self.grpo_steps);
+            return Ok(cfg);
+        }
+        let mut cfg = TrainConfig::preset(&self.preset)?;
+        if let (ModelSource::Default, Some(m)) = (&cfg.model, &self.model) {
+            cfg.model = ModelSource::Path(m.clone());
+        }
+        (cfg.sft.steps, cfg.grpo_steps) = (self.sft_steps, self.grpo_steps);
+        if self.device != DeviceChoice::Auto {
+            cfg.device = self.device;
+        }
+        cfg.precision = self.precision;
+        Ok(cfg)
+    }
 }
 
 /// Budgets of a memory-agent reading (greedy decoding).
@@ -234,10 +276,10 @@ fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicB
                     Err(e) => send(Event::Error(format!("{e:#}"))),
                 }
             }
-            Request::Train { data, out, model, preset, sft_steps, grpo_steps, device, resume } => {
-                send(Event::Busy(if resume { "resuming training…" } else { "preparing training…" }.into()));
-                let note = match train(&data, &out, model, &preset, sft_steps, grpo_steps, device, resume, &cancel, &send) {
-                    Ok(crate::train::Outcome::Finished) => format!("finished: the trained model is in {}", out.join("final").display()),
+            Request::Train(request) => {
+                send(Event::Busy(if request.resume { "resuming training…" } else { "preparing training…" }.into()));
+                let note = match train(&request, &cancel, &send) {
+                    Ok(crate::train::Outcome::Finished) => format!("finished: the trained model is in {}", request.out.join("final").display()),
                     Ok(crate::train::Outcome::Cancelled { step }) => format!("stopped at step {step} with a checkpoint: Resume continues from there"),
                     Err(e) => format!("training failed: {e:#}"),
                 };
@@ -280,19 +322,9 @@ fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicB
 }
 
 #[allow(clippy::too_many_arguments)]
-fn train(data: &Path, out: &Path, model: Option<PathBuf>, preset: &str, sft_steps: usize, grpo_steps: usize, device: DeviceChoice, resume: bool, cancel: &AtomicBool, send: &dyn Fn(Event)) -> anyhow::Result<crate::train::Outcome> {
-    use crate::train::{TrainConfig, TrainEvent, Trainer, config::ModelSource};
-    let mut cfg = if resume { Trainer::saved_config(out)? } else { TrainConfig::preset(preset)? };
-    // A preset that starts from the default model trains the model the user loaded instead.
-    if let (false, ModelSource::Default, Some(m)) = (resume, &cfg.model, model) {
-        cfg.model = ModelSource::Path(m);
-    }
-    cfg.sft.steps = if resume { cfg.sft.steps.max(sft_steps) } else { sft_steps };
-    cfg.grpo_steps = if resume { cfg.grpo_steps.max(grpo_steps) } else { grpo_steps };
-    if !resume && device != DeviceChoice::Auto {
-        cfg.device = device;
-    }
-    let mut trainer = Trainer::open(cfg, data, out, resume)?;
+fn train(request: &TrainRequest, cancel: &AtomicBool, send: &dyn Fn(Event)) -> anyhow::Result<crate::train::Outcome> {
+    use crate::train::{TrainEvent, Trainer};
+    let mut trainer = Trainer::open(request.config()?, &request.data, &request.out, request.resume)?;
     send(Event::Busy(format!("training on {}…", trainer.device_info)));
     trainer.run(cancel, &mut |e| match e {
         TrainEvent::Step { record, total, .. } => send(Event::TrainStep { record: Box::new(record.clone()), total }),
@@ -439,4 +471,37 @@ impl DatasetView {
 fn open_dataset(dir: &Path, summary: Option<DatasetSummary>) -> anyhow::Result<DatasetView> {
     let exercises = dataset::read_exercises(&dir.join(dataset::EXERCISES_FILE))?;
     Ok(DatasetView { dir: dir.to_path_buf(), summary, exercises })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::precision::Precision;
+    use crate::train::config::ModelSource;
+    use crate::train::run_dir::RunDir;
+
+    /// A new run takes the panel's model, steps, device and precision over the preset's; a
+    /// resumed run keeps its saved precision and device and only raises its step counts.
+    #[test]
+    fn a_new_run_takes_the_panels_choices_and_a_resumed_run_keeps_its_own() {
+        let dir = std::env::temp_dir().join(format!("memtrain-train-request-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let model = dir.join("my-model.gguf");
+        let new = TrainRequest { data: dir.join("data"), out: dir.join("run"), model: Some(model.clone()), preset: "smollm2-135m".into(), sft_steps: 7, grpo_steps: 2, device: DeviceChoice::Wgpu, precision: Precision::MixedF16, resume: false };
+        let cfg = new.config().unwrap();
+        assert_eq!((cfg.precision, cfg.device, cfg.sft.steps, cfg.grpo_steps), (Precision::MixedF16, DeviceChoice::Wgpu, 7, 2));
+        assert_eq!(cfg.model, ModelSource::Path(model));
+        // Auto leaves the preset's device (scratch-cpu's is the CPU); F32 is taken as chosen.
+        let auto = TrainRequest { preset: "scratch-cpu".into(), device: DeviceChoice::Auto, precision: Precision::F32, ..new.clone() }.config().unwrap();
+        assert_eq!((auto.device, auto.precision), (DeviceChoice::Cpu, Precision::F32));
+        // Resuming: the saved run's config, whatever the panel says now.
+        let resume = TrainRequest { device: DeviceChoice::Cpu, precision: Precision::F32, sft_steps: 3, grpo_steps: 5, resume: true, ..new.clone() };
+        let e = resume.config().unwrap_err().to_string();
+        assert!(e.contains("holds no run") && e.contains("run"), "{e}");
+        std::fs::create_dir_all(&new.out).unwrap();
+        RunDir::write_ron(&RunDir::new(&new.out).config(), &cfg).unwrap();
+        let resumed = resume.config().unwrap();
+        assert_eq!((resumed.precision, resumed.device, resumed.sft.steps, resumed.grpo_steps), (Precision::MixedF16, DeviceChoice::Wgpu, 7, 5));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
