@@ -171,19 +171,24 @@ fn train_tab_runs_a_short_training_and_charts_it() {
     samples_to_exercises(&mut h);
 
     h.state_mut().tab = Tab::Train;
-    // The from-scratch preset: the same panel and worker path as tiny-cpu, in seconds per step.
-    h.state_mut().train.preset = "scratch-cpu".into();
-    h.state_mut().train.sft_steps = 3;
-    h.state_mut().train.grpo_steps = 1;
     h.step();
-    // Precision is offered for GPU runs (Auto may find one) and kept as a setting; on the CPU
-    // it is not offered, and the run computes in f32 whatever the setting says.
+    // Precision is offered for GPU runs (tiny-cpu under Auto may find one) and kept as a
+    // setting; not for a run on the CPU (chosen, or the preset's), which computes in f32
+    // whatever the setting says.
     h.get_by_label("mixed f16").click();
     h.step();
     assert_eq!(h.state().settings.train_precision, Precision::MixedF16);
     h.state_mut().settings.device = DeviceChoice::Cpu;
     h.step();
     assert!(!has_label(&h, "mixed f16"), "the CPU path is f32 only");
+    h.state_mut().settings.device = DeviceChoice::Auto;
+    // The from-scratch preset (its device: the CPU): the same panel and worker path as
+    // tiny-cpu, in seconds per step.
+    h.state_mut().train.preset = "scratch-cpu".into();
+    h.state_mut().train.sft_steps = 3;
+    h.state_mut().train.grpo_steps = 1;
+    h.step();
+    assert!(!has_label(&h, "mixed f16"), "scratch-cpu runs on the CPU");
     h.get_by_label("Start training").click();
     wait_for(&mut h, 600, "the end of training", |app| !app.train.running && app.train.note.is_some());
     let app = h.state();

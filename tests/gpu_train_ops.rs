@@ -387,6 +387,9 @@ fn attention_of_separate_projections_follows_burns_composed_ops_on_wgpu() {
     assert!(k_frozen.grad(&grads).is_none() && v_frozen.grad(&grads).is_none());
     let (_, [rq, _, _]) = taped(&[q.clone(), k.clone(), v.clone()].map(|t| t.autodiff()), &coef, reference);
     check("attention, frozen k and v: dq", leaf.grad(&grads).unwrap(), rq, 1e-5);
-    // Mismatched dtypes are declined (the caller runs Burn's ops).
+    // Mismatched dtypes (k's, the bias's) and plain (not training) k are declined: the caller
+    // runs Burn's ops.
     assert!(ops::attention(&leaf, &k_frozen.clone().cast(FloatDType::F16), &v_frozen, &bias, scale, false).is_none());
+    assert!(ops::attention(&leaf, &k_frozen, &v_frozen, &bias.clone().cast(FloatDType::F16), scale, false).is_none());
+    assert!(ops::attention(&leaf, &k, &v_frozen, &bias, scale, false).is_none());
 }

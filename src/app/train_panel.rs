@@ -50,7 +50,7 @@ fn precision_choice(ui: &mut egui::Ui, precision: &mut Precision) {
         ui.label("Precision on a GPU");
         ui.selectable_value(precision, Precision::F32, "f32");
         ui.selectable_value(precision, Precision::MixedF16, "mixed f16")
-            .on_hover_text("matmuls and each layer's inside in f16, weights and optimizer in f32 with loss scaling: less GPU memory per step; a GPU run only (Auto without a GPU refuses it by name). A resumed run keeps its own precision.");
+            .on_hover_text("matmuls and each layer's inside in f16, weights and optimizer in f32 with loss scaling: less GPU memory per step. A run on the CPU (Auto without a GPU) computes in f32; a resumed run keeps its own precision.");
     });
 }
 
@@ -104,8 +104,6 @@ impl TrainPanel {
         self.note = None;
         self.started = None;
         self.run_dir = Some(out.clone());
-        // The CPU path computes in f32 whatever the setting says.
-        let precision = if device == DeviceChoice::Cpu { Precision::F32 } else { precision };
         let (preset, sft_steps, grpo_steps) = (self.preset.clone(), self.sft_steps, self.grpo_steps);
         worker.send(Request::Train(TrainRequest { data: dataset.to_path_buf(), out, model: model.map(Path::to_path_buf), preset, sft_steps, grpo_steps, device, precision, resume }));
     }
@@ -162,7 +160,9 @@ impl TrainPanel {
                 (self.sft_steps, self.grpo_steps) = (c.sft.steps, c.grpo_steps);
             }
         });
-        if device != DeviceChoice::Cpu {
+        // Not offered for a run on the CPU: chosen, or the preset's own device under Auto.
+        let preset_device = crate::train::TrainConfig::preset(&self.preset).map(|c| c.device).unwrap_or(DeviceChoice::Auto);
+        if device != DeviceChoice::Cpu && !(device == DeviceChoice::Auto && preset_device == DeviceChoice::Cpu) {
             precision_choice(ui, precision);
         }
         let precision = *precision;

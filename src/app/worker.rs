@@ -8,6 +8,7 @@ use crate::agent::{AgentInput, AgentProgress, Policy, run_agent_observed};
 use crate::checkpoint::{ModelInfo, chat_template::ChatMessage};
 use crate::device::{DeviceChoice, DeviceInfo};
 use crate::generate::SamplingParams;
+use crate::model::precision::Precision;
 use crate::session::Session;
 use crate::documents::chunk::{ApproxCounter, TokenCounter};
 use crate::documents::{DocError, Document};
@@ -54,14 +55,15 @@ pub struct TrainRequest {
     pub sft_steps: usize,
     pub grpo_steps: usize,
     pub device: DeviceChoice,
-    pub precision: crate::model::precision::Precision,
+    pub precision: Precision,
     pub resume: bool,
 }
 
 impl TrainRequest {
     /// The run's config: a resumed run's saved one (its precision and device too: a resume
     /// continues the same run), with at least the steps asked for; else the preset with the
-    /// panel's model, steps, device (`Auto` leaves the preset's) and precision.
+    /// panel's model, steps, device (`Auto` leaves the preset's) and precision (f32 where the
+    /// device is the CPU).
     pub fn config(&self) -> anyhow::Result<crate::train::TrainConfig> {
         use crate::train::{TrainConfig, Trainer, config::ModelSource};
         if self.resume {
@@ -78,7 +80,8 @@ impl TrainRequest {
         if self.device != DeviceChoice::Auto {
             cfg.device = self.device;
         }
-        cfg.precision = self.precision;
+        // The panel's precision is for GPU runs: a run the CPU takes computes in f32.
+        cfg.precision = if cfg.device == DeviceChoice::Cpu { Precision::F32 } else { self.precision };
         Ok(cfg)
     }
 }
@@ -321,10 +324,14 @@ fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicB
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn train(request: &TrainRequest, cancel: &AtomicBool, send: &dyn Fn(Event)) -> anyhow::Result<crate::train::Outcome> {
     use crate::train::{TrainEvent, Trainer};
-    let mut trainer = Trainer::open(request.config()?, &request.data, &request.out, request.resume)?;
+    let mut cfg = request.config()?;
+    // Likewise where `Auto` finds no GPU (the adapter is opened once and kept for the trainer).
+    if !request.resume && cfg.precision == Precision::MixedF16 && cfg.device == DeviceChoice::Auto && !crate::device::compiles_per_shape(&crate::device::select(DeviceChoice::Auto)?.0) {
+        cfg.precision = Precision::F32;
+    }
+    let mut trainer = Trainer::open(cfg, &request.data, &request.out, request.resume)?;
     send(Event::Busy(format!("training on {}…", trainer.device_info)));
     trainer.run(cancel, &mut |e| match e {
         TrainEvent::Step { record, total, .. } => send(Event::TrainStep { record: Box::new(record.clone()), total }),
@@ -476,7 +483,6 @@ fn open_dataset(dir: &Path, summary: Option<DatasetSummary>) -> anyhow::Result<D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::precision::Precision;
     use crate::train::config::ModelSource;
     use crate::train::run_dir::RunDir;
 
@@ -494,10 +500,15 @@ mod tests {
         // Auto leaves the preset's device (scratch-cpu's is the CPU); F32 is taken as chosen.
         let auto = TrainRequest { preset: "scratch-cpu".into(), device: DeviceChoice::Auto, precision: Precision::F32, ..new.clone() }.config().unwrap();
         assert_eq!((auto.device, auto.precision), (DeviceChoice::Cpu, Precision::F32));
+        // Mixed f16 is for GPU runs: a run on the CPU (chosen, or the preset's) computes in f32.
+        for (preset, device) in [("scratch-cpu", DeviceChoice::Auto), ("smollm2-135m", DeviceChoice::Cpu)] {
+            let cpu = TrainRequest { preset: preset.into(), device, ..new.clone() }.config().unwrap();
+            assert_eq!((cpu.device, cpu.precision), (DeviceChoice::Cpu, Precision::F32), "{preset}");
+        }
         // Resuming: the saved run's config, whatever the panel says now.
         let resume = TrainRequest { device: DeviceChoice::Cpu, precision: Precision::F32, sft_steps: 3, grpo_steps: 5, resume: true, ..new.clone() };
         let e = resume.config().unwrap_err().to_string();
-        assert!(e.contains("holds no run") && e.contains("run"), "{e}");
+        assert!(e.contains("holds no run") && e.contains(&new.out.display().to_string()), "{e}");
         std::fs::create_dir_all(&new.out).unwrap();
         RunDir::write_ron(&RunDir::new(&new.out).config(), &cfg).unwrap();
         let resumed = resume.config().unwrap();

@@ -1,9 +1,10 @@
 //! Our wgpu kernels as Burn autodiff ops for training on the GPU: RMSNorm, SiLU·up (of two
 //! tensors, or of one fused gate/up projection's halves), RoPE with
 //! the move to head-major layout, and attention's scaled softmax over biased scores, each one launch
-//! forward and one backward (plus a sum over rows for RMSNorm's dγ); and attention from one fused
-//! q/k/v projection ([`qkv_attention`]), whose inside is two of those kernels and Burn's matmuls;
-//! and the projections' products ([`linear`]), Burn's matmuls with less kept.
+//! forward and one backward (plus a sum over rows for RMSNorm's dγ); attention from one fused
+//! q/k/v projection ([`qkv_attention`]), whose inside is two of those kernels and Burn's matmuls,
+//! and from separate ones ([`attention`]: its inside without the layout move); and the
+//! projections' products ([`linear`]), Burn's matmuls with less kept.
 //!
 //! Why: a training step on wgpu ran Burn's composed ops, each element-wise op of them one
 //! launch forward and more in the backward, and GPU steps are bound by launches (README,
@@ -12,7 +13,7 @@
 //! op whose backward runs [`super::gpu_backward`]'s kernel. What the backward keeps: RMSNorm
 //! its input and γ, SiLU·up its two inputs (the halves op its one input), RoPE nothing (its
 //! tables are constants), softmax its output (Burn's composed ops keep those and their
-//! intermediates); attention q, k and v, not its probabilities; a product its input and the
+//! intermediates); attention q, k and v, and its probabilities only while small; a product its input and the
 //! weight's own buffers, not a concatenated or cast copy of the weight. Each backward falls
 //! back on the same formula in Burn's ops ([`composed`]) if its kernel declines, which the
 //! forward's checks leave no case for.
@@ -170,7 +171,8 @@ pub fn linear<const D: usize>(x: &Tensor<D>, weight: &Tensor<2>, parts: &[Tensor
 
 /// Whether attention ([`qkv_attention`], [`attention`]) should keep its probabilities, of
 /// shape `p` (`batch · heads · rows · cols` values a layer), for the backward: when they are
-/// small (at most 1 MiB a layer, e.g. up to 128 tokens of one SmolLM2-135M sequence in f32),
+/// small (at most 1 MiB a layer, e.g. up to 170 tokens of one SmolLM2-135M sequence in f32, 241
+/// in f16),
 /// where recomputing them would cost two launches a layer for nothing worth saving; not when
 /// they are large, where they are the biggest thing a step keeps (SmolLM2-135M at 1,024 tokens:
 /// 38 MB a layer, 1.1 GB of a 4.9 GB f32 step) and the recomputation about 3 % more arithmetic.
@@ -349,9 +351,10 @@ impl Backward<Cube, 1> for SoftmaxBackward {
     }
 }
 
-/// What attention's products need for the backward: q (scaled by the layout kernel in
-/// [`qkv_attention`]; grouped, `[b, kvh, g·s, hd]`), k, v, the probabilities when kept, the
-/// mask's bias (shared by every layer) and the softmax's scale.
+/// What attention's products need for the backward: q as the scores' matmul read it (grouped,
+/// `[b, kvh, g·s, hd]`; in [`qkv_attention`] scaled by the layout kernel, in [`attention`]
+/// scaled or not as its caller passed it), k, v, the probabilities when kept, the mask's bias
+/// (shared by every layer) and the softmax's scale.
 #[derive(Clone, Debug)]
 struct Products {
     q: CubeFloat,

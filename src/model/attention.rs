@@ -1,6 +1,6 @@
 //! Scaled dot-product attention over grouped KV heads: on the CPU without autodiff (generation)
-//! through flex's fused attention kernel; otherwise as tensor ops, in blocks of query rows on the
-//! CPU.
+//! through flex's fused attention kernel; in a training step on wgpu with our kernels as one op
+//! (`gpu_train_ops::attention`); otherwise as tensor ops, in blocks of query rows on the CPU.
 //!
 //! Why blocks: attention is causal, so the queries of rows `r0..r1` never see key columns at or
 //! past `past + r1`. Cutting the queries into blocks and giving each block only the key columns
@@ -155,8 +155,8 @@ fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>, scale: f32,
                 return out;
             }
         }
-        // Scores and probabilities in q's dtype: f16 under mixed precision, which then keeps
-        // only f16 probabilities for the backward (the kernels compute in f32).
+        // Inference, or a case the op declines (mixed precision with an f32 q): Burn's matmuls
+        // around our softmax kernel, scores and probabilities in the products' dtype.
         let scores = precision.matmul(q, k.swap_dims(2, 3));
         let fused = gpu_backward::softmax_bias(&scores, &bias, kernel_scale).or_else(|| gpu_train_ops::softmax_bias(&scores, &bias, kernel_scale));
         let p = fused.unwrap_or_else(|| {

@@ -18,8 +18,8 @@
 //! cast to f16 once for q/k/v (once for gate/up), RoPE, attention's softmax and SiLU·up read
 //! and write f16 with their arithmetic in f32, and only the output projections' products are
 //! cast back to f32 for the residual add. So what the backward keeps is f16 (attention's
-//! probabilities once, not an f32 copy beside the matmul's f16 one, and with the fused q/k/v
-//! projection not at all: `gpu_train_ops::qkv_attention` recomputes them), and the casts
+//! probabilities once, not an f32 copy beside the matmul's f16 one, and only while small:
+//! `gpu_train_ops::qkv_attention` and `gpu_train_ops::attention` recompute large ones), and the casts
 //! between ops are gone. Without our kernels (Burn's composed ops) the products come back in f32 and
 //! softmax and SiLU run in f32, as before.
 
