@@ -13,8 +13,8 @@
 //! op whose backward runs [`super::gpu_backward`]'s kernel. What the backward keeps: RMSNorm
 //! its input and γ, SiLU·up its two inputs (the halves op its one input), RoPE nothing (its
 //! tables are constants), softmax its output (Burn's composed ops keep those and their
-//! intermediates); attention q, k and v, and its probabilities only while small; a product its input and the
-//! weight's own buffers, not a concatenated or cast copy of the weight. Each backward falls
+//! intermediates); attention q, k and v, and its probabilities only while small; a product its
+//! input and the weight's own buffers, not a concatenated or cast copy of the weight. Each backward falls
 //! back on the same formula in Burn's ops ([`composed`]) if its kernel declines, which the
 //! forward's checks leave no case for.
 
@@ -172,10 +172,10 @@ pub fn linear<const D: usize>(x: &Tensor<D>, weight: &Tensor<2>, parts: &[Tensor
 /// Whether attention ([`qkv_attention`], [`attention`]) should keep its probabilities, of
 /// shape `p` (`batch · heads · rows · cols` values a layer), for the backward: when they are
 /// small (at most 1 MiB a layer, e.g. up to 170 tokens of one SmolLM2-135M sequence in f32, 241
-/// in f16),
-/// where recomputing them would cost two launches a layer for nothing worth saving; not when
-/// they are large, where they are the biggest thing a step keeps (SmolLM2-135M at 1,024 tokens:
-/// 38 MB a layer, 1.1 GB of a 4.9 GB f32 step) and the recomputation about 3 % more arithmetic.
+/// in f16), where recomputing them would cost two launches a layer for nothing worth saving;
+/// not when they are large, where they are the biggest thing a step keeps (SmolLM2-135M at
+/// 1,024 tokens: 38 MB a layer, 1.1 GB of a 4.9 GB f32 step) and the recomputation about 3 %
+/// more arithmetic.
 pub fn keeps_probabilities(p: [usize; 4], dtype: burn::tensor::DType) -> bool {
     p.iter().product::<usize>() * dtype.size() <= 1 << 20
 }
