@@ -75,23 +75,18 @@ pub fn tiny_model(device: &Device, seed: u64) -> (memtrain::model::Llama, Vec<f6
 /// (around 0 and 1: [`memtrain::model::random::RandomWeights`] makes them exactly 0 and 1, under
 /// which a bias added twice, or a γ not applied, would go unseen).
 pub fn jittered_model(config: &memtrain::model::ModelConfig, device: &Device, seed: u64) -> memtrain::model::Llama {
-    struct Jittered(memtrain::model::random::RandomWeights, u64);
+    use rand::{Rng, SeedableRng};
+    struct Jittered(memtrain::model::random::RandomWeights, rand_chacha::ChaCha8Rng);
     impl memtrain::model::WeightSource for Jittered {
         fn take(&mut self, name: &str) -> anyhow::Result<Option<(Vec<f32>, Vec<usize>)>> {
             let Some((mut data, shape)) = self.0.take(name)? else { return Ok(None) };
             if name.ends_with(".bias") || name.ends_with("norm.weight") {
-                // A small xorshift: values in ±0.25 around the initial ones.
-                for v in &mut data {
-                    self.1 ^= self.1 << 13;
-                    self.1 ^= self.1 >> 7;
-                    self.1 ^= self.1 << 17;
-                    *v += ((self.1 >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.5;
-                }
+                data.iter_mut().for_each(|v| *v += self.1.random_range(-0.25..0.25));
             }
             Ok(Some((data, shape)))
         }
     }
-    let mut weights = Jittered(memtrain::model::random::RandomWeights::new(config.clone(), seed), seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut weights = Jittered(memtrain::model::random::RandomWeights::new(config.clone(), seed), rand_chacha::ChaCha8Rng::seed_from_u64(seed + 1));
     memtrain::model::Llama::from_weights(config, &mut weights, device).unwrap()
 }
 
