@@ -17,3 +17,6 @@ for precision in f32 mixed; do
   done
 done
 grep -H -E "^step|Maximum resident" "$out"/*.log
+# Launches of one 64-token LoRA step (the probabilities kept at this length), before and after.
+PROBE_LORA=8 scripts/train_launch_count.sh "$before" "$out/launches-lora-before" 64 on
+PROBE_LORA=8 scripts/train_launch_count.sh "$after" "$out/launches-lora-after" 64 on
