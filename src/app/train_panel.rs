@@ -4,7 +4,7 @@
 //! masked-entity EM, recall EM and teacher-trace NLL per evaluation. Opening an existing run
 //! folder redraws its charts from `metrics.jsonl` and `eval.jsonl`.
 
-use super::worker::{Request, TrainRequest, Worker};
+use super::worker::{Request, TrainRequest, Worker, run_device};
 use crate::device::DeviceChoice;
 use crate::model::precision::Precision;
 use crate::eval::HeldOutEval;
@@ -162,7 +162,7 @@ impl TrainPanel {
         });
         // Not offered for a run on the CPU: chosen, or the preset's own device under Auto.
         let preset_device = crate::train::TrainConfig::preset(&self.preset).map(|c| c.device).unwrap_or(DeviceChoice::Auto);
-        if device != DeviceChoice::Cpu && !(device == DeviceChoice::Auto && preset_device == DeviceChoice::Cpu) {
+        if run_device(preset_device, device) != DeviceChoice::Cpu {
             precision_choice(ui, precision);
         }
         let precision = *precision;

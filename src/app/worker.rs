@@ -77,13 +77,17 @@ impl TrainRequest {
             cfg.model = ModelSource::Path(m.clone());
         }
         (cfg.sft.steps, cfg.grpo_steps) = (self.sft_steps, self.grpo_steps);
-        if self.device != DeviceChoice::Auto {
-            cfg.device = self.device;
-        }
+        cfg.device = run_device(cfg.device, self.device);
         // The panel's precision is for GPU runs: a run the CPU takes computes in f32.
         cfg.precision = if cfg.device == DeviceChoice::Cpu { Precision::F32 } else { self.precision };
         Ok(cfg)
     }
+}
+
+/// The device a new run takes: the app's choice `chosen`, or under `Auto` the preset's own
+/// (`preset`; Auto there too lets the trainer pick).
+pub fn run_device(preset: DeviceChoice, chosen: DeviceChoice) -> DeviceChoice {
+    if chosen == DeviceChoice::Auto { preset } else { chosen }
 }
 
 /// Budgets of a memory-agent reading (greedy decoding).

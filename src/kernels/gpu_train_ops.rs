@@ -370,9 +370,11 @@ impl Products {
         Products { q: glue::cube(q), k: glue::cube(k), v: glue::cube(v), p: p.map(glue::cube), bias: glue::cube(bias), scale }
     }
 
-    /// `(dq, dk, dv)` from the output's gradient `dout` (q's shape).
+    /// `(dq, dk, dv)` from the output's gradient `dout` (q's elements, in q's or the heads'
+    /// layout; dq comes back in q's).
     fn gradients(self, dout: Tensor<4>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let (q, k, v): (Tensor<4>, Tensor<4>, Tensor<4>) = (glue::plain(self.q), glue::plain(self.k), glue::plain(self.v));
+        let dout = dout.reshape(q.dims());
         let scale = self.scale;
         // The forward's probabilities, kept or again from the same kernel on the same inputs.
         let p: Tensor<4> = match self.p {
@@ -429,8 +431,7 @@ impl Backward<Cube, 1> for AttentionBackward {
         let s = ops.state;
         let (cos, sin) = (glue::plain(s.cos), glue::plain(s.sin));
         let dims = dout.dims();
-        let grouped = glue::plain::<4>(s.products.q.clone()).dims();
-        let (dq, dk, dv) = s.products.gradients(dout.reshape(grouped));
+        let (dq, dk, dv) = s.products.gradients(dout);
         let dq = dq.reshape(dims);
         give(grads, parent.map(|n| n.id), || kernels::qkv_to_heads_backward(&dq, &dk, &dv, &cos, &sin, s.scale).unwrap_or_else(|| composed::qkv_to_heads_backward(&dq, &dk, &dv, &cos, &sin, s.scale)));
     }
