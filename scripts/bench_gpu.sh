@@ -21,12 +21,17 @@ for batch in 1 64; do
 done
 # Sampled decode as GRPO's rollouts run it (temperature 1, batch 32): our sampling kernel, then
 # with every kernel off (logits to the host, sampled there), against the greedy row above.
-sampled() { # $1: on or off
+# Then top-p 0.9 (the boundary found on the device, or the host's sort with the kernels off).
+sampled() { # $1: on or off, $2: a name, then extra options
+  local state=$1 name=$2
+  shift 2
   timeout "${OFF_SECONDS:-120}" "$bin" bench generate --device wgpu --model random:smollm2-135m --batch 32 \
-    --prompt-tokens 128 --decode-tokens 64 --temperature 1 --json "$out/decode-sampled-kernels-$1-b32.json" 2>&1 | tee -a "$out/sampled.log"
+    --prompt-tokens 128 --decode-tokens 64 --temperature 1 "$@" --json "$out/decode-$name-kernels-$state-b32.json" 2>&1 | tee -a "$out/sampled.log"
 }
-sampled on
-MEMTRAIN_NO_GPU_KERNELS=1 sampled off
+sampled on sampled
+MEMTRAIN_NO_GPU_KERNELS=1 sampled off sampled
+sampled on top-p --top-p 0.9
+MEMTRAIN_NO_GPU_KERNELS=1 sampled off top-p --top-p 0.9
 BENCH_PEERS_TORCH_DEVICES=cpu timeout "${CPU_SECONDS:-200}" "$bin" bench suite "${common[@]}" --devices cpu \
   --batches "${CPU_BATCHES:-1,16}" --train-seqs 512 --no-grpo \
   --json "$out/suite-cpu.json" --markdown "$out/suite-cpu.md" 2>&1 | tee "$out/cpu.log"

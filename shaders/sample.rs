@@ -6,11 +6,16 @@
 //! sequence's draws do not depend on the rows beside it). Also returns the token's
 //! log-probability at temperature 1 (what GRPO keeps): `logit − max − ln Σ exp(logit − max)`.
 //!
+//! With top-k or top-p the draw is restricted to the row's kept tokens, whose boundary
+//! `nucleus.rs` finds first (a pass for the row's largest logit, then its counting passes); the
+//! Gumbel-max over the kept tokens alone draws from the renormalised softmax over them.
+//!
 //! One cube per row, units striding over the vocabulary; max, best key (ties to the lower id)
 //! and the sum meet in shared memory. Replaces copying the whole `[rows, vocab]` logits to the
 //! host and two passes of exponentials there per row (19 ms per step at 32 rows on one core).
 
-use super::cube_sum_shader::cube_sum;
+use super::cube_sum_shader::{cube_max, cube_sum};
+use super::nucleus_shader::{kept, kept_boundary, order_key};
 use cubecl::prelude::*;
 
 /// murmur3's 32-bit finaliser: every input bit flips about half the output bits.
@@ -43,13 +48,26 @@ fn exponential(h: u32) -> f32 {
 
 /// `out[row] = (token, log-prob)` for `logits` `[rows, vocab]` and `seeds` `[rows]` (integers
 /// below 2²⁴ held in f32); `inv_temperature` 0 picks greedily (the largest logit, lowest id on
-/// ties, as the host's argmax does; the seeds are then ignored).
+/// ties, as the host's argmax does; the seeds, `top_k` and `top_p` are then ignored). `top_k` 0
+/// and `top_p` ≥ 1 keep the whole vocabulary.
 #[cube(launch)]
-pub fn sample_rows(logits: &[f32], seeds: &[f32], out: &mut [f32], vocab: usize, inv_temperature: f32, #[comptime] threads: usize) {
+pub fn sample_rows(logits: &[f32], seeds: &[f32], out: &mut [f32], vocab: usize, inv_temperature: f32, top_k: usize, top_p: f32, #[comptime] threads: usize) {
     let unit = UNIT_POS as usize;
     let row = CUBE_POS as usize;
     let base = row * vocab;
     let stream = mix(u32::cast_from(seeds[row]) ^ 0x9e37_79b9);
+    // The kept tokens' boundary (nucleus.rs); (0, vocab) keeps all.
+    let mut t = 0u32;
+    let mut b = vocab;
+    if inv_temperature > f32::new(0.0) && ((top_k > 0 && top_k < vocab) || top_p < f32::new(1.0)) {
+        let mut row_max = f32::new(-3.0e38);
+        for i in range_stepped(unit, vocab, threads) {
+            row_max = row_max.max(logits[base + i]);
+        }
+        let (kt, kb) = kept_boundary(logits, base, vocab, top_k, top_p, cube_max(row_max, threads), inv_temperature, threads);
+        t = kt;
+        b = kb;
+    }
     let mut local_max = f32::new(-3.0e38);
     let mut best_key = f32::new(-3.0e38);
     // A valid id even if no key beats the start (a row of NaNs): never past the row's end.
@@ -60,6 +78,9 @@ pub fn sample_rows(logits: &[f32], seeds: &[f32], out: &mut [f32], vocab: usize,
         let mut key = l;
         if inv_temperature > f32::new(0.0) {
             key = l * inv_temperature - exponential(mix(u32::cast_from(i) ^ stream)).ln();
+            if !kept(order_key(l), i, t, b) {
+                key = f32::new(-3.0e38);
+            }
         }
         // Units visit ids in increasing order, so `>` keeps each unit's lowest id on ties.
         if key > best_key {

@@ -330,6 +330,12 @@ enum BenchCommand {
         /// our sampling kernel, on the CPU on the host.
         #[arg(long, default_value_t = 0.0)]
         temperature: f32,
+        /// Sample only from the k most likely tokens (0: off; with --temperature above 0).
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        /// Sample only from the smallest set of tokens holding this much probability (1: off).
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f32,
         /// Write the result as JSON here too.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -475,8 +481,9 @@ fn run_command(cmd: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Bench { what: BenchCommand::Generate { model, device, f16, batch, prompt_tokens, decode_tokens, temperature, json } } => {
-            let report = crate::bench::generate(model.as_deref(), device, f16, batch, prompt_tokens, decode_tokens, temperature)?;
+        Command::Bench { what: BenchCommand::Generate { model, device, f16, batch, prompt_tokens, decode_tokens, temperature, top_k, top_p, json } } => {
+            let sampling = SamplingParams { temperature, top_k, top_p, ..Default::default() };
+            let report = crate::bench::generate(model.as_deref(), device, f16, batch, prompt_tokens, decode_tokens, &sampling)?;
             println!("{}", report.markdown_row());
             write_json(json, &report)?;
             Ok(())

@@ -24,7 +24,7 @@ fn smollm2_in_f16_on_wgpu_stays_close_to_transformers() {
     let logits = Tensor::<3>::from_floats([[[0.5, 1.0, -2.0]]], &device);
     assert_eq!(logits.dtype(), burn::tensor::DType::F16);
     let mut rngs = vec![memtrain::generate::sampler::sequence_rng(1, 0)];
-    assert!(memtrain::generate::sample_on_device(&logits, 1.0, &[Some(0)], &mut rngs).unwrap().is_some(), "the sampling kernel runs under --f16");
+    assert!(memtrain::generate::sample_on_device(&logits, &memtrain::generate::SamplingParams { temperature: 1.0, ..Default::default() }, &[Some(0)], &mut rngs).unwrap().is_some(), "the sampling kernel runs under --f16");
     // Generation gets the fused q/k/v and gate/up projections in f16 (our kernels take f16).
     let packed = lm.packed().expect("fused projections in f16");
     assert!(packed.layers.iter().all(|l| l.gpu().is_some()));

@@ -100,14 +100,26 @@ fn sampling_on_wgpu_is_seeded_per_sequence_and_reports_the_models_log_probs() {
     // sequences' RNGs (the host sampler then draws from the same streams).
     let logits = Tensor::<3>::from_floats([[[0.5, 1.0, -2.0]], [[3.0, 0.0, 0.0]]], &wgpu);
     let mut rngs = vec![sampler::sequence_rng(1, 0), sampler::sequence_rng(1, 1)];
-    let picks = sample_on_device(&logits, 1.0, &[Some(0), None], &mut rngs).unwrap().expect("the kernel runs on wgpu");
+    let hot = SamplingParams { temperature: 1.0, ..Default::default() };
+    let picks = sample_on_device(&logits, &hot, &[Some(0), None], &mut rngs).unwrap().expect("the kernel runs on wgpu");
     assert!(picks[0].0 < 3 && picks[1] == (0, 0.0), "{picks:?}: a finished row draws nothing");
     assert_ne!(rngs[0], sampler::sequence_rng(1, 0), "a live row's stream advanced");
     assert_eq!(rngs[1], sampler::sequence_rng(1, 1), "a finished row's stream did not");
     let on_cpu = Tensor::<3>::from_floats([[[0.5, 1.0, -2.0]]], &Device::flex());
     let mut cpu_rngs = vec![sampler::sequence_rng(1, 0)];
-    assert!(sample_on_device(&on_cpu, 1.0, &[Some(0)], &mut cpu_rngs).unwrap().is_none());
+    assert!(sample_on_device(&on_cpu, &hot, &[Some(0)], &mut cpu_rngs).unwrap().is_none());
     assert_eq!(cpu_rngs[0], sampler::sequence_rng(1, 0), "declining leaves the stream as it was");
+    // Top-k and top-p run in the kernel too (tests/gpu_nucleus.rs checks their kept sets):
+    // top-k 1 at any temperature is the greedy run, log-probabilities included.
+    let nucleus = SamplingParams { top_k: 2, top_p: 0.5, ..hot.clone() };
+    let mut rngs = vec![sampler::sequence_rng(1, 0)];
+    assert!(sample_on_device(&logits.clone().narrow(0, 0, 1), &nucleus, &[Some(0)], &mut rngs).unwrap().is_some(), "top-k / top-p sample on the device");
+    let top1 = sampled(&wgpu, &prompts, &[], &SamplingParams { top_k: 1, ..params.clone() });
+    let greedy = sampled(&wgpu, &prompts, &[], &SamplingParams { temperature: 0.0, ..params.clone() });
+    assert_eq!(tokens(&top1), tokens(&greedy), "top-k 1 is greedy");
+    for (a, b) in top1.iter().zip(&greedy) {
+        assert!(a.logprobs.iter().zip(&b.logprobs).all(|(x, y)| (x - y).abs() < 1e-5));
+    }
     let cpu = model(&Device::flex());
     let inv_freq = rope::inverse_frequencies(&tiny_config());
     for (i, (p, g)) in prompts.iter().zip(&batch).enumerate() {

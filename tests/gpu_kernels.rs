@@ -148,7 +148,7 @@ fn sampling_kernel_draws_from_the_softmax_on_wgpu() {
     let logits = Tensor::<2>::from_data(TensorData::new(row.repeat(rows), [rows, 5]), &device);
     let seeds: Vec<f32> = (0..rows).map(|i| ((i as u64 * 2_654_435_761) % (1 << 24)) as f32).collect();
     let seeds = Tensor::<1>::from_data(TensorData::new(seeds, [rows]), &device);
-    let out: Vec<f32> = gpu::sample_rows(&logits, &seeds, temperature).expect("our kernel runs on wgpu").into_data().try_to_vec().unwrap();
+    let out: Vec<f32> = gpu::sample_rows(&logits, &seeds, temperature, 0, 1.0).expect("our kernel runs on wgpu").into_data().try_to_vec().unwrap();
     let weights: Vec<f64> = row.iter().map(|&l| ((l / temperature) as f64).exp()).collect();
     let total: f64 = weights.iter().sum();
     let logp_ref: Vec<f32> = burn::tensor::activation::log_softmax(Tensor::<1>::from_floats(row, &device), 0).into_data().try_to_vec().unwrap();
@@ -166,24 +166,24 @@ fn sampling_kernel_draws_from_the_softmax_on_wgpu() {
     }
     // Rows 3 and 5 alone draw what they drew among the 8,192.
     let pick = |i: usize| out[2 * i] as usize;
-    let two = gpu::sample_rows(&logits.clone().select(0, Tensor::from_ints([3, 5], &device)), &seeds.clone().select(0, Tensor::from_ints([3, 5], &device)), temperature).unwrap();
+    let two = gpu::sample_rows(&logits.clone().select(0, Tensor::from_ints([3, 5], &device)), &seeds.clone().select(0, Tensor::from_ints([3, 5], &device)), temperature, 0, 1.0).unwrap();
     let two: Vec<f32> = two.into_data().try_to_vec().unwrap();
     assert_eq!([two[0] as usize, two[2] as usize], [pick(3), pick(5)], "a row's draw depends on its seed only");
 
     let wide = random([2, 49_152], &device) * 3.0;
     let seeds = Tensor::<1>::from_floats([7.0, 16_777_215.0], &device);
-    let picks: Vec<f32> = gpu::sample_rows(&wide, &seeds, 1.0).unwrap().into_data().try_to_vec().unwrap();
+    let picks: Vec<f32> = gpu::sample_rows(&wide, &seeds, 1.0, 0, 1.0).unwrap().into_data().try_to_vec().unwrap();
     let logp: Vec<f32> = burn::tensor::activation::log_softmax(wide.clone(), 1).into_data().try_to_vec().unwrap();
     for (r, pick) in picks.chunks_exact(2).enumerate() {
         let token = pick[0] as usize;
         assert!(token < 49_152 && (pick[1] - logp[r * 49_152 + token]).abs() < 1e-4, "wide row {r}: token {token}, log-prob {} vs {}", pick[1], logp[r * 49_152 + token]);
     }
     // Temperature 0 is greedy: Burn's argmax, the lowest id among equal logits.
-    let greedy: Vec<f32> = gpu::sample_rows(&wide, &seeds, 0.0).unwrap().into_data().try_to_vec().unwrap();
+    let greedy: Vec<f32> = gpu::sample_rows(&wide, &seeds, 0.0, 0, 1.0).unwrap().into_data().try_to_vec().unwrap();
     let argmax: Vec<i64> = wide.clone().argmax(1).into_data().convert::<i64>().try_to_vec().unwrap();
     assert_eq!([greedy[0] as i64, greedy[2] as i64], [argmax[0], argmax[1]], "greedy picks the largest logit");
     let tied = Tensor::<2>::from_floats([[1.0, 3.0, 0.0, 3.0, 3.0]], &device);
-    let pick: Vec<f32> = gpu::sample_rows(&tied, &Tensor::zeros([1], &device), 0.0).unwrap().into_data().try_to_vec().unwrap();
+    let pick: Vec<f32> = gpu::sample_rows(&tied, &Tensor::zeros([1], &device), 0.0, 0, 1.0).unwrap().into_data().try_to_vec().unwrap();
     assert_eq!(pick[0], 1.0, "ties go to the lowest id");
     // The hash's top value must not give an infinite key (24 bits once rounded it to u = 1):
     // find, on the host with the kernel's own hash, a seed and a token of a 5-token row whose
@@ -200,9 +200,9 @@ fn sampling_kernel_draws_from_the_softmax_on_wgpu() {
     let mut row = [0.0f32; 5];
     row[token as usize] = -30.0;
     let row = Tensor::<2>::from_floats([row], &device);
-    let pick: Vec<f32> = gpu::sample_rows(&row, &Tensor::from_floats([top as f32], &device), 1.0).unwrap().into_data().try_to_vec().unwrap();
+    let pick: Vec<f32> = gpu::sample_rows(&row, &Tensor::from_floats([top as f32], &device), 1.0, 0, 1.0).unwrap().into_data().try_to_vec().unwrap();
     assert_ne!(pick[0], token as f32, "seed {top}: the hash's top value drew token {token}, of probability 1e-13");
-    assert!(gpu::sample_rows(&Tensor::<2>::ones([1, 4], &Device::flex()), &Tensor::zeros([1], &Device::flex()), 1.0).is_none(), "CPU tensors keep the host sampler");
+    assert!(gpu::sample_rows(&Tensor::<2>::ones([1, 4], &Device::flex()), &Tensor::zeros([1], &Device::flex()), 1.0, 0, 1.0).is_none(), "CPU tensors keep the host sampler");
 }
 
 /// `--f16` generation: every kernel takes f16 tensors (arithmetic in f32) and gives f16; on

@@ -75,29 +75,35 @@ pub(crate) fn prompts(vocab: usize, batch: usize, len: usize) -> Vec<Vec<u32>> {
 }
 
 /// `f16`: the model, activations and KV cache in f16 ([`crate::device::use_f16`]); the report's
-/// device then says so, as it says a `temperature` above 0 (sampled, as GRPO's rollouts are,
-/// instead of greedy).
-pub fn generate(model: Option<&Path>, device: DeviceChoice, f16: bool, batch: usize, prompt_len: usize, decode: usize, temperature: f32) -> Result<GenerateReport> {
+/// device then says so, as it says `sampling`'s temperature above 0 (sampled, as GRPO's rollouts
+/// are, instead of greedy) and its top-k / top-p.
+pub fn generate(model: Option<&Path>, device: DeviceChoice, f16: bool, batch: usize, prompt_len: usize, decode: usize, sampling: &SamplingParams) -> Result<GenerateReport> {
     let (device, info) = crate::device::select(device)?;
     if f16 {
         crate::device::use_f16(&device, &info)?;
     }
     let m = open_on(model, &device)?;
     let mut name = if f16 { format!("{info}, f16") } else { info.to_string() };
-    if temperature > 0.0 {
-        name = format!("{name}, sampled at temperature {temperature}");
+    if sampling.temperature > 0.0 {
+        name = format!("{name}, sampled at temperature {}", sampling.temperature);
+        if sampling.top_k > 0 {
+            name = format!("{name}, top-k {}", sampling.top_k);
+        }
+        if sampling.top_p < 1.0 {
+            name = format!("{name}, top-p {}", sampling.top_p);
+        }
     }
     eprintln!("bench: {} on {name}", m.name);
-    measure_generate(&m, &name, batch, prompt_len, decode, true, temperature)
+    measure_generate(&m, &name, batch, prompt_len, decode, true, sampling)
 }
 
-/// Prefill and decode throughput of `m` for `batch` prompts of `prompt_len` tokens, greedy or
-/// sampled at `temperature`; through the repacked weights unless `cpu_kernels` is false (the
-/// CPU's before/after row).
-pub(crate) fn measure_generate(m: &BenchModel, device: &str, batch: usize, prompt_len: usize, decode: usize, cpu_kernels: bool, temperature: f32) -> Result<GenerateReport> {
+/// Prefill and decode throughput of `m` for `batch` prompts of `prompt_len` tokens, decoded as
+/// `sampling` says (its temperature, top-k and top-p; its budget and seed are the bench's);
+/// through the repacked weights unless `cpu_kernels` is false (the CPU's before/after row).
+pub(crate) fn measure_generate(m: &BenchModel, device: &str, batch: usize, prompt_len: usize, decode: usize, cpu_kernels: bool, sampling: &SamplingParams) -> Result<GenerateReport> {
     let packed = if cpu_kernels { crate::model::packed::PackedLlama::for_device(&m.model) } else { None };
     let run = |prompts: &[Vec<u32>], steps: usize| -> Result<(f64, f64)> {
-        let params = SamplingParams { max_new_tokens: steps, temperature, seed: 1, ..Default::default() };
+        let params = SamplingParams { max_new_tokens: steps, seed: 1, ..sampling.clone() };
         let start = Instant::now();
         let mut first: Option<f64> = None;
         let mut count = 0usize;

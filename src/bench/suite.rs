@@ -12,6 +12,7 @@ use super::memory::{peak_host_mb as peak_mb, reset_peak};
 use super::train::{TrainBenchOptions, TrainBenchReport, train_step};
 use super::{GenerateReport, measure_generate, open_on};
 use crate::device::DeviceChoice;
+use crate::generate::SamplingParams;
 use crate::model::packed::PackedLlama;
 use crate::model::precision::Precision;
 use crate::train::grpo::Forward;
@@ -187,7 +188,7 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
         for &batch in &opts.batches {
             progress(&format!("generation, batch {batch}, on {name}"));
             reset_peak();
-            let g: GenerateReport = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, true, 0.0)?;
+            let g: GenerateReport = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, true, &SamplingParams::default())?;
             report.generation.push(GenRow { engine: "memtrain".into(), device: name.clone(), batch, prefill_tok_s: g.prefill_tok_s, decode_tok_s: g.decode_tok_s, peak_mb: peak_mb() });
         }
         // The CPU decode kernels' gain, measured in the same run: the backend's gemm alone.
@@ -195,7 +196,7 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
             for &batch in &opts.batches {
                 progress(&format!("generation without the CPU decode kernels, batch {batch}, on {name}"));
                 reset_peak();
-                let g = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, false, 0.0)?;
+                let g = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, false, &SamplingParams::default())?;
                 report.generation.push(GenRow { engine: WITHOUT_KERNELS.into(), device: name.clone(), batch, prefill_tok_s: g.prefill_tok_s, decode_tok_s: g.decode_tok_s, peak_mb: peak_mb() });
             }
         }

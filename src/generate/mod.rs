@@ -150,7 +150,7 @@ fn greedy_without_repeats(logits: Tensor<3>, no_repeat_ngram: usize, batch: &[Op
 fn greedy_on_device(logits: Tensor<3>) -> Result<Vec<(u32, f32)>> {
     // On wgpu: our sampling kernel at temperature 0, one launch instead of Burn's six.
     if sampling_kernel_runs(&logits.device()) {
-        if let Some(picks) = kernel_picks(&logits, vec![0.0; logits.dims()[0]], 0.0)? {
+        if let Some(picks) = kernel_picks(&logits, vec![0.0; logits.dims()[0]], 0.0, 0, 1.0)? {
             return Ok(picks);
         }
     }
@@ -171,29 +171,27 @@ fn in_f32(logits: Tensor<3>) -> Tensor<3> {
     if logits.dtype() == burn::tensor::DType::F32 { logits } else { logits.cast(burn::tensor::DType::F32) }
 }
 
-/// Temperature sampling: where the logits are when our wgpu kernel applies (no top-k/top-p:
-/// those need the vocabulary ordered), else on the host.
+/// Temperature / top-k / top-p sampling: where the logits are when our wgpu kernel applies,
+/// else on the host.
 fn sample(logits: Tensor<3>, params: &SamplingParams, batch: &[Option<usize>], rngs: &mut [rand_chacha::ChaCha8Rng]) -> Result<Vec<(u32, f32)>> {
-    if params.top_k == 0 && params.top_p >= 1.0 {
-        if let Some(picks) = sample_on_device(&logits, params.temperature, batch, rngs)? {
-            return Ok(picks);
-        }
+    if let Some(picks) = sample_on_device(&logits, params, batch, rngs)? {
+        return Ok(picks);
     }
     sample_on_host(logits, params, batch, rngs)
 }
 
-/// Plain temperature sampling in one wgpu kernel ([`gpu::sample_rows`], Gumbel-max), each live
-/// row seeded by one draw from its sequence's RNG; only `[rows, 2]` (token, log-prob) comes
-/// back instead of the `[rows, vocab]` logits. `None` (and no RNG advanced) where the kernel
-/// does not run.
-pub fn sample_on_device(logits: &Tensor<3>, temperature: f32, batch: &[Option<usize>], rngs: &mut [rand_chacha::ChaCha8Rng]) -> Result<Option<Vec<(u32, f32)>>> {
+/// Sampling in one wgpu kernel ([`gpu::sample_rows`]: Gumbel-max over the tokens top-k / top-p
+/// keep, found on the device), each live row seeded by one draw from its sequence's RNG; only
+/// `[rows, 2]` (token, log-prob) comes back instead of the `[rows, vocab]` logits. `None` (and
+/// no RNG advanced) where the kernel does not run.
+pub fn sample_on_device(logits: &Tensor<3>, params: &SamplingParams, batch: &[Option<usize>], rngs: &mut [rand_chacha::ChaCha8Rng]) -> Result<Option<Vec<(u32, f32)>>> {
     if !sampling_kernel_runs(&logits.device()) {
         return Ok(None);
     }
     // Drawn from copies: committed only if the kernel runs, so the host path sees the same streams.
     let mut drawn = rngs.to_vec();
     let seeds: Vec<f32> = batch.iter().map(|slot| slot.map_or(0.0, |seq| (drawn[seq].random::<u32>() >> (32 - gpu::SEED_BITS)) as f32)).collect();
-    let Some(picks) = kernel_picks(logits, seeds, temperature)? else { return Ok(None) };
+    let Some(picks) = kernel_picks(logits, seeds, params.temperature, params.top_k, params.top_p)? else { return Ok(None) };
     rngs.clone_from_slice(&drawn);
     Ok(Some(batch.iter().zip(picks).map(|(slot, pick)| if slot.is_some() { pick } else { (0, 0.0) }).collect()))
 }
@@ -205,13 +203,13 @@ fn sampling_kernel_runs(device: &Device) -> bool {
 }
 
 /// (token, log-prob) per row from our wgpu sampling kernel ([`gpu::sample_rows`]) with one
-/// seed per row at `temperature` (0: greedy); `None` where it declines.
-fn kernel_picks(logits: &Tensor<3>, seeds: Vec<f32>, temperature: f32) -> Result<Option<Vec<(u32, f32)>>> {
+/// seed per row at `temperature` (0: greedy) under `top_k` / `top_p`; `None` where it declines.
+fn kernel_picks(logits: &Tensor<3>, seeds: Vec<f32>, temperature: f32, top_k: usize, top_p: f32) -> Result<Option<Vec<(u32, f32)>>> {
     let [rows, _, vocab] = logits.dims();
     // f32 explicitly: seeds below 2²⁴ are exact in f32, and under `--f16` the device's default
     // float type is f16, which the kernel declines.
     let seeds = Tensor::<1>::from_data(TensorData::new(seeds, [rows]), (&logits.device(), DType::F32));
-    let Some(picked) = gpu::sample_rows(&in_f32(logits.clone()).reshape([rows, vocab]), &seeds, temperature) else { return Ok(None) };
+    let Some(picked) = gpu::sample_rows(&in_f32(logits.clone()).reshape([rows, vocab]), &seeds, temperature, top_k, top_p) else { return Ok(None) };
     let values: Vec<f32> = picked.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("reading the sampled tokens: {e:?}"))?;
     // The clamp only guards the next step's embedding lookup against a broken row (NaN logits).
     Ok(Some(values.chunks_exact(2).map(|v| ((v[0] as u32).min(vocab as u32 - 1), v[1])).collect()))

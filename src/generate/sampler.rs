@@ -60,15 +60,32 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
-/// Picks the next token.
-///
-/// Why three paths: plain temperature sampling needs no ordering at all, and top-k only the k
-/// best; sorting the whole vocabulary (49k entries) per token per sequence cost more than a
-/// GPU decode step.
+/// Picks the next token: greedy at temperature 0, else a draw from [`candidates`].
 pub fn sample(logits: &[f32], p: &SamplingParams, rng: &mut ChaCha8Rng) -> u32 {
     if p.temperature <= 0.0 {
         return argmax(logits);
     }
+    let (idx, probs) = candidates(logits, p);
+    let total: f64 = probs.iter().sum();
+    let mut r = rng.random::<f64>() * total;
+    for (n, &x) in probs.iter().enumerate() {
+        if r < x {
+            return idx[n];
+        }
+        r -= x;
+    }
+    *idx.last().unwrap_or(&0)
+}
+
+/// The tokens a draw at temperature `p.temperature` (> 0) may pick and their unnormalised
+/// probabilities: under top-k / top-p the kept ones in order (logit descending, lower id first
+/// on ties), else every token in id order. The device's sampling kernel keeps the same set
+/// (`shaders/nucleus.rs`, tested against this).
+///
+/// Why three paths: plain temperature sampling needs no ordering at all, and top-k only the k
+/// best; sorting the whole vocabulary (49k entries) per token per sequence cost more than a
+/// GPU decode step.
+pub fn candidates(logits: &[f32], p: &SamplingParams) -> (Vec<u32>, Vec<f64>) {
     // Descending logit, ties by lower id: a total order, so the kept set never depends on the path.
     let order = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b));
     let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
@@ -96,15 +113,7 @@ pub fn sample(logits: &[f32], p: &SamplingParams, rng: &mut ChaCha8Rng) -> u32 {
         probs.truncate(keep);
         idx.truncate(keep);
     }
-    let total: f64 = probs.iter().sum();
-    let mut r = rng.random::<f64>() * total;
-    for (n, &x) in probs.iter().enumerate() {
-        if r < x {
-            return idx[n];
-        }
-        r -= x;
-    }
-    *idx.last().unwrap_or(&0)
+    (idx, probs)
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ use cubecl::prelude::{CubeCount, CubeDim};
 mod cube_sum_shader;
 #[path = "../../shaders/decode_attention.rs"]
 mod decode_attention_shader;
+#[path = "../../shaders/nucleus.rs"]
+mod nucleus_shader;
 #[path = "../../shaders/qkv_to_cache.rs"]
 pub(super) mod qkv_to_cache_shader;
 #[path = "../../shaders/qkv_heads.rs"]
@@ -359,20 +361,57 @@ pub const SEED_BITS: u32 = 24;
 /// Samples one token per row of `logits` `[rows, vocab]` from `softmax(logits / temperature)`
 /// with the Gumbel-max trick, each row driven by its seed in `seeds` `[rows]` (integers below
 /// 2^[`SEED_BITS`]), in one launch on wgpu; returns `[rows, 2]`: the token id (exact in f32)
-/// and its log-probability at temperature 1. Temperature 0 (or one so small that 1/T is not
-/// finite) picks greedily, the seeds then ignored. `None` elsewhere (the caller samples on the
-/// host).
-pub fn sample_rows(logits: &Tensor<2>, seeds: &Tensor<1>, temperature: f32) -> Option<Tensor<2>> {
+/// and its log-probability at temperature 1. `top_k` (0: off) and `top_p` (≥ 1: off) restrict
+/// the draw to the host sampler's kept tokens (`shaders/nucleus.rs`). Temperature 0 (or one so
+/// small that 1/T is not finite) picks greedily, the seeds then ignored. `None` elsewhere (the
+/// caller samples on the host).
+pub fn sample_rows(logits: &Tensor<2>, seeds: &Tensor<1>, temperature: f32, top_k: usize, top_p: f32) -> Option<Tensor<2>> {
     let [rows, vocab] = logits.dims();
-    if seeds.dims() != [rows] || rows == 0 || rows > MAX_CUBES || vocab == 0 || vocab >= 1 << 24 || temperature.is_nan() || temperature < 0.0 {
+    if seeds.dims() != [rows] || !rows_fit(rows, vocab) || temperature.is_nan() || temperature < 0.0 || top_p.is_nan() || top_p <= 0.0 {
         return None;
     }
     let inputs = vec![fused_f32(logits)?, fused_f32(seeds)?];
-    let inv_temperature = if temperature > 0.0 && (1.0 / temperature).is_finite() { 1.0 / temperature } else { 0.0 };
+    let inv_temperature = inverse_temperature(temperature);
+    let restricted = inv_temperature > 0.0 && ((top_k > 0 && top_k < vocab) || top_p < 1.0);
     Some(queue("memtrain::sample_rows", inputs, [rows, 2], move |t| {
         let [logits, seeds]: [CubeTensor; 2] = t.try_into().expect("two inputs");
         let out = empty(&logits, vec![rows, 2]);
-        sample_shader::sample_rows::launch(&logits.client, CubeCount::Static(rows as u32, 1, 1), CubeDim::new_1d(THREADS as u32), logits.clone().into_buffer_arg(), seeds.into_buffer_arg(), out.clone().into_buffer_arg(), vocab, inv_temperature, THREADS);
+        // The boundary search makes ~100 passes over a row: a wider cube per row pays there.
+        let threads = if restricted { RESTRICTED_THREADS } else { THREADS };
+        sample_shader::sample_rows::launch(&logits.client, CubeCount::Static(rows as u32, 1, 1), CubeDim::new_1d(threads as u32), logits.clone().into_buffer_arg(), seeds.into_buffer_arg(), out.clone().into_buffer_arg(), vocab, inv_temperature, top_k, top_p.min(1.0), threads);
+        out
+    }))
+}
+
+/// Units per cube of the sampling kernel under top-k / top-p: its radix passes keep 18 partial
+/// sums per unit in shared memory, 18 × 128 × 4 B = 9 KB of the 16 KB WebGPU guarantees a cube
+/// (with the draw's own reductions, 12 KB).
+const RESTRICTED_THREADS: usize = 128;
+
+/// Whether rows of this size fit our one-cube-per-row kernels (ids exact in f32).
+fn rows_fit(rows: usize, vocab: usize) -> bool {
+    rows > 0 && rows <= MAX_CUBES && vocab > 0 && vocab < 1 << 24
+}
+
+/// `1/temperature`, or 0 (greedy) where that is not finite.
+fn inverse_temperature(temperature: f32) -> f32 {
+    if temperature > 0.0 && (1.0 / temperature).is_finite() { 1.0 / temperature } else { 0.0 }
+}
+
+/// The boundary of each row's kept tokens under `top_k` / `top_p` at `temperature` (> 0), as
+/// the sampling kernel finds it: `[rows, 3]` = (key's high 16 bits, low 16 bits, last kept id
+/// of a tie), keys ordered as `f32::total_cmp` (`shaders/nucleus.rs`). For tests against the
+/// host sampler's kept set; `None` off wgpu.
+pub fn kept_boundaries(logits: &Tensor<2>, temperature: f32, top_k: usize, top_p: f32) -> Option<Tensor<2>> {
+    let [rows, vocab] = logits.dims();
+    let inv_temperature = inverse_temperature(temperature);
+    if !rows_fit(rows, vocab) || inv_temperature <= 0.0 || top_p.is_nan() || top_p <= 0.0 {
+        return None;
+    }
+    Some(queue("memtrain::kept_boundaries", vec![fused_f32(logits)?], [rows, 3], move |t| {
+        let [logits]: [CubeTensor; 1] = t.try_into().expect("one input");
+        let out = empty(&logits, vec![rows, 3]);
+        nucleus_shader::kept_boundaries::launch(&logits.client, CubeCount::Static(rows as u32, 1, 1), CubeDim::new_1d(RESTRICTED_THREADS as u32), logits.clone().into_buffer_arg(), out.clone().into_buffer_arg(), vocab, top_k, top_p.min(1.0), inv_temperature, RESTRICTED_THREADS);
         out
     }))
 }
