@@ -111,15 +111,16 @@ fn radix_pass(
             local[slot] += weight;
         }
     }
+    // Unit-major, so that the 18 summing units read neighbouring words (no bank conflicts).
     #[unroll]
     for s in 0..SLOTS {
-        partial[s * threads + unit] = local[s];
+        partial[unit * SLOTS + s] = local[s];
     }
     sync_cube();
     if unit < SLOTS {
         let mut sum = f32::new(0.0);
         for u in 0..threads {
-            sum += partial[unit * threads + u];
+            sum += partial[u * SLOTS + unit];
         }
         totals[unit] = sum;
     }
@@ -241,8 +242,12 @@ pub fn kept_boundary(logits: &[f32], base: usize, vocab: usize, top_k: usize, to
         if tied > needed {
             id = tie_id(logits, base, vocab, t, b, at, needed, &mut partial, &mut totals, threads);
         }
-        t = at;
-        b = id;
+        // The nucleus lies inside the top-k cut; a boundary below it (NaN or infinite logits
+        // make the mass NaN, and every digit then falls to 0) keeps the cut.
+        if at >= t {
+            t = at;
+            b = id;
+        }
     }
     (t, b)
 }

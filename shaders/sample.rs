@@ -78,12 +78,10 @@ pub fn sample_rows(logits: &[f32], seeds: &[f32], out: &mut [f32], vocab: usize,
         let mut key = l;
         if inv_temperature > f32::new(0.0) {
             key = l * inv_temperature - exponential(mix(u32::cast_from(i) ^ stream)).ln();
-            if !kept(order_key(l), i, t, b) {
-                key = f32::new(-3.0e38);
-            }
         }
-        // Units visit ids in increasing order, so `>` keeps each unit's lowest id on ties.
-        if key > best_key {
+        // Units visit ids in increasing order, so `>` keeps each unit's lowest id on ties; a
+        // token outside top-k / top-p never competes.
+        if key > best_key && kept(order_key(l), i, t, b) {
             best_key = key;
             best_id = i;
         }

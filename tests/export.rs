@@ -7,17 +7,7 @@ mod common;
 
 use burn::prelude::*;
 use memtrain::checkpoint::export::{ExportFormat, export};
-use memtrain::checkpoint::{self, LoadedModel};
-use memtrain::model::StepLayout;
-
-fn last_logits(lm: &LoadedModel, ids: &[u32]) -> Vec<f32> {
-    let device = Device::flex();
-    let data: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
-    let tokens = Tensor::<2, Int>::from_data(TensorData::new(data, [1, ids.len()]), &device);
-    let layout = StepLayout::new(&lm.inv_freq, &[0], 0, ids.len(), &device);
-    let hidden = lm.model.forward_hidden(tokens, &layout, None).narrow(1, ids.len() - 1, 1);
-    lm.model.logits(hidden).into_data().try_to_vec().unwrap()
-}
+use memtrain::checkpoint;
 
 fn out_dir() -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("memtrain-export-{}", std::process::id()));
@@ -31,7 +21,7 @@ fn gguf_exports_read_back_as_llama_cpp_reads_them() {
     let fixture: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(common::fixtures().join("export/llamacpp.json")).unwrap()).unwrap();
     let ids: Vec<u32> = serde_json::from_value(fixture["input_ids"].clone()).unwrap();
     let dir = out_dir();
-    let original = last_logits(&checkpoint::load(&model, &Device::flex()).unwrap(), &ids);
+    let original = common::last_logits(&checkpoint::load(&model, &Device::flex()).unwrap(), &ids);
     // llama.cpp multiplies Q8_0 weights with activations quantized to 8 bits as well (we keep
     // them in f32), which moves its logits by a few tenths over 30 layers; F16 stays close.
     for (format, name, tolerance, drift) in [(ExportFormat::GgufF16, "gguf-f16", 0.05f32, 0.05f32), (ExportFormat::GgufQ8_0, "gguf-q8_0", 0.6, 0.3)] {
@@ -40,7 +30,7 @@ fn gguf_exports_read_back_as_llama_cpp_reads_them() {
         let lm = checkpoint::load(&path, &Device::flex()).unwrap();
         assert_eq!(lm.info.config, checkpoint::inspect(&model).unwrap().config, "{name}: hyper-parameters survive");
         assert_eq!(lm.tokenizer.encode("The capital of France is", false).unwrap(), ids, "{name}: tokenizer survives");
-        let logits = last_logits(&lm, &ids);
+        let logits = common::last_logits(&lm, &ids);
         let top_ids: Vec<usize> = serde_json::from_value(fixture[name]["top_ids"].clone()).unwrap();
         let top_logits: Vec<f32> = serde_json::from_value(fixture[name]["top_logits"].clone()).unwrap();
         let worst = top_ids.iter().zip(&top_logits).map(|(&i, &e)| (logits[i] - e).abs()).fold(0.0f32, f32::max);
@@ -67,7 +57,7 @@ fn safetensors_export_reloads_bit_identically() {
     assert_eq!(b.tokenizer.encode("Memory is what we keep.", false).unwrap(), ids);
     assert_eq!(a.tokenizer.stop_ids, b.tokenizer.stop_ids);
     assert_eq!(a.tokenizer.chat_template, b.tokenizer.chat_template);
-    assert_eq!(last_logits(&a, &ids), last_logits(&b, &ids), "F32 export must be lossless");
+    assert_eq!(common::last_logits(&a, &ids), common::last_logits(&b, &ids), "F32 export must be lossless");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -9,7 +9,6 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use memtrain::generate::{SamplingParams, sampler};
 use memtrain::kernels::gpu;
-use memtrain::model::StepLayout;
 
 /// `f32::total_cmp`'s order as an unsigned key (the kernel's `order_key`).
 fn key(l: f32) -> u32 {
@@ -23,15 +22,7 @@ fn real_rows() -> Vec<Vec<f32>> {
     let lm = memtrain::checkpoint::load(&path, &Device::flex()).unwrap();
     ["The capital of France is", "Once upon a time, in a small village,", "def fibonacci(n):"]
         .iter()
-        .map(|prompt| {
-            let ids = lm.tokenizer.encode(prompt, false).unwrap();
-            let device = Device::flex();
-            let data: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
-            let tokens = Tensor::<2, Int>::from_data(TensorData::new(data, [1, ids.len()]), &device);
-            let layout = StepLayout::new(&lm.inv_freq, &[0], 0, ids.len(), &device);
-            let hidden = lm.model.forward_hidden(tokens, &layout, None).narrow(1, ids.len() - 1, 1);
-            lm.model.logits(hidden).into_data().try_to_vec().unwrap()
-        })
+        .map(|prompt| common::last_logits(&lm, &lm.tokenizer.encode(prompt, false).unwrap()))
         .collect()
 }
 
@@ -57,7 +48,12 @@ fn tokens_on_the_edge(row: &[f32], params: &SamplingParams) -> usize {
     if params.top_p >= 1.0 {
         return 0;
     }
-    let (_, probs) = sampler::candidates(row, &SamplingParams { top_p: 1.0, ..params.clone() });
+    // The host's order (logit descending, lower id first), whatever top-k leaves: `candidates`
+    // lists an unrestricted row in id order.
+    let (idx, mut probs) = sampler::candidates(row, &SamplingParams { top_p: 1.0, ..params.clone() });
+    let mut order: Vec<usize> = (0..idx.len()).collect();
+    order.sort_by(|&a, &b| row[idx[b] as usize].total_cmp(&row[idx[a] as usize]).then(idx[a].cmp(&idx[b])));
+    probs = order.iter().map(|&n| probs[n]).collect();
     let total: f64 = probs.iter().sum();
     let mut cum = 0.0;
     probs
@@ -127,6 +123,11 @@ fn kept_tokens_under_top_k_and_top_p_are_the_host_samplers_on_wgpu() {
     // Top-k 2 of the short row keeps the 3.0 at id 1 and the tie's next lowest id, 3.
     let two = SamplingParams { temperature: 1.0, top_k: 2, ..Default::default() };
     assert_eq!(device_kept(&short, &two, &device)[0], vec![1, 3]);
+    // A top-k past the vocabulary is off, as on the host (the kernels take it as a u32).
+    let huge = SamplingParams { temperature: 1.0, top_k: 1 << 40, top_p: 0.6, ..Default::default() };
+    let (mut host, _) = sampler::candidates(&short[0], &huge);
+    host.sort_unstable();
+    assert_eq!(device_kept(&short, &huge, &device)[0], host);
 }
 
 /// Draws under top-k and top-p: 8,192 rows of one 6-token row, each with its own seed, give each
@@ -143,12 +144,19 @@ fn sampling_under_top_k_and_top_p_draws_from_the_kept_tokens_on_wgpu() {
     let seeds: Vec<f32> = (0..rows).map(|i| ((i as u64 * 2_654_435_761) % (1 << 24)) as f32).collect();
     let seeds = Tensor::<1>::from_data(TensorData::new(seeds, [rows]), &device);
     let full: Vec<f32> = burn::tensor::activation::log_softmax(Tensor::<1>::from_floats(row, &device), 0).into_data().try_to_vec().unwrap();
-    for params in [
-        SamplingParams { temperature: 0.7, top_k: 3, ..Default::default() },
-        SamplingParams { temperature: 1.3, top_p: 0.75, ..Default::default() },
-        SamplingParams { temperature: 1.0, top_k: 4, top_p: 0.9, ..Default::default() },
+    // Each with the host's kept set, written out where it is clear by hand.
+    for (params, by_hand) in [
+        (SamplingParams { temperature: 0.7, top_k: 3, ..Default::default() }, Some(vec![2, 1, 5])),
+        (SamplingParams { temperature: 1.3, top_p: 0.75, ..Default::default() }, None),
+        // Both bind: top-k drops ids 0 and 3, then top-p (cumulative 0.51, 0.70, 0.89) id 4.
+        (SamplingParams { temperature: 1.0, top_k: 4, top_p: 0.8, ..Default::default() }, Some(vec![2, 1, 5])),
+        // Top-k cuts the tie at 1.0: id 1 kept, id 5 never drawn.
+        (SamplingParams { temperature: 1.0, top_k: 2, ..Default::default() }, Some(vec![2, 1])),
     ] {
         let (idx, probs) = sampler::candidates(&row, &params);
+        if let Some(by_hand) = by_hand {
+            assert_eq!(idx, by_hand, "{params:?}: the host's kept tokens");
+        }
         let total: f64 = probs.iter().sum();
         let out: Vec<f32> = gpu::sample_rows(&logits, &seeds, params.temperature, params.top_k, params.top_p).expect("our kernel runs on wgpu").into_data().try_to_vec().unwrap();
         let mut counts = vec![0usize; row.len()];

@@ -363,8 +363,8 @@ pub const SEED_BITS: u32 = 24;
 /// 2^[`SEED_BITS`]), in one launch on wgpu; returns `[rows, 2]`: the token id (exact in f32)
 /// and its log-probability at temperature 1. `top_k` (0: off) and `top_p` (≥ 1: off) restrict
 /// the draw to the host sampler's kept tokens (`shaders/nucleus.rs`). Temperature 0 (or one so
-/// small that 1/T is not finite) picks greedily, the seeds then ignored. `None` elsewhere (the
-/// caller samples on the host).
+/// small that 1/T is not finite) picks greedily, the seeds then ignored. `None` elsewhere, and
+/// for a `top_p` that is NaN or not above 0 (the caller samples on the host).
 pub fn sample_rows(logits: &Tensor<2>, seeds: &Tensor<1>, temperature: f32, top_k: usize, top_p: f32) -> Option<Tensor<2>> {
     let [rows, vocab] = logits.dims();
     if seeds.dims() != [rows] || !rows_fit(rows, vocab) || temperature.is_nan() || temperature < 0.0 || top_p.is_nan() || top_p <= 0.0 {
@@ -372,11 +372,12 @@ pub fn sample_rows(logits: &Tensor<2>, seeds: &Tensor<1>, temperature: f32, top_
     }
     let inputs = vec![fused_f32(logits)?, fused_f32(seeds)?];
     let inv_temperature = inverse_temperature(temperature);
-    let restricted = inv_temperature > 0.0 && ((top_k > 0 && top_k < vocab) || top_p < 1.0);
+    let top_k = effective_top_k(top_k, vocab);
+    let restricted = inv_temperature > 0.0 && (top_k > 0 || top_p < 1.0);
     Some(queue("memtrain::sample_rows", inputs, [rows, 2], move |t| {
         let [logits, seeds]: [CubeTensor; 2] = t.try_into().expect("two inputs");
         let out = empty(&logits, vec![rows, 2]);
-        // The boundary search makes ~100 passes over a row: a wider cube per row pays there.
+        // The boundary search makes 8 to 28 passes over a row: a wider cube per row pays there.
         let threads = if restricted { RESTRICTED_THREADS } else { THREADS };
         sample_shader::sample_rows::launch(&logits.client, CubeCount::Static(rows as u32, 1, 1), CubeDim::new_1d(threads as u32), logits.clone().into_buffer_arg(), seeds.into_buffer_arg(), out.clone().into_buffer_arg(), vocab, inv_temperature, top_k, top_p.min(1.0), threads);
         out
@@ -391,6 +392,12 @@ const RESTRICTED_THREADS: usize = 128;
 /// Whether rows of this size fit our one-cube-per-row kernels (ids exact in f32).
 fn rows_fit(rows: usize, vocab: usize) -> bool {
     rows > 0 && rows <= MAX_CUBES && vocab > 0 && vocab < 1 << 24
+}
+
+/// `top_k`, or 0 (off) where it keeps the whole row, as the host reads it: the kernels take it
+/// as a u32, which a larger `--top-k` would overflow.
+fn effective_top_k(top_k: usize, vocab: usize) -> usize {
+    if top_k < vocab { top_k } else { 0 }
 }
 
 /// `1/temperature`, or 0 (greedy) where that is not finite.
@@ -408,6 +415,7 @@ pub fn kept_boundaries(logits: &Tensor<2>, temperature: f32, top_k: usize, top_p
     if !rows_fit(rows, vocab) || inv_temperature <= 0.0 || top_p.is_nan() || top_p <= 0.0 {
         return None;
     }
+    let top_k = effective_top_k(top_k, vocab);
     Some(queue("memtrain::kept_boundaries", vec![fused_f32(logits)?], [rows, 3], move |t| {
         let [logits]: [CubeTensor; 1] = t.try_into().expect("one input");
         let out = empty(&logits, vec![rows, 3]);

@@ -95,3 +95,13 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
+
+/// `lm`'s next-token logits after `ids` (one CPU forward, the last position's row).
+pub fn last_logits(lm: &memtrain::checkpoint::LoadedModel, ids: &[u32]) -> Vec<f32> {
+    let device = Device::flex();
+    let data: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
+    let tokens = Tensor::<2, Int>::from_data(TensorData::new(data, [1, ids.len()]), &device);
+    let layout = memtrain::model::StepLayout::new(&lm.inv_freq, &[0], 0, ids.len(), &device);
+    let hidden = lm.model.forward_hidden(tokens, &layout, None).narrow(1, ids.len() - 1, 1);
+    lm.model.logits(hidden).into_data().try_to_vec().unwrap()
+}
