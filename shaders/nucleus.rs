@@ -210,11 +210,29 @@ fn tie_id(logits: &[f32], base: usize, vocab: usize, t: u32, b: usize, tie: u32,
     at as usize
 }
 
-/// The boundary `(t, b)` of the row's kept tokens (module docs) for `top_k` (0: off) and `top_p`
-/// (≥ 1: off) at `1/inv_temperature` (> 0); `(0, vocab)` keeps everything. `max` is the row's
-/// largest logit. All units must call it (every pass synchronises the cube) and all get the same.
+/// The boundary `(t, b)` of the row's kept tokens (module docs) for `top_k` (0 or ≥ vocab: off)
+/// and `top_p` (≥ 1: off) at `1/inv_temperature` (> 0); `(0, vocab)`, without a pass over the
+/// row, when neither restricts. All units must call it (every pass synchronises the cube) and
+/// all get the same.
 #[cube]
-pub fn kept_boundary(logits: &[f32], base: usize, vocab: usize, top_k: usize, top_p: f32, max: f32, inv_temperature: f32, #[comptime] threads: usize) -> (u32, usize) {
+pub fn kept_boundary(logits: &[f32], base: usize, vocab: usize, top_k: usize, top_p: f32, inv_temperature: f32, #[comptime] threads: usize) -> (u32, usize) {
+    let mut t = 0u32;
+    let mut b = vocab;
+    if (top_k > 0 && top_k < vocab) || top_p < f32::new(1.0) {
+        let mut local_max = f32::new(-3.0e38);
+        for i in range_stepped(UNIT_POS as usize, vocab, threads) {
+            local_max = local_max.max(logits[base + i]);
+        }
+        let (kt, kb) = boundary_given_max(logits, base, vocab, top_k, top_p, cube_max(local_max, threads), inv_temperature, threads);
+        t = kt;
+        b = kb;
+    }
+    (t, b)
+}
+
+/// [`kept_boundary`] once the row's largest logit `max` is known (the weights' reference).
+#[cube]
+fn boundary_given_max(logits: &[f32], base: usize, vocab: usize, top_k: usize, top_p: f32, max: f32, inv_temperature: f32, #[comptime] threads: usize) -> (u32, usize) {
     let mut partial = Shared::<[f32]>::new_slice(SLOTS * threads);
     let mut totals = Shared::<[f32]>::new_slice(SLOTS);
     let mut t = 0u32;
@@ -257,13 +275,7 @@ pub fn kept_boundary(logits: &[f32], base: usize, vocab: usize, top_k: usize, to
 #[cube(launch)]
 pub fn kept_boundaries(logits: &[f32], out: &mut [f32], vocab: usize, top_k: usize, top_p: f32, inv_temperature: f32, #[comptime] threads: usize) {
     let row = CUBE_POS as usize;
-    let base = row * vocab;
-    let mut local_max = f32::new(-3.0e38);
-    for i in range_stepped(UNIT_POS as usize, vocab, threads) {
-        local_max = local_max.max(logits[base + i]);
-    }
-    let max = cube_max(local_max, threads);
-    let (t, b) = kept_boundary(logits, base, vocab, top_k, top_p, max, inv_temperature, threads);
+    let (t, b) = kept_boundary(logits, row * vocab, vocab, top_k, top_p, inv_temperature, threads);
     if UNIT_POS == 0 {
         out[row * 3] = f32::cast_from(t >> 16);
         out[row * 3 + 1] = f32::cast_from(t & 0xFFFF);

@@ -113,7 +113,7 @@ fn sampling_on_wgpu_is_seeded_per_sequence_and_reports_the_models_log_probs() {
     // top-k 1 at any temperature is the greedy run, log-probabilities included.
     let nucleus = SamplingParams { top_k: 2, top_p: 0.5, ..hot.clone() };
     let mut rngs = vec![sampler::sequence_rng(1, 0)];
-    assert!(sample_on_device(&logits.clone().narrow(0, 0, 1), &nucleus, &[Some(0)], &mut rngs).unwrap().is_some(), "top-k / top-p sample on the device");
+    assert!(sample_on_device(&logits.narrow(0, 0, 1), &nucleus, &[Some(0)], &mut rngs).unwrap().is_some(), "top-k / top-p sample on the device");
     let top1 = sampled(&wgpu, &prompts, &[], &SamplingParams { top_k: 1, ..params.clone() });
     let greedy = sampled(&wgpu, &prompts, &[], &SamplingParams { temperature: 0.0, ..params.clone() });
     assert_eq!(tokens(&top1), tokens(&greedy), "top-k 1 is greedy");
