@@ -3,7 +3,7 @@
 //! `cargo run --release --example decode_probe`
 use burn::prelude::*;
 use memtrain::model::kv_cache::KvCache;
-use memtrain::model::packed::PackedLlama;
+use memtrain::model::packed::{PackedLlama, PanelPrecision};
 use memtrain::model::StepLayout;
 use std::time::Instant;
 
@@ -16,8 +16,10 @@ fn main() {
     let loaded = memtrain::checkpoint::load(&memtrain::checkpoint::default_model::path(), &device).unwrap();
     let (model, inv) = (&loaded.model, &loaded.inv_freq);
     let t = Instant::now();
-    let packed = PackedLlama::pack(model).unwrap();
-    println!("packing the weights: {:.0} ms", ms(t, 1));
+    // PROBE_F16=1: the panels in f16 (`--f16` on the CPU).
+    let precision = if std::env::var_os("PROBE_F16").is_some() { PanelPrecision::F16 } else { PanelPrecision::F32 };
+    let packed = PackedLlama::pack(model, precision).unwrap();
+    println!("packing the weights in {precision:?}: {:.0} ms", ms(t, 1));
     for b in [1usize, 16] {
         for p in [None, Some(&packed)] {
             let plen = 128;

@@ -53,7 +53,8 @@ enum Command {
         /// auto, wgpu, cpu or adapter:N (`memtrain devices` lists N)
         #[arg(long, default_value_t = DeviceChoice::Auto)]
         device: DeviceChoice,
-        /// Run the model in f16 (wgpu devices only): half the memory and bandwidth.
+        /// Half precision: on wgpu the whole model in f16 (half the memory and bandwidth); on the
+        /// CPU the decode kernels' weight copy in f16 (faster decoding of few sequences).
         #[arg(long)]
         f16: bool,
     },
@@ -105,7 +106,8 @@ enum Command {
         /// auto, wgpu, cpu or adapter:N (`memtrain devices` lists N)
         #[arg(long, default_value_t = DeviceChoice::Auto)]
         device: DeviceChoice,
-        /// Run the model in f16 (wgpu devices only): half the memory and bandwidth.
+        /// Half precision: on wgpu the whole model in f16 (half the memory and bandwidth); on the
+        /// CPU the decode kernels' weight copy in f16 (faster decoding of few sequences).
         #[arg(long)]
         f16: bool,
     },
@@ -284,7 +286,7 @@ enum BenchCommand {
         #[arg(long)]
         checkpointing: bool,
         /// Also measure generation in f16 (a child process per batch) and training steps in mixed
-        /// f16 on each wgpu device.
+        /// f16 on each wgpu device, and generation with f16 decode panels on the CPU.
         #[arg(long)]
         f16: bool,
         /// Measure the CPU training rows this many times; after the first, ours and PyTorch's
@@ -314,7 +316,8 @@ enum BenchCommand {
         /// auto, wgpu, cpu or adapter:N (`memtrain devices` lists N)
         #[arg(long, default_value_t = DeviceChoice::Auto)]
         device: DeviceChoice,
-        /// Run the model in f16 (wgpu devices only): half the memory and bandwidth.
+        /// Half precision: on wgpu the whole model in f16 (half the memory and bandwidth); on the
+        /// CPU the decode kernels' weight copy in f16 (faster decoding of few sequences).
         #[arg(long)]
         f16: bool,
         /// Sequences decoded together.

@@ -194,22 +194,34 @@ pub fn select(choice: DeviceChoice) -> Result<(Device, DeviceInfo)> {
     }
 }
 
-/// Runs every float tensor created on `device` from now on in f16 (weights converted at load,
-/// activations, KV cache): half the memory and bandwidth of f32 for generation on a GPU. Must
-/// come before the first tensor on that device, and holds for the whole process (Burn keeps one
-/// setting per device). wgpu devices only: the CPU path's kernels are f32.
+/// What `--f16` (generation) changes on a device ([`use_f16`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HalfPrecision {
+    /// wgpu: every float tensor in f16.
+    Tensors,
+    /// The CPU: the decode kernels' copy of the weights in f16
+    /// ([`crate::model::packed::PanelPrecision::F16`]); the model, its activations and KV cache
+    /// stay f32 (flex's f16 arithmetic is not where a CPU decode step waits: it streams weights).
+    DecodePanels,
+}
+
+/// Half precision for generation on `device`. On wgpu, every float tensor created on `device`
+/// from now on is f16 (weights converted at load, activations, KV cache): half the memory and
+/// bandwidth of f32. Must come before the first tensor on that device, and holds for the whole
+/// process (Burn keeps one setting per device). On the CPU nothing is set here: the caller packs
+/// the decode kernels' weights in f16 ([`HalfPrecision::DecodePanels`]).
 ///
 /// Not for training: gradients and AdamW's moments in f16 lose small updates; `memtrain train`
 /// stays f32.
-pub fn use_f16(device: &Device, info: &DeviceInfo) -> Result<()> {
+pub fn use_f16(device: &Device, info: &DeviceInfo) -> Result<HalfPrecision> {
     use burn::tensor::FloatDType;
     if !compiles_per_shape(device) {
-        bail!("f16 is offered on wgpu devices only ({info} runs the CPU path, whose kernels are f32)");
+        return Ok(HalfPrecision::DecodePanels);
     }
     let mut device = device.clone();
     match device.configure(FloatDType::F16) {
-        Ok(()) => Ok(()),
-        Err(_) if device.settings().float_dtype == FloatDType::F16 => Ok(()),
+        Ok(()) => Ok(HalfPrecision::Tensors),
+        Err(_) if device.settings().float_dtype == FloatDType::F16 => Ok(HalfPrecision::Tensors),
         Err(e) => bail!("cannot run {info} in f16: {e:?}"),
     }
 }
@@ -244,12 +256,11 @@ mod tests {
         assert!(err.contains(&format!("has {}", list.len())), "{err}");
     }
 
-    /// f16 is refused on the CPU device with the reason, and leaves it in f32.
+    /// f16 on the CPU means the decode panels: the device itself stays f32.
     #[test]
-    fn f16_on_the_cpu_is_refused_by_name() {
+    fn f16_on_the_cpu_packs_the_decode_panels_and_leaves_tensors_f32() {
         let (device, info) = cpu();
-        let err = use_f16(&device, &info).unwrap_err().to_string();
-        assert!(err.contains("wgpu devices only") && err.contains("CPU"), "{err}");
+        assert_eq!(use_f16(&device, &info).unwrap(), HalfPrecision::DecodePanels);
         assert_eq!(Tensor::<1>::zeros([2], &device).dtype(), burn::tensor::DType::F32);
     }
 }

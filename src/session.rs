@@ -4,6 +4,7 @@
 use crate::checkpoint::{self, LoadedModel, chat_template::{ChatMessage, render_chat}};
 use crate::device::{self, DeviceChoice, DeviceInfo};
 use crate::generate::{self, Generation, SamplingParams, TokenEvent};
+use crate::model::packed::PanelPrecision;
 use anyhow::Result;
 use burn::prelude::*;
 use std::path::Path;
@@ -20,15 +21,16 @@ impl Session {
         Self::open_with(model, choice, false)
     }
 
-    /// [`Session::open`], with every float tensor in f16 when `f16` ([`device::use_f16`]: wgpu
-    /// devices only, for generation).
+    /// [`Session::open`], in half precision when `f16` ([`device::use_f16`]: every float tensor
+    /// on wgpu, the decode kernels' weight copy on the CPU).
     pub fn open_with(model: Option<&Path>, choice: DeviceChoice, f16: bool) -> Result<Self> {
         let path = checkpoint::default_model::resolve(model)?;
         let (device, device_info) = device::select(choice)?;
-        if f16 {
-            device::use_f16(&device, &device_info)?;
+        let half = if f16 { Some(device::use_f16(&device, &device_info)?) } else { None };
+        let mut loaded = checkpoint::load(&path, &device)?;
+        if half == Some(device::HalfPrecision::DecodePanels) {
+            loaded.set_panel_precision(PanelPrecision::F16);
         }
-        let loaded = checkpoint::load(&path, &device)?;
         Ok(Session { loaded, device, device_info })
     }
 

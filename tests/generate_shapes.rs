@@ -8,7 +8,7 @@ mod common;
 use burn::prelude::*;
 use common::tiny_config;
 use memtrain::generate::{Generation, SamplingParams, StopReason, generate, sample_on_device, sampler};
-use memtrain::model::packed::PackedLlama;
+use memtrain::model::packed::{PackedLlama, PanelPrecision};
 use memtrain::model::random::RandomWeights;
 use memtrain::model::{Llama, rope};
 
@@ -21,7 +21,7 @@ fn model(device: &Device) -> Llama {
 /// projections, whose KV cache writes then go through our kernel, idle rows and all).
 fn sampled(device: &Device, prompts: &[Vec<u32>], stop: &[u32], params: &SamplingParams) -> Vec<Generation> {
     let model = model(device);
-    let packed = PackedLlama::for_device(&model);
+    let packed = PackedLlama::for_device(&model, PanelPrecision::F32);
     generate(&model, packed.as_ref(), &rope::inverse_frequencies(&tiny_config()), prompts, params, stop, &mut |_| true).unwrap()
 }
 

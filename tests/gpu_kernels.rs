@@ -9,7 +9,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use memtrain::kernels::gpu;
 use memtrain::model::kv_cache::KvCache;
-use memtrain::model::packed::PackedLlama;
+use memtrain::model::packed::{PackedLlama, PanelPrecision};
 use memtrain::model::{StepLayout, rope};
 
 fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
@@ -293,7 +293,7 @@ fn decoding_with_our_kernels_matches_burns_ops_on_wgpu() {
     let Some(device) = common::wgpu_device() else { return };
     let (model, inv_freq) = common::tiny_model(&device, 3);
     let fused = PackedLlama::fuse(&model).expect("a Llama on wgpu fuses its projections");
-    assert!(PackedLlama::for_device(&model).is_some_and(|p| p.layers.iter().all(|l| l.gpu().is_some())), "generation on wgpu gets the fused projections");
+    assert!(PackedLlama::for_device(&model, PanelPrecision::F32).is_some_and(|p| p.layers.iter().all(|l| l.gpu().is_some())), "generation on wgpu gets the fused projections");
     let cfg = common::tiny_config();
     let pad = vec![0, 2];
     let prompt = Tensor::<2, Int>::from_data(TensorData::new(vec![5i64, 6, 7, 8, 0, 0, 9, 10], [2, 4]), &device);

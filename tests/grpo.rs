@@ -4,7 +4,7 @@
 
 mod common;
 
-use memtrain::model::packed::PackedLlama;
+use memtrain::model::packed::{PackedLlama, PanelPrecision};
 use burn::prelude::*;
 use memtrain::agent::{RecallAnswer, Trace, Turn, TurnKind};
 use memtrain::generate::{SamplingParams, StopReason, generate};
@@ -176,7 +176,7 @@ fn tiny_model(device: &Device) -> (Llama, Vec<f64>) {
 fn self_generated_samples(model: &Llama, inv_freq: &[f64], advantages: &[f32]) -> Vec<PolicySample> {
     let prompts: Vec<Vec<u32>> = vec![vec![1, 2, 3], vec![4, 5, 6, 7, 8], vec![9, 10]];
     let params = SamplingParams { temperature: 1.0, seed: 3, max_new_tokens: 6, ..Default::default() };
-    let packed = PackedLlama::for_device(model);
+    let packed = PackedLlama::for_device(model, PanelPrecision::F32);
     assert!(packed.is_some(), "a flex model gets the CPU decode kernels");
     let gens = generate(model, packed.as_ref(), inv_freq, &prompts[..advantages.len()], &params, &[], &mut |_| true).unwrap();
     prompts.into_iter().zip(gens).zip(advantages).map(|((prompt, g), &advantage)| PolicySample { prompt, response: g.tokens, old_logprobs: g.logprobs, advantage }).collect()

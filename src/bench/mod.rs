@@ -1,7 +1,8 @@
 //! Throughput harness. Figures go to README through these commands, never into timed tests.
 
-use crate::device::DeviceChoice;
+use crate::device::{DeviceChoice, HalfPrecision};
 use crate::generate::{self, SamplingParams};
+use crate::model::packed::{PackedLlama, PanelPrecision};
 use crate::model::{ModelConfig, random::RandomWeights, rope};
 use anyhow::Result;
 use std::path::Path;
@@ -74,16 +75,19 @@ pub(crate) fn prompts(vocab: usize, batch: usize, len: usize) -> Vec<Vec<u32>> {
         .collect()
 }
 
-/// `f16`: the model, activations and KV cache in f16 ([`crate::device::use_f16`]); the report's
-/// device then says so, as it says `sampling`'s temperature above 0 (sampled, as GRPO's rollouts
-/// are, instead of greedy) and its top-k / top-p.
+/// `f16` ([`crate::device::use_f16`]): on wgpu the model, activations and KV cache in f16, on
+/// the CPU the decode kernels' weight panels; the report's device then says so, as it says
+/// `sampling`'s temperature above 0 (sampled, as GRPO's rollouts are, instead of greedy) and its
+/// top-k / top-p.
 pub fn generate(model: Option<&Path>, device: DeviceChoice, f16: bool, batch: usize, prompt_len: usize, decode: usize, sampling: &SamplingParams) -> Result<GenerateReport> {
     let (device, info) = crate::device::select(device)?;
-    if f16 {
-        crate::device::use_f16(&device, &info)?;
-    }
+    let half = if f16 { Some(crate::device::use_f16(&device, &info)?) } else { None };
     let m = open_on(model, &device)?;
-    let mut name = if f16 { format!("{info}, f16") } else { info.to_string() };
+    let (mut name, panels) = match half {
+        None => (info.to_string(), PanelPrecision::F32),
+        Some(HalfPrecision::Tensors) => (format!("{info}, f16"), PanelPrecision::F32),
+        Some(HalfPrecision::DecodePanels) => (format!("{info}, {F16_PANELS}"), PanelPrecision::F16),
+    };
     if sampling.temperature > 0.0 {
         name = format!("{name}, sampled at temperature {}", sampling.temperature);
         if sampling.top_k > 0 {
@@ -94,14 +98,18 @@ pub fn generate(model: Option<&Path>, device: DeviceChoice, f16: bool, batch: us
         }
     }
     eprintln!("bench: {} on {name}", m.name);
-    measure_generate(&m, &name, batch, prompt_len, decode, true, sampling)
+    measure_generate(&m, &name, batch, prompt_len, decode, Some(panels), sampling)
 }
+
+/// What a CPU row with f16 decode panels says it ran.
+pub(crate) const F16_PANELS: &str = "f16 decode panels";
 
 /// Prefill and decode throughput of `m` for `batch` prompts of `prompt_len` tokens, decoded as
 /// `sampling` says (its temperature, top-k and top-p; its budget and seed are the bench's);
-/// through the repacked weights unless `cpu_kernels` is false (the CPU's before/after row).
-pub(crate) fn measure_generate(m: &BenchModel, device: &str, batch: usize, prompt_len: usize, decode: usize, cpu_kernels: bool, sampling: &SamplingParams) -> Result<GenerateReport> {
-    let packed = if cpu_kernels { crate::model::packed::PackedLlama::for_device(&m.model) } else { None };
+/// through the repacked weights (CPU panels in the given precision) unless `panels` is `None`
+/// (the CPU's before/after row).
+pub(crate) fn measure_generate(m: &BenchModel, device: &str, batch: usize, prompt_len: usize, decode: usize, panels: Option<PanelPrecision>, sampling: &SamplingParams) -> Result<GenerateReport> {
+    let packed = panels.and_then(|p| PackedLlama::for_device(&m.model, p));
     let run = |prompts: &[Vec<u32>], steps: usize| -> Result<(f64, f64)> {
         let params = SamplingParams { max_new_tokens: steps, seed: 1, ..sampling.clone() };
         let start = Instant::now();

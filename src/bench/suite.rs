@@ -10,10 +10,10 @@
 
 use super::memory::{peak_host_mb as peak_mb, reset_peak};
 use super::train::{TrainBenchOptions, TrainBenchReport, train_step};
-use super::{GenerateReport, measure_generate, open_on};
+use super::{F16_PANELS, GenerateReport, measure_generate, open_on};
 use crate::device::DeviceChoice;
 use crate::generate::SamplingParams;
-use crate::model::packed::PackedLlama;
+use crate::model::packed::{PackedLlama, PanelPrecision};
 use crate::model::precision::Precision;
 use crate::train::grpo::Forward;
 use crate::train::loss_scale::LossScale;
@@ -50,7 +50,8 @@ pub struct SuiteOptions {
     /// Rounds of the CPU training rows: after the first, ours and PyTorch's alternate, so that
     /// the machine's drift over minutes hits both sides (1 = the main run only).
     pub train_rounds: usize,
-    /// Also measure generation in f16 on each wgpu device ([`super::f16`]).
+    /// Also measure generation in f16 on each wgpu device ([`super::f16`]) and with f16 decode
+    /// panels on the CPU.
     pub f16: bool,
 }
 
@@ -188,7 +189,7 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
         for &batch in &opts.batches {
             progress(&format!("generation, batch {batch}, on {name}"));
             reset_peak();
-            let g: GenerateReport = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, true, &SamplingParams::default())?;
+            let g: GenerateReport = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, Some(PanelPrecision::F32), &SamplingParams::default())?;
             report.generation.push(GenRow { engine: "memtrain".into(), device: name.clone(), batch, prefill_tok_s: g.prefill_tok_s, decode_tok_s: g.decode_tok_s, peak_mb: peak_mb() });
         }
         // The CPU decode kernels' gain, measured in the same run: the backend's gemm alone.
@@ -196,8 +197,17 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
             for &batch in &opts.batches {
                 progress(&format!("generation without the CPU decode kernels, batch {batch}, on {name}"));
                 reset_peak();
-                let g = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, false, &SamplingParams::default())?;
+                let g = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, None, &SamplingParams::default())?;
                 report.generation.push(GenRow { engine: WITHOUT_KERNELS.into(), device: name.clone(), batch, prefill_tok_s: g.prefill_tok_s, decode_tok_s: g.decode_tok_s, peak_mb: peak_mb() });
+            }
+            // `--f16` on the CPU: the same kernels streaming f16 weight panels.
+            if opts.f16 {
+                for &batch in &opts.batches {
+                    progress(&format!("generation with {F16_PANELS}, batch {batch}, on {name}"));
+                    reset_peak();
+                    let g = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, Some(PanelPrecision::F16), &SamplingParams::default())?;
+                    report.generation.push(GenRow { engine: format!("memtrain, {F16_PANELS}"), device: name.clone(), batch, prefill_tok_s: g.prefill_tok_s, decode_tok_s: g.decode_tok_s, peak_mb: peak_mb() });
+                }
             }
         }
         drop(m);

@@ -7,7 +7,7 @@
 //! the report says so. `--dump-batch` writes the exact token batch of the update as JSON for
 //! `scripts/bench_train_torch.py`, which times the same forward-backward in PyTorch.
 
-use crate::model::packed::PackedLlama;
+use crate::model::packed::{PackedLlama, PanelPrecision};
 use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, run_agent, run_recall};
 use crate::device::DeviceChoice;
 use crate::exercises::{DatasetOptions, Preset, build};
@@ -188,7 +188,7 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
             super::memory::reset_peak();
         }
         let infer = model.valid();
-        let packed = PackedLlama::for_device(&infer);
+        let packed = PackedLlama::for_device(&infer, PanelPrecision::F32);
         let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &inv_freq, tokenizer: &tokenizer };
         let t = Instant::now();
         let traces = run_agent(&policy, &inputs, opts.group, &params)?;

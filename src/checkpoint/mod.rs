@@ -12,7 +12,7 @@ pub mod hf_export;
 pub mod safetensors;
 pub mod tokenizer;
 
-use crate::model::packed::PackedLlama;
+use crate::model::packed::{PackedLlama, PanelPrecision};
 use crate::model::{Llama, ModelConfig, rope};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
@@ -48,12 +48,22 @@ pub struct LoadedModel {
     /// projections), made on first use (see [`Self::packed`]); `model` is never replaced after
     /// loading, so the copy stays valid.
     packed: std::sync::OnceLock<Option<PackedLlama>>,
+    /// What the CPU copy stores (f16 under `--f16` on the CPU: [`crate::device::use_f16`]).
+    panels: PanelPrecision,
 }
 
 impl LoadedModel {
     /// The repacked copy of the weights for this device ([`PackedLlama::for_device`]), made once.
     pub fn packed(&self) -> Option<&PackedLlama> {
-        self.packed.get_or_init(|| PackedLlama::for_device(&self.model)).as_ref()
+        self.packed.get_or_init(|| PackedLlama::for_device(&self.model, self.panels)).as_ref()
+    }
+
+    /// Packs the CPU copy in `precision` from now on (the copy made so far, if any, is dropped).
+    pub fn set_panel_precision(&mut self, precision: PanelPrecision) {
+        if precision != self.panels {
+            self.panels = precision;
+            self.packed = Default::default();
+        }
     }
 }
 
@@ -139,7 +149,7 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
     };
     let model = built.with_context(|| format!("{}: cannot build the model", path.display()))?;
     let inv_freq = rope::inverse_frequencies(&info.config);
-    Ok(LoadedModel { info, model, tokenizer, inv_freq, packed: Default::default() })
+    Ok(LoadedModel { info, model, tokenizer, inv_freq, packed: Default::default(), panels: PanelPrecision::F32 })
 }
 
 /// Loads only the weights of an HF folder (no tokenizer needed): the logit-parity tests use it.

@@ -23,8 +23,23 @@ pub const MR: usize = 6;
 pub struct PackedMatrix {
     k: usize,
     n: usize,
-    panels: Vec<f32>,
+    panels: Panels,
     bias: Option<Vec<f32>>,
+}
+
+/// The panels' values: f32, or f16 bits ([`PackedMatrix::to_f16`]) — half the bytes to stream
+/// per decode step, which is what a step with few rows waits on; products still sum in f32.
+#[derive(Clone, Debug)]
+enum Panels {
+    F32(Vec<f32>),
+    F16(Vec<u16>),
+}
+
+/// One panel's `[k][NR]` values, in the matrix's storage.
+#[derive(Clone, Copy)]
+enum Panel<'a> {
+    F32(&'a [f32]),
+    F16(&'a [u16]),
 }
 
 impl PackedMatrix {
@@ -50,7 +65,30 @@ impl PackedMatrix {
                 }
             }
         });
-        PackedMatrix { k, n, panels, bias: None }
+        PackedMatrix { k, n, panels: Panels::F32(panels), bias: None }
+    }
+
+    /// The same matrix with its panels rounded to f16 (round to nearest even; the bias stays
+    /// f32). Products are those of the rounded weights, summed in f32.
+    pub fn to_f16(self) -> Self {
+        let panels = match self.panels {
+            Panels::F32(v) => Panels::F16(v.par_iter().map(|&x| half::f16::from_f32(x).to_bits()).collect()),
+            half @ Panels::F16(_) => half,
+        };
+        PackedMatrix { panels, ..self }
+    }
+
+    /// Whether the panels hold f16 values.
+    pub fn is_f16(&self) -> bool {
+        matches!(self.panels, Panels::F16(_))
+    }
+
+    /// Bytes the panels take (what a call with few rows streams from memory).
+    pub fn panel_bytes(&self) -> usize {
+        match &self.panels {
+            Panels::F32(v) => v.len() * 4,
+            Panels::F16(v) => v.len() * 2,
+        }
     }
 
     pub fn with_bias(mut self, bias: Vec<f32>) -> Self {
@@ -82,9 +120,11 @@ impl PackedMatrix {
         // Each task owns its panel's output block `[m, NR]`; blocks are scattered into rows after.
         let mut blocks = vec![0.0f32; n.div_ceil(NR) * m * NR];
         if k > 0 {
-            blocks.par_chunks_mut(m * NR).zip(self.panels.par_chunks(k * NR)).with_min_len(2).for_each(|(out, panel)| {
-                panel_product(&rows, panel, out, isa);
-            });
+            let outs = blocks.par_chunks_mut(m * NR).with_min_len(2);
+            match &self.panels {
+                Panels::F32(v) => outs.zip(v.par_chunks(k * NR)).for_each(|(out, p)| panel_product(&rows, Panel::F32(p), out, isa)),
+                Panels::F16(v) => outs.zip(v.par_chunks(k * NR)).for_each(|(out, p)| panel_product(&rows, Panel::F16(p), out, isa)),
+            }
         }
         let mut y = vec![0.0f32; m * n];
         for (p, block) in blocks.chunks(m * NR).enumerate() {
@@ -139,8 +179,9 @@ enum Isa {
 
 impl Isa {
     fn detect() -> Self {
+        // F16C (f16 → f32 loads) came with AVX2 on every x86 CPU; asking keeps one path.
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("f16c") {
             return Isa::Avx2Fma;
         }
         Isa::Portable
@@ -148,14 +189,26 @@ impl Isa {
 }
 
 /// One panel against all rows.
-fn panel_product(rows: &RowBlocks, panel: &[f32], out: &mut [f32], isa: Isa) {
+fn panel_product(rows: &RowBlocks, panel: Panel, out: &mut [f32], isa: Isa) {
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx2Fma {
-        // SAFETY: `Isa::detect` saw the CPU support the features the function is compiled for.
-        unsafe { avx2::panel_rows(rows, panel, out) };
+        // SAFETY: `Isa::detect` saw the CPU support the features the functions are compiled for.
+        unsafe {
+            match panel {
+                Panel::F32(p) => avx2::panel_rows::<false>(rows, p.as_ptr().cast(), p.len() / NR, out),
+                Panel::F16(p) => avx2::panel_rows::<true>(rows, p.as_ptr().cast(), p.len() / NR, out),
+            }
+        }
         return;
     }
-    for (xs, size, out) in row_blocks(rows, panel, out) {
+    match panel {
+        Panel::F32(p) => portable_rows(rows, p, out),
+        Panel::F16(p) => portable_rows(rows, &p.iter().map(|&b| half::f16::from_bits(b).to_f32()).collect::<Vec<_>>(), out),
+    }
+}
+
+fn portable_rows(rows: &RowBlocks, panel: &[f32], out: &mut [f32]) {
+    for (xs, size, out) in row_blocks(rows, panel.len() / NR, out) {
         match size {
             MR => block::<MR>(xs, panel, out),
             4 => block::<4>(xs, panel, out),
@@ -166,8 +219,7 @@ fn panel_product(rows: &RowBlocks, panel: &[f32], out: &mut [f32], isa: Isa) {
 }
 
 /// Each row block's `[k][rows]` inputs, its size and its slice of the panel's output block.
-fn row_blocks<'a>(rows: &'a RowBlocks, panel: &[f32], out: &'a mut [f32]) -> impl Iterator<Item = (&'a [f32], usize, &'a mut [f32])> {
-    let k = panel.len() / NR;
+fn row_blocks<'a>(rows: &'a RowBlocks, k: usize, out: &'a mut [f32]) -> impl Iterator<Item = (&'a [f32], usize, &'a mut [f32])> {
     let mut rest = out;
     rows.blocks.iter().map(move |&(_, size, at)| {
         let (here, tail) = std::mem::take(&mut rest).split_at_mut(size * NR);
@@ -192,39 +244,55 @@ fn block<const R: usize>(xs: &[f32], panel: &[f32], out: &mut [f32]) {
 }
 
 /// The AVX2 + FMA register block, written with intrinsics: left to the auto-vectoriser, the
-/// same loop came out as scalar FMAs and stack spills.
+/// same loop came out as scalar FMAs and stack spills. `HALF`: the panel holds f16 bits,
+/// widened to f32 as they are loaded (F16C), so the sums are the same f32 FMAs.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{MR, NR, RowBlocks, row_blocks};
     use std::arch::x86_64::*;
 
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn panel_rows(rows: &RowBlocks, panel: &[f32], out: &mut [f32]) {
-        for (xs, size, out) in row_blocks(rows, panel, out) {
-            // SAFETY (all arms): `row_blocks` hands out `k * size` inputs and `size * NR` outputs.
+    /// `panel` points at `k * NR` values (f16 when `HALF`, else f32).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn panel_rows<const HALF: bool>(rows: &RowBlocks, panel: *const u8, k: usize, out: &mut [f32]) {
+        for (xs, size, out) in row_blocks(rows, k, out) {
+            // SAFETY (all arms): `row_blocks` hands out `k * size` inputs and `size * NR` outputs;
+            // the caller vouches for the panel.
             unsafe {
                 match size {
-                    MR => block::<MR>(xs, panel, out),
-                    4 => block::<4>(xs, panel, out),
-                    2 => block::<2>(xs, panel, out),
-                    _ => block::<1>(xs, panel, out),
+                    MR => block::<MR, HALF>(xs, panel, k, out),
+                    4 => block::<4, HALF>(xs, panel, k, out),
+                    2 => block::<2, HALF>(xs, panel, k, out),
+                    _ => block::<1, HALF>(xs, panel, k, out),
                 }
             }
         }
     }
 
-    /// Requires `xs.len() == k * R`, `panel.len() == k * NR`, `out.len() == R * NR`.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn block<const R: usize>(xs: &[f32], panel: &[f32], out: &mut [f32]) {
-        let k = panel.len() / NR;
+    /// Eight panel values from index `i` as f32.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn load8<const HALF: bool>(panel: *const u8, i: usize) -> __m256 {
+        // SAFETY: the caller keeps `i + 8` within the panel.
+        unsafe {
+            if HALF {
+                _mm256_cvtph_ps(_mm_loadu_si128(panel.add(i * 2).cast()))
+            } else {
+                _mm256_loadu_ps(panel.add(i * 4).cast())
+            }
+        }
+    }
+
+    /// Requires `xs.len() >= k * R`, `panel` holding `k * NR` values, `out.len() >= R * NR`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn block<const R: usize, const HALF: bool>(xs: &[f32], panel: *const u8, k: usize, out: &mut [f32]) {
         assert!(xs.len() >= k * R && out.len() >= R * NR);
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
-        let (w, x) = (panel.as_ptr(), xs.as_ptr());
+        let x = xs.as_ptr();
         for kk in 0..k {
-            // SAFETY: kk < k, so every read is inside the slices checked above.
+            // SAFETY: kk < k, so every read is inside the slices checked above and the panel.
             unsafe {
-                let w0 = _mm256_loadu_ps(w.add(kk * NR));
-                let w1 = _mm256_loadu_ps(w.add(kk * NR + 8));
+                let w0 = load8::<HALF>(panel, kk * NR);
+                let w1 = load8::<HALF>(panel, kk * NR + 8);
                 for r in 0..R {
                     let xv = _mm256_broadcast_ss(&*x.add(kk * R + r));
                     acc[r][0] = _mm256_fmadd_ps(xv, w0, acc[r][0]);
@@ -279,6 +347,35 @@ mod tests {
                 let got = packed.matmul_on(&x, m, isa);
                 for (a, b) in got.iter().zip(&want) {
                     assert!((a - b).abs() <= 1e-5 * (k as f32).sqrt(), "{m}x{k}x{n} {isa:?}: {a} vs {b}");
+                }
+            }
+        }
+    }
+
+    /// f16 panels give the product of the weights rounded to f16 (summed in f32, so to the same
+    /// float rounding as f32 panels), stream half the bytes, and keep the bias in f32.
+    #[test]
+    fn f16_panels_multiply_the_rounded_weights() {
+        for &(m, k, n) in &[(1, 7, 5), (3, 64, 16), (13, 96, 37), (16, 576, 192), (64, 33, 17)] {
+            // Weights up to ±8 so that rounding to f16 moves them by up to 2⁻⁸, far above the
+            // f32 sums' rounding: a kernel reading f32 values would fail the check below.
+            let x = values(m * k, 6);
+            let w: Vec<f32> = values(k * n, 7).iter().map(|v| v * 16.0).collect();
+            let rounded: Vec<f32> = w.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+            let bias = values(n, 8);
+            let want: Vec<f32> = reference(&x, &rounded, m, k, n).iter().enumerate().map(|(i, v)| v + bias[i % n]).collect();
+            let unrounded: Vec<f32> = reference(&x, &w, m, k, n).iter().enumerate().map(|(i, v)| v + bias[i % n]).collect();
+            let f32_panels = PackedMatrix::from_in_out(&w, k, n).with_bias(bias);
+            let packed = f32_panels.clone().to_f16();
+            assert!(packed.is_f16() && !f32_panels.is_f16());
+            assert_eq!(packed.panel_bytes() * 2, f32_panels.panel_bytes());
+            let tolerance = 1e-5 * (k as f32).sqrt() * 16.0;
+            let apart = want.iter().zip(&unrounded).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(apart > 2.0 * tolerance, "{m}x{k}x{n}: rounding to f16 should show ({apart})");
+            for isa in [Isa::Portable, Isa::detect()] {
+                let got = packed.matmul_on(&x, m, isa);
+                for (a, b) in got.iter().zip(&want) {
+                    assert!((a - b).abs() <= tolerance, "{m}x{k}x{n} {isa:?}: {a} vs {b}");
                 }
             }
         }

@@ -64,40 +64,62 @@ pub struct PackedLlama {
     pub lm_head: Option<PackedMatrix>,
 }
 
-fn pack_linear(lin: &Linear) -> Result<PackedMatrix> {
+/// What the CPU panels store. f16 (`--f16` on the CPU) halves the bytes a decode step streams
+/// and the copy's memory; each product is then that of the weights rounded to f16, still
+/// summed in f32. (wgpu's fused groups follow the device's float type instead.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PanelPrecision {
+    #[default]
+    F32,
+    F16,
+}
+
+impl PanelPrecision {
+    fn apply(self, m: PackedMatrix) -> PackedMatrix {
+        match self {
+            PanelPrecision::F32 => m,
+            PanelPrecision::F16 => m.to_f16(),
+        }
+    }
+}
+
+fn pack_linear(lin: &Linear, precision: PanelPrecision) -> Result<PackedMatrix> {
     let w = lin.weight.val();
     let [k, n] = w.dims();
     let packed = PackedMatrix::from_in_out(&host(w)?, k, n);
-    Ok(match &lin.bias {
+    let packed = match &lin.bias {
         Some(b) => packed.with_bias(host(b.val())?),
         None => packed,
-    })
+    };
+    // Rounded one matrix at a time, so the f32 panels never all exist at once.
+    Ok(precision.apply(packed))
 }
 
-fn pack_block(b: &Block) -> Result<PackedBlock> {
+fn pack_block(b: &Block, precision: PanelPrecision) -> Result<PackedBlock> {
     let a = &b.self_attn;
+    let pack = |lin: &Linear| pack_linear(lin, precision);
     Ok(PackedBlock::Cpu(CpuBlock {
-        q: pack_linear(&a.q_proj)?,
-        k: pack_linear(&a.k_proj)?,
-        v: pack_linear(&a.v_proj)?,
-        o: pack_linear(&a.o_proj)?,
-        gate: pack_linear(&b.mlp.gate_proj)?,
-        up: pack_linear(&b.mlp.up_proj)?,
-        down: pack_linear(&b.mlp.down_proj)?,
+        q: pack(&a.q_proj)?,
+        k: pack(&a.k_proj)?,
+        v: pack(&a.v_proj)?,
+        o: pack(&a.o_proj)?,
+        gate: pack(&b.mlp.gate_proj)?,
+        up: pack(&b.mlp.up_proj)?,
+        down: pack(&b.mlp.down_proj)?,
     }))
 }
 
 impl PackedLlama {
     /// Packs every projection and the LM head of `model` (its weights as they are now) for the
-    /// CPU decode kernels.
-    pub fn pack(model: &Llama) -> Result<Self> {
-        let layers = model.layers.iter().enumerate().map(|(i, b)| pack_block(b).with_context(|| format!("packing layer {i}"))).collect::<Result<_>>()?;
+    /// CPU decode kernels, in `precision`.
+    pub fn pack(model: &Llama, precision: PanelPrecision) -> Result<Self> {
+        let layers = model.layers.iter().enumerate().map(|(i, b)| pack_block(b, precision).with_context(|| format!("packing layer {i}"))).collect::<Result<_>>()?;
         let lm_head = match &model.lm_head {
-            Some(head) => pack_linear(head)?,
+            Some(head) => pack_linear(head, precision)?,
             None => {
                 let table = model.embed_tokens.weight.val();
                 let [vocab, d] = table.dims();
-                PackedMatrix::from_out_in(&host(table)?, vocab, d)
+                precision.apply(PackedMatrix::from_out_in(&host(table)?, vocab, d))
             }
         };
         Ok(PackedLlama { layers, lm_head: Some(lm_head) })
@@ -118,14 +140,14 @@ impl PackedLlama {
         model.embed_tokens.weight.val().device() == Device::flex() && std::env::var_os(DISABLE_ENV).is_none()
     }
 
-    /// The repacked weights for `model`'s device: CPU panels on flex unless [`DISABLE_ENV`] is
-    /// set, fused projections on wgpu unless our GPU kernels are off
+    /// The repacked weights for `model`'s device: CPU panels in `precision` on flex unless
+    /// [`DISABLE_ENV`] is set, fused projections on wgpu unless our GPU kernels are off
     /// ([`crate::kernels::gpu::DISABLE_ENV`]); `None` elsewhere.
-    pub fn for_device(model: &Llama) -> Option<Self> {
+    pub fn for_device(model: &Llama, precision: PanelPrecision) -> Option<Self> {
         if !Self::used_for(model) {
             return crate::kernels::gpu::enabled().then(|| Self::fuse(model)).flatten();
         }
-        match Self::pack(model) {
+        match Self::pack(model, precision) {
             Ok(p) => Some(p),
             Err(e) => {
                 // Only a speed-up: fall back to the backend's ops rather than fail generation.

@@ -10,7 +10,7 @@
 //! - cancelling (Ctrl-C, the app's Stop) finishes the current step, writes a checkpoint and
 //!   returns; nothing already written is lost.
 
-use crate::model::packed::PackedLlama;
+use crate::model::packed::{PackedLlama, PanelPrecision};
 use super::config::{ModelSource, TrainConfig};
 use super::data::{TrainData, batch_indices};
 use super::grpo::{Forward, PolicySample, TokenBatch, sort_by_length, group_advantages, training_loss, reference_logprobs, samples_from_recall, samples_from_traces};
@@ -234,7 +234,7 @@ impl Trainer {
             n => n.min(self.data.held_out.len()),
         };
         let infer = self.model().valid();
-        let packed = PackedLlama::for_device(&infer);
+        let packed = PackedLlama::for_device(&infer, PanelPrecision::F32);
         let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer };
         let params = eval::greedy(self.cfg.agent.memory_tokens, self.cfg.agent.answer_tokens, self.cfg.agent.no_repeat_ngram);
         let mut run = eval::evaluate(&policy, self.state.step, &self.data.held_out[..n], &self.data.held_out_recall, &params)?;
@@ -324,7 +324,7 @@ impl Trainer {
         let docs = self.data.batch(self.cfg.seed ^ 0x5354_5544_454e_54, step, n);
         let inputs: Vec<AgentInput> = docs.iter().map(|&i| AgentInput::from(&self.data.train[i])).collect();
         let infer = self.model().valid();
-        let packed = PackedLlama::for_device(&infer);
+        let packed = PackedLlama::for_device(&infer, PanelPrecision::F32);
         let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer };
         let traces = run_agent(&policy, &inputs, 1, &eval::greedy(self.cfg.agent.memory_tokens, self.cfg.agent.answer_tokens, self.cfg.agent.no_repeat_ngram))?;
         let teacher = super::reference::TeacherStyle::from_config(&self.cfg.sft);
@@ -351,7 +351,7 @@ impl Trainer {
 
         let t = Instant::now();
         let infer = self.model().valid();
-        let packed = PackedLlama::for_device(&infer);
+        let packed = PackedLlama::for_device(&infer, PanelPrecision::F32);
         let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer };
         let traces = run_agent(&policy, &inputs, group, &params)?;
         let (requests, recall_golds, request_of_trace) = if cfg.objectives.recall { self.recall_requests(&traces, &docs, seed) } else { (vec![], vec![], vec![]) };
