@@ -30,15 +30,19 @@ fn main() {
             let layout = StepLayout::with_columns(inv, &cache.pad, cache.len, plen, cache.capacity, &device);
             let _ = model.forward_hidden(input, &layout, Some(&mut cache)).into_data();
             let steps = 12;
+            let in_pool = std::env::var_os("PROBE_IN_POOL").is_some();
             let t = Instant::now();
-            for s in 0..steps {
-                let tok = Tensor::<2, Int>::from_data(TensorData::new(vec![(s as i64) + 5; b], [b, 1]), &device);
-                cache.reserve(1);
-                let layout = StepLayout::with_columns(inv, &cache.pad, cache.len, 1, cache.capacity, &device);
-                let h = model.forward_hidden_packed(tok, &layout, Some(&mut cache), p);
-                let _ = model.logits_packed(h, p).into_data();
-            }
-            println!("batch {b:2}, decode kernels {:5}: decode step (forward + logits) {:.1} ms", p.is_some(), ms(t, steps));
+            let mut run = || {
+                for s in 0..steps {
+                    let tok = Tensor::<2, Int>::from_data(TensorData::new(vec![(s as i64) + 5; b], [b, 1]), &device);
+                    cache.reserve(1);
+                    let layout = StepLayout::with_columns(inv, &cache.pad, cache.len, 1, cache.capacity, &device);
+                    let h = model.forward_hidden_packed(tok, &layout, Some(&mut cache), p);
+                    let _ = model.logits_packed(h, p).into_data();
+                }
+            };
+            if in_pool { rayon::scope(|_| run()) } else { run() }
+            println!("batch {b:2}, decode kernels {:5} (in pool {in_pool}): decode step (forward + logits) {:.1} ms", p.is_some(), ms(t, steps));
         }
         let x: Vec<f32> = (0..b * 1536).map(|i| (i % 17) as f32 * 0.01).collect();
         let t = Instant::now();

@@ -16,6 +16,14 @@ use memtrain::train::sft::{SftExample, SftWeighting, sft_training_loss};
 use std::time::Instant;
 
 fn main() {
+    if std::env::var_os("PROBE_IN_POOL").is_some() {
+        rayon::scope(|_| probe());
+    } else {
+        probe();
+    }
+}
+
+fn probe() {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().expect("numbers: SEQ STEPS"));
     let seq = args.next().unwrap_or(512);
     let steps = args.next().unwrap_or(2);

@@ -79,11 +79,14 @@ pub fn generate(
     for _step in 0..params.max_new_tokens {
         let q_len = input.dims()[1];
         cache.reserve(q_len);
-        let layout = StepLayout::with_columns(inv_freq, &cache.pad, cache.len, q_len, cache.capacity, &device);
-        let hidden = model.forward_hidden_packed(input, &layout, Some(&mut cache), packed);
-        let last = hidden.narrow(1, q_len - 1, 1);
-        let logits = model.logits_packed(last, packed);
-        let picks = if params.temperature <= 0.0 { greedy_without_repeats(logits, params.no_repeat_ngram, &batch, &out)? } else { sample(logits, params, &batch, &mut rngs)? };
+        let step = || {
+            let layout = StepLayout::with_columns(inv_freq, &cache.pad, cache.len, q_len, cache.capacity, &device);
+            let hidden = model.forward_hidden_packed(input, &layout, Some(&mut cache), packed);
+            let last = hidden.narrow(1, q_len - 1, 1);
+            let logits = model.logits_packed(last, packed);
+            if params.temperature <= 0.0 { greedy_without_repeats(logits, params.no_repeat_ngram, &batch, &out) } else { sample(logits, params, &batch, &mut rngs) }
+        };
+        let picks = if buckets { step()? } else { on_cpu_workers(step)? };
         let mut next = Vec::with_capacity(batch.len());
         for (row, slot) in batch.iter_mut().enumerate() {
             let Some(seq) = *slot else {
@@ -122,6 +125,17 @@ pub fn generate(
         input = Tensor::<2, Int>::from_data(TensorData::new(next, [batch.len(), 1]), &device);
     }
     Ok(out)
+}
+
+/// Runs `f` on one of rayon's worker threads (the calling thread waits). A CPU step makes
+/// hundreds of parallel calls (the decode panels' matmuls, flex's ops); made from a thread
+/// outside rayon's pool, each one queues a job and puts the caller to sleep on a futex until
+/// it is done, while idle workers spin on `sched_yield` (half a batch-1 step's samples under
+/// `perf` were in the kernel's scheduler). From a worker, the caller works on its own calls
+/// and the other workers steal from it: a batch-1 step of SmolLM2-135M took 16–19 ms from the
+/// main thread and 10–11 ms here (`examples/decode_probe.rs`, f16 panels, 2 cores).
+fn on_cpu_workers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
 }
 
 /// Greedy picks; a row whose pick would repeat an n-gram it generated (`no_repeat_ngram`) takes
