@@ -24,16 +24,21 @@ fn generate_chat_prints_only_the_answer_on_stdout() {
     assert!(!stdout.contains("model:") && stderr.contains("model:"), "diagnostics belong on stderr");
 }
 
+/// Also with `--f16`, which on the CPU packs the decode kernels' weights in f16.
 #[test]
 fn generate_prompt_continues_with_paris() {
     let Some(model) = common::real_model() else { return };
-    let out = memtrain()
-        .args(["generate", "--device", "cpu", "--max-tokens", "4", "--prompt", "The capital of France is", "--model"])
-        .arg(&model)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with(" Paris"));
+    for f16 in [None, Some("--f16")] {
+        let out = memtrain()
+            .args(["generate", "--device", "cpu", "--max-tokens", "4", "--prompt", "The capital of France is"])
+            .args(f16)
+            .arg("--model")
+            .arg(&model)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{f16:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with(" Paris"), "{f16:?}");
+    }
 }
 
 #[test]
