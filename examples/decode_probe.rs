@@ -1,6 +1,8 @@
 //! Where a decode step's time goes on the CPU (issue 7 profile): the whole step, the packed
 //! projections alone, the LM head alone, at batch 1 and 16, SmolLM2-135M (the default model).
-//! `cargo run --release --example decode_probe`
+//! `cargo run --release --example decode_probe`; `PROBE_F16=1` packs the panels in f16 (`--f16`
+//! on the CPU), `PROBE_IN_POOL=1` runs the timed steps on a rayon worker, as `generate` does
+//! (without it, each parallel call from the main thread sleeps on a futex until it is done).
 use burn::prelude::*;
 use memtrain::model::kv_cache::KvCache;
 use memtrain::model::packed::{PackedLlama, PanelPrecision};

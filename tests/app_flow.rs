@@ -305,3 +305,37 @@ fn ask_answers_from_memory_and_stop_cancels_a_long_reading() {
     assert_eq!(app.ask.reading.note.as_deref(), Some("reading stopped"));
     assert!(app.busy.is_none() && app.error.is_none(), "the app is idle again: {:?}", app.error);
 }
+
+/// The Model panel's f16 box: on the CPU the model loads with f16 decode weights (the panel
+/// says so), and the memory agent still reads and answers with them.
+#[test]
+fn f16_decode_weights_box_loads_the_cpu_model_with_f16_weights_and_it_answers() {
+    let Ok(model) = memtrain::checkpoint::default_model::resolve(None) else {
+        assert!(std::env::var_os("MEMTRAIN_REQUIRE_MODEL").is_none(), "MEMTRAIN_REQUIRE_MODEL is set but the default model is missing");
+        return;
+    };
+    let mut h = harness(scratch("f16-panels"));
+    h.step();
+    h.state_mut().settings.device = DeviceChoice::Cpu;
+    h.state_mut().tab = Tab::Model;
+    h.step();
+    h.get_by_label_contains("f16 decode weights").click();
+    h.step();
+    assert!(h.state().settings.cpu_f16_panels, "the box sets the setting");
+    h.state_mut().drop_paths(vec![model]);
+    wait_for(&mut h, 120, "the model", |app| app.model.load_note.as_deref().is_some_and(|n| n.contains("f16")));
+    assert_eq!(h.state().model.load_note.as_deref().map(|n| n.ends_with("decoding with f16 weights")), Some(true));
+    h.get_by_label("Ask").click();
+    h.step();
+    {
+        let ask = &mut h.state_mut().ask;
+        ask.pasted = "Marta Corrigan rowed out to the stranded boats when the storm came.".into();
+        ask.question = "Who rowed out to the boats?".into();
+        ask.budget = memtrain::app::worker::ReadBudget { chunk_tokens: 20, memory_tokens: 12, answer_tokens: 6 };
+    }
+    h.step();
+    h.get_by_label("Read and answer").click();
+    wait_for(&mut h, 300, "the answer", |app| !app.ask.reading.running);
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+    assert!(h.state().ask.answered.is_some(), "an answer reached the panel");
+}

@@ -166,13 +166,14 @@ impl StudioApp {
                     self.busy = None;
                     self.model.adapters = Some(list);
                 }
-                Event::ModelLoaded { info, device, seconds } => {
+                Event::ModelLoaded { info, device, seconds, f16_panels } => {
                     self.busy = None;
                     self.error = None;
                     self.model.path_text = info.path.display().to_string();
                     self.model.loaded = Some((*info, device));
                     // The Model tab stays: its card shows what was loaded and where it runs.
-                    self.model.load_note = Some(format!("loaded in {seconds:.1} s"));
+                    let half = if f16_panels { ", decoding with f16 weights" } else { "" };
+                    self.model.load_note = Some(format!("loaded in {seconds:.1} s{half}"));
                     self.chat.last_stats = Some(format!("model loaded in {seconds:.1} s"));
                 }
                 Event::ChatText(t) => self.chat.pending = Some(t),

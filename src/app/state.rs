@@ -22,11 +22,13 @@ pub struct Settings {
     pub mask_scope: MaskScope,
     /// The precision of new training runs on a GPU (the CPU path computes in f32).
     pub train_precision: Precision,
+    /// A model loaded on the CPU keeps its decode kernels' weights in f16 (`--f16` there).
+    pub cpu_f16_panels: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { model_path: None, device: DeviceChoice::Auto, temperature: 0.0, max_tokens: 256, recent_models: vec![], recent_documents: vec![], preset: Preset::Tiny, seed: 0, mask_scope: MaskScope::default(), train_precision: Precision::F32 }
+        Settings { model_path: None, device: DeviceChoice::Auto, temperature: 0.0, max_tokens: 256, recent_models: vec![], recent_documents: vec![], preset: Preset::Tiny, seed: 0, mask_scope: MaskScope::default(), train_precision: Precision::F32, cpu_f16_panels: false }
     }
 }
 

@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 pub enum Request {
-    LoadModel { path: Option<PathBuf>, device: DeviceChoice },
+    /// `cpu_f16_panels`: on the CPU, the decode kernels' weights in f16 (ignored on wgpu, whose
+    /// f16 setting would hold for the whole process, training included).
+    LoadModel { path: Option<PathBuf>, device: DeviceChoice, cpu_f16_panels: bool },
     /// Lists the wgpu adapters (opening each one: never on the UI thread).
     ListAdapters,
     Chat { history: Vec<ChatMessage>, params: SamplingParams },
@@ -155,7 +157,8 @@ pub enum Event {
     Busy(String),
     /// The wgpu adapters as `DeviceChoice::Adapter` numbers them.
     Adapters(Vec<(usize, DeviceInfo)>),
-    ModelLoaded { info: Box<ModelInfo>, device: DeviceInfo, seconds: f64 },
+    /// `f16_panels`: the CPU's decode kernels use f16 weights.
+    ModelLoaded { info: Box<ModelInfo>, device: DeviceInfo, seconds: f64, f16_panels: bool },
     /// Text generated so far for the current chat answer.
     ChatText(String),
     ChatDone { tokens: usize, seconds: f64, cancelled: bool },
@@ -223,16 +226,21 @@ fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicB
     };
     for req in requests {
         match req {
-            Request::LoadModel { path, device } => {
+            Request::LoadModel { path, device, cpu_f16_panels } => {
                 send(Event::Busy("loading model…".into()));
                 let start = std::time::Instant::now();
                 session = None; // free the old model first
                 match Session::open(path.as_deref(), device) {
-                    Ok(s) => {
+                    Ok(mut s) => {
+                        let f16_panels = cpu_f16_panels && !crate::device::compiles_per_shape(&s.device);
+                        if f16_panels {
+                            s.loaded.set_panel_precision(crate::model::packed::PanelPrecision::F16);
+                        }
                         send(Event::ModelLoaded {
                             info: Box::new(s.loaded.info.clone()),
                             device: s.device_info.clone(),
                             seconds: start.elapsed().as_secs_f64(),
+                            f16_panels,
                         });
                         session = Some(s);
                     }
