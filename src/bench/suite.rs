@@ -166,6 +166,12 @@ fn train_row(model: Option<&Path>, base: &Device, device_name: &str, seq: usize,
 }
 
 pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteReport> {
+    // Checked before minutes of our own measurements: a relative path is read from the working
+    // directory, and Python's "can't open file" would only show as an exit status at the end.
+    if let Some(script) = opts.peers.as_ref().filter(|p| !p.is_file()) {
+        let here = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+        anyhow::bail!("peer script {} not found from {here}: run from the repository root, pass --peers PATH, or --peers none to skip the peers", script.display());
+    }
     let mut report = SuiteReport {
         date: today(),
         machine: machine(),

@@ -3,8 +3,9 @@
 //! - on the CPU, panels for our decode matmul ([`crate::kernels::cpu_matmul`]), used by forward
 //!   calls with few rows (prefill and training keep the backend's gemm: with hundreds of rows
 //!   the kernel measured no faster than it). The copy costs as much memory as the f32
-//!   projections again (≈ 540 MB for SmolLM2-135M); it made decode 1.3× (batch 1) to 1.7×
-//!   (batch 16) faster in the same benchmark run (README, Performance);
+//!   projections again (≈ 540 MB for SmolLM2-135M; half in f16, [`PanelPrecision::F16`]); it
+//!   made decode 1.3× (batch 1) to 1.7× (batch 16) faster in the same benchmark run (README,
+//!   Performance);
 //! - on wgpu, q/k/v and gate/up concatenated so each group is one matmul
 //!   ([`super::fused_projections`]), for every forward call through a KV cache.
 
