@@ -15,6 +15,7 @@ use crate::documents::{DocError, Document};
 use crate::exercises::curriculum::{Curriculum, Preset};
 use crate::exercises::dataset::{self, DatasetOptions, DatasetSummary, Exercise};
 use crate::exercises::entities::{EntityKind, EntityTagger, Mention, RuleTagger, Vocab};
+use crate::model::packed::{PackedLlama, PanelPrecision};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -220,6 +221,9 @@ fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicB
     let mut session: Option<Session> = None;
     // A second model the inspector reads with (a run's checkpoint), kept while it is asked for.
     let mut side_model: Option<(PathBuf, Session)> = None;
+    // Whether the last Load asked for f16 CPU decode weights: the inspector's second model gets
+    // them too, so that both readers run the same arithmetic.
+    let mut cpu_f16 = false;
     let send = |e: Event| {
         let _ = events.send(e);
         wake();
@@ -230,12 +234,10 @@ fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicB
                 send(Event::Busy("loading model…".into()));
                 let start = std::time::Instant::now();
                 session = None; // free the old model first
-                match Session::open(path.as_deref(), device) {
-                    Ok(mut s) => {
-                        let f16_panels = cpu_f16_panels && !crate::device::compiles_per_shape(&s.device);
-                        if f16_panels {
-                            s.loaded.set_panel_precision(crate::model::packed::PanelPrecision::F16);
-                        }
+                side_model = None;
+                cpu_f16 = cpu_f16_panels;
+                match open_with_weights(path.as_deref(), device, cpu_f16) {
+                    Ok((s, f16_panels)) => {
                         send(Event::ModelLoaded {
                             info: Box::new(s.loaded.info.clone()),
                             device: s.device_info.clone(),
@@ -311,7 +313,7 @@ fn serve(requests: Receiver<Request>, events: Sender<Event>, cancel: Arc<AtomicB
             Request::Inspect { model, exercise, probes, memory_tokens, answer_tokens, max_distance, device } => {
                 send(Event::Busy("reading the exercise…".into()));
                 let params = crate::eval::greedy(memory_tokens, answer_tokens, crate::train::TrainConfig::tiny_cpu().agent.no_repeat_ngram);
-                let result = inspect_with(&session, &mut side_model, model, device, &exercise, &probes, &params, max_distance, &cancel, &send);
+                let result = inspect_with(&session, &mut side_model, model, device, cpu_f16, &exercise, &probes, &params, max_distance, &cancel, &send);
                 match result {
                     Ok(i) => send(Event::Inspected(Box::new(i))),
                     Err(e) => send(stopped_or_failed("inspection", e)),
@@ -369,12 +371,24 @@ fn reporter<'a>(cancel: &'a AtomicBool, send: &'a dyn Fn(Event)) -> impl FnMut(&
     }
 }
 
+/// Opens a model, its CPU decode kernels reading f16 weights when `cpu_f16` and they run at all
+/// (not on wgpu, nor with the CPU kernels off); returns whether they do.
+fn open_with_weights(path: Option<&Path>, device: DeviceChoice, cpu_f16: bool) -> anyhow::Result<(Session, bool)> {
+    let mut s = Session::open(path, device)?;
+    let f16 = cpu_f16 && PackedLlama::used_for(&s.loaded.model);
+    if f16 {
+        s.loaded.set_panel_precision(PanelPrecision::F16);
+    }
+    Ok((s, f16))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn inspect_with(
     session: &Option<Session>,
     side: &mut Option<(PathBuf, Session)>,
     model: Option<PathBuf>,
     device: DeviceChoice,
+    cpu_f16: bool,
     exercise: &Exercise,
     probes: &[Exercise],
     params: &crate::agent::AgentParams,
@@ -388,7 +402,7 @@ fn inspect_with(
             if side.as_ref().is_none_or(|(p, _)| p != &path) {
                 *side = None; // free the previous one first
                 send(Event::Busy(format!("loading {}…", path.display())));
-                *side = Some((path.clone(), Session::open(Some(&path), device)?));
+                *side = Some((path.clone(), open_with_weights(Some(&path), device, cpu_f16)?.0));
             }
             &side.as_ref().expect("just loaded").1
         }

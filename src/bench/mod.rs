@@ -86,7 +86,9 @@ pub fn generate(model: Option<&Path>, device: DeviceChoice, f16: bool, batch: us
     let (mut name, panels) = match half {
         None => (info.to_string(), PanelPrecision::F32),
         Some(HalfPrecision::Tensors) => (format!("{info}, f16"), PanelPrecision::F32),
-        Some(HalfPrecision::DecodePanels) => (format!("{info}, {F16_PANELS}"), PanelPrecision::F16),
+        Some(HalfPrecision::DecodePanels) if PackedLlama::used_for(&m.model) => (format!("{info}, {}", decode_panels(PanelPrecision::F16)), PanelPrecision::F16),
+        // MEMTRAIN_NO_CPU_KERNELS: no panels to make lighter.
+        Some(HalfPrecision::DecodePanels) => (format!("{info}, CPU decode kernels off"), PanelPrecision::F32),
     };
     if sampling.temperature > 0.0 {
         name = format!("{name}, sampled at temperature {}", sampling.temperature);
@@ -101,8 +103,10 @@ pub fn generate(model: Option<&Path>, device: DeviceChoice, f16: bool, batch: us
     measure_generate(&m, &name, batch, prompt_len, decode, Some(panels), sampling)
 }
 
-/// What a CPU row with f16 decode panels says it ran.
-pub(crate) const F16_PANELS: &str = "f16 decode panels";
+/// What a CPU row with `p` decode panels says it ran ("f16 decode panels").
+pub(crate) fn decode_panels(p: PanelPrecision) -> String {
+    format!("{} decode panels", p.name())
+}
 
 /// Prefill and decode throughput of `m` for `batch` prompts of `prompt_len` tokens, decoded as
 /// `sampling` says (its temperature, top-k and top-p; its budget and seed are the bench's);

@@ -5,12 +5,13 @@
 //! through `scripts/bench_peers.py`, and the ratios that the targets are stated in.
 //!
 //! Contract: every figure is measured in this process (or the peer script's) during this run;
-//! peers that cannot run are listed as absent with the reason, never estimated. Output: JSON
+//! peers that cannot run are listed as absent with the reason, never estimated (a peer script
+//! that is not there stops the run before it starts). Output: JSON
 //! (the whole report) and Markdown (the tables README shows).
 
 use super::memory::{peak_host_mb as peak_mb, reset_peak};
 use super::train::{TrainBenchOptions, TrainBenchReport, train_step};
-use super::{F16_PANELS, GenerateReport, measure_generate, open_on};
+use super::{GenerateReport, decode_panels, measure_generate, open_on};
 use crate::device::DeviceChoice;
 use crate::generate::SamplingParams;
 use crate::model::packed::{PackedLlama, PanelPrecision};
@@ -206,13 +207,14 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
                 let g = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, None, &SamplingParams::default())?;
                 report.generation.push(GenRow { engine: WITHOUT_KERNELS.into(), device: name.clone(), batch, prefill_tok_s: g.prefill_tok_s, decode_tok_s: g.decode_tok_s, peak_mb: peak_mb() });
             }
-            // `--f16` on the CPU: the same kernels streaming f16 weight panels.
-            if opts.f16 {
+            // `--f16` on the suite: the same CPU kernels streaming f16 weight panels.
+            for panels in [PanelPrecision::F16].into_iter().filter(|_| opts.f16) {
+                let engine = decode_panels(panels);
                 for &batch in &opts.batches {
-                    progress(&format!("generation with {F16_PANELS}, batch {batch}, on {name}"));
+                    progress(&format!("generation with {engine}, batch {batch}, on {name}"));
                     reset_peak();
-                    let g = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, Some(PanelPrecision::F16), &SamplingParams::default())?;
-                    report.generation.push(GenRow { engine: format!("memtrain, {F16_PANELS}"), device: name.clone(), batch, prefill_tok_s: g.prefill_tok_s, decode_tok_s: g.decode_tok_s, peak_mb: peak_mb() });
+                    let g = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, Some(panels), &SamplingParams::default())?;
+                    report.generation.push(GenRow { engine: format!("memtrain, {engine}"), device: name.clone(), batch, prefill_tok_s: g.prefill_tok_s, decode_tok_s: g.decode_tok_s, peak_mb: peak_mb() });
                 }
             }
         }
@@ -377,11 +379,22 @@ impl SuiteReport {
             }
         }
         let llama1 = self.peers.generation.iter().find(|p| p.engine.starts_with("llama.cpp") && p.batch == 1);
-        let cpu16 = self.generation.iter().filter(|r| on_cpu(&r.device) && r.batch <= 16 && r.engine != WITHOUT_KERNELS).max_by_key(|r| r.batch);
-        match (cpu16, llama1) {
-            (Some(r), Some(l)) => out.push(format!("CPU batch-{} decode: {:.2}× llama.cpp batch-1 decode (target ≥ 1.5 at batch 16)", r.batch, r.decode_tok_s / l.decode_tok_s)),
-            (Some(_), None) => out.push("CPU decode vs llama.cpp: no llama.cpp figure in this run".into()),
-            _ => {}
+        // One line per engine (f32 panels, and f16 ones under `--f16`), each named.
+        let mut engines: Vec<&str> = vec![];
+        for r in self.generation.iter().filter(|r| on_cpu(&r.device) && r.batch <= 16 && r.engine != WITHOUT_KERNELS) {
+            if !engines.contains(&r.engine.as_str()) {
+                engines.push(&r.engine);
+            }
+        }
+        for engine in engines {
+            let Some(r) = self.generation.iter().filter(|r| on_cpu(&r.device) && r.batch <= 16 && r.engine == engine).max_by_key(|r| r.batch) else { continue };
+            match llama1 {
+                Some(l) => out.push(format!("CPU batch-{} decode ({engine}): {:.2}× llama.cpp batch-1 decode (target ≥ 1.5 at batch 16)", r.batch, r.decode_tok_s / l.decode_tok_s)),
+                None => {
+                    out.push("CPU decode vs llama.cpp: no llama.cpp figure in this run".into());
+                    break;
+                }
+            }
         }
         if let Some(best) = self.generation.iter().filter(|r| !on_cpu(&r.device)).max_by(|a, b| a.decode_tok_s.total_cmp(&b.decode_tok_s)) {
             out.push(format!("GPU batched decode: {} tok/s at batch {} ({}) (target ≥ 2,000)", fmt(best.decode_tok_s), best.batch, best.engine));

@@ -179,7 +179,8 @@ enum Isa {
 
 impl Isa {
     fn detect() -> Self {
-        // F16C (f16 → f32 loads) came with AVX2 on every x86 CPU; asking keeps one path.
+        // F16C (f16 → f32 loads) came with AVX2 on every x86 CPU; asking keeps one path (a
+        // virtual CPU that hides it runs the portable blocks).
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("f16c") {
             return Isa::Avx2Fma;
@@ -192,7 +193,8 @@ impl Isa {
 fn panel_product(rows: &RowBlocks, panel: Panel, out: &mut [f32], isa: Isa) {
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx2Fma {
-        // SAFETY: `Isa::detect` saw the CPU support the features the functions are compiled for.
+        // SAFETY: `Isa::detect` saw the CPU support the features the functions are compiled for;
+        // each panel holds `k * NR` values of its format.
         unsafe {
             match panel {
                 Panel::F32(p) => avx2::panel_rows::<false>(rows, p.as_ptr().cast(), p.len() / NR, out),
@@ -201,19 +203,21 @@ fn panel_product(rows: &RowBlocks, panel: Panel, out: &mut [f32], isa: Isa) {
         }
         return;
     }
+    // Each weight is widened where it is used, never copied.
     match panel {
-        Panel::F32(p) => portable_rows(rows, p, out),
-        Panel::F16(p) => portable_rows(rows, &p.iter().map(|&b| half::f16::from_bits(b).to_f32()).collect::<Vec<_>>(), out),
+        Panel::F32(p) => portable_rows(rows, p.len() / NR, |i| p[i], out),
+        Panel::F16(p) => portable_rows(rows, p.len() / NR, |i| half::f16::from_bits(p[i]).to_f32(), out),
     }
 }
 
-fn portable_rows(rows: &RowBlocks, panel: &[f32], out: &mut [f32]) {
-    for (xs, size, out) in row_blocks(rows, panel.len() / NR, out) {
+/// `weight(i)`: the panel's `i`-th value (`[k][NR]` order) as f32.
+fn portable_rows(rows: &RowBlocks, k: usize, weight: impl Fn(usize) -> f32 + Copy, out: &mut [f32]) {
+    for (xs, size, out) in row_blocks(rows, k, out) {
         match size {
-            MR => block::<MR>(xs, panel, out),
-            4 => block::<4>(xs, panel, out),
-            2 => block::<2>(xs, panel, out),
-            _ => block::<1>(xs, panel, out),
+            MR => block::<MR>(xs, k, weight, out),
+            4 => block::<4>(xs, k, weight, out),
+            2 => block::<2>(xs, k, weight, out),
+            _ => block::<1>(xs, k, weight, out),
         }
     }
 }
@@ -229,12 +233,13 @@ fn row_blocks<'a>(rows: &'a RowBlocks, k: usize, out: &'a mut [f32]) -> impl Ite
 }
 
 /// Portable `R` rows (column-major `xs: [k][R]`) times one panel: a sequential sum over `k`.
-fn block<const R: usize>(xs: &[f32], panel: &[f32], out: &mut [f32]) {
+fn block<const R: usize>(xs: &[f32], k: usize, weight: impl Fn(usize) -> f32, out: &mut [f32]) {
     let mut acc = [[0.0f32; NR]; R];
-    for (w, xcol) in panel.chunks_exact(NR).zip(xs.chunks_exact(R)) {
-        for r in 0..R {
-            for c in 0..NR {
-                acc[r][c] += xcol[r] * w[c];
+    for (kk, xcol) in xs.chunks_exact(R).take(k).enumerate() {
+        for c in 0..NR {
+            let w = weight(kk * NR + c);
+            for r in 0..R {
+                acc[r][c] += xcol[r] * w;
             }
         }
     }

@@ -82,6 +82,14 @@ impl PanelPrecision {
             PanelPrecision::F16 => m.to_f16(),
         }
     }
+
+    /// "f32" or "f16".
+    pub fn name(self) -> &'static str {
+        match self {
+            PanelPrecision::F32 => "f32",
+            PanelPrecision::F16 => "f16",
+        }
+    }
 }
 
 fn pack_linear(lin: &Linear, precision: PanelPrecision) -> Result<PackedMatrix> {
