@@ -269,22 +269,29 @@ fn inspector_steps_through_a_rollout_chunk_by_chunk() {
     assert!(h.query_by_label_contains("in the memory after chunk").is_some(), "tracked entities are followed through the memories");
 }
 
+/// Reads `text` for `question` in the Ask panel (20-token chunks, 12-token memory, 6-token
+/// answer) and waits until the reading ends.
+fn ask_with_a_tiny_budget(h: &mut Harness<'_, StudioApp>, text: &str, question: &str) {
+    h.get_by_label("Ask").click();
+    h.step();
+    {
+        let ask = &mut h.state_mut().ask;
+        ask.pasted = text.into();
+        ask.question = question.into();
+        ask.budget = memtrain::app::worker::ReadBudget { chunk_tokens: 20, memory_tokens: 12, answer_tokens: 6 };
+    }
+    h.step();
+    h.get_by_label("Read and answer").click();
+    wait_for(h, 300, "the answer", |app| !app.ask.reading.running);
+}
+
 /// Ask: pasted text read through the memory agent gives one memory per chunk and an answer; a
 /// long reading stops on Stop without an answer, and the app is idle again.
 #[test]
 fn ask_answers_from_memory_and_stop_cancels_a_long_reading() {
     let Some((mut h, _)) = with_default_model("ask") else { return };
-    h.get_by_label("Ask").click();
-    h.step();
-    {
-        let ask = &mut h.state_mut().ask;
-        ask.pasted = "Marta Corrigan rowed out to the stranded boats when the storm came.\n\nThe new school in Morton Bay opened in May 1971 after weeks of argument.".into();
-        ask.question = "Who rowed out to the boats?".into();
-        ask.budget = memtrain::app::worker::ReadBudget { chunk_tokens: 20, memory_tokens: 12, answer_tokens: 6 };
-    }
-    h.step();
-    h.get_by_label("Read and answer").click();
-    wait_for(&mut h, 300, "the answer", |app| !app.ask.reading.running);
+    let text = "Marta Corrigan rowed out to the stranded boats when the storm came.\n\nThe new school in Morton Bay opened in May 1971 after weeks of argument.";
+    ask_with_a_tiny_budget(&mut h, text, "Who rowed out to the boats?");
     let app = h.state();
     assert!(app.error.is_none(), "{:?}", app.error);
     let a = app.ask.answered.clone().expect("an answer reached the panel");
@@ -325,17 +332,7 @@ fn f16_decode_weights_box_loads_the_cpu_model_with_f16_weights_and_it_answers() 
     h.state_mut().drop_paths(vec![model]);
     wait_for(&mut h, 120, "the model", |app| app.model.load_note.as_deref().is_some_and(|n| n.contains("f16")));
     assert_eq!(h.state().model.load_note.as_deref().map(|n| n.ends_with("decoding with f16 weights")), Some(true));
-    h.get_by_label("Ask").click();
-    h.step();
-    {
-        let ask = &mut h.state_mut().ask;
-        ask.pasted = "Marta Corrigan rowed out to the stranded boats when the storm came.".into();
-        ask.question = "Who rowed out to the boats?".into();
-        ask.budget = memtrain::app::worker::ReadBudget { chunk_tokens: 20, memory_tokens: 12, answer_tokens: 6 };
-    }
-    h.step();
-    h.get_by_label("Read and answer").click();
-    wait_for(&mut h, 300, "the answer", |app| !app.ask.reading.running);
+    ask_with_a_tiny_budget(&mut h, "Marta Corrigan rowed out to the stranded boats when the storm came.", "Who rowed out to the boats?");
     assert!(h.state().error.is_none(), "{:?}", h.state().error);
     assert!(h.state().ask.answered.is_some(), "an answer reached the panel");
 }

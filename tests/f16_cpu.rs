@@ -38,15 +38,11 @@ fn smollm2_with_f16_decode_panels_on_the_cpu_stays_close_to_transformers() {
     // The model itself stays f32 on the CPU.
     assert_eq!(half.loaded.model.embed_tokens.weight.val().dtype(), burn::tensor::DType::F32);
 
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(common::fixtures().join("models/smollm2/reference.json")).unwrap()).unwrap();
     for name in ["plain_france", "chat_japan"] {
-        let c = &v[name];
-        let ids = |k: &str| -> Vec<u32> { serde_json::from_value(c[k].clone()).unwrap() };
-        let (input, top_ids, greedy_ids) = (ids("input_ids"), ids("top_ids"), ids("greedy_ids"));
-        let top_logits: Vec<f32> = serde_json::from_value(c["top_logits"].clone()).unwrap();
-        let off = |logits: &[f32]| top_ids.iter().zip(&top_logits).map(|(&i, &e)| (logits[i as usize] - e).abs()).fold(0.0f32, f32::max);
-        let (lh, lf) = (panel_logits(&half, h, &input), panel_logits(&full, f, &input));
-        let (worst_half, worst_full) = (off(&lh), off(&lf));
+        let c = common::Smollm2Case::named(name);
+        let (input, top_ids, greedy_ids) = (&c.input_ids, &c.top_ids, &c.greedy_ids);
+        let (lh, lf) = (panel_logits(&half, h, input), panel_logits(&full, f, input));
+        let (worst_half, worst_full) = (c.worst_top_logit(&lh), c.worst_top_logit(&lf));
         let moved = common::max_abs_diff(&lh, &lf);
         eprintln!("{name}: max |Δlogit| over HF's top 20: f16 panels {worst_half:.4}, f32 panels {worst_full:.4}; f16 vs f32 panels over the vocabulary {moved:.4}");
         // f16 weights move the logits (so the f16 panels did run) but stay close to f32's.
@@ -54,7 +50,7 @@ fn smollm2_with_f16_decode_panels_on_the_cpu_stays_close_to_transformers() {
         assert!(worst_half < 0.05, "{name}: f16-panel logits differ from transformers' f32 by {worst_half}");
         assert_eq!(memtrain::generate::sampler::argmax(&lh), top_ids[0], "{name}: next token");
         let params = SamplingParams { max_new_tokens: greedy_ids.len(), ..Default::default() };
-        let ours = half.generate_ids(&[input.clone()], &params, &mut |_| true).unwrap();
-        assert_eq!(ours[0].tokens, greedy_ids, "{name}: greedy continuation with f16 panels");
+        let ours = half.generate_ids(std::slice::from_ref(input), &params, &mut |_| true).unwrap();
+        assert_eq!(&ours[0].tokens, greedy_ids, "{name}: greedy continuation with f16 panels");
     }
 }

@@ -28,18 +28,15 @@ fn smollm2_in_f16_on_wgpu_stays_close_to_transformers() {
     // Generation gets the fused q/k/v and gate/up projections in f16 (our kernels take f16).
     let packed = lm.packed().expect("fused projections in f16");
     assert!(packed.layers.iter().all(|l| l.gpu().is_some()));
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(common::fixtures().join("models/smollm2/reference.json")).unwrap()).unwrap();
     for name in ["plain_france", "chat_japan"] {
-        let c = &v[name];
-        let ids = |k: &str| -> Vec<u32> { serde_json::from_value(c[k].clone()).unwrap() };
-        let (input, top_ids, greedy_ids) = (ids("input_ids"), ids("top_ids"), ids("greedy_ids"));
-        let top_logits: Vec<f32> = serde_json::from_value(c["top_logits"].clone()).unwrap();
+        let c = common::Smollm2Case::named(name);
+        let (input, top_ids, greedy_ids) = (c.input_ids.clone(), c.top_ids.clone(), c.greedy_ids.clone());
         let tokens = Tensor::<2, Int>::from_data(TensorData::new(input.iter().map(|&t| t as i64).collect::<Vec<_>>(), [1, input.len()]), &device);
         let layout = StepLayout::new(&lm.inv_freq, &[0], 0, input.len(), &device);
         let hidden = lm.model.forward_hidden_packed(tokens, &layout, None, None).narrow(1, input.len() - 1, 1);
         assert_eq!(hidden.dtype(), burn::tensor::DType::F16, "the model runs in f16");
         let logits: Vec<f32> = lm.model.logits_packed(hidden, None).cast(burn::tensor::DType::F32).into_data().try_to_vec().unwrap();
-        let worst = top_ids.iter().zip(&top_logits).map(|(&i, &e)| (logits[i as usize] - e).abs()).fold(0.0f32, f32::max);
+        let worst = c.worst_top_logit(&logits);
         eprintln!("{name}: f16 max |Δlogit| over HF's top 20 = {worst:.3}");
         assert!(worst < 0.25, "{name}: f16 logits differ from transformers' f32 by {worst}");
         assert_eq!(memtrain::generate::sampler::argmax(&logits), top_ids[0], "{name}: next token");

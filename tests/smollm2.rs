@@ -10,20 +10,10 @@ use memtrain::generate::{SamplingParams, generate};
 use memtrain::model::StepLayout;
 use memtrain::model::packed::PackedLlama;
 
-struct Case {
-    input_ids: Vec<u32>,
-    top_ids: Vec<u32>,
-    top_logits: Vec<f32>,
-    greedy_ids: Vec<u32>,
-}
+use common::Smollm2Case as Case;
 
 fn case(name: &str) -> Case {
-    let path = common::fixtures().join("models/smollm2/reference.json");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let c = &v[name];
-    let ids = |k: &str| -> Vec<u32> { serde_json::from_value(c[k].clone()).unwrap() };
-    let top_logits: Vec<f32> = serde_json::from_value(c["top_logits"].clone()).unwrap();
-    Case { input_ids: ids("input_ids"), top_ids: ids("top_ids"), top_logits, greedy_ids: ids("greedy_ids") }
+    Case::named(name)
 }
 
 fn greedy(lm: &LoadedModel, prompts: &[Vec<u32>], n: usize) -> Vec<Vec<u32>> {

@@ -105,3 +105,30 @@ pub fn last_logits(lm: &memtrain::checkpoint::LoadedModel, ids: &[u32]) -> Vec<f
     let hidden = lm.model.forward_hidden(tokens, &layout, None).narrow(1, ids.len() - 1, 1);
     lm.model.logits(hidden).into_data().try_to_vec().unwrap()
 }
+
+/// One prompt of transformers' f32 reading of the real SmolLM2 GGUF
+/// (tests/fixtures/models/smollm2/reference.json, made by scripts/make_model_fixtures.py): its
+/// next token's top 20 ids and logits and its greedy continuation.
+pub struct Smollm2Case {
+    pub input_ids: Vec<u32>,
+    pub top_ids: Vec<u32>,
+    pub top_logits: Vec<f32>,
+    pub greedy_ids: Vec<u32>,
+}
+
+impl Smollm2Case {
+    /// `name`: "plain_france" or "chat_japan".
+    pub fn named(name: &str) -> Self {
+        let path = fixtures().join("models/smollm2/reference.json");
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let c = &v[name];
+        let ids = |k: &str| -> Vec<u32> { serde_json::from_value(c[k].clone()).unwrap() };
+        let top_logits: Vec<f32> = serde_json::from_value(c["top_logits"].clone()).unwrap();
+        Smollm2Case { input_ids: ids("input_ids"), top_ids: ids("top_ids"), top_logits, greedy_ids: ids("greedy_ids") }
+    }
+
+    /// The largest gap between `logits` and transformers' over its top 20.
+    pub fn worst_top_logit(&self, logits: &[f32]) -> f32 {
+        self.top_ids.iter().zip(&self.top_logits).map(|(&i, &e)| (logits[i as usize] - e).abs()).fold(0.0f32, f32::max)
+    }
+}
