@@ -4,7 +4,6 @@
 use crate::checkpoint::{self, LoadedModel, chat_template::{ChatMessage, render_chat}};
 use crate::device::{self, DeviceChoice, DeviceInfo};
 use crate::generate::{self, Generation, SamplingParams, TokenEvent};
-use crate::model::packed::PanelPrecision;
 use anyhow::Result;
 use burn::prelude::*;
 use std::path::Path;
@@ -29,7 +28,7 @@ impl Session {
         let half = if f16 { Some(device::use_f16(&device, &device_info)?) } else { None };
         let mut loaded = checkpoint::load(&path, &device)?;
         if half == Some(device::HalfPrecision::DecodePanels) {
-            loaded.set_panel_precision(PanelPrecision::F16);
+            loaded.use_f16_decode_panels();
         }
         Ok(Session { loaded, device, device_info })
     }

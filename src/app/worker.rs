@@ -15,7 +15,6 @@ use crate::documents::{DocError, Document};
 use crate::exercises::curriculum::{Curriculum, Preset};
 use crate::exercises::dataset::{self, DatasetOptions, DatasetSummary, Exercise};
 use crate::exercises::entities::{EntityKind, EntityTagger, Mention, RuleTagger, Vocab};
-use crate::model::packed::{PackedLlama, PanelPrecision};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -371,14 +370,12 @@ fn reporter<'a>(cancel: &'a AtomicBool, send: &'a dyn Fn(Event)) -> impl FnMut(&
     }
 }
 
-/// Opens a model, its CPU decode kernels reading f16 weights when `cpu_f16` and they run at all
-/// (not on wgpu, nor with the CPU kernels off); returns whether they do.
+/// Opens a model, its CPU decode kernels reading f16 weights when `cpu_f16` (and they run:
+/// [`crate::checkpoint::LoadedModel::use_f16_decode_panels`]); returns whether they do. Not
+/// [`Session::open_with`]: its f16 on wgpu would hold for the whole process, training included.
 fn open_with_weights(path: Option<&Path>, device: DeviceChoice, cpu_f16: bool) -> anyhow::Result<(Session, bool)> {
     let mut s = Session::open(path, device)?;
-    let f16 = cpu_f16 && PackedLlama::used_for(&s.loaded.model);
-    if f16 {
-        s.loaded.set_panel_precision(PanelPrecision::F16);
-    }
+    let f16 = cpu_f16 && s.loaded.use_f16_decode_panels();
     Ok((s, f16))
 }
 

@@ -166,6 +166,19 @@ fn train_row(model: Option<&Path>, base: &Device, device_name: &str, seq: usize,
     Ok(TrainRow { engine: engine.into(), device: device_name.into(), seq, seconds_step: seconds, tokens_per_s: seq as f64 / seconds, peak_mb: peak_mb(), round: 0 })
 }
 
+/// One generation row per batch size of `opts` for `m` on `device`, as `engine`, through the
+/// decode kernels' `panels` (`None`: the backend's gemm alone); `what` names it in the progress.
+fn generation_rows(m: &super::BenchModel, device: &str, opts: &SuiteOptions, engine: &str, panels: Option<PanelPrecision>, what: &str, progress: &mut dyn FnMut(&str)) -> Result<Vec<GenRow>> {
+    let mut rows = vec![];
+    for &batch in &opts.batches {
+        progress(&format!("{what}, batch {batch}, on {device}"));
+        reset_peak();
+        let g: GenerateReport = measure_generate(m, device, batch, opts.prompt_tokens, opts.decode_tokens, panels, &SamplingParams::default())?;
+        rows.push(GenRow { engine: engine.into(), device: device.into(), batch, prefill_tok_s: g.prefill_tok_s, decode_tok_s: g.decode_tok_s, peak_mb: peak_mb() });
+    }
+    Ok(rows)
+}
+
 pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteReport> {
     // Checked before minutes of our own measurements: a relative path is read from the working
     // directory, and Python's "can't open file" would only show as an exit status at the end.
@@ -193,29 +206,14 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
         }
         let m = open_on(opts.model.as_deref(), &device)?;
         report.model = m.name.clone();
-        for &batch in &opts.batches {
-            progress(&format!("generation, batch {batch}, on {name}"));
-            reset_peak();
-            let g: GenerateReport = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, Some(PanelPrecision::F32), &SamplingParams::default())?;
-            report.generation.push(GenRow { engine: "memtrain".into(), device: name.clone(), batch, prefill_tok_s: g.prefill_tok_s, decode_tok_s: g.decode_tok_s, peak_mb: peak_mb() });
-        }
+        report.generation.extend(generation_rows(&m, &name, opts, "memtrain", Some(PanelPrecision::F32), "generation", progress)?);
         // The CPU decode kernels' gain, measured in the same run: the backend's gemm alone.
         if PackedLlama::used_for(&m.model) {
-            for &batch in &opts.batches {
-                progress(&format!("generation without the CPU decode kernels, batch {batch}, on {name}"));
-                reset_peak();
-                let g = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, None, &SamplingParams::default())?;
-                report.generation.push(GenRow { engine: WITHOUT_KERNELS.into(), device: name.clone(), batch, prefill_tok_s: g.prefill_tok_s, decode_tok_s: g.decode_tok_s, peak_mb: peak_mb() });
-            }
+            report.generation.extend(generation_rows(&m, &name, opts, WITHOUT_KERNELS, None, "generation without the CPU decode kernels", progress)?);
             // `--f16` on the suite: the same CPU kernels streaming f16 weight panels.
-            for panels in [PanelPrecision::F16].into_iter().filter(|_| opts.f16) {
-                let engine = decode_panels(panels);
-                for &batch in &opts.batches {
-                    progress(&format!("generation with {engine}, batch {batch}, on {name}"));
-                    reset_peak();
-                    let g = measure_generate(&m, &name, batch, opts.prompt_tokens, opts.decode_tokens, Some(panels), &SamplingParams::default())?;
-                    report.generation.push(GenRow { engine: format!("memtrain, {engine}"), device: name.clone(), batch, prefill_tok_s: g.prefill_tok_s, decode_tok_s: g.decode_tok_s, peak_mb: peak_mb() });
-                }
+            if opts.f16 {
+                let engine = decode_panels(PanelPrecision::F16);
+                report.generation.extend(generation_rows(&m, &name, opts, &format!("memtrain, {engine}"), Some(PanelPrecision::F16), &format!("generation with {engine}"), progress)?);
             }
         }
         drop(m);

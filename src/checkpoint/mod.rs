@@ -65,6 +65,16 @@ impl LoadedModel {
             self.packed = Default::default();
         }
     }
+
+    /// `--f16` on the CPU: the decode kernels' copy in f16, where those kernels run at all (not
+    /// on wgpu, nor with [`crate::model::packed::DISABLE_ENV`] set); returns whether they do.
+    pub fn use_f16_decode_panels(&mut self) -> bool {
+        let runs = PackedLlama::used_for(&self.model);
+        if runs {
+            self.set_panel_precision(PanelPrecision::F16);
+        }
+        runs
+    }
 }
 
 fn format_of(path: &Path) -> Result<ModelFormat> {
