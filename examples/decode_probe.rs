@@ -47,19 +47,27 @@ fn main() {
             println!("batch {b:2}, decode kernels {:5} (in pool {in_pool}): decode step (forward + logits) {:.1} ms", p.is_some(), ms(t, steps));
         }
         let x: Vec<f32> = (0..b * 1536).map(|i| (i % 17) as f32 * 0.01).collect();
-        let t = Instant::now();
-        for _ in 0..5 {
-            for l in packed.layers.iter().filter_map(|l| l.cpu()) {
-                for m in [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down] {
-                    let _ = m.matmul(&x[..b * m.inputs()], b);
+        let in_pool = std::env::var_os("PROBE_IN_POOL").is_some();
+        let timed = |f: &(dyn Fn() + Sync)| {
+            let t = Instant::now();
+            if in_pool { rayon::scope(|_| f()) } else { f() }
+            ms(t, 5)
+        };
+        let projections = timed(&|| {
+            for _ in 0..5 {
+                for l in packed.layers.iter().filter_map(|l| l.cpu()) {
+                    for m in [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down] {
+                        let _ = m.matmul(&x[..b * m.inputs()], b);
+                    }
                 }
             }
-        }
-        println!("batch {b:2}: packed projections of 30 layers {:.1} ms", ms(t, 5));
-        let t = Instant::now();
-        for _ in 0..5 {
-            let _ = packed.lm_head.as_ref().expect("the CPU packs the LM head").matmul(&x[..b * 576], b);
-        }
-        println!("batch {b:2}: packed LM head {:.1} ms", ms(t, 5));
+        });
+        println!("batch {b:2}: packed projections of 30 layers {projections:.1} ms");
+        let head = timed(&|| {
+            for _ in 0..5 {
+                let _ = packed.lm_head.as_ref().expect("the CPU packs the LM head").matmul(&x[..b * 576], b);
+            }
+        });
+        println!("batch {b:2}: packed LM head {head:.1} ms");
     }
 }

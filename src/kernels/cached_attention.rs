@@ -108,19 +108,43 @@ pub fn cached_attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, (cos, sin):
     let [q, k, v, cos, sin, bias] = [q, k, v, cos, sin, bias].map(glue::plain);
     let (q, k, v, cos, sin, bias) = (q?, k?, v?, cos?, sin?, bias?);
     let rope = Rope { cos: slice(&cos), sin: slice(&sin) };
+    let step = CachedStep { b, s, h, kvh, hd, past, capacity, scale };
+    let out = attend(slice(&q), slice(&k), slice(&v), rope, slice(&bias), cache, step);
+    Some(Tensor::from_primitive::<Flex>(glue::tensor(out, Shape::new([b, s, h, hd]))))
+}
+
+/// The sizes of one [`attend`] call: `b` sequences of `s` new rows, `h` query and `kvh` KV
+/// heads of `hd` values, written at columns `past..past + s` of a cache of `capacity` columns.
+#[derive(Clone, Copy, Debug)]
+pub struct CachedStep {
+    pub b: usize,
+    pub s: usize,
+    pub h: usize,
+    pub kvh: usize,
+    pub hd: usize,
+    pub past: usize,
+    pub capacity: usize,
+    pub scale: f32,
+}
+
+/// [`cached_attention`] on host slices (the caller checked the sizes: `h` a multiple of
+/// `kvh`, `hd` even, `past + s ≤ capacity`): token-major q `[b, s, h, hd]`, k and v
+/// `[b, s, kvh, hd]`, RoPE tables `[b, s, hd]`, bias `[b, s, capacity]`; returns token-major
+/// `[b, s, h, hd]`.
+pub fn attend(q: &[f32], k: &[f32], v: &[f32], rope: Rope, bias: &[f32], cache: &mut HostKv, st: CachedStep) -> Vec<f32> {
+    let CachedStep { b, s, h, kvh, hd, past, capacity, scale } = st;
     let (qd, kd) = (Dims { b, s, n: h, hd }, Dims { b, s, n: kvh, hd });
     cache.fit(b, kvh, hd, capacity);
-    HostKv::write(&mut cache.keys, slice(&k), kd, capacity, past, Some(rope));
-    HostKv::write(&mut cache.values, slice(&v), kd, capacity, past, None);
-    let q = layout::to_heads(slice(&q), qd, Some(rope));
+    HostKv::write(&mut cache.keys, k, kd, capacity, past, Some(rope));
+    HostKv::write(&mut cache.values, v, kd, capacity, past, None);
+    let q = layout::to_heads(q, qd, Some(rope));
     let shape = AttnShape { b, h, kvh, s, cols: capacity, hd, past, scale };
-    let out = if s == 1 {
+    if s == 1 {
         // Head-major `[b, h, 1, hd]` is already token-major.
-        decode(&q, &cache.keys, &cache.values, slice(&bias), shape)
+        decode(&q, &cache.keys, &cache.values, bias, shape)
     } else {
-        layout::from_heads(&kernel::forward(&q, &cache.keys, &cache.values, slice(&bias), shape).0, qd, None)
-    };
-    Some(Tensor::from_primitive::<Flex>(glue::tensor(out, Shape::new([b, s, h, hd]))))
+        layout::from_heads(&kernel::forward(&q, &cache.keys, &cache.values, bias, shape).0, qd, None)
+    }
 }
 
 /// [`kernel::forward`]'s output for one query row per sequence (a decode step), without its

@@ -317,7 +317,7 @@ impl Attention {
         (q, k, v)
     }
 
-    fn scale(&self) -> f32 {
+    pub(super) fn scale(&self) -> f32 {
         1.0 / (self.head_dim as f32).sqrt()
     }
 
@@ -436,6 +436,13 @@ impl Llama {
     /// same weights: CPU decode panels for small calls, or wgpu fused projections).
     pub fn forward_hidden_packed(&self, tokens: Tensor<2, Int>, layout: &StepLayout, mut cache: Option<&mut KvCache>, packed: Option<&PackedLlama>) -> Tensor<3> {
         let mut x = self.embed_tokens.forward(tokens);
+        // Few rows on the CPU: the whole call on host buffers.
+        if let (Some(p), Some(c)) = (packed, cache.as_deref_mut()) {
+            if let Some(hidden) = super::host_decode::forward(self, p, &x, layout, c) {
+                c.len += x.dims()[1];
+                return hidden;
+            }
+        }
         let mut pending = None;
         for (i, layer) in self.layers.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);

@@ -3,6 +3,7 @@
 pub mod attention;
 pub mod config;
 pub mod fused_projections;
+pub mod host_decode;
 pub mod kv_cache;
 pub mod packed;
 pub mod parameters;

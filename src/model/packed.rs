@@ -10,6 +10,7 @@
 //!   ([`super::fused_projections`]), for every forward call through a KV cache.
 
 use super::fused_projections::FusedProjections;
+use super::host_decode::{BlockNorms, HostNorm};
 use super::llama::{Block, Llama, StepLayout};
 use super::weights_out::host;
 use crate::kernels::cpu_matmul::PackedMatrix;
@@ -56,6 +57,8 @@ pub struct CpuBlock {
     pub gate: PackedMatrix,
     pub up: PackedMatrix,
     pub down: PackedMatrix,
+    /// The layer's norms, for [`super::host_decode`].
+    pub norms: BlockNorms,
 }
 
 #[derive(Clone, Debug)]
@@ -63,6 +66,8 @@ pub struct PackedLlama {
     pub layers: Vec<PackedBlock>,
     /// The LM head's CPU panels (`None` on wgpu, where the head is one matmul anyway).
     pub lm_head: Option<PackedMatrix>,
+    /// The final norm on the host (`None` on wgpu), for [`super::host_decode`].
+    pub final_norm: Option<HostNorm>,
 }
 
 /// What the CPU panels store. f16 (`--f16` on the CPU) halves the bytes a decode step streams
@@ -115,6 +120,7 @@ fn pack_block(b: &Block, precision: PanelPrecision) -> Result<PackedBlock> {
         gate: pack(&b.mlp.gate_proj)?,
         up: pack(&b.mlp.up_proj)?,
         down: pack(&b.mlp.down_proj)?,
+        norms: BlockNorms::of(b)?,
     }))
 }
 
@@ -131,7 +137,7 @@ impl PackedLlama {
                 precision.apply(PackedMatrix::from_out_in(&host(table)?, vocab, d))
             }
         };
-        Ok(PackedLlama { layers, lm_head: Some(lm_head) })
+        Ok(PackedLlama { layers, lm_head: Some(lm_head), final_norm: Some(HostNorm::of(&model.norm)?) })
     }
 
     /// Fuses every layer's q/k/v and gate/up for wgpu inference; `None` where a layer cannot
@@ -141,7 +147,7 @@ impl PackedLlama {
             return None;
         }
         let layers = model.layers.iter().map(|b| FusedProjections::of(b).map(PackedBlock::Gpu)).collect::<Option<_>>()?;
-        Some(PackedLlama { layers, lm_head: None })
+        Some(PackedLlama { layers, lm_head: None, final_norm: None })
     }
 
     /// Whether [`Self::for_device`] packs CPU panels for `model` (without packing them).
