@@ -9,16 +9,15 @@
 //! layout, k and v are written straight into the cache's buffers, and attention reads only the
 //! key columns each row may see: a prefill through the training kernel's forward
 //! ([`causal_attention`](super::causal_attention), one task per sequence and query head), a
-//! decode step through [`decode`] (one task per sequence and KV head, no gemm calls).
+//! decode step through [`decode_attention`] (one task per sequence and KV head, no gemm calls).
 
 use super::causal_attention::{self as kernel, AttnShape};
+use super::decode_attention;
 use super::flex_glue::{self as glue, slice};
 use super::head_layout::{self as layout, Dims, Rope};
-use super::rms_norm::dot;
 use burn::prelude::*;
 use burn_dispatch::backends::Flex;
 use burn_std::Shape;
-use rayon::prelude::*;
 
 /// One layer's keys and values, `[batch, kv_heads, capacity, head_dim]` row-major (keys after
 /// RoPE); columns past the written ones are zeros or stale, and masked by the attention bias.
@@ -141,65 +140,8 @@ pub fn attend(q: &[f32], k: &[f32], v: &[f32], rope: Rope, bias: &[f32], cache: 
     let shape = AttnShape { b, h, kvh, s, cols: capacity, hd, past, scale };
     if s == 1 {
         // Head-major `[b, h, 1, hd]` is already token-major.
-        decode(&q, &cache.keys, &cache.values, bias, shape)
+        decode_attention::decode(&q, &cache.keys, &cache.values, bias, shape)
     } else {
         layout::from_heads(&kernel::forward(&q, &cache.keys, &cache.values, bias, shape).0, qd, None)
-    }
-}
-
-/// [`kernel::forward`]'s output for one query row per sequence (a decode step), without its
-/// gemm calls, which cost more than their arithmetic at this size: one task per (sequence, KV
-/// head), whose `h / kvh` query heads read the head's visible keys and values once.
-fn decode(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], sh: AttnShape) -> Vec<f32> {
-    assert_eq!(sh.s, 1, "one query row per sequence");
-    let (g, d, cols) = (sh.h / sh.kvh, sh.hd, sh.past + 1);
-    let mut out = vec![0.0f32; q.len()];
-    out.par_chunks_mut(g * d).enumerate().for_each(|(task, out)| {
-        let (bi, kh) = (task / sh.kvh, task % sh.kvh);
-        let at = (bi * sh.kvh + kh) * sh.cols * d;
-        let (keys, values) = (&k[at..at + cols * d], &v[at..at + cols * d]);
-        let bias = &bias[bi * sh.cols..][..cols];
-        let mut p = vec![0.0f32; cols];
-        // Query head `kh·g + gi` of sequence `bi`: rows of `q` and `out` at `task·g + gi`.
-        for (gi, o) in out.chunks_mut(d).enumerate() {
-            let qh = &q[(task * g + gi) * d..][..d];
-            for ((z, key), b) in p.iter_mut().zip(keys.chunks_exact(d)).zip(bias) {
-                *z = sh.scale * dot(qh, key) + b;
-            }
-            kernel::softmax_in_place(&mut p);
-            for (&w, value) in p.iter().zip(values.chunks_exact(d)) {
-                o.iter_mut().zip(value).for_each(|(o, x)| *o += w * x);
-            }
-        }
-    });
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_decode_path_matches_the_blocked_kernel_with_grouped_heads_padding_and_stale_columns() {
-        // 2 sequences, 6 query heads over 2 KV heads, 9 cached columns + this row, 16 columns
-        // of capacity, row 1 left-padded by 3.
-        let sh = AttnShape { b: 2, h: 6, kvh: 2, s: 1, cols: 16, hd: 8, past: 9, scale: 0.35 };
-        let wave = |n: usize, f: f32| (0..n).map(|i| ((i as f32) * f).sin()).collect::<Vec<f32>>();
-        let (q, k, v) = (wave(sh.b * sh.h * sh.hd, 0.7), wave(sh.b * sh.kvh * sh.cols * sh.hd, 1.3), wave(sh.b * sh.kvh * sh.cols * sh.hd, 0.4));
-        let mut bias = vec![0.0f32; sh.b * sh.cols];
-        for (bi, pad) in [(0, 0), (1, 3)] {
-            for j in 0..sh.cols {
-                if j < pad || j > sh.past {
-                    bias[bi * sh.cols + j] = -1e9;
-                }
-            }
-        }
-        let (want, _) = kernel::forward(&q, &k, &v, &bias, sh);
-        let got = decode(&q, &k, &v, &bias, sh);
-        let worst = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        assert!(worst < 1e-5, "decode differs from the blocked kernel by {worst}");
-        // Columns past the written ones are never read: NaN there would reach every output.
-        let stale = |x: &[f32]| x.iter().enumerate().map(|(i, &x)| if (i / sh.hd) % sh.cols > sh.past { f32::NAN } else { x }).collect::<Vec<f32>>();
-        assert_eq!(decode(&q, &stale(&k), &stale(&v), &bias, sh), got);
     }
 }
