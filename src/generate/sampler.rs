@@ -82,39 +82,80 @@ pub fn sample(logits: &[f32], p: &SamplingParams, rng: &mut ChaCha8Rng) -> u32 {
 /// on ties), else every token in id order. The device's sampling kernel keeps the same set
 /// (`shaders/nucleus.rs`, tested against this).
 ///
-/// Why three paths: plain temperature sampling needs no ordering at all, and top-k only the k
-/// best; sorting the whole vocabulary (49k entries) per token per sequence cost more than a
-/// GPU decode step.
+/// Why no full sort: sorting the whole vocabulary (49k entries) per token per sequence cost
+/// more than a GPU decode step, and 26 ms of a batch-32 CPU step under top-p. Plain
+/// temperature sampling needs no order at all, top-k only the k best, and top-p only as many
+/// of the best as its nucleus holds — usually a few dozen — so tokens are bucketed by logit and
+/// only the buckets down to the one where the nucleus ends are sorted.
 pub fn candidates(logits: &[f32], p: &SamplingParams) -> (Vec<u32>, Vec<f64>) {
     // Descending logit, ties by lower id: a total order, so the kept set never depends on the path.
     let order = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b));
     let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
-    let restricted = p.top_p < 1.0 || (p.top_k > 0 && p.top_k < idx.len());
-    if p.top_k > 0 && p.top_k < idx.len() {
-        idx.select_nth_unstable_by(p.top_k - 1, order);
-        idx.truncate(p.top_k);
-    }
-    if restricted {
-        idx.sort_unstable_by(order);
+    let top_k = (p.top_k > 0 && p.top_k < idx.len()).then_some(p.top_k);
+    if let Some(k) = top_k {
+        idx.select_nth_unstable_by(k - 1, order);
+        idx.truncate(k);
     }
     let max = idx.iter().map(|&i| logits[i as usize]).fold(f32::NEG_INFINITY, f32::max);
-    let mut probs: Vec<f64> = idx.iter().map(|&i| (((logits[i as usize] - max) / p.temperature) as f64).exp()).collect();
-    if p.top_p < 1.0 {
-        let total: f64 = probs.iter().sum();
-        let mut cum = 0.0;
-        let mut keep = probs.len();
-        for (n, &x) in probs.iter().enumerate() {
-            cum += x / total;
-            if cum >= p.top_p as f64 {
-                keep = n + 1;
-                break;
-            }
+    let weight = |i: u32| (((logits[i as usize] - max) / p.temperature) as f64).exp();
+    if p.top_p >= 1.0 {
+        if top_k.is_some() {
+            idx.sort_unstable_by(order);
         }
-        probs.truncate(keep);
-        idx.truncate(keep);
+        let probs = idx.iter().map(|&i| weight(i)).collect();
+        return (idx, probs);
     }
-    (idx, probs)
+    // Each exponential once (it costs more than a comparison), looked up by id.
+    let mut weights = vec![0.0f64; logits.len()];
+    for &i in &idx {
+        weights[i as usize] = weight(i);
+    }
+    let total: f64 = idx.iter().map(|&i| weights[i as usize]).sum();
+    let target = p.top_p as f64 * total;
+    // The nucleus's lowest logit falls in the first bucket (from the top) where the mass
+    // reaches top_p; only the tokens of that bucket and those above are sorted. Buckets and
+    // their sums only narrow the search: the cut itself is made on the sorted candidates, in
+    // the order and arithmetic of a full sort, so rounding in a bucket's sum cannot move it
+    // (a miss falls back to every token).
+    let logit = |i: u32| logits[i as usize];
+    let lo = idx.iter().map(|&i| logit(i)).filter(|l| l.is_finite()).fold(f32::INFINITY, f32::min);
+    let width = (max - lo) / NUCLEUS_BUCKETS as f32;
+    let bucket = |l: f32| if width > 0.0 { (((max - l) / width) as usize).min(NUCLEUS_BUCKETS - 1) } else { 0 };
+    let mut mass = vec![0.0f64; NUCLEUS_BUCKETS];
+    for &i in &idx {
+        mass[bucket(logit(i))] += weights[i as usize];
+    }
+    let mut cum = 0.0;
+    let last = mass.iter().position(|&m| {
+        cum += m;
+        cum >= target
+    });
+    let mut kept: Vec<u32> = match last {
+        Some(b) if max.is_finite() && width.is_finite() => idx.iter().copied().filter(|&i| bucket(logit(i)) <= b).collect(),
+        _ => idx.clone(),
+    };
+    loop {
+        kept.sort_unstable_by(order);
+        let probs: Vec<f64> = kept.iter().map(|&i| weights[i as usize]).collect();
+        let mut cum = 0.0;
+        if let Some(n) = probs.iter().position(|&x| {
+            cum += x / total;
+            cum >= p.top_p as f64
+        }) {
+            kept.truncate(n + 1);
+            return (kept, probs[..=n].to_vec());
+        }
+        if kept.len() == idx.len() {
+            // Rounding kept the sum of all below top_p: every token stays.
+            return (kept, probs);
+        }
+        kept = idx.clone();
+    }
 }
+
+/// Buckets of logit the top-p search sorts by before sorting tokens (equal widths from the
+/// largest logit down to the smallest finite one).
+const NUCLEUS_BUCKETS: usize = 1024;
 
 #[cfg(test)]
 mod tests {
@@ -180,6 +221,42 @@ mod tests {
         let mut rng = sequence_rng(5, 0);
         let seen: std::collections::BTreeSet<u32> = (0..400).map(|_| sample(&logits, &p, &mut rng)).collect();
         assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![3, 500, 917]);
+    }
+
+    /// `candidates` as it was: the whole vocabulary sorted, then the nucleus cut.
+    fn sorted_candidates(logits: &[f32], p: &SamplingParams) -> (Vec<u32>, Vec<f64>) {
+        let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
+        idx.sort_by(|a, b| logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b)));
+        if p.top_k > 0 {
+            idx.truncate(p.top_k);
+        }
+        let max = logits[idx[0] as usize];
+        let mut probs: Vec<f64> = idx.iter().map(|&i| (((logits[i as usize] - max) / p.temperature) as f64).exp()).collect();
+        let total: f64 = probs.iter().sum();
+        let mut cum = 0.0;
+        let keep = probs.iter().position(|&x| {
+            cum += x / total;
+            cum >= p.top_p as f64
+        });
+        let keep = keep.map_or(probs.len(), |n| n + 1);
+        probs.truncate(keep);
+        idx.truncate(keep);
+        (idx, probs)
+    }
+
+    #[test]
+    fn top_p_keeps_the_nucleus_of_a_full_sort_whatever_its_size() {
+        // Vocabulary-sized rows, from peaked (a nucleus of a few tokens) to flat (thousands, past
+        // several growths of the sorted head), with tied logits, under top-k too.
+        let mut rng = sequence_rng(21, 0);
+        for (spread, top_p, top_k) in [(8.0f32, 0.9f32, 0usize), (3.0, 0.95, 0), (0.5, 0.9, 0), (0.05, 0.99, 0), (3.0, 0.9, 40), (0.5, 0.5, 2000)] {
+            let logits: Vec<f32> = (0..49_152).map(|_| (rng.random::<f32>() * spread * 8.0).round() / 8.0).collect();
+            let p = SamplingParams { temperature: 0.8, top_p, top_k, ..Default::default() };
+            let (want, got) = (sorted_candidates(&logits, &p), candidates(&logits, &p));
+            assert_eq!(got.0, want.0, "spread {spread}, top_p {top_p}, top_k {top_k}: kept tokens");
+            let worst = got.1.iter().zip(&want.1).map(|(a, b)| (a - b).abs() / b).fold(0.0f64, f64::max);
+            assert!(worst < 1e-12, "weights differ by {worst}");
+        }
     }
 
     #[test]
