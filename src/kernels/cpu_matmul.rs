@@ -111,21 +111,52 @@ impl PackedMatrix {
     }
 
     fn matmul_on(&self, x: &[f32], m: usize, isa: Isa) -> Vec<f32> {
-        let (k, n) = (self.k, self.n);
+        let [y] = Self::group_on([self], x, m, isa);
+        y
+    }
+
+    /// `[x · W₁, x · W₂, …]` for matrices sharing their input size, in one parallel call over
+    /// all their panels: a layer's q/k/v (and gate/up) products at decode time are a few
+    /// microseconds of work per thread, and each parallel call costs about as much to start
+    /// and join (3 calls instead of 7 per layer saved ~0.5 ms of a 6–7 ms batch-1 f16 step's
+    /// projections in a probe).
+    pub fn matmul_group<const N: usize>(ms: [&PackedMatrix; N], x: &[f32], m: usize) -> [Vec<f32>; N] {
+        Self::group_on(ms, x, m, Isa::detect())
+    }
+
+    fn group_on<const N: usize>(ms: [&PackedMatrix; N], x: &[f32], m: usize, isa: Isa) -> [Vec<f32>; N] {
+        let k = ms.first().map_or(0, |w| w.k);
+        assert!(ms.iter().all(|w| w.k == k), "matrices of one group share their input size");
         assert_eq!(x.len(), m * k, "input of {} values is not [{m}, {k}]", x.len());
-        if m == 0 || n == 0 {
-            return vec![];
-        }
         let rows = RowBlocks::new(x, m, k);
-        // Each task owns its panel's output block `[m, NR]`; blocks are scattered into rows after.
-        let mut blocks = vec![0.0f32; n.div_ceil(NR) * m * NR];
-        if k > 0 {
-            let outs = blocks.par_chunks_mut(m * NR).with_min_len(2);
-            match &self.panels {
-                Panels::F32(v) => outs.zip(v.par_chunks(k * NR)).for_each(|(out, p)| panel_product(&rows, Panel::F32(p), out, isa)),
-                Panels::F16(v) => outs.zip(v.par_chunks(k * NR)).for_each(|(out, p)| panel_product(&rows, Panel::F16(p), out, isa)),
+        // Each task owns one panel's output block `[m, NR]`; blocks are scattered into rows after.
+        let mut blocks: [Vec<f32>; N] = ms.map(|w| vec![0.0f32; w.n.div_ceil(NR) * m * NR]);
+        if k > 0 && m > 0 {
+            let mut tasks: Vec<(&mut [f32], Panel)> = Vec::new();
+            for (w, b) in ms.iter().zip(blocks.iter_mut()) {
+                tasks.extend(b.chunks_mut(m * NR).zip(w.panels(k)));
             }
+            tasks.into_par_iter().with_min_len(2).for_each(|(out, panel)| panel_product(&rows, panel, out, isa));
         }
+        let mut i = 0;
+        blocks.map(|b| {
+            let y = ms[i].scatter(&b, m);
+            i += 1;
+            y
+        })
+    }
+
+    /// The panels in order, each `k * NR` values.
+    fn panels(&self, k: usize) -> Box<dyn Iterator<Item = Panel<'_>> + '_> {
+        match &self.panels {
+            Panels::F32(v) => Box::new(v.chunks(k * NR).map(Panel::F32)),
+            Panels::F16(v) => Box::new(v.chunks(k * NR).map(Panel::F16)),
+        }
+    }
+
+    /// Row-major `[m, n]` (plus the bias) from the panels' output blocks.
+    fn scatter(&self, blocks: &[f32], m: usize) -> Vec<f32> {
+        let n = self.n;
         let mut y = vec![0.0f32; m * n];
         for (p, block) in blocks.chunks(m * NR).enumerate() {
             let cols = NR.min(n - p * NR);
@@ -405,5 +436,18 @@ mod tests {
                 assert_eq!(a[i * n + j], b[i * n + j] + bias[j], "row {i} column {j}");
             }
         }
+    }
+
+    #[test]
+    fn a_group_gives_each_matrix_its_own_product() {
+        // Three matrices of one input size: ragged widths, one with a bias, one in f16.
+        let (m, k) = (7, 48);
+        let x = values(m * k, 9);
+        let (wa, wb, wc) = (values(k * 37, 10), values(k * 16, 11), values(k * 5, 12));
+        let a = PackedMatrix::from_in_out(&wa, k, 37).with_bias(values(37, 13));
+        let b = PackedMatrix::from_in_out(&wb, k, 16).to_f16();
+        let c = PackedMatrix::from_in_out(&wc, k, 5);
+        let [ya, yb, yc] = PackedMatrix::matmul_group([&a, &b, &c], &x, m);
+        assert_eq!((ya, yb, yc), (a.matmul(&x, m), b.matmul(&x, m), c.matmul(&x, m)));
     }
 }

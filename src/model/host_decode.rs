@@ -15,6 +15,7 @@ use super::packed::{CpuBlock, MAX_ROWS, PackedLlama};
 use super::precision::Precision;
 use super::weights_out::host;
 use crate::kernels::cached_attention::{self, CachedStep};
+use crate::kernels::cpu_matmul::PackedMatrix;
 use crate::kernels::flex_glue::{self as glue, slice};
 use crate::kernels::head_layout::Rope;
 use crate::kernels::{rms_norm, swiglu};
@@ -84,7 +85,7 @@ pub fn forward(model: &Llama, packed: &PackedLlama, x: &Tensor<3>, layout: &Step
     let layer_fits = |(layer, block): (&Block, &&CpuBlock)| {
         let a = &layer.self_attn;
         let (h, kvh, hd) = (a.num_heads, a.num_kv_heads, a.head_dim);
-        kvh > 0 && h % kvh == 0 && hd % 2 == 0 && layout.cos.dims() == [b, 1, s, hd] && block.q.inputs() == d && block.q.outputs() == h * hd && block.k.outputs() == kvh * hd
+        kvh > 0 && h % kvh == 0 && hd % 2 == 0 && layout.cos.dims() == [b, 1, s, hd] && [&block.q, &block.k, &block.v, &block.gate, &block.up].iter().all(|w| w.inputs() == d) && block.q.outputs() == h * hd && block.k.outputs() == kvh * hd
     };
     let applies = glue::enabled()
         && layout.fused_kernels
@@ -105,7 +106,7 @@ pub fn forward(model: &Llama, packed: &PackedLlama, x: &Tensor<3>, layout: &Step
     for ((layer, block), layer_cache) in model.layers.iter().zip(blocks).zip(&mut cache.layers) {
         let a = &layer.self_attn;
         let normed = block.norms.input.apply(&x);
-        let (mut q, mut k, v) = (block.q.matmul(&normed, m), block.k.matmul(&normed, m), block.v.matmul(&normed, m));
+        let [mut q, mut k, v] = PackedMatrix::matmul_group([&block.q, &block.k, &block.v], &normed, m);
         if let Some((qn, kn)) = &block.norms.qk {
             (q, k) = (qn.apply(&q), kn.apply(&k));
         }
@@ -113,7 +114,8 @@ pub fn forward(model: &Llama, packed: &PackedLlama, x: &Tensor<3>, layout: &Step
         let attended = cached_attention::attend(&q, &k, &v, rope, slice(&bias), &mut layer_cache.host, step);
         add(&mut x, &block.o.matmul(&attended, m));
         let normed = block.norms.post_attention.apply(&x);
-        let activated = swiglu::forward(&block.gate.matmul(&normed, m), &block.up.matmul(&normed, m));
+        let [gate, up] = PackedMatrix::matmul_group([&block.gate, &block.up], &normed, m);
+        let activated = swiglu::forward(&gate, &up);
         add(&mut x, &block.down.matmul(&activated, m));
     }
     Some(Tensor::from_primitive::<Flex>(glue::tensor(final_norm.apply(&x), Shape::new([b, s, d]))))
