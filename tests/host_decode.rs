@@ -74,6 +74,29 @@ fn host_decode_matches_burns_ops_through_prefill_and_decode_for_every_architectu
 }
 
 #[test]
+fn host_decode_matches_burns_ops_over_a_long_cache_at_batch_1_with_f32_and_f16_panels() {
+    // One sequence over 300 cached columns: the decode attention cuts each KV head's columns
+    // into spans (batch 1 has fewer tasks than threads want) and merges their softmaxes.
+    let device = Device::flex();
+    let cfg = tiny_config();
+    let model = jittered_model(&cfg, &device, 29);
+    let inv = rope::inverse_frequencies(&cfg);
+    let mut calls: Vec<Vec<Vec<i64>>> = (0..5).map(|c| vec![(0..60).map(|i| (i * 11 + c * 3) % 64).collect()]).collect();
+    calls.extend((0..3).map(|i| vec![vec![7 + i]]));
+    let want = hidden_states(&model, &inv, None, &calls, &[0], &device);
+    let mut worst = vec![];
+    for precision in [PanelPrecision::F32, PanelPrecision::F16] {
+        let packed = PackedLlama::pack(&model, precision).unwrap();
+        let got = hidden_states(&model, &inv, Some(&packed), &calls, &[0], &device);
+        worst.push(want.iter().zip(&got).map(|(w, g)| max_abs_diff(w, g)).fold(0.0f32, f32::max));
+    }
+    eprintln!("long cache, batch 1: worst |Δ| f32 panels {:.2e}, f16 panels {:.2e}", worst[0], worst[1]);
+    assert!(worst[0] < 1e-4, "f32 panels differ from Burn's ops by {}", worst[0]);
+    // f16 panels: the weights rounded (a relative 2⁻¹¹), nothing else.
+    assert!(worst[1] < 5e-3 && worst[1] > worst[0], "f16 panels differ from Burn's ops by {}", worst[1]);
+}
+
+#[test]
 fn host_decode_leaves_what_it_cannot_do_to_the_tensor_path_without_touching_the_cache() {
     let device = Device::flex();
     let cfg = tiny_config();

@@ -7,7 +7,7 @@
 //! their own: with f16 panels, about 28 % of a batch-1 decode step of SmolLM2-135M was outside
 //! the matmuls (`examples/decode_probe.rs`: an 8.2–8.5 ms step, 5–5.5 ms of projections and
 //! 1 ms of LM head). The arithmetic here is the same, in the same order, as the tensor path
-//! with our CPU kernels (`tests/generate_shapes.rs` compares them).
+//! with our CPU kernels (`tests/host_decode.rs` compares it with Burn's composed ops).
 
 use super::kv_cache::KvCache;
 use super::llama::{Block, Llama, StepLayout};
@@ -35,6 +35,11 @@ pub struct HostNorm {
 impl HostNorm {
     pub fn of(norm: &RmsNorm) -> Result<Self> {
         Ok(HostNorm { gamma: host(norm.gamma.val())?, eps: norm.epsilon as f32 })
+    }
+
+    /// Values per row (γ's length).
+    fn len(&self) -> usize {
+        self.gamma.len()
     }
 
     /// The norm of each row of `x` (rows of γ's length).
@@ -76,25 +81,42 @@ fn add(x: &mut [f32], delta: &[f32]) {
 pub fn forward(model: &Llama, packed: &PackedLlama, x: &Tensor<3>, layout: &StepLayout, cache: &mut KvCache) -> Option<Tensor<3>> {
     let [b, s, d] = x.dims();
     let (m, capacity) = (b * s, layout.k_cols);
+    if !(glue::enabled() && layout.fused_kernels && layout.precision == Precision::F32 && m <= MAX_ROWS) {
+        return None;
+    }
     let blocks: Vec<&CpuBlock> = packed.layers.iter().map(|l| l.cpu()).collect::<Option<_>>()?;
     let final_norm = packed.final_norm.as_ref()?;
     let [cos, sin, bias] = [&layout.cos, &layout.sin, &layout.bias].map(glue::plain);
     let (cos, sin, bias, embedded) = (cos?, sin?, bias?, glue::plain(x)?);
     // Every check before the first layer runs: a layer's cache written and the next refused
-    // would leave the cache half a step ahead.
+    // would leave the cache half a step ahead. Shapes too (packing from one model cannot break
+    // them, but a mismatch would otherwise be cut short silently by the slices' zips).
     let layer_fits = |(layer, block): (&Block, &&CpuBlock)| {
         let a = &layer.self_attn;
         let (h, kvh, hd) = (a.num_heads, a.num_kv_heads, a.head_dim);
-        kvh > 0 && h % kvh == 0 && hd % 2 == 0 && layout.cos.dims() == [b, 1, s, hd] && [&block.q, &block.k, &block.v, &block.gate, &block.up].iter().all(|w| w.inputs() == d) && block.q.outputs() == h * hd && block.k.outputs() == kvh * hd
+        let shape = |w: &PackedMatrix, inputs: usize, outputs: usize| w.inputs() == inputs && w.outputs() == outputs;
+        let f = block.gate.outputs();
+        let norms = &block.norms;
+        kvh > 0
+            && h % kvh == 0
+            && hd % 2 == 0
+            && layout.cos.dims() == [b, 1, s, hd]
+            && shape(&block.q, d, h * hd)
+            && shape(&block.k, d, kvh * hd)
+            && shape(&block.v, d, kvh * hd)
+            && shape(&block.o, h * hd, d)
+            && shape(&block.gate, d, f)
+            && shape(&block.up, d, f)
+            && shape(&block.down, f, d)
+            && norms.input.len() == d
+            && norms.post_attention.len() == d
+            && norms.qk.as_ref().is_none_or(|(qn, kn)| qn.len() == hd && kn.len() == hd)
     };
-    let applies = glue::enabled()
-        && layout.fused_kernels
-        && layout.precision == Precision::F32
-        && m <= MAX_ROWS
-        && blocks.len() == model.layers.len()
+    let applies = blocks.len() == model.layers.len()
         && cache.layers.len() == model.layers.len()
         && cache.layers.iter().all(|c| c.keys.is_none())
         && model.layers.iter().zip(&blocks).all(layer_fits)
+        && final_norm.len() == d
         && layout.sin.dims() == layout.cos.dims()
         && layout.bias.dims() == [b, 1, s, capacity]
         && layout.past + s <= capacity;
