@@ -1,6 +1,7 @@
-//! What the host sampler's top-p costs per row of real SmolLM2-135M logits (temperature 1), and
-//! how large the nucleus is: `candidates` against a full sort of the vocabulary (what it did
-//! before 2026-12-07), single-threaded (`cargo run --release --example top_p_probe`).
+//! What the host sampler's top-p costs per row of real SmolLM2-135M logits (temperature 1), how
+//! large the nucleus is, and what a token's log-prob costs: `candidates` against a full sort of
+//! the vocabulary and `log_prob` against f64 `exp` one value at a time (what they did before
+//! 2026-12-07), single-threaded (`cargo run --release --example top_p_probe`).
 use burn::prelude::*;
 use memtrain::generate::sampler::{SamplingParams, candidates};
 use memtrain::model::StepLayout;
@@ -18,6 +19,13 @@ fn full_sort(logits: &[f32], top_p: f32) -> usize {
         cum += x / total;
         cum >= top_p as f64
     }).map_or(probs.len(), |n| n + 1)
+}
+
+/// A token's log-prob through f64 `exp`, one value at a time (the earlier `log_prob`).
+fn log_prob_f64(logits: &[f32], token: u32) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| ((l - max) as f64).exp()).sum();
+    (logits[token as usize] - max) - sum.ln() as f32
 }
 
 fn main() {
@@ -42,11 +50,24 @@ fn main() {
             let ours = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
             let t = Instant::now();
             for _ in 0..reps {
-                let _ = full_sort(&logits, top_p);
+                std::hint::black_box(full_sort(std::hint::black_box(&logits), top_p));
             }
             let sorted = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
             line += &format!(" | top-p {top_p}: {kept} kept, {ours:.2} ms (full sort {sorted:.2} ms)");
         }
+        let t = Instant::now();
+        for _ in 0..reps {
+            std::hint::black_box(memtrain::generate::sampler::log_prob(std::hint::black_box(&logits), 0));
+        }
+        let ours = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
+        let t = Instant::now();
+        for _ in 0..reps {
+            std::hint::black_box(log_prob_f64(std::hint::black_box(&logits), 0));
+        }
+        let f64_exp = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
+        let best = memtrain::generate::sampler::argmax(&logits);
+        let gap = (memtrain::generate::sampler::log_prob(&logits, best) - log_prob_f64(&logits, best)).abs();
+        line += &format!(" | log_prob {ours:.3} ms (f64 exp {f64_exp:.3} ms, |Δ| {gap:.1e})");
         println!("{line}");
     }
 }
