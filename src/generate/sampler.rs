@@ -126,9 +126,11 @@ pub fn candidates(logits: &[f32], p: &SamplingParams) -> (Vec<u32>, Vec<f64>) {
         }
     };
     if p.top_p >= 1.0 {
-        if top_k.is_some() {
-            idx.sort_unstable_by(order);
+        if top_k.is_none() {
+            // Every token in id order: the weights as they are.
+            return (idx, weights);
         }
+        idx.sort_unstable_by(order);
         let probs = idx.iter().map(|&i| weights[i as usize]).collect();
         return (idx, probs);
     }

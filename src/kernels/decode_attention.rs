@@ -11,11 +11,9 @@
 
 use super::causal_attention::AttnShape;
 use super::fast_exp::exp_shifted_in_place;
+use super::rms_norm::dot;
 use std::ops::Range;
 use rayon::prelude::*;
-
-/// Lanes of the partial sums of a dot product: one AVX register.
-const LANES: usize = 8;
 
 /// Fewest columns a task reads when a sequence's columns are split across tasks.
 const MIN_SPLIT: usize = 128;
@@ -192,20 +190,6 @@ impl Group<'_> {
         }
         part
     }
-}
-
-/// Σ aᵢ·bᵢ in [`LANES`] partial sums (one running sum would not vectorise).
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for ((s, x), y) in acc.iter_mut().zip(x).zip(y) {
-            *s += x * y;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
