@@ -49,6 +49,36 @@ fn bucketed_generation_on_wgpu_equals_exact_generation_on_the_cpu() {
     }
 }
 
+/// Identical prompts are prefilled once and their cache rows copied; each copy still draws from
+/// its own stream, and finished rows leave the batch (or idle in it) without touching the
+/// others: every row of a batch with repeated prompts equals that row in a batch where all the
+/// other repeats were replaced by prompts of their own (no shared prefill there).
+#[test]
+fn repeated_prompts_sample_as_if_each_were_alone() {
+    let device = Device::flex();
+    let (a, b) = (vec![1, 2, 3], vec![4, 5, 6, 7, 8]);
+    let prompts: Vec<Vec<u32>> = vec![a.clone(), b.clone(), a.clone(), vec![9], a.clone(), b.clone(), vec![10, 11], vec![12, 13, 14], vec![15], vec![16, 17], a.clone()];
+    let params = SamplingParams { temperature: 1.0, seed: 3, max_new_tokens: 12, ..Default::default() };
+    // A stop token that ends some rows early and not others (with 11 rows, two finished ones
+    // leave the batch together; one idles until then).
+    let free = sampled(&device, &prompts, &[], &params);
+    let stop = free[0].tokens[1];
+    let batch = sampled(&device, &prompts, &[stop], &params);
+    let stops: Vec<StopReason> = batch.iter().map(|g| g.stop).collect();
+    assert!(stops.iter().filter(|&&s| s == StopReason::StopToken).count() >= 2 && stops.contains(&StopReason::MaxTokens), "{stops:?}");
+    let copies_of_a: Vec<&Vec<u32>> = [0, 2, 4, 10].iter().map(|&i| &free[i].tokens).collect();
+    assert!(copies_of_a.iter().any(|t| *t != copies_of_a[0]), "copies of one prompt draw from their own streams");
+    let repeated = |j: usize| prompts.iter().filter(|p| **p == prompts[j]).count() > 1;
+    for (i, g) in batch.iter().enumerate() {
+        let alone: Vec<Vec<u32>> = (0..prompts.len()).map(|j| if j == i || !repeated(j) { prompts[j].clone() } else { vec![20 + j as u32, 40 + j as u32] }).collect();
+        assert!(alone.iter().enumerate().all(|(j, p)| !alone[..j].contains(p)), "the reference batch has no repeats");
+        let reference = &sampled(&device, &alone, &[stop], &params)[i];
+        assert_eq!((&g.tokens, g.stop), (&reference.tokens, reference.stop), "row {i}");
+        let worst = g.logprobs.iter().zip(&reference.logprobs).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "row {i}: log-probs differ by {worst}");
+    }
+}
+
 /// Greedy with `no_repeat_ngram`: a random model left alone loops, and with the option no
 /// n-gram of a sequence's own tokens comes twice, in every row of a batch; the prompt may still
 /// be repeated (a memory turn copies its chunk), and a replaced pick records its own log-prob.

@@ -63,11 +63,15 @@ pub fn generate(
     let buckets = crate::device::compiles_per_shape(&device);
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let width = if buckets { shape_bucket(longest) } else { longest };
-    let pad: Vec<usize> = prompts.iter().map(|p| width - p.len()).collect();
-    let mut rows: Vec<i64> = Vec::with_capacity(prompts.len() * width);
-    for (p, &n) in prompts.iter().zip(&pad) {
+    // Identical prompts are prefilled once and their cache rows copied after the first step:
+    // GRPO's rollouts of one document all start from the same first-turn prompt, and its
+    // recall answers sample each prompt `group` times.
+    let (distinct, mut copies) = distinct_prompts(prompts);
+    let pad: Vec<usize> = distinct.iter().map(|&i| width - prompts[i].len()).collect();
+    let mut rows: Vec<i64> = Vec::with_capacity(distinct.len() * width);
+    for (&i, &n) in distinct.iter().zip(&pad) {
         rows.extend(std::iter::repeat_n(0i64, n));
-        rows.extend(p.iter().map(|&t| t as i64));
+        rows.extend(prompts[i].iter().map(|&t| t as i64));
     }
     let mut cache = KvCache::new(model.layers.len(), pad);
     let mut rngs: Vec<_> = (0..prompts.len()).map(|i| sampler::sequence_rng(params.seed, i)).collect();
@@ -75,7 +79,7 @@ pub fn generate(
         prompts.iter().map(|_| Generation { tokens: vec![], logprobs: vec![], stop: StopReason::MaxTokens }).collect();
     // `batch[j]` is the prompt index of batch row j, `None` for a finished row kept for its shape.
     let mut batch: Vec<Option<usize>> = (0..prompts.len()).map(Some).collect();
-    let mut input = Tensor::<2, Int>::from_data(TensorData::new(rows, [prompts.len(), width]), &device);
+    let mut input = Tensor::<2, Int>::from_data(TensorData::new(rows, [distinct.len(), width]), &device);
     for _step in 0..params.max_new_tokens {
         let q_len = input.dims()[1];
         cache.reserve(q_len);
@@ -83,7 +87,12 @@ pub fn generate(
             let layout = StepLayout::with_columns(inv_freq, &cache.pad, cache.len, q_len, cache.capacity, &device);
             let hidden = model.forward_hidden_packed(input, &layout, Some(&mut cache), packed);
             let last = hidden.narrow(1, q_len - 1, 1);
-            let logits = model.logits_packed(last, packed);
+            let mut logits = model.logits_packed(last, packed);
+            if let Some(rows) = copies.take() {
+                let index = Tensor::<1, Int>::from_data(TensorData::new(rows.iter().map(|&r| r as i64).collect(), [rows.len()]), &device);
+                logits = logits.select(0, index);
+                cache.retain(&rows, &device);
+            }
             if params.temperature <= 0.0 { greedy_without_repeats(logits, params.no_repeat_ngram, &batch, &out) } else { sample(logits, params, &batch, &mut rngs) }
         };
         let picks = if buckets { step()? } else { on_cpu_workers(step)? };
@@ -112,7 +121,10 @@ pub fn generate(
         if live.is_empty() {
             break;
         }
-        let target = if buckets { live.len().next_power_of_two() } else { live.len() };
+        // On the CPU finished rows leave once they are an eighth of the batch: each leaving
+        // moves the live rows' caches down (up to gigabytes for a hundred rows), while an idle
+        // row only costs its share of a step.
+        let target = if buckets { live.len().next_power_of_two() } else if batch.len() - live.len() >= batch.len().div_ceil(8) { live.len() } else { batch.len() };
         if target < batch.len() {
             // The live rows, topped up with finished ones to the target size.
             let mut keep = live.clone();
@@ -125,6 +137,25 @@ pub fn generate(
         input = Tensor::<2, Int>::from_data(TensorData::new(next, [batch.len(), 1]), &device);
     }
     Ok(out)
+}
+
+/// The first prompt of each distinct value, and — when some prompts repeat — each prompt's
+/// row among those (`None` when all differ).
+fn distinct_prompts(prompts: &[Vec<u32>]) -> (Vec<usize>, Option<Vec<usize>>) {
+    let mut first: std::collections::HashMap<&[u32], usize> = std::collections::HashMap::new();
+    let mut distinct = Vec::new();
+    let rows: Vec<usize> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            *first.entry(p).or_insert_with(|| {
+                distinct.push(i);
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    let copies = (distinct.len() < prompts.len()).then_some(rows);
+    (distinct, copies)
 }
 
 /// Runs `f` on one of rayon's worker threads (the calling thread waits). A CPU step makes

@@ -72,15 +72,28 @@ impl HostKv {
         }
     }
 
-    /// Keeps only the sequences at `rows` (finished sequences leaving the batch).
+    /// The sequences at `rows`, in that order: finished sequences leaving the batch, or rows
+    /// repeated (one prefill shared by identical prompts).
     pub fn retain(&mut self, rows: &[usize]) {
         if self.is_empty() {
             return;
         }
         let per = self.kv_heads * self.capacity * self.head_dim;
-        let pick = |src: &[f32]| rows.iter().flat_map(|&r| src[r * per..(r + 1) * per].iter().copied()).collect();
-        self.keys = pick(&self.keys);
-        self.values = pick(&self.values);
+        if rows.is_sorted_by(|a, b| a < b) {
+            // Rows leaving: moved down in place. A new buffer (the old way) meant faulting in
+            // gigabytes of fresh pages each time a sequence finished: 1.3 s a time for 128
+            // recall answers of SmolLM2-135M with 512 cached columns, ~20 s of a GRPO step.
+            for buffer in [&mut self.keys, &mut self.values] {
+                for (to, &from) in rows.iter().enumerate().filter(|(to, from)| to != *from) {
+                    buffer.copy_within(from * per..(from + 1) * per, to * per);
+                }
+                buffer.truncate(rows.len() * per);
+            }
+        } else {
+            let pick = |src: &[f32]| rows.iter().flat_map(|&r| src[r * per..(r + 1) * per].iter().copied()).collect();
+            self.keys = pick(&self.keys);
+            self.values = pick(&self.values);
+        }
         self.batch = rows.len();
     }
 }
