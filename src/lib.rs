@@ -13,6 +13,7 @@ pub mod documents;
 pub mod eval;
 pub mod exercises;
 pub mod generate;
+pub mod host_heap;
 pub mod kernels;
 pub mod model;
 pub mod session;
