@@ -1,3 +1,4 @@
+#![cfg(all(target_os = "linux", target_env = "gnu"))]
 //! The heap keeps freed blocks for reuse ([`memtrain::host_heap`]): a large buffer freed and
 //! allocated again is not faulted in page by page a second time. Its own test binary, because
 //! the setting is process-wide.
