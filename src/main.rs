@@ -7,6 +7,7 @@ fn main() -> std::process::ExitCode {
         // SAFETY: no other thread exists yet, so nothing reads the environment concurrently.
         unsafe { std::env::set_var("BURN_DEVICE", "flex") };
     }
+    // Whether glibc took it shows only in speed: nothing to report.
     memtrain::host_heap::keep_freed_memory();
     // Before anything reads Burn's configuration (see device::configure_fusion).
     memtrain::device::configure_fusion();

@@ -33,7 +33,9 @@ fn run(device: &Device, prompts: &[Vec<u32>], stop: &[u32]) -> Vec<Generation> {
 fn bucketed_generation_on_wgpu_equals_exact_generation_on_the_cpu() {
     let Some(wgpu) = common::wgpu_device() else { return };
     assert!(memtrain::device::compiles_per_shape(&wgpu));
-    let prompts: Vec<Vec<u32>> = vec![vec![1, 2, 3], vec![4, 5, 6, 7, 8, 9, 10], vec![11], vec![12, 13, 14, 15], vec![16, 17]];
+    // Two prompts repeated: prefilled once, their cache rows then copied (on wgpu, Burn tensors
+    // selected and written on by our cache kernel).
+    let prompts: Vec<Vec<u32>> = vec![vec![1, 2, 3], vec![4, 5, 6, 7, 8, 9, 10], vec![11], vec![12, 13, 14, 15], vec![16, 17], vec![4, 5, 6, 7, 8, 9, 10], vec![1, 2, 3]];
     // A stop token that ends some sequences early and not others, so that rows finish at
     // different steps and the wgpu batch carries idle rows.
     let free = run(&Device::flex(), &prompts, &[]);
@@ -42,6 +44,7 @@ fn bucketed_generation_on_wgpu_equals_exact_generation_on_the_cpu() {
     let stops: Vec<StopReason> = cpu.iter().map(|g| g.stop).collect();
     assert!(stops.contains(&StopReason::StopToken) && stops.contains(&StopReason::MaxTokens), "{stops:?}");
     let gpu = run(&wgpu, &prompts, &[stop]);
+    assert_eq!((&gpu[5].tokens, &gpu[6].tokens), (&gpu[1].tokens, &gpu[0].tokens), "a repeated prompt decodes greedily as its first");
     for (i, (c, g)) in cpu.iter().zip(&gpu).enumerate() {
         assert_eq!((&c.tokens, c.stop), (&g.tokens, g.stop), "sequence {i}");
         let worst = c.logprobs.iter().zip(&g.logprobs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);

@@ -27,8 +27,13 @@ fn a_freed_large_buffer_is_reused_without_page_faults() {
     const BYTES: usize = 48 << 20;
     let pages = (BYTES / 4096) as i64;
     let default_faults = faults_filling(BYTES);
-    assert!(default_faults > pages / 2, "glibc's default maps each large buffer afresh: {default_faults} faults");
-    memtrain::host_heap::keep_freed_memory();
+    if default_faults < pages / 2 {
+        // Transparent huge pages (`always`) or a malloc tunable in the environment: the default
+        // already faults little, and there is nothing to compare.
+        eprintln!("skipped: {default_faults} page faults for {pages} pages without the setting");
+        return;
+    }
+    assert!(memtrain::host_heap::keep_freed_memory(), "glibc refused the setting");
     faults_filling(BYTES);
     let reused = faults_filling(BYTES);
     assert!(reused < pages / 10, "a freed buffer should be reused: {reused} page faults for {pages} pages");

@@ -90,7 +90,11 @@ impl HostKv {
                 buffer.truncate(rows.len() * per);
             }
         } else {
-            let pick = |src: &[f32]| rows.iter().flat_map(|&r| src[r * per..(r + 1) * per].iter().copied()).collect();
+            let pick = |src: &[f32]| {
+                let mut out = Vec::with_capacity(rows.len() * per);
+                rows.iter().for_each(|&r| out.extend_from_slice(&src[r * per..(r + 1) * per]));
+                out
+            };
             self.keys = pick(&self.keys);
             self.values = pick(&self.values);
         }
