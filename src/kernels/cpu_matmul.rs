@@ -141,12 +141,7 @@ impl PackedMatrix {
             }
             tasks.into_par_iter().with_min_len(2).for_each(|(out, panel)| panel_product(&rows, panel, out, isa));
         }
-        let mut i = 0;
-        blocks.map(|b| {
-            let y = ms[i].scatter(&b, m);
-            i += 1;
-            y
-        })
+        std::array::from_fn(|i| ms[i].scatter(&blocks[i], m))
     }
 
     /// The panels in order, each `k * NR` values.
