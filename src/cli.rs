@@ -255,6 +255,10 @@ enum BenchCommand {
         /// AdamW in f32 (wgpu devices only).
         #[arg(long)]
         f16: bool,
+        /// Compute every copy of a prompt that rows of a micro-batch share, as before shared
+        /// prompts (same loss and gradients; for timing the difference).
+        #[arg(long)]
+        no_shared_prompts: bool,
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -457,7 +461,7 @@ fn run_command(cmd: Command) -> Result<()> {
             println!("{}", path.display());
             Ok(())
         }
-        Command::Bench { what: BenchCommand::Train { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, trainable_layers, lora, checkpointing, f16, json } } => {
+        Command::Bench { what: BenchCommand::Train { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, trainable_layers, lora, checkpointing, f16, no_shared_prompts, json } } => {
             use crate::bench::train::Learning;
             let learning = match (trainable_layers, lora) {
                 (Some(n), _) => Learning::TopLayers(n),
@@ -466,7 +470,7 @@ fn run_command(cmd: Command) -> Result<()> {
                 _ => Learning::Full,
             };
             let precision = if f16 { crate::model::precision::Precision::MixedF16 } else { crate::model::precision::Precision::F32 };
-            let opts = crate::bench::train::TrainBenchOptions { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, learning, checkpointing, precision };
+            let opts = crate::bench::train::TrainBenchOptions { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, learning, checkpointing, precision, share_prompts: !no_shared_prompts };
             let report = crate::bench::train::train_step(&opts)?;
             println!("{}", report.text());
             write_json(json, &report)?;

@@ -287,11 +287,11 @@ fn micro_batches_by_length_pad_less_and_keep_every_sample() {
     // A long memory turn, a short answer, another long turn, another short answer.
     let samples = [sample(&[1; 40], &[2; 10], 1.0), sample(&[3; 5], &[4; 2], -1.0), sample(&[5; 38], &[6; 9], 0.5), sample(&[7; 4], &[8; 3], -0.5)];
     // As given, each pair of 2 pads the short row to the long one: 2·49 + 2·46 positions.
-    assert_eq!(padded_positions(&samples, 2), 2 * 49 + 2 * 46);
+    assert_eq!(padded_positions(&samples, 2, true), 2 * 49 + 2 * 46);
     let mut sorted = samples.to_vec();
     sort_by_length(&mut sorted);
     // Sorted: the two short ones together (2·6), then the two long ones (2·49).
-    assert_eq!(padded_positions(&sorted, 2), 2 * 6 + 2 * 49);
+    assert_eq!(padded_positions(&sorted, 2, true), 2 * 6 + 2 * 49);
     let mut a: Vec<_> = samples.iter().map(|s| s.prompt[0]).collect();
     let mut b: Vec<_> = sorted.iter().map(|s| s.prompt[0]).collect();
     assert_ne!(a, b, "the order changed");

@@ -6,27 +6,11 @@
 
 mod common;
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use memtrain::model::Llama;
 use memtrain::train::grpo::{Forward, GrpoConfig, PolicySample, TokenBatch, training_loss};
 use memtrain::train::sft::{SftExample, SftWeighting, sft_training_loss};
-use memtrain::train::update::Loss;
-
-/// Every parameter's gradient (`None` where it has none), in module order.
-fn flat_gradients(model: &Llama, grads: &GradientsParams) -> Vec<Option<Vec<f32>>> {
-    struct Collect<'a>(&'a GradientsParams, Vec<Option<Vec<f32>>>);
-    impl ModuleVisitor for Collect<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let g = self.0.get::<D>(param.id).map(|t| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap());
-            self.1.push(g);
-        }
-    }
-    let mut c = Collect(grads, Vec::new());
-    model.visit(&mut c);
-    c.1
-}
+use common::{assert_same, value_and_gradients};
 
 /// Old log-probs away from 0 and a reference, so that the ratio, both clip sides and the KL all
 /// shape the gradient; prompts and responses of different lengths (right padding).
@@ -50,33 +34,6 @@ fn grpo_both_ways(model: &Llama, inv_freq: &[f64], device: &Device) -> [(f32, Ve
         let (loss, _) = training_loss(model, inv_freq, &batch, Some(&reference), &cfg, device, Forward { recompute, ..Forward::plain(device) });
         value_and_gradients(model, loss)
     })
-}
-
-fn value_and_gradients(model: &Llama, loss: Loss) -> (f32, Vec<Option<Vec<f32>>>) {
-    let value = loss.value.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap()[0];
-    let grads = loss.gradients(model);
-    (value, flat_gradients(model, &grads))
-}
-
-/// Same loss, same set of parameters with a gradient, every gradient equal to `tol` of its
-/// largest entry; returns how many parameters had one.
-fn assert_same(taped: &(f32, Vec<Option<Vec<f32>>>), recomputed: &(f32, Vec<Option<Vec<f32>>>), tol: f32) -> usize {
-    assert!((taped.0 - recomputed.0).abs() <= 1e-5 * taped.0.abs().max(1.0), "loss {} vs {}", taped.0, recomputed.0);
-    let mut with_gradient = 0;
-    for (i, (a, b)) in taped.1.iter().zip(&recomputed.1).enumerate() {
-        match (a, b) {
-            (None, None) => {}
-            (Some(a), Some(b)) => {
-                let scale = a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-                assert!(scale > 0.0, "parameter {i} has an all-zero gradient");
-                let diff = common::max_abs_diff(a, b);
-                assert!(diff <= tol * scale, "parameter {i}: gradients differ by {diff} (largest entry {scale})");
-                with_gradient += 1;
-            }
-            _ => panic!("parameter {i}: a gradient on one side only (taped {}, recomputed {})", a.is_some(), b.is_some()),
-        }
-    }
-    with_gradient
 }
 
 #[test]

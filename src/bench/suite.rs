@@ -254,6 +254,7 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
                 learning: Default::default(),
                 checkpointing: false,
                 precision: Precision::F32,
+                share_prompts: true,
             };
             report.grpo.push(train_step(&t)?);
         }

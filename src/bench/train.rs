@@ -47,6 +47,9 @@ pub struct TrainBenchOptions {
     pub checkpointing: bool,
     /// The run config's `precision` (mixed f16: wgpu only).
     pub precision: Precision,
+    /// Compute shared prompts once where the device does ([`Forward::share_prompts`]); off:
+    /// every copy, for timing the difference.
+    pub share_prompts: bool,
 }
 
 /// Which weights a step trains, as `memtrain train` can be configured to.
@@ -81,7 +84,8 @@ pub struct TrainBenchReport {
     pub trained_tokens: usize,
     pub sequence_tokens: usize,
     /// Positions the forward computed: `sequence_tokens` plus the micro-batches' right padding
-    /// (on wgpu, before its shape buckets pad further).
+    /// (on wgpu, before its shape buckets pad further), less the copies of prompts that rows of a
+    /// micro-batch share (computed once on the CPU, `grpo::SharedPrompts`).
     pub padded_positions: usize,
     pub seconds_generation: f64,
     pub seconds_reward: f64,
@@ -92,6 +96,8 @@ pub struct TrainBenchReport {
     /// What learned (see [`Learning`]), and whether activations were recomputed.
     pub learning: String,
     pub checkpointing: bool,
+    /// Whether micro-batches computed the prompts their rows share once.
+    pub shared_prompts: bool,
     pub parameters: usize,
     pub trainable_parameters: usize,
     /// The process's peak resident memory over the timed step (on the CPU: every tensor).
@@ -106,13 +112,13 @@ impl TrainBenchReport {
         let total = self.seconds_generation + self.seconds_reward + self.seconds_forward_backward + self.seconds_optimizer;
         let pct = |s: f64| 100.0 * s / total.max(1e-9);
         format!(
-            "model {} on {}\n{} rollouts + {} recall answers, {} generated tokens; update on {} conversations ({} response / {} total tokens, {} positions with padding){}\n\
+            "model {} on {}\n{} rollouts + {} recall answers, {} generated tokens; update on {} conversations ({} response / {} total tokens, {} positions computed){}\n\
              generation       {:8.2} s ({:4.1} %)  {:8.1} generated tok/s\n\
              rewards          {:8.3} s ({:4.1} %)\n\
              forward-backward {:8.2} s ({:4.1} %)  {:8.1} tok/s (all positions)\n\
              optimizer        {:8.3} s ({:4.1} %)\n\
              step             {:8.2} s\n\
-             learning         {}{}: {:.1} M of {:.1} M parameters\n\
+             learning         {}{}{}: {:.1} M of {:.1} M parameters\n\
              memory           {}",
             self.model, self.device, self.rollouts, self.recall_answers, self.generated_tokens, self.trained_conversations, self.trained_tokens, self.sequence_tokens, self.padded_positions,
             if self.synthetic_advantages { " [±1 advantages: every group had equal rewards]" } else { "" }.to_string() + if self.warmed_up { " [after one untimed warm-up step]" } else { "" },
@@ -120,7 +126,7 @@ impl TrainBenchReport {
             self.seconds_reward, pct(self.seconds_reward),
             self.seconds_forward_backward, pct(self.seconds_forward_backward), self.sequence_tokens as f64 / self.seconds_forward_backward.max(1e-9),
             self.seconds_optimizer, pct(self.seconds_optimizer), total,
-            self.learning, if self.checkpointing { ", gradient checkpointing" } else { "" }, self.trainable_parameters as f64 / 1e6, self.parameters as f64 / 1e6,
+            self.learning, if self.checkpointing { ", gradient checkpointing" } else { "" }, if self.shared_prompts { ", shared prompts once" } else { "" }, self.trainable_parameters as f64 / 1e6, self.parameters as f64 / 1e6,
             self.memory_line()
         )
     }
@@ -228,9 +234,10 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         let total: usize = samples.iter().map(|s| s.response.len()).sum();
         let sequence_tokens: usize = samples.iter().map(|s| s.prompt.len() + s.response.len() - 1).sum();
         let cfg = GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() };
+        let plain = Forward::plain(&device);
+        let forward = Forward { recompute: opts.checkpointing, precision: opts.precision, share_prompts: plain.share_prompts && opts.share_prompts, ..plain };
         let update = accumulated_step(model, &mut optim, &mut scale, 1e-6, &samples, opts.micro_batch, |m, part| {
             let batch = TokenBatch::new(part)?;
-            let forward = Forward { recompute: opts.checkpointing, precision: opts.precision, ..Forward::plain(&device) };
             let (loss, _) = training_loss(m, &inv_freq, &batch, None, &cfg, &device, forward);
             Ok(loss.scaled(batch.tokens() as f32 / total as f32))
         })?;
@@ -241,10 +248,10 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
             eprintln!("bench train: round {} of {rounds}: generation {seconds_generation:.1} s, forward-backward {:.1} s, optimizer {:.2} s", round + 1, times.forward_backward, times.optimizer);
         }
         if round + 1 == rounds {
-            last = Some((traces, answers, samples, total, sequence_tokens, seconds_generation, seconds_reward, times, synthetic));
+            last = Some((traces, answers, samples, total, sequence_tokens, seconds_generation, seconds_reward, times, synthetic, forward.shares_prompts()));
         }
     }
-    let Some((traces, answers, samples, total, sequence_tokens, seconds_generation, seconds_reward, times, synthetic)) = last else { bail!("no round ran") };
+    let Some((traces, answers, samples, total, sequence_tokens, seconds_generation, seconds_reward, times, synthetic, shares)) = last else { bail!("no round ran") };
     let peak_host_mb = super::memory::peak_host_mb();
     let pools = super::memory::device_pools_mb(&base);
     let _ = std::fs::remove_dir_all(&dir);
@@ -257,7 +264,7 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         trained_conversations: samples.len(),
         trained_tokens: total,
         sequence_tokens,
-        padded_positions: padded_positions(&samples, opts.micro_batch),
+        padded_positions: padded_positions(&samples, opts.micro_batch, shares),
         seconds_generation,
         seconds_reward,
         seconds_forward_backward: times.forward_backward as f64,
@@ -266,6 +273,7 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         warmed_up: opts.warmup,
         learning: opts.learning.to_string(),
         checkpointing: opts.checkpointing,
+        shared_prompts: shares,
         parameters,
         trainable_parameters,
         peak_host_mb,

@@ -10,6 +10,7 @@
 //! On the CPU our attention op keeps the same buffers as plain host vectors instead
 //! ([`LayerCache::host`]), writes the new columns in place and reads only the written ones.
 
+use super::shared_prompts::PromptKv;
 use crate::kernels::cached_attention::HostKv;
 use burn::prelude::*;
 
@@ -30,6 +31,9 @@ pub struct LayerCache {
     /// The same buffers on the host, for CPU inference through our attention op
     /// ([`crate::kernels::cached_attention`]); a layer uses one form or the other.
     pub host: HostKv,
+    /// Instead of a cache: a training forward's shared prompts
+    /// ([`super::shared_prompts`]), recorded or read.
+    pub prompts: Option<PromptKv>,
 }
 
 /// `buffer` grown (zero-filled) to `capacity` columns of `[b, h, _, d]`, or made.

@@ -10,6 +10,7 @@ use super::fused_projections::FusedProjections;
 use super::packed::{CpuBlock, PackedBlock, PackedLlama, apply, project};
 use super::precision::Precision;
 use super::rope;
+use super::shared_prompts::{PromptKeys, PromptKv};
 use anyhow::{Result, bail};
 use burn::module::Param;
 use burn::nn::{Embedding, Linear, RmsNorm};
@@ -18,7 +19,7 @@ use burn::tensor::activation::{log_softmax, silu};
 use crate::kernels::target_logprobs::HeadLayout;
 use crate::kernels::gpu_head_op::chunked_target_logprobs;
 use crate::kernels::target_logprobs_op::fused_target_logprobs;
-use crate::kernels::causal_attention_op::fused_causal_attention;
+use crate::kernels::causal_attention_op::{fused_attention_after, fused_causal_attention};
 use crate::kernels::cached_attention::cached_attention;
 use crate::kernels::{gpu, gpu_train_ops};
 use crate::kernels::gpu::QkvHeads;
@@ -125,7 +126,16 @@ impl StepLayout {
                 }
             }
         }
-        let (cos, sin) = rope::cos_sin(inv_freq, &positions, device);
+        Self::from_parts(inv_freq, &positions, bias, past, q_len, k_cols, device)
+    }
+
+    /// A layout from each query's RoPE position (`positions[row][i]`, `q_len` per row) and the
+    /// additive bias `[rows, 1, q_len, k_cols]` (row-major, 0 allowed, −1e9 masked), the queries
+    /// at columns `past..`. Query `i` must not need key columns past `past + i` (blocked
+    /// attention never shows them to it).
+    pub fn from_parts(inv_freq: &[f64], positions: &[Vec<usize>], bias: Vec<f32>, past: usize, q_len: usize, k_cols: usize, device: &Device) -> Self {
+        let b = positions.len();
+        let (cos, sin) = rope::cos_sin(inv_freq, positions, device);
         let bias = Tensor::from_data(TensorData::new(bias, [b, 1, q_len, k_cols]), device);
         let block = if crate::device::compiles_per_shape(device) { q_len } else { CPU_QUERY_BLOCK };
         StepLayout { cos, sin, bias, past, k_cols, query_blocks: query_blocks(q_len, block), block_biases: BlockBiases::default(), half_tables: OnceCell::new(), fused_kernels: true, precision: Precision::F32 }
@@ -204,6 +214,16 @@ impl Attention {
             q = normalize(qn, q.cast(gamma), layout).cast(inside);
             k = normalize(kn, k.cast(gamma), layout).cast(inside);
         }
+        // A training forward over shared prompts: keep the prompts' keys and values (then attend
+        // as without a cache), or attend to them before the row's own.
+        match cache.as_deref_mut().and_then(|c| c.prompts.as_mut()) {
+            Some(PromptKv::Record(kept)) => {
+                *kept = Some((k.clone(), v.clone()));
+                cache = None;
+            }
+            Some(PromptKv::Attend(prompts)) => return self.attend_after_prompts(q, k, v, prompts, layout),
+            None => {}
+        }
         let scale = self.scale();
         // Training on the CPU: our fused op (RoPE and layout moves in one pass each way, blocks,
         // causal skipping, no score matrix kept), straight back in the projections' layout.
@@ -232,6 +252,20 @@ impl Attention {
             None => (k, v),
         };
         self.attend(q, k, v, layout)
+    }
+
+    /// Attention of token-major q, k, v (this call's, before RoPE) over `prompts`' keys and
+    /// values then k and v ([`super::shared_prompts`]): our op on the CPU in training, else
+    /// RoPE and attention from Burn's ops.
+    fn attend_after_prompts(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, prompts: &PromptKeys, layout: &StepLayout) -> Tensor<4> {
+        let (k, v) = prompts.before(k, v);
+        let key_tables = (&prompts.cos, &prompts.sin);
+        if let Some(out) = layout.fused_kernels.then(|| fused_attention_after(&q, &k, &v, (&layout.cos, &layout.sin), key_tables, &layout.bias, layout.past, self.scale())).flatten() {
+            return out;
+        }
+        let q = rope::apply(q.swap_dims(1, 2), &layout.cos, &layout.sin);
+        let k = rope::apply(k.swap_dims(1, 2), key_tables.0, key_tables.1);
+        self.attend(q, k, v.swap_dims(1, 2), layout)
     }
 
     /// [`Self::heads`] through a KV cache from the fused q/k/v projection (inference on wgpu):

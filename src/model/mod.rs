@@ -13,6 +13,7 @@ pub mod lora_linear;
 pub mod random;
 pub mod recompute;
 pub mod rope;
+pub mod shared_prompts;
 pub mod weights_out;
 
 pub use config::{Architecture, ModelConfig};

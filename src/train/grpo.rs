@@ -23,6 +23,7 @@ use anyhow::{Result, bail};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GrpoConfig {
@@ -109,19 +110,40 @@ fn sample_of(turn: &Turn, advantage: f32) -> Option<PolicySample> {
     (!turn.generated_ids.is_empty()).then(|| PolicySample { prompt: turn.prompt_ids.clone(), response: turn.generated_ids.clone(), old_logprobs: turn.logprobs.clone(), advantage })
 }
 
-/// Puts `samples` in the order micro-batches take them: by sequence length, shortest first (ties
-/// keep their order). Why: a micro-batch right-pads every row to its longest, and each padded
-/// position costs the forward, the backward and, with recomputation, a kept layer input; a
-/// GRPO batch mixes memory turns of hundreds of tokens with answers of a few dozen. The loss
-/// is a sum over micro-batches, so the order changes only the float summation order.
-pub fn sort_by_length(samples: &mut [PolicySample]) {
-    samples.sort_by_key(|s| s.prompt.len() + s.response.len());
+/// Puts `samples` in the order micro-batches take them: by sequence length, shortest first, the
+/// samples that share a prompt side by side (at their longest's place; ties keep their order).
+/// Why: a micro-batch right-pads every row to its longest, and each padded position costs the
+/// forward, the backward and, with recomputation, a kept layer input; a GRPO batch mixes memory
+/// turns of hundreds of tokens with answers of a few dozen. Side by side, the copies of a
+/// prompt (a group's first turns, a recall group) meet in one micro-batch, whose forward then
+/// computes the prompt once ([`SharedPrompts`]). The loss is a sum over micro-batches, so the
+/// order changes only the float summation order.
+pub fn sort_by_length(samples: &mut Vec<PolicySample>) {
+    let mut first: HashMap<&[u32], usize> = HashMap::new();
+    let prompt_of: Vec<usize> = samples.iter().enumerate().map(|(i, s)| *first.entry(&s.prompt).or_insert(i)).collect();
+    let mut longest = vec![0; samples.len()];
+    for (s, &p) in samples.iter().zip(&prompt_of) {
+        longest[p] = longest[p].max(s.prompt.len() + s.response.len());
+    }
+    let mut order: Vec<usize> = (0..samples.len()).collect();
+    order.sort_by_key(|&i| (longest[prompt_of[i]], prompt_of[i]));
+    let mut taken: Vec<Option<PolicySample>> = std::mem::take(samples).into_iter().map(Some).collect();
+    *samples = order.into_iter().filter_map(|i| taken[i].take()).collect();
 }
 
 /// Positions the forward computes for `samples` in micro-batches of `micro`, padding included
-/// (rows × width of each [`TokenBatch`]).
-pub fn padded_positions(samples: &[PolicySample], micro: usize) -> usize {
-    samples.chunks(micro.max(1)).map(|part| part.len() * part.iter().map(|s| s.prompt.len() + s.response.len() - 1).max().unwrap_or(0)).sum()
+/// (rows × width of each [`TokenBatch`], or its two passes when `share` and it shares prompts).
+pub fn padded_positions(samples: &[PolicySample], micro: usize, share: bool) -> usize {
+    samples
+        .chunks(micro.max(1))
+        .map(|part| {
+            let width = part.iter().map(|s| s.prompt.len() + s.response.len() - 1).max().unwrap_or(0);
+            match SharedPrompts::of(part, width).filter(|_| share) {
+                Some(shared) => shared.positions(),
+                None => part.len() * width,
+            }
+        })
+        .sum()
 }
 
 /// Samples laid out for one teacher-forced forward: right-padded inputs (causal attention never
@@ -136,6 +158,78 @@ pub struct TokenBatch {
     pub targets: Vec<i64>,
     pub old_logprobs: Vec<f32>,
     pub advantages: Vec<f32>,
+    /// The same rows as a prompts' pass and a rest pass, when some share a prompt and that
+    /// computes fewer positions.
+    #[serde(skip)]
+    pub shared: Option<SharedPrompts>,
+}
+
+/// A batch laid out for [`Llama::forward_hidden_after_prompts`]: each distinct prompt but its
+/// last token once, then per row the prompt's last token and the response but its last.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SharedPrompts {
+    /// `[prompts, prompt_width]`, right-padded.
+    pub prompt_tokens: Vec<i64>,
+    pub prompt_width: usize,
+    pub prompt_lens: Vec<usize>,
+    /// Each row's prompt.
+    pub prompt_of: Vec<usize>,
+    /// `[rows, rest_width]`, right-padded.
+    pub rest_tokens: Vec<i64>,
+    pub rest_width: usize,
+    /// Per response token (in [`TokenBatch`]'s order), the flat `row * rest_width + column` of
+    /// the hidden state that predicts it.
+    pub positions: Vec<i64>,
+}
+
+impl SharedPrompts {
+    /// The layout of `samples` (whose plain batch is `width` wide), when some share a prompt
+    /// and its two passes compute under 90 % of the plain positions (the rest pass also reads
+    /// the prompts' key columns).
+    pub fn of(samples: &[PolicySample], width: usize) -> Option<Self> {
+        if samples.iter().any(|s| s.prompt.is_empty() || s.response.is_empty()) {
+            return None;
+        }
+        let mut index: HashMap<&[u32], usize> = HashMap::new();
+        let mut distinct: Vec<&[u32]> = Vec::new();
+        let prompt_of: Vec<usize> = samples
+            .iter()
+            .map(|s| {
+                *index.entry(&s.prompt).or_insert_with(|| {
+                    distinct.push(&s.prompt);
+                    distinct.len() - 1
+                })
+            })
+            .collect();
+        let prompt_width = distinct.iter().map(|p| p.len().saturating_sub(1)).max()?;
+        let rest_width = samples.iter().map(|s| s.response.len()).max()?;
+        let shared = distinct.len() * prompt_width + samples.len() * rest_width;
+        if distinct.len() == samples.len() || prompt_width == 0 || shared * 10 >= samples.len() * width * 9 {
+            return None;
+        }
+        let mut prompt_tokens = vec![0; distinct.len() * prompt_width];
+        for (p, prompt) in distinct.iter().enumerate() {
+            for (c, &t) in prompt[..prompt.len() - 1].iter().enumerate() {
+                prompt_tokens[p * prompt_width + c] = t as i64;
+            }
+        }
+        let mut rest_tokens = vec![0; samples.len() * rest_width];
+        let mut positions = Vec::new();
+        for (row, s) in samples.iter().enumerate() {
+            let rest = s.prompt.last().into_iter().chain(&s.response[..s.response.len() - 1]);
+            for (c, &t) in rest.enumerate() {
+                rest_tokens[row * rest_width + c] = t as i64;
+            }
+            positions.extend((0..s.response.len()).map(|j| (row * rest_width + j) as i64));
+        }
+        let prompt_lens = distinct.iter().map(|p| p.len() - 1).collect();
+        Some(SharedPrompts { prompt_tokens, prompt_width, prompt_lens, prompt_of, rest_tokens, rest_width, positions })
+    }
+
+    /// Positions the two passes compute, padding included.
+    pub fn positions(&self) -> usize {
+        self.prompt_lens.len() * self.prompt_width + self.prompt_of.len() * self.rest_width
+    }
 }
 
 impl TokenBatch {
@@ -145,7 +239,7 @@ impl TokenBatch {
         }
         // The last response token is only ever a target, never an input.
         let width = samples.iter().map(|s| s.prompt.len() + s.response.len() - 1).max().unwrap_or(0);
-        let mut b = TokenBatch { rows: samples.len(), width, inputs: vec![0; samples.len() * width], positions: vec![], targets: vec![], old_logprobs: vec![], advantages: vec![] };
+        let mut b = TokenBatch { rows: samples.len(), width, inputs: vec![0; samples.len() * width], positions: vec![], targets: vec![], old_logprobs: vec![], advantages: vec![], shared: SharedPrompts::of(samples, width) };
         for (row, s) in samples.iter().enumerate() {
             let sequence = s.prompt.iter().chain(&s.response).take(s.prompt.len() + s.response.len() - 1);
             for (col, &t) in sequence.enumerate() {
@@ -187,7 +281,8 @@ impl TokenBatch {
         };
         let mut targets = self.targets.clone();
         targets.resize(n, 0);
-        TokenBatch { rows, width, inputs, positions, targets, old_logprobs: pad(&self.old_logprobs), advantages: pad(&self.advantages) }
+        // Shapes that compile once matter more there than positions saved.
+        TokenBatch { rows, width, inputs, positions, targets, old_logprobs: pad(&self.old_logprobs), advantages: pad(&self.advantages), shared: None }
     }
 }
 
@@ -215,12 +310,26 @@ pub struct Forward {
     pub recompute: bool,
     /// How the matmuls compute ([`Precision::MixedF16`]: f16, on wgpu).
     pub precision: Precision,
+    /// Compute each prompt that rows share once ([`SharedPrompts`]), unless the batch is
+    /// bucketed or recomputed (neither is implemented for it).
+    pub share_prompts: bool,
 }
 
 impl Forward {
-    /// Buckets where `device` compiles per shape; every activation kept; f32.
+    /// Buckets where `device` compiles per shape (and shares no prompts there: not measured on
+    /// a GPU yet); every activation kept; f32.
     pub fn plain(device: &Device) -> Self {
-        Forward { buckets: crate::device::compiles_per_shape(device), recompute: false, precision: Precision::F32 }
+        let buckets = crate::device::compiles_per_shape(device);
+        Forward { buckets, recompute: false, precision: Precision::F32, share_prompts: !buckets }
+    }
+
+    /// Whether batches that share prompts run as [`SharedPrompts`].
+    pub fn shares_prompts(&self) -> bool {
+        self.share_prompts && !self.buckets && !self.recompute
+    }
+
+    fn shares<'a>(&self, batch: &'a TokenBatch) -> Option<&'a SharedPrompts> {
+        batch.shared.as_ref().filter(|_| self.shares_prompts())
     }
 }
 
@@ -230,6 +339,13 @@ impl Forward {
 /// slicing, so that their reductions see bucketed shapes too.
 /// With `forward.recompute`, also the tape the backward needs ([`Loss::gradients`]).
 fn padded_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: &Device, forward: Forward) -> (Tensor<1>, Option<LayerTape>) {
+    if let Some(shared) = forward.shares(batch) {
+        let rows = batch.rows;
+        let prompts = Tensor::<2, Int>::from_data(TensorData::new(shared.prompt_tokens.clone(), [shared.prompt_lens.len(), shared.prompt_width]), device);
+        let rest = Tensor::<2, Int>::from_data(TensorData::new(shared.rest_tokens.clone(), [rows, shared.rest_width]), device);
+        let hidden = model.forward_hidden_after_prompts(inv_freq, prompts, &shared.prompt_lens, &shared.prompt_of, rest, forward.precision);
+        return (picked_logprobs(model, hidden, &shared.positions, &batch.targets, device), None);
+    }
     let padded;
     let batch = if forward.buckets {
         padded = batch.bucketed();
@@ -237,7 +353,7 @@ fn padded_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: 
     } else {
         batch
     };
-    let (rows, width, n) = (batch.rows, batch.width, batch.tokens());
+    let (rows, width) = (batch.rows, batch.width);
     let tokens = Tensor::<2, Int>::from_data(TensorData::new(batch.inputs.clone(), [rows, width]), device);
     let layout = StepLayout::new(inv_freq, &vec![0; rows], 0, width, device).with_precision(forward.precision);
     let (hidden, tape) = if forward.recompute {
@@ -246,11 +362,19 @@ fn padded_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: 
     } else {
         (model.forward_hidden(tokens, &layout, None), None)
     };
-    let d = hidden.dims()[2];
-    let positions = Tensor::<1, Int>::from_data(TensorData::new(batch.positions.clone(), [n]), device);
+    (picked_logprobs(model, hidden, &batch.positions, &batch.targets, device), tape)
+}
+
+/// Log-probs of `targets` from the hidden states `[rows, width, d]` at the flat `positions`
+/// (`row * width + column`): hidden states are picked first, so the head and its log-softmax
+/// cover those positions only.
+fn picked_logprobs(model: &Llama, hidden: Tensor<3>, positions: &[i64], targets: &[i64], device: &Device) -> Tensor<1> {
+    let [rows, width, d] = hidden.dims();
+    let n = positions.len();
+    let positions = Tensor::<1, Int>::from_data(TensorData::new(positions.to_vec(), [n]), device);
     let picked = hidden.reshape([rows * width, d]).select(0, positions);
-    let targets: Vec<u32> = batch.targets.iter().map(|&t| t as u32).collect();
-    (model.target_logprobs(picked, &targets), tape)
+    let targets: Vec<u32> = targets.iter().map(|&t| t as u32).collect();
+    model.target_logprobs(picked, &targets)
 }
 
 /// Host copy of the response log-probs under a frozen model (the KL reference).

@@ -1,7 +1,11 @@
 //! Shared test helpers: fixture paths, devices, the real model.
 #![allow(dead_code)]
 
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
+use memtrain::model::Llama;
+use memtrain::train::update::Loss;
 use std::path::PathBuf;
 
 pub fn fixtures() -> PathBuf {
@@ -131,4 +135,47 @@ impl Smollm2Case {
     pub fn worst_top_logit(&self, logits: &[f32]) -> f32 {
         self.top_ids.iter().zip(&self.top_logits).map(|(&i, &e)| (logits[i as usize] - e).abs()).fold(0.0f32, f32::max)
     }
+}
+
+/// Every parameter's gradient (`None` where it has none), in module order.
+pub fn flat_gradients(model: &Llama, grads: &GradientsParams) -> Vec<Option<Vec<f32>>> {
+    struct Collect<'a>(&'a GradientsParams, Vec<Option<Vec<f32>>>);
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let g = self.0.get::<D>(param.id).map(|t| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap());
+            self.1.push(g);
+        }
+    }
+    let mut c = Collect(grads, Vec::new());
+    model.visit(&mut c);
+    c.1
+}
+
+/// A loss's value and every parameter's gradient ([`flat_gradients`]).
+pub fn value_and_gradients(model: &Llama, loss: Loss) -> (f32, Vec<Option<Vec<f32>>>) {
+    let value = loss.value.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap()[0];
+    let grads = loss.gradients(model);
+    (value, flat_gradients(model, &grads))
+}
+
+/// Same loss, same set of parameters with a gradient, every gradient equal to `tol` of its
+/// largest entry (a loss and gradients from [`value_and_gradients`]); returns how many
+/// parameters had one.
+pub fn assert_same(expected: &(f32, Vec<Option<Vec<f32>>>), got: &(f32, Vec<Option<Vec<f32>>>), tol: f32) -> usize {
+    assert!((expected.0 - got.0).abs() <= 1e-5 * expected.0.abs().max(1.0), "loss {} vs {}", expected.0, got.0);
+    let mut with_gradient = 0;
+    for (i, (a, b)) in expected.1.iter().zip(&got.1).enumerate() {
+        match (a, b) {
+            (None, None) => {}
+            (Some(a), Some(b)) => {
+                let scale = a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+                assert!(scale > 0.0, "parameter {i} has an all-zero gradient");
+                let diff = max_abs_diff(a, b);
+                assert!(diff <= tol * scale, "parameter {i}: gradients differ by {diff} (largest entry {scale})");
+                with_gradient += 1;
+            }
+            _ => panic!("parameter {i}: a gradient on one side only (expected {}, got {})", a.is_some(), b.is_some()),
+        }
+    }
+    with_gradient
 }
