@@ -10,7 +10,7 @@ mod common;
 use burn::prelude::*;
 use common::{assert_same, value_and_gradients};
 use memtrain::model::Llama;
-use memtrain::train::grpo::{Forward, GrpoConfig, PolicySample, TokenBatch, padded_positions, sort_by_length, token_logprobs, training_loss};
+use memtrain::train::grpo::{Forward, GrpoConfig, PolicySample, TokenBatch, micro_batches, padded_positions, sort_by_length, token_logprobs, training_loss};
 
 fn sample(prompt: &[u32], response: &[u32], advantage: f32) -> PolicySample {
     PolicySample { prompt: prompt.to_vec(), response: response.to_vec(), old_logprobs: response.iter().enumerate().map(|(j, _)| -4.0 + 0.3 * j as f32).collect(), advantage }
@@ -103,9 +103,19 @@ fn copies_of_a_prompt_sit_side_by_side_and_micro_batches_count_them_once() {
     // By each prompt's longest conversation (4, 7, 12, 15), copies together in their order.
     assert_eq!(order, [(30, 3), (30, 2), (20, 4), (20, 2), (1, 3), (1, 5), (1, 1), (40, 2)]);
     // Micro-batches of 4: [30, 30, 20, 20] shares (2 prompts × 2 + 4 rows × 4 = 20 < 4 × 6);
+    // a fifth row, (1, 3), would make it 3 × 6 + 5 × 4 = 38 > 24: it stops there.
     // [1, 1, 1, 40] shares too (2 × 12 + 4 × 5 = 44 < 4 × 14).
+    let rows = |share| micro_batches(&samples, 4, share).iter().map(|p| p.len()).collect::<Vec<_>>();
+    assert_eq!(rows(true), [4, 4]);
     assert_eq!(padded_positions(&samples, 4, true), 20 + 44);
     assert_eq!(padded_positions(&samples, 4, false), 4 * 6 + 4 * 14);
+    // Micro-batches of 2: [30, 30] (plain 2 × 3 = 6) takes [20] (2 × 2 + 3 × 4 = 16 > 6: no);
+    // [20, 20] (2 × 6 = 12) alone; [1, 1] (2 × 11 = 22) takes the third copy (6 + 3 × 5 = 21)
+    // but not [40] (2 × 12 + 4 × 5 = 44); [40] alone.
+    let rows_of_2 = micro_batches(&samples, 2, true).iter().map(|p| p.len()).collect::<Vec<_>>();
+    assert_eq!(rows_of_2, [2, 2, 3, 1]);
+    assert_eq!(rows(false), [4, 4]);
+    assert_eq!(micro_batches(&samples, 2, false).len(), 4);
     // Alone, a row shares nothing.
     assert_eq!(padded_positions(&samples, 1, true), padded_positions(&samples, 1, false));
 }

@@ -15,10 +15,10 @@ use crate::generate::SamplingParams;
 use crate::model::precision::Precision;
 use crate::model::{Llama, ModelConfig, rope};
 use crate::train::data::TrainData;
-use crate::train::grpo::{Forward, GrpoConfig, sort_by_length, padded_positions, PolicySample, TokenBatch, group_advantages, training_loss, samples_from_recall, samples_from_traces};
+use crate::train::grpo::{Forward, GrpoConfig, micro_batches, sort_by_length, padded_positions, PolicySample, TokenBatch, group_advantages, training_loss, samples_from_recall, samples_from_traces};
 use crate::train::rewards::score_answer;
 use crate::train::loss_scale::LossScale;
-use crate::train::update::{Update, accumulated_step};
+use crate::train::update::{Update, accumulated_step_over};
 use anyhow::{Result, bail};
 use burn::module::Module;
 use std::path::PathBuf;
@@ -236,7 +236,8 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         let cfg = GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() };
         let plain = Forward::plain(&device);
         let forward = Forward { recompute: opts.checkpointing, precision: opts.precision, share_prompts: plain.share_prompts && opts.share_prompts, ..plain };
-        let update = accumulated_step(model, &mut optim, &mut scale, 1e-6, &samples, opts.micro_batch, |m, part| {
+        let micro_batches = micro_batches(&samples, opts.micro_batch, forward.shares_prompts());
+        let update = accumulated_step_over(model, &mut optim, &mut scale, 1e-6, &micro_batches, |m, part| {
             let batch = TokenBatch::new(part)?;
             let (loss, _) = training_loss(m, &inv_freq, &batch, None, &cfg, &device, forward);
             Ok(loss.scaled(batch.tokens() as f32 / total as f32))

@@ -131,19 +131,48 @@ pub fn sort_by_length(samples: &mut Vec<PolicySample>) {
     *samples = order.into_iter().filter_map(|i| taken[i].take()).collect();
 }
 
-/// Positions the forward computes for `samples` in micro-batches of `micro`, padding included
-/// (rows × width of each [`TokenBatch`], or its two passes when `share` and it shares prompts).
+/// `samples` (in [`sort_by_length`]'s order) cut into micro-batches: `micro` rows each, except
+/// that when `share` a micro-batch whose rows share prompts takes more rows as long as it
+/// computes no more positions than its first `micro` rows would as a plain batch. Why: the
+/// positions a micro-batch computes are what its activations hold; a recall group's rest pass
+/// (a few tokens a row) would otherwise run products of a hundred-odd rows.
+pub fn micro_batches(samples: &[PolicySample], micro: usize, share: bool) -> Vec<&[PolicySample]> {
+    let micro = micro.max(1);
+    if !share {
+        return samples.chunks(micro).collect();
+    }
+    let mut parts = Vec::new();
+    let mut start = 0;
+    while start < samples.len() {
+        let mut end = (start + micro).min(samples.len());
+        let budget = plain_positions(&samples[start..end]);
+        while end < samples.len() && computed_positions(&samples[start..end + 1], true) <= budget {
+            end += 1;
+        }
+        parts.push(&samples[start..end]);
+        start = end;
+    }
+    parts
+}
+
+/// Positions the forward computes for `samples` in [`micro_batches`], padding included (rows ×
+/// width of each [`TokenBatch`], or its two passes when `share` and it shares prompts).
 pub fn padded_positions(samples: &[PolicySample], micro: usize, share: bool) -> usize {
-    samples
-        .chunks(micro.max(1))
-        .map(|part| {
-            let width = part.iter().map(|s| s.prompt.len() + s.response.len() - 1).max().unwrap_or(0);
-            match SharedPrompts::of(part, width).filter(|_| share) {
-                Some(shared) => shared.positions(),
-                None => part.len() * width,
-            }
-        })
-        .sum()
+    micro_batches(samples, micro, share).into_iter().map(|part| computed_positions(part, share)).sum()
+}
+
+/// Positions one micro-batch computes.
+fn computed_positions(part: &[PolicySample], share: bool) -> usize {
+    let plain = plain_positions(part);
+    match SharedPrompts::of(part, plain / part.len().max(1)).filter(|_| share) {
+        Some(shared) => shared.positions(),
+        None => plain,
+    }
+}
+
+/// Rows × width of `part` as one plain [`TokenBatch`].
+fn plain_positions(part: &[PolicySample]) -> usize {
+    part.len() * part.iter().map(|s| (s.prompt.len() + s.response.len()).saturating_sub(1)).max().unwrap_or(0)
 }
 
 /// Samples laid out for one teacher-forced forward: right-padded inputs (causal attention never

@@ -13,13 +13,13 @@
 use crate::model::packed::{PackedLlama, PanelPrecision};
 use super::config::{ModelSource, TrainConfig};
 use super::data::{TrainData, batch_indices};
-use super::grpo::{Forward, PolicySample, TokenBatch, sort_by_length, group_advantages, training_loss, reference_logprobs, samples_from_recall, samples_from_traces};
+use super::grpo::{Forward, PolicySample, TokenBatch, micro_batches, sort_by_length, group_advantages, training_loss, reference_logprobs, samples_from_recall, samples_from_traces};
 use super::metrics::{MeanStd, StepRecord, append_record};
 use super::run_dir::{RunDir, RunInfo, TrainState};
 use super::schedule::lr_at;
 use super::sft::{SftExample, sft_training_loss};
 use super::loss_scale::LossScale;
-use super::update::{Update, UpdateTimes, accumulated_step};
+use super::update::{Update, UpdateTimes, accumulated_step, accumulated_step_over};
 use super::gold_likelihood::{GoldQuery, gold_likelihoods};
 use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, Trace, TurnKind, prompts, run_agent, run_recall};
 use crate::checkpoint::{self, tokenizer::TextTokenizer};
@@ -472,22 +472,25 @@ impl Trainer {
         let (recompute, precision) = (self.cfg.gradient_checkpointing, self.cfg.precision);
         let reference = self.reference.clone();
         let mut parts: Vec<super::grpo::LossStats> = Vec::new();
+        let mut micro_batch_count = 0;
         let (times, skipped) = self.update(lr, |model, optim, scale, lr| {
-            accumulated_step(model, optim, scale, lr, samples, micro, |m, part| {
+            let device = model.embed_tokens.weight.val().device();
+            let forward = Forward { recompute, precision, ..Forward::plain(&device) };
+            let micro_batches = micro_batches(samples, micro, forward.shares_prompts());
+            micro_batch_count = micro_batches.len();
+            accumulated_step_over(model, optim, scale, lr, &micro_batches, |m, part| {
                 let batch = TokenBatch::new(part)?;
                 let refs = match &reference {
                     Some(r) => Some(reference_logprobs(r, &inv_freq, &batch)?),
                     None => None,
                 };
-                let device = m.embed_tokens.weight.val().device();
-                let forward = Forward { recompute, precision, ..Forward::plain(&device) };
                 let (loss, stats) = training_loss(m, &inv_freq, &batch, refs.as_deref(), &loss_cfg, &device, forward);
                 parts.push(stats);
                 Ok(loss.scaled(batch.tokens() as f32 / total_tokens as f32))
             })
         })?;
         // A step re-run at a smaller loss scale called the closure again: the last run's parts.
-        let last_run = &parts[parts.len().saturating_sub(samples.chunks(micro.max(1)).count())..];
+        let last_run = &parts[parts.len().saturating_sub(micro_batch_count)..];
         Ok((super::grpo::LossStats::weighted_mean(last_run), times, skipped))
     }
 }

@@ -70,14 +70,21 @@ pub fn scalar(t: &Tensor<1>) -> Result<f32> {
 /// before the backward and the gradients unscaled before the step; when they overflow, the step
 /// is run again at half the scale ([`super::loss_scale`]), so `loss_of` may see the same parts
 /// again.
-pub fn accumulated_step<T>(model: Llama, optim: &mut ModuleOptimizer, scale: &mut LossScale, lr: f64, items: &[T], micro: usize, mut loss_of: impl FnMut(&Llama, &[T]) -> Result<Loss>) -> Result<Update> {
+pub fn accumulated_step<T>(model: Llama, optim: &mut ModuleOptimizer, scale: &mut LossScale, lr: f64, items: &[T], micro: usize, loss_of: impl FnMut(&Llama, &[T]) -> Result<Loss>) -> Result<Update> {
+    let parts: Vec<&[T]> = items.chunks(micro.max(1)).collect();
+    accumulated_step_over(model, optim, scale, lr, &parts, loss_of)
+}
+
+/// [`accumulated_step`] over micro-batches the caller cut (`parts`, e.g.
+/// [`super::grpo::micro_batches`]).
+pub fn accumulated_step_over<T>(model: Llama, optim: &mut ModuleOptimizer, scale: &mut LossScale, lr: f64, parts: &[&[T]], mut loss_of: impl FnMut(&Llama, &[T]) -> Result<Loss>) -> Result<Update> {
     let start = Instant::now();
     let mut retries = 0;
     let (grads, total) = loop {
         let factor = scale.factor();
         let mut acc = GradientsAccumulator::<Llama>::new();
         let mut total = 0.0;
-        for part in items.chunks(micro.max(1)) {
+        for &part in parts {
             let loss = loss_of(&model, part)?;
             let value = scalar(&loss.value)?;
             if !value.is_finite() {
