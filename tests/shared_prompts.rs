@@ -2,7 +2,7 @@
 //! rows repeat prompts computes each prompt once, and must give the plain forward's log-probs,
 //! GRPO loss and the gradient of every weight — on flex with our attention op, on flex without
 //! autodiff (Burn's RoPE and flex's attention kernel), and on wgpu (Burn's ops under autodiff).
-//! The batch mixes prompts shared by three and by two rows, a one-token prompt shared by two
+//! With layer recomputation too. The batch mixes prompts shared by three and by two rows, a one-token prompt shared by two
 //! (nothing before the rest pass), a long prompt alone, and responses of different lengths.
 
 mod common;
@@ -47,10 +47,15 @@ fn forward(device: &Device, share_prompts: bool) -> Forward {
 
 /// The GRPO loss (clipping and a KL term active) and every gradient, plain then shared.
 fn grpo_both_ways(model: &Llama, inv_freq: &[f64], device: &Device) -> [(f32, Vec<Option<Vec<f32>>>); 2] {
+    grpo_plain_and(model, inv_freq, device, forward(device, true))
+}
+
+/// The same, plain (every activation kept) then as `other` runs.
+fn grpo_plain_and(model: &Llama, inv_freq: &[f64], device: &Device, other: Forward) -> [(f32, Vec<Option<Vec<f32>>>); 2] {
     let (batch, reference) = shared_batch();
     let cfg = GrpoConfig { kl_beta: 0.1, ..Default::default() };
-    [false, true].map(|share| {
-        let (loss, stats) = training_loss(model, inv_freq, &batch, Some(&reference), &cfg, device, forward(device, share));
+    [forward(device, false), other].map(|f| {
+        let (loss, stats) = training_loss(model, inv_freq, &batch, Some(&reference), &cfg, device, f);
         assert!(stats.kl > 0.0 && stats.tokens == 22, "{stats:?}");
         value_and_gradients(model, loss)
     })
@@ -74,6 +79,22 @@ fn shared_prompts_give_the_plain_loss_and_every_gradient_on_flex() {
     assert!(common::max_abs_diff(&plain, &shared) < 1e-5, "log-probs {plain:?} vs {shared:?}");
     let [plain, shared] = grpo_both_ways(&model, &inv_freq, &device);
     assert_eq!(assert_same(&plain, &shared, 1e-4), plain.1.len(), "every parameter learns");
+}
+
+#[test]
+fn shared_prompts_with_recomputed_layers_give_the_plain_gradients() {
+    let device = Device::flex().autodiff();
+    let model = common::jittered_model(&common::tiny_config(), &device, 14);
+    let inv_freq = memtrain::model::rope::inverse_frequencies(&common::tiny_config());
+    let recomputed = Forward { recompute: true, ..forward(&device, true) };
+    assert!(recomputed.shares_prompts());
+    // Every weight (the tied table through the head and both passes' lookups) …
+    let [plain, shared] = grpo_plain_and(&model, &inv_freq, &device, recomputed);
+    assert_eq!(assert_same(&plain, &shared, 1e-4), plain.1.len(), "every parameter learns");
+    // … and the top layer only (the layers below are not re-run).
+    let top = memtrain::train::freeze::freeze_below(model, 1).unwrap();
+    let [plain, shared] = grpo_plain_and(&top, &inv_freq, &device, recomputed);
+    assert_eq!(assert_same(&plain, &shared, 1e-4), 10);
 }
 
 #[test]

@@ -20,7 +20,7 @@
 //! (tests/shared_prompts.rs). Only the last layer's prompt MLP and final norm are computed for
 //! nothing.
 
-use super::kv_cache::KvCache;
+use super::kv_cache::{KvCache, LayerCache};
 use super::llama::{Llama, StepLayout};
 use super::precision::Precision;
 use super::rope;
@@ -58,6 +58,52 @@ impl PromptKeys {
     }
 }
 
+/// A layer cache that records the prompts' keys and values ([`recorded`] takes them out).
+pub(super) fn recording() -> LayerCache {
+    LayerCache { prompts: Some(PromptKv::Record(None)), ..Default::default() }
+}
+
+/// The keys and values a [`recording`] cache kept.
+pub(super) fn recorded(cache: &mut LayerCache) -> (Tensor<4>, Tensor<4>) {
+    match cache.prompts.take() {
+        Some(PromptKv::Record(Some(kv))) => kv,
+        _ => unreachable!("the layer ran with a recording cache"),
+    }
+}
+
+/// The prompts' pass and the rest pass of one batch: layouts and how the rest reads the prompts.
+pub(super) struct Passes {
+    pub prompts: StepLayout,
+    pub rest: StepLayout,
+    /// Each rest row's prompt.
+    rows: Tensor<1, Int>,
+    /// RoPE tables `[rows, 1, lp + ls, head_dim]` at the rest pass's key columns.
+    cos: Tensor<4>,
+    sin: Tensor<4>,
+}
+
+impl Passes {
+    /// For `prompts` distinct prompts of lengths `prompt_lens` right-padded to `lp`, and rest rows
+    /// of `ls` columns continuing prompts `prompt_of`.
+    pub fn new(inv_freq: &[f64], prompt_lens: &[usize], prompt_of: &[usize], lp: usize, ls: usize, precision: Precision, device: &Device) -> Self {
+        let n = prompt_lens.len();
+        assert!(prompt_of.iter().all(|&p| p < n) && prompt_lens.iter().all(|&l| l <= lp), "prompt rows do not match");
+        let prompts = StepLayout::new(inv_freq, &vec![0; n], 0, lp, device).with_precision(precision);
+        let lens: Vec<usize> = prompt_of.iter().map(|&p| prompt_lens[p]).collect();
+        let key_positions: Vec<Vec<usize>> = lens.iter().map(|&len| (0..lp).chain(len..len + ls).collect()).collect();
+        let (cos, sin) = rope::cos_sin(inv_freq, &key_positions, device);
+        let index: Vec<i64> = prompt_of.iter().map(|&p| p as i64).collect();
+        let rows = Tensor::<1, Int>::from_data(TensorData::new(index, [prompt_of.len()]), device);
+        Passes { prompts, rest: rest_layout(inv_freq, &lens, lp, ls, device).with_precision(precision), rows, cos, sin }
+    }
+
+    /// A rest-pass layer cache that reads one layer's prompt `keys` and `values`.
+    pub fn reading(&self, (keys, values): (Tensor<4>, Tensor<4>)) -> LayerCache {
+        let keys = PromptKeys { keys, values, rows: self.rows.clone(), cos: self.cos.clone(), sin: self.sin.clone() };
+        LayerCache { prompts: Some(PromptKv::Attend(keys)), ..Default::default() }
+    }
+}
+
 impl Llama {
     /// Final hidden states `[rows, ls]` of the rest pass (see the module docs): `prompts` `[n,
     /// lp]` holds the distinct prompts but their last token, right-padded, `prompt_lens` their
@@ -66,26 +112,14 @@ impl Llama {
     pub fn forward_hidden_after_prompts(&self, inv_freq: &[f64], prompts: Tensor<2, Int>, prompt_lens: &[usize], prompt_of: &[usize], rest: Tensor<2, Int>, precision: Precision) -> Tensor<3> {
         let device = rest.device();
         let ([n, lp], [rows, ls]) = (prompts.dims(), rest.dims());
-        assert!(prompt_lens.len() == n && prompt_of.len() == rows && prompt_of.iter().all(|&p| p < n) && prompt_lens.iter().all(|&l| l <= lp), "prompt rows do not match");
-        let mut cache = KvCache::new(self.layers.len(), vec![0; n]);
-        for layer in &mut cache.layers {
-            layer.prompts = Some(PromptKv::Record(None));
-        }
-        let layout = StepLayout::new(inv_freq, &vec![0; n], 0, lp, &device).with_precision(precision);
+        let passes = Passes::new(inv_freq, prompt_lens, prompt_of, lp, ls, precision, &device);
+        let mut cache = KvCache::new(0, vec![0; n]);
+        cache.layers = self.layers.iter().map(|_| recording()).collect();
         // Only the keys and values are wanted: the hidden states of the prompts are not.
-        drop(self.forward_hidden(prompts, &layout, Some(&mut cache)));
-
-        let lens: Vec<usize> = prompt_of.iter().map(|&p| prompt_lens[p]).collect();
-        let key_positions: Vec<Vec<usize>> = lens.iter().map(|&len| (0..lp).chain(len..len + ls).collect()).collect();
-        let (cos, sin) = rope::cos_sin(inv_freq, &key_positions, &device);
-        let index: Vec<i64> = prompt_of.iter().map(|&p| p as i64).collect();
-        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows]), &device);
-        let mut rest_cache = KvCache::new(self.layers.len(), vec![0; rows]);
-        for (from, to) in cache.layers.iter_mut().zip(&mut rest_cache.layers) {
-            let Some(PromptKv::Record(Some((keys, values)))) = from.prompts.take() else { unreachable!("every layer records its keys") };
-            to.prompts = Some(PromptKv::Attend(PromptKeys { keys, values, rows: index.clone(), cos: cos.clone(), sin: sin.clone() }));
-        }
-        self.forward_hidden(rest, &rest_layout(inv_freq, &lens, lp, ls, &device).with_precision(precision), Some(&mut rest_cache))
+        drop(self.forward_hidden(prompts, &passes.prompts, Some(&mut cache)));
+        let mut rest_cache = KvCache::new(0, vec![0; rows]);
+        rest_cache.layers = cache.layers.iter_mut().map(|layer| passes.reading(recorded(layer))).collect();
+        self.forward_hidden(rest, &passes.rest, Some(&mut rest_cache))
     }
 }
 

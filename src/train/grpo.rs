@@ -340,7 +340,7 @@ pub struct Forward {
     /// How the matmuls compute ([`Precision::MixedF16`]: f16, on wgpu).
     pub precision: Precision,
     /// Compute each prompt that rows share once ([`SharedPrompts`]), unless the batch is
-    /// bucketed or recomputed (neither is implemented for it).
+    /// bucketed (not implemented for it).
     pub share_prompts: bool,
 }
 
@@ -354,7 +354,7 @@ impl Forward {
 
     /// Whether batches that share prompts run as [`SharedPrompts`].
     pub fn shares_prompts(&self) -> bool {
-        self.share_prompts && !self.buckets && !self.recompute
+        self.share_prompts && !self.buckets
     }
 
     fn shares<'a>(&self, batch: &'a TokenBatch) -> Option<&'a SharedPrompts> {
@@ -372,8 +372,13 @@ fn padded_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: 
         let rows = batch.rows;
         let prompts = Tensor::<2, Int>::from_data(TensorData::new(shared.prompt_tokens.clone(), [shared.prompt_lens.len(), shared.prompt_width]), device);
         let rest = Tensor::<2, Int>::from_data(TensorData::new(shared.rest_tokens.clone(), [rows, shared.rest_width]), device);
-        let hidden = model.forward_hidden_after_prompts(inv_freq, prompts, &shared.prompt_lens, &shared.prompt_of, rest, forward.precision);
-        return (picked_logprobs(model, hidden, &shared.positions, &batch.targets, device), None);
+        let (hidden, tape) = if forward.recompute {
+            let (hidden, tape) = model.forward_hidden_after_prompts_recomputed(inv_freq, prompts, &shared.prompt_lens, &shared.prompt_of, rest, forward.precision);
+            (hidden, Some(tape))
+        } else {
+            (model.forward_hidden_after_prompts(inv_freq, prompts, &shared.prompt_lens, &shared.prompt_of, rest, forward.precision), None)
+        };
+        return (picked_logprobs(model, hidden, &shared.positions, &batch.targets, device), tape);
     }
     let padded;
     let batch = if forward.buckets {
