@@ -8,8 +8,11 @@
 mod common;
 
 use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::activation::softmax;
 use common::{assert_same, value_and_gradients};
-use memtrain::model::Llama;
+use memtrain::kernels::causal_attention_op::fused_attention_after;
+use memtrain::model::{Architecture, Llama, ModelConfig, rope};
 use memtrain::train::grpo::{Forward, GrpoConfig, PolicySample, TokenBatch, micro_batches, padded_positions, sort_by_length, token_logprobs, training_loss};
 
 fn sample(prompt: &[u32], response: &[u32], advantage: f32) -> PolicySample {
@@ -72,13 +75,61 @@ fn logprobs(model: &Llama, inv_freq: &[f64], device: &Device, share: bool) -> Ve
 #[test]
 fn shared_prompts_give_the_plain_loss_and_every_gradient_on_flex() {
     let device = Device::flex().autodiff();
-    // Random biases and norm weights too: a norm applied twice or skipped would show.
-    let model = common::jittered_model(&common::tiny_config(), &device, 11);
+    // Llama, Qwen2 (q/k/v biases) and Qwen3 (q/k norms before the keys are kept), with random
+    // biases and norm weights: a bias or norm applied twice or skipped would show.
+    for architecture in [Architecture::Llama, Architecture::Qwen2, Architecture::Qwen3] {
+        let config = ModelConfig { architecture, ..common::tiny_config() };
+        let model = common::jittered_model(&config, &device, 11);
+        let inv_freq = memtrain::model::rope::inverse_frequencies(&config);
+        let (plain, shared) = (logprobs(&model, &inv_freq, &device, false), logprobs(&model, &inv_freq, &device, true));
+        assert!(common::max_abs_diff(&plain, &shared) < 1e-5, "{architecture:?}: log-probs {plain:?} vs {shared:?}");
+        let [plain, shared] = grpo_both_ways(&model, &inv_freq, &device);
+        assert_eq!(assert_same(&plain, &shared, 1e-4), plain.1.len(), "{architecture:?}: every parameter learns");
+    }
+}
+
+/// Our CPU op for queries after `past` key columns (the rest pass's attention) runs — it is not
+/// declining into Burn's ops, which the model-level tests could not tell apart — and gives Burn's
+/// output and gradients: 70 query rows (two row blocks), grouped heads, two rows whose visible
+/// prompt columns differ (all 30; the first 12).
+#[test]
+fn our_attention_after_past_columns_runs_and_gives_burns_output_and_gradients() {
+    let device = Device::flex().autodiff();
+    let (b, s, past, h, kvh, hd) = (2, 70, 30, 4, 2, 8);
+    let cols = past + s;
+    let lens = [past, 12];
+    let normal = Distribution::Normal(0.0, 1.0);
+    let leaf = |shape: [usize; 4]| Tensor::<4>::random(shape, normal, &device).require_grad();
+    let (q, k, v) = (leaf([b, s, h, hd]), leaf([b, cols, kvh, hd]), leaf([b, cols, kvh, hd]));
     let inv_freq = memtrain::model::rope::inverse_frequencies(&common::tiny_config());
-    let (plain, shared) = (logprobs(&model, &inv_freq, &device, false), logprobs(&model, &inv_freq, &device, true));
-    assert!(common::max_abs_diff(&plain, &shared) < 1e-5, "log-probs {plain:?} vs {shared:?}");
-    let [plain, shared] = grpo_both_ways(&model, &inv_freq, &device);
-    assert_eq!(assert_same(&plain, &shared, 1e-4), plain.1.len(), "every parameter learns");
+    let q_positions: Vec<Vec<usize>> = lens.iter().map(|&l| (l..l + s).collect()).collect();
+    let k_positions: Vec<Vec<usize>> = lens.iter().map(|&l| (0..past).chain(l..l + s).collect()).collect();
+    let ((qc, qs), (kc, ks)) = (rope::cos_sin(&inv_freq, &q_positions, &device), rope::cos_sin(&inv_freq, &k_positions, &device));
+    let mut bias = Vec::new();
+    for len in lens {
+        for j in 0..s {
+            bias.extend((0..cols).map(|c| if c < len || (past..=past + j).contains(&c) { 0.0f32 } else { -1e9 }));
+        }
+    }
+    let bias = Tensor::<4>::from_data(TensorData::new(bias, [b, 1, s, cols]), &device);
+    let scale = 0.35;
+    let ours = fused_attention_after(&q, &k, &v, (&qc, &qs), (&kc, &ks), &bias, past, scale).expect("our op takes queries after past key columns");
+    let heads = Tensor::<1, Int>::from_data(TensorData::new((0..h).map(|i| (i / (h / kvh)) as i64).collect::<Vec<_>>(), [h]), &device);
+    let qr = rope::apply(q.clone().swap_dims(1, 2), &qc, &qs);
+    let kr = rope::apply(k.clone().swap_dims(1, 2), &kc, &ks).select(1, heads.clone());
+    let vh = v.clone().swap_dims(1, 2).select(1, heads);
+    let burns = softmax(qr.matmul(kr.swap_dims(2, 3)).mul_scalar(scale) + bias, 3).matmul(vh).swap_dims(1, 2);
+    let weights = Tensor::<4>::random([b, s, h, hd], normal, &device);
+    let host = |t: Tensor<4>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let grads = |out: Tensor<4>| {
+        let g = (out * weights.clone()).sum().backward();
+        [&q, &k, &v].map(|x| host(x.grad(&g).expect("a gradient")))
+    };
+    assert!(common::max_abs_diff(&host(ours.clone().detach()), &host(burns.clone().detach())) < 1e-4, "outputs differ");
+    for (name, (a, b)) in ["q", "k", "v"].iter().zip(grads(ours).into_iter().zip(grads(burns))) {
+        let largest = b.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        assert!(largest > 0.0 && common::max_abs_diff(&a, &b) < 1e-4 * largest.max(1.0), "{name}: gradients differ by {}", common::max_abs_diff(&a, &b));
+    }
 }
 
 #[test]
@@ -123,20 +174,22 @@ fn copies_of_a_prompt_sit_side_by_side_and_micro_batches_count_them_once() {
     let order: Vec<(u32, usize)> = samples.iter().map(|s| (s.prompt[0], s.response.len())).collect();
     // By each prompt's longest conversation (4, 7, 12, 15), copies together in their order.
     assert_eq!(order, [(30, 3), (30, 2), (20, 4), (20, 2), (1, 3), (1, 5), (1, 1), (40, 2)]);
-    // Micro-batches of 4: [30, 30, 20, 20] shares (2 prompts × 2 + 4 rows × 4 = 20 < 4 × 6);
-    // a fifth row, (1, 3), would make it 3 × 6 + 5 × 4 = 38 > 24: it stops there.
-    // [1, 1, 1, 40] shares too (2 × 12 + 4 × 5 = 44 < 4 × 14).
-    let rows = |share| micro_batches(&samples, 4, share).iter().map(|p| p.len()).collect::<Vec<_>>();
-    assert_eq!(rows(true), [4, 4]);
+    // Micro-batches of 4: [30, 30, 20, 20] shares (2 prompts × 2 + 4 rows × 4 = 20 < 4 × 6); a
+    // fifth row, (1, 3), would hold 3 × 6 + 5 × 4 positions + 5 × 6 / 4 prompt-key copies = 45
+    // > 24: it stops there. [1, 1, 1, 40] shares too (2 × 12 + 4 × 5 = 44 < 4 × 14).
+    let rows = |samples: &[PolicySample], micro, share| micro_batches(samples, micro, share).iter().map(|p| p.len()).collect::<Vec<_>>();
+    assert_eq!(rows(&samples, 4, true), [4, 4]);
+    assert_eq!(rows(&samples, 4, false), [4, 4]);
     assert_eq!(padded_positions(&samples, 4, true), 20 + 44);
     assert_eq!(padded_positions(&samples, 4, false), 4 * 6 + 4 * 14);
-    // Micro-batches of 2: [30, 30] (plain 2 × 3 = 6) takes [20] (2 × 2 + 3 × 4 = 16 > 6: no);
-    // [20, 20] (2 × 6 = 12) alone; [1, 1] (2 × 11 = 22) takes the third copy (6 + 3 × 5 = 21)
-    // but not [40] (2 × 12 + 4 × 5 = 44); [40] alone.
-    let rows_of_2 = micro_batches(&samples, 2, true).iter().map(|p| p.len()).collect::<Vec<_>>();
-    assert_eq!(rows_of_2, [2, 2, 3, 1]);
-    assert_eq!(rows(false), [4, 4]);
-    assert_eq!(micro_batches(&samples, 2, false).len(), 4);
+    // Micro-batches of 2: [1, 1] (2 × 11 = 22) would take the third copy for 6 + 3 × 5 + 3 × 6 /
+    // 4 = 25 > 22: no.
+    assert_eq!(rows(&samples, 2, true), [2, 2, 2, 2]);
+    // A recall group: 4 copies of a 41-token prompt with 3-token answers, micro-batches of 2
+    // (2 × 43 = 86): a third row holds 40 + 3 × 3 + 3 × 40 / 4 = 79, a fourth 92.
+    let recall: Vec<PolicySample> = (0..4).map(|i| sample(&[7; 41], &[i, i, i], 1.0)).collect();
+    assert_eq!(rows(&recall, 2, true), [3, 1]);
+    assert_eq!(rows(&recall, 2, false), [2, 2]);
     // Alone, a row shares nothing.
     assert_eq!(padded_positions(&samples, 1, true), padded_positions(&samples, 1, false));
 }

@@ -263,8 +263,10 @@ impl Attention {
         if let Some(out) = layout.fused_kernels.then(|| fused_attention_after(&q, &k, &v, (&layout.cos, &layout.sin), key_tables, &layout.bias, layout.past, self.scale())).flatten() {
             return out;
         }
-        let q = rope::apply(q.swap_dims(1, 2), &layout.cos, &layout.sin);
-        let k = rope::apply(k.swap_dims(1, 2), key_tables.0, key_tables.1);
+        let dtype = FloatDType::from(q.dtype());
+        let (cos, sin) = layout.rope_tables(q.dtype());
+        let q = rope::apply(q.swap_dims(1, 2), &cos, &sin);
+        let k = rope::apply(k.swap_dims(1, 2), &key_tables.0.clone().cast(dtype), &key_tables.1.clone().cast(dtype));
         self.attend(q, k, v.swap_dims(1, 2), layout)
     }
 

@@ -17,8 +17,8 @@
 //!
 //! The selection's backward sums the rows' key/value gradients into the prompt they share, so
 //! the hidden states and every gradient equal a plain forward's up to float summation order
-//! (tests/shared_prompts.rs). Only the last layer's prompt MLP and final norm are computed for
-//! nothing.
+//! (tests/shared_prompts.rs). Computed for nothing: the prompts' pass past the last layer's keys
+//! and values (its attention output, MLP and the final norm), ~1/30 of that pass for SmolLM2.
 
 use super::kv_cache::{KvCache, LayerCache};
 use super::llama::{Llama, StepLayout};
@@ -87,6 +87,7 @@ impl Passes {
     /// of `ls` columns continuing prompts `prompt_of`.
     pub fn new(inv_freq: &[f64], prompt_lens: &[usize], prompt_of: &[usize], lp: usize, ls: usize, precision: Precision, device: &Device) -> Self {
         let n = prompt_lens.len();
+        assert!(lp > 0, "no prompt columns: run the plain forward");
         assert!(prompt_of.iter().all(|&p| p < n) && prompt_lens.iter().all(|&l| l <= lp), "prompt rows do not match");
         let prompts = StepLayout::new(inv_freq, &vec![0; n], 0, lp, device).with_precision(precision);
         let lens: Vec<usize> = prompt_of.iter().map(|&p| prompt_lens[p]).collect();

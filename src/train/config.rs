@@ -96,7 +96,9 @@ pub struct GrpoKnobs {
     pub group: usize,
     /// Documents per step.
     pub batch_docs: usize,
-    /// Conversations per forward-backward pass; gradients are accumulated over the step.
+    /// Conversations per forward-backward pass; gradients are accumulated over the step. Where
+    /// rows share a prompt (computed once on the CPU), a pass takes more rows as long as it
+    /// computes no more than this many rows would ([`super::grpo::micro_batches`]).
     pub micro_batch: usize,
     pub loss: GrpoConfig,
 }

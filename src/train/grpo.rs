@@ -132,10 +132,10 @@ pub fn sort_by_length(samples: &mut Vec<PolicySample>) {
 }
 
 /// `samples` (in [`sort_by_length`]'s order) cut into micro-batches: `micro` rows each, except
-/// that when `share` a micro-batch whose rows share prompts takes more rows as long as it
-/// computes no more positions than its first `micro` rows would as a plain batch. Why: the
-/// positions a micro-batch computes are what its activations hold; a recall group's rest pass
-/// (a few tokens a row) would otherwise run products of a hundred-odd rows.
+/// that when `share` a micro-batch whose rows share prompts takes more rows as long as it holds
+/// no more than its first `micro` rows would as a plain batch. Why: the positions a micro-batch
+/// computes are most of what its activations hold; a recall group's rest pass (a few tokens a
+/// row) would otherwise run products of a hundred-odd rows.
 pub fn micro_batches(samples: &[PolicySample], micro: usize, share: bool) -> Vec<&[PolicySample]> {
     let micro = micro.max(1);
     if !share {
@@ -146,7 +146,7 @@ pub fn micro_batches(samples: &[PolicySample], micro: usize, share: bool) -> Vec
     while start < samples.len() {
         let mut end = (start + micro).min(samples.len());
         let budget = plain_positions(&samples[start..end]);
-        while end < samples.len() && computed_positions(&samples[start..end + 1], true) <= budget {
+        while end < samples.len() && held_positions(&samples[start..end + 1]) <= budget {
             end += 1;
         }
         parts.push(&samples[start..end]);
@@ -166,6 +166,19 @@ fn computed_positions(part: &[PolicySample], share: bool) -> usize {
     let plain = plain_positions(part);
     match SharedPrompts::of(part, plain / part.len().max(1)).filter(|_| share) {
         Some(shared) => shared.positions(),
+        None => plain,
+    }
+}
+
+/// What a micro-batch holds for its backward, in positions: those it computes, and with shared
+/// prompts each row's copy of its prompt's keys and values (and our attention op's rotated
+/// copy), counted as a quarter position per prompt column — 2 × 2 × the KV width against the
+/// ~15 hidden widths a position keeps: ~1/10 for SmolLM2 (KV width 1/3 of hidden), ~1/4 for a
+/// model whose KV width is its hidden size.
+fn held_positions(part: &[PolicySample]) -> usize {
+    let plain = plain_positions(part);
+    match SharedPrompts::of(part, plain / part.len().max(1)) {
+        Some(shared) => shared.positions() + part.len() * shared.prompt_width / 4,
         None => plain,
     }
 }
@@ -340,7 +353,8 @@ pub struct Forward {
     /// How the matmuls compute ([`Precision::MixedF16`]: f16, on wgpu).
     pub precision: Precision,
     /// Compute each prompt that rows share once ([`SharedPrompts`]), unless the batch is
-    /// bucketed (not implemented for it).
+    /// bucketed (not implemented for it). Every log-prob forward of a [`TokenBatch`] goes through
+    /// it (GRPO, SFT, the KL reference, evaluation's likelihoods); GRPO batches repeat prompts.
     pub share_prompts: bool,
 }
 
