@@ -75,7 +75,8 @@ impl Llama {
     /// passes keep each layer's input, and [`LayerTape::backward`] re-runs a layer's prompts and
     /// rest together.
     pub fn forward_hidden_after_prompts_recomputed(&self, inv_freq: &[f64], prompts: Tensor<2, Int>, prompt_lens: &[usize], prompt_of: &[usize], rest: Tensor<2, Int>, precision: Precision) -> (Tensor<3>, LayerTape) {
-        let ([_, lp], [_, ls]) = (prompts.dims(), rest.dims());
+        let ([n, lp], [rows, ls]) = (prompts.dims(), rest.dims());
+        assert!(prompt_lens.len() == n && prompt_of.len() == rows, "{n} prompts and {rows} rows, for {} lengths and {} rows' prompts", prompt_lens.len(), prompt_of.len());
         let passes = Passes::new(inv_freq, prompt_lens, prompt_of, lp, ls, precision, &rest.device());
         let lowest = self.layers.iter().position(learns).unwrap_or(self.layers.len());
         let embedding_learns = learns(&self.embed_tokens);

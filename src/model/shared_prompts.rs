@@ -106,13 +106,14 @@ impl Passes {
 }
 
 impl Llama {
-    /// Final hidden states `[rows, ls]` of the rest pass (see the module docs): `prompts` `[n,
+    /// Final hidden states `[rows, ls, hidden]` of the rest pass (see the module docs): `prompts` `[n,
     /// lp]` holds the distinct prompts but their last token, right-padded, `prompt_lens` their
     /// lengths (≤ lp, at least one ≥ 1); row `i` of `rest` `[rows, ls]` continues prompt
     /// `prompt_of[i]`. Differentiable on an autodiff device.
     pub fn forward_hidden_after_prompts(&self, inv_freq: &[f64], prompts: Tensor<2, Int>, prompt_lens: &[usize], prompt_of: &[usize], rest: Tensor<2, Int>, precision: Precision) -> Tensor<3> {
         let device = rest.device();
         let ([n, lp], [rows, ls]) = (prompts.dims(), rest.dims());
+        assert!(prompt_lens.len() == n && prompt_of.len() == rows, "{n} prompts and {rows} rows, for {} lengths and {} rows' prompts", prompt_lens.len(), prompt_of.len());
         let passes = Passes::new(inv_freq, prompt_lens, prompt_of, lp, ls, precision, &device);
         let mut cache = KvCache::new(0, vec![0; n]);
         cache.layers = self.layers.iter().map(|_| recording()).collect();
