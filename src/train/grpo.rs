@@ -119,16 +119,29 @@ fn sample_of(turn: &Turn, advantage: f32) -> Option<PolicySample> {
 /// computes the prompt once ([`SharedPrompts`]). The loss is a sum over micro-batches, so the
 /// order changes only the float summation order.
 pub fn sort_by_length(samples: &mut Vec<PolicySample>) {
-    let mut first: HashMap<&[u32], usize> = HashMap::new();
-    let prompt_of: Vec<usize> = samples.iter().enumerate().map(|(i, s)| *first.entry(&s.prompt).or_insert(i)).collect();
-    let mut longest = vec![0; samples.len()];
-    for (s, &p) in samples.iter().zip(&prompt_of) {
-        longest[p] = longest[p].max(s.prompt.len() + s.response.len());
+    let (group_of, groups) = prompt_groups(samples);
+    let mut longest = vec![0; groups];
+    for (s, &g) in samples.iter().zip(&group_of) {
+        longest[g] = longest[g].max(s.prompt.len() + s.response.len());
     }
     let mut order: Vec<usize> = (0..samples.len()).collect();
-    order.sort_by_key(|&i| (longest[prompt_of[i]], prompt_of[i]));
+    order.sort_by_key(|&i| (longest[group_of[i]], group_of[i]));
     let mut taken: Vec<Option<PolicySample>> = std::mem::take(samples).into_iter().map(Some).collect();
     *samples = order.into_iter().filter_map(|i| taken[i].take()).collect();
+}
+
+/// Each sample's prompt group (samples with identical prompts), numbered by first appearance,
+/// and the number of groups.
+fn prompt_groups(samples: &[PolicySample]) -> (Vec<usize>, usize) {
+    let mut index: HashMap<&[u32], usize> = HashMap::new();
+    let group_of: Vec<usize> = samples
+        .iter()
+        .map(|s| {
+            let next = index.len();
+            *index.entry(&s.prompt).or_insert(next)
+        })
+        .collect();
+    (group_of, index.len())
 }
 
 /// `samples` (in [`sort_by_length`]'s order) cut into micro-batches: `micro` rows each, except
@@ -163,10 +176,9 @@ pub fn padded_positions(samples: &[PolicySample], micro: usize, share: bool) -> 
 
 /// Positions one micro-batch computes.
 fn computed_positions(part: &[PolicySample], share: bool) -> usize {
-    let plain = plain_positions(part);
-    match SharedPrompts::of(part, plain / part.len().max(1)).filter(|_| share) {
-        Some(shared) => shared.positions(),
-        None => plain,
+    match PromptGroups::of(part).filter(|_| share) {
+        Some(groups) => groups.positions(),
+        None => plain_positions(part),
     }
 }
 
@@ -176,16 +188,53 @@ fn computed_positions(part: &[PolicySample], share: bool) -> usize {
 /// ~15 hidden widths a position keeps: ~1/10 for SmolLM2 (KV width 1/3 of hidden), ~1/4 for a
 /// model whose KV width is its hidden size.
 fn held_positions(part: &[PolicySample]) -> usize {
-    let plain = plain_positions(part);
-    match SharedPrompts::of(part, plain / part.len().max(1)) {
-        Some(shared) => shared.positions() + part.len() * shared.prompt_width / 4,
-        None => plain,
+    match PromptGroups::of(part) {
+        Some(groups) => groups.positions() + part.len() * groups.prompt_width / 4,
+        None => plain_positions(part),
     }
 }
 
 /// Rows × width of `part` as one plain [`TokenBatch`].
 fn plain_positions(part: &[PolicySample]) -> usize {
-    part.len() * part.iter().map(|s| (s.prompt.len() + s.response.len()).saturating_sub(1)).max().unwrap_or(0)
+    part.len() * plain_width(part)
+}
+
+/// The width of `part` as one plain [`TokenBatch`]: the last response token is only ever a
+/// target, never an input.
+fn plain_width(part: &[PolicySample]) -> usize {
+    part.iter().map(|s| (s.prompt.len() + s.response.len()).saturating_sub(1)).max().unwrap_or(0)
+}
+
+/// How the rows of a batch share prompts, when computing each prompt once pays: some share one,
+/// and the two passes compute under 90 % of the plain positions (the rest pass also reads the
+/// prompts' key columns). Only the sizes: [`SharedPrompts`] lays the tokens out.
+struct PromptGroups {
+    /// Each row's prompt, numbered by first appearance.
+    group_of: Vec<usize>,
+    groups: usize,
+    /// The longest prompt but its last token.
+    prompt_width: usize,
+    /// The longest response.
+    rest_width: usize,
+}
+
+impl PromptGroups {
+    fn of(samples: &[PolicySample]) -> Option<Self> {
+        if samples.iter().any(|s| s.prompt.is_empty() || s.response.is_empty()) {
+            return None;
+        }
+        let (group_of, groups) = prompt_groups(samples);
+        let prompt_width = samples.iter().map(|s| s.prompt.len() - 1).max()?;
+        let rest_width = samples.iter().map(|s| s.response.len()).max()?;
+        let sharing = PromptGroups { group_of, groups, prompt_width, rest_width };
+        let pays = sharing.positions() * 10 < plain_positions(samples) * 9;
+        (groups < samples.len() && prompt_width > 0 && pays).then_some(sharing)
+    }
+
+    /// Positions the two passes compute, padding included.
+    fn positions(&self) -> usize {
+        self.groups * self.prompt_width + self.group_of.len() * self.rest_width
+    }
 }
 
 /// Samples laid out for one teacher-forced forward: right-padded inputs (causal attention never
@@ -225,33 +274,14 @@ pub struct SharedPrompts {
 }
 
 impl SharedPrompts {
-    /// The layout of `samples` (whose plain batch is `width` wide), when some share a prompt
-    /// and its two passes compute under 90 % of the plain positions (the rest pass also reads
-    /// the prompts' key columns).
-    pub fn of(samples: &[PolicySample], width: usize) -> Option<Self> {
-        if samples.iter().any(|s| s.prompt.is_empty() || s.response.is_empty()) {
-            return None;
-        }
-        let mut index: HashMap<&[u32], usize> = HashMap::new();
-        let mut distinct: Vec<&[u32]> = Vec::new();
-        let prompt_of: Vec<usize> = samples
-            .iter()
-            .map(|s| {
-                *index.entry(&s.prompt).or_insert_with(|| {
-                    distinct.push(&s.prompt);
-                    distinct.len() - 1
-                })
-            })
-            .collect();
-        let prompt_width = distinct.iter().map(|p| p.len().saturating_sub(1)).max()?;
-        let rest_width = samples.iter().map(|s| s.response.len()).max()?;
-        let shared = distinct.len() * prompt_width + samples.len() * rest_width;
-        if distinct.len() == samples.len() || prompt_width == 0 || shared * 10 >= samples.len() * width * 9 {
-            return None;
-        }
-        let mut prompt_tokens = vec![0; distinct.len() * prompt_width];
-        for (p, prompt) in distinct.iter().enumerate() {
-            for (c, &t) in prompt[..prompt.len() - 1].iter().enumerate() {
+    /// The layout of `samples`, when computing each prompt once pays ([`PromptGroups::of`]).
+    pub fn of(samples: &[PolicySample]) -> Option<Self> {
+        let PromptGroups { group_of: prompt_of, groups, prompt_width, rest_width } = PromptGroups::of(samples)?;
+        let mut prompt_tokens = vec![0; groups * prompt_width];
+        let mut prompt_lens = vec![0; groups];
+        for (s, &p) in samples.iter().zip(&prompt_of) {
+            prompt_lens[p] = s.prompt.len() - 1;
+            for (c, &t) in s.prompt[..s.prompt.len() - 1].iter().enumerate() {
                 prompt_tokens[p * prompt_width + c] = t as i64;
             }
         }
@@ -264,7 +294,6 @@ impl SharedPrompts {
             }
             positions.extend((0..s.response.len()).map(|j| (row * rest_width + j) as i64));
         }
-        let prompt_lens = distinct.iter().map(|p| p.len() - 1).collect();
         Some(SharedPrompts { prompt_tokens, prompt_width, prompt_lens, prompt_of, rest_tokens, rest_width, positions })
     }
 
@@ -279,9 +308,8 @@ impl TokenBatch {
         if let Some(i) = samples.iter().position(|s| s.prompt.is_empty() || s.response.is_empty() || s.response.len() != s.old_logprobs.len()) {
             bail!("sample {i} needs a prompt, a response and one old log-prob per response token");
         }
-        // The last response token is only ever a target, never an input.
-        let width = samples.iter().map(|s| s.prompt.len() + s.response.len() - 1).max().unwrap_or(0);
-        let mut b = TokenBatch { rows: samples.len(), width, inputs: vec![0; samples.len() * width], positions: vec![], targets: vec![], old_logprobs: vec![], advantages: vec![], shared: SharedPrompts::of(samples, width) };
+        let width = plain_width(samples);
+        let mut b = TokenBatch { rows: samples.len(), width, inputs: vec![0; samples.len() * width], positions: vec![], targets: vec![], old_logprobs: vec![], advantages: vec![], shared: SharedPrompts::of(samples) };
         for (row, s) in samples.iter().enumerate() {
             let sequence = s.prompt.iter().chain(&s.response).take(s.prompt.len() + s.response.len() - 1);
             for (col, &t) in sequence.enumerate() {
