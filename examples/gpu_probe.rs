@@ -203,7 +203,7 @@ fn update(model: Llama, inv: &[f64], device: &Device) {
     let sample = |len: usize, row: usize| {
         let prompt: Vec<u32> = (0..len - 32).map(|i| ((i * 31 + row * 17) % 49000) as u32 + 5).collect();
         let response: Vec<u32> = (0..32).map(|i| ((i * 13 + row) % 49000) as u32 + 5).collect();
-        PolicySample { prompt, response, old_logprobs: vec![-1.0; 32], advantage: if row % 2 == 0 { 1.0 } else { -1.0 } }
+        PolicySample { prompt, response, old_logprobs: vec![-1.0; 32], advantage: if row % 2 == 0 { 1.0 } else { -1.0 }, stem: None }
     };
     let fb = |width: usize, label: &str| {
         let samples: Vec<PolicySample> = (0..8).map(|r| sample(width - r * 3, r)).collect();

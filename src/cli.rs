@@ -259,6 +259,10 @@ enum BenchCommand {
         /// prompts (same loss and gradients; for timing the difference).
         #[arg(long)]
         no_shared_prompts: bool,
+        /// With --trainable-layers: run the frozen layers again in the update instead of starting
+        /// from their output kept by the rollouts (to time the difference).
+        #[arg(long)]
+        no_stem_reuse: bool,
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -461,7 +465,7 @@ fn run_command(cmd: Command) -> Result<()> {
             println!("{}", path.display());
             Ok(())
         }
-        Command::Bench { what: BenchCommand::Train { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, trainable_layers, lora, checkpointing, f16, no_shared_prompts, json } } => {
+        Command::Bench { what: BenchCommand::Train { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, trainable_layers, lora, checkpointing, f16, no_shared_prompts, no_stem_reuse, json } } => {
             use crate::bench::train::Learning;
             let learning = match (trainable_layers, lora) {
                 (Some(n), _) => Learning::TopLayers(n),
@@ -470,7 +474,7 @@ fn run_command(cmd: Command) -> Result<()> {
                 _ => Learning::Full,
             };
             let precision = if f16 { crate::model::precision::Precision::MixedF16 } else { crate::model::precision::Precision::F32 };
-            let opts = crate::bench::train::TrainBenchOptions { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, learning, checkpointing, precision, share_prompts: !no_shared_prompts };
+            let opts = crate::bench::train::TrainBenchOptions { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, learning, checkpointing, precision, share_prompts: !no_shared_prompts, reuse_stems: !no_stem_reuse };
             let report = crate::bench::train::train_step(&opts)?;
             println!("{}", report.text());
             write_json(json, &report)?;

@@ -112,7 +112,7 @@ fn kl_enters_the_loss_scaled_by_beta_and_beta_zero_ignores_the_reference() {
 }
 
 fn sample(prompt: &[u32], response: &[u32], advantage: f32) -> PolicySample {
-    PolicySample { prompt: prompt.to_vec(), response: response.to_vec(), old_logprobs: vec![-1.0; response.len()], advantage }
+    PolicySample { prompt: prompt.to_vec(), response: response.to_vec(), old_logprobs: vec![-1.0; response.len()], advantage, stem: None }
 }
 
 #[test]
@@ -137,7 +137,7 @@ fn samples_without_a_response_or_with_mismatched_logprobs_are_rejected() {
 
 fn turn(kind: TurnKind, prompt: Vec<u32>, generated: Vec<u32>) -> Turn {
     let n = generated.len();
-    Turn { kind, prompt_ids: prompt, generated_ids: generated, logprobs: vec![-0.5; n], stop: StopReason::StopToken, text: String::new() }
+    Turn { kind, prompt_ids: prompt, generated_ids: generated, logprobs: vec![-0.5; n], stop: StopReason::StopToken, text: String::new(), stem: None }
 }
 
 #[test]
@@ -179,7 +179,7 @@ fn self_generated_samples(model: &Llama, inv_freq: &[f64], advantages: &[f32]) -
     let packed = PackedLlama::for_device(model, PanelPrecision::F32);
     assert!(packed.is_some(), "a flex model gets the CPU decode kernels");
     let gens = generate(model, packed.as_ref(), inv_freq, &prompts[..advantages.len()], &params, &[], &mut |_| true).unwrap();
-    prompts.into_iter().zip(gens).zip(advantages).map(|((prompt, g), &advantage)| PolicySample { prompt, response: g.tokens, old_logprobs: g.logprobs, advantage }).collect()
+    prompts.into_iter().zip(gens).zip(advantages).map(|((prompt, g), &advantage)| PolicySample { prompt, response: g.tokens, old_logprobs: g.logprobs, advantage, stem: None }).collect()
 }
 
 #[test]

@@ -20,6 +20,7 @@ fn policy_batch() -> (TokenBatch, Vec<f32>) {
         response: response.to_vec(),
         old_logprobs: response.iter().enumerate().map(|(j, _)| -4.0 + 0.3 * j as f32).collect(),
         advantage,
+        stem: None,
     };
     let batch = TokenBatch::new(&[sample(&[1, 2, 3], &[4, 5, 6, 7], 1.0), sample(&[8, 9, 10, 11, 12, 13], &[14, 15], -0.5), sample(&[16], &[17, 18, 19], 0.25)]).unwrap();
     let reference = batch.old_logprobs.iter().map(|l| l - 0.2).collect();

@@ -16,7 +16,7 @@ use memtrain::model::{Architecture, Llama, ModelConfig, rope};
 use memtrain::train::grpo::{Forward, GrpoConfig, PolicySample, TokenBatch, micro_batches, padded_positions, sort_by_length, token_logprobs, training_loss};
 
 fn sample(prompt: &[u32], response: &[u32], advantage: f32) -> PolicySample {
-    PolicySample { prompt: prompt.to_vec(), response: response.to_vec(), old_logprobs: response.iter().enumerate().map(|(j, _)| -4.0 + 0.3 * j as f32).collect(), advantage }
+    PolicySample { prompt: prompt.to_vec(), response: response.to_vec(), old_logprobs: response.iter().enumerate().map(|(j, _)| -4.0 + 0.3 * j as f32).collect(), advantage, stem: None }
 }
 
 fn shared_samples() -> Vec<PolicySample> {

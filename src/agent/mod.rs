@@ -17,7 +17,7 @@ pub mod recall_answer;
 use crate::checkpoint::LoadedModel;
 use crate::checkpoint::chat_template::{ChatMessage, render_chat};
 use crate::checkpoint::tokenizer::TextTokenizer;
-use crate::generate::{Generation, SamplingParams, generate};
+use crate::generate::{Generation, SamplingParams, generate_tapped};
 use crate::model::Llama;
 use crate::model::packed::PackedLlama;
 use anyhow::{Result, bail};
@@ -33,11 +33,15 @@ pub struct Policy<'a> {
     pub packed: Option<&'a PackedLlama>,
     pub inv_freq: &'a [f64],
     pub tokenizer: &'a TextTokenizer,
+    /// Keep each turn's residual stream entering this layer ([`Turn::stem`]): the trainer's
+    /// rollouts, whose frozen layers below it the update need not run again
+    /// ([`crate::model::stem`]).
+    pub stem_layer: Option<usize>,
 }
 
 impl<'a> Policy<'a> {
     pub fn from_loaded(loaded: &'a LoadedModel) -> Self {
-        Policy { model: &loaded.model, packed: loaded.packed(), inv_freq: &loaded.inv_freq, tokenizer: &loaded.tokenizer }
+        Policy { model: &loaded.model, packed: loaded.packed(), inv_freq: &loaded.inv_freq, tokenizer: &loaded.tokenizer, stem_layer: None }
     }
 
     /// Token ids of `user_text` as the single user turn of a chat, ready for the assistant reply.
@@ -54,7 +58,7 @@ impl<'a> Policy<'a> {
     /// ends the call with [`Cancelled`].
     pub fn generate_observed(&self, prompts: &[Vec<u32>], sampling: &SamplingParams, go_on: &mut dyn FnMut() -> bool) -> Result<Vec<Generation>> {
         let mut stopped = false;
-        let out = generate(self.model, self.packed, self.inv_freq, prompts, sampling, &self.tokenizer.stop_ids, &mut |_| {
+        let out = generate_tapped(self.model, self.packed, self.inv_freq, prompts, sampling, &self.tokenizer.stop_ids, self.stem_layer, &mut |_| {
             stopped = !go_on();
             !stopped
         })?;
@@ -247,7 +251,7 @@ fn splitmix64(x: u64) -> u64 {
 
 fn record_turn(policy: &Policy, kind: TurnKind, prompt_ids: Vec<u32>, g: Generation) -> Result<Turn> {
     let text = policy.decode(&g.tokens)?.trim().to_string();
-    Ok(Turn { kind, prompt_ids, generated_ids: g.tokens, logprobs: g.logprobs, stop: g.stop, text })
+    Ok(Turn { kind, prompt_ids, generated_ids: g.tokens, logprobs: g.logprobs, stop: g.stop, text, stem: g.stem })
 }
 
 /// The answer in a reply: the inside of the last `\boxed{...}` (braces balanced; an unclosed box

@@ -8,7 +8,9 @@
 //! [`Trace::input_memory`].
 
 use crate::generate::StopReason;
+use crate::model::stem::StemStates;
 use serde::Serialize;
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum TurnKind {
@@ -32,6 +34,10 @@ pub struct Turn {
     pub stop: StopReason,
     /// Decoded response with special tokens removed.
     pub text: String,
+    /// The stream entering the policy's frozen layers' top, at every token the turn fed, when
+    /// the rollout kept it ([`super::Policy::stem_layer`]); for the update only.
+    #[serde(skip)]
+    pub stem: Option<Arc<StemStates>>,
 }
 
 /// The memory the turn for chunk `chunk` started from, given the memories written so far.

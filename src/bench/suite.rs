@@ -255,6 +255,7 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
                 checkpointing: false,
                 precision: Precision::F32,
                 share_prompts: true,
+                reuse_stems: true,
             };
             report.grpo.push(train_step(&t)?);
         }

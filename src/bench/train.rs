@@ -50,6 +50,9 @@ pub struct TrainBenchOptions {
     /// Compute shared prompts once where the device does ([`Forward::share_prompts`]); off:
     /// every copy, for timing the difference.
     pub share_prompts: bool,
+    /// With [`Learning::TopLayers`]: start the update above the frozen layers from the stream
+    /// the rollouts kept ([`crate::model::stem`]); off: from tokens, for timing the difference.
+    pub reuse_stems: bool,
 }
 
 /// Which weights a step trains, as `memtrain train` can be configured to.
@@ -98,6 +101,8 @@ pub struct TrainBenchReport {
     pub checkpointing: bool,
     /// Whether micro-batches computed the prompts their rows share once.
     pub shared_prompts: bool,
+    /// The layer the update started at, from the stream the rollouts kept (`None`: from tokens).
+    pub stem_layer: Option<usize>,
     pub parameters: usize,
     pub trainable_parameters: usize,
     /// The process's peak resident memory over the timed step (on the CPU: every tensor).
@@ -126,7 +131,10 @@ impl TrainBenchReport {
             self.seconds_reward, pct(self.seconds_reward),
             self.seconds_forward_backward, pct(self.seconds_forward_backward), self.sequence_tokens as f64 / self.seconds_forward_backward.max(1e-9),
             self.seconds_optimizer, pct(self.seconds_optimizer), total,
-            self.learning, if self.checkpointing { ", gradient checkpointing" } else { "" }, if self.shared_prompts { ", shared prompts once" } else { "" }, self.trainable_parameters as f64 / 1e6, self.parameters as f64 / 1e6,
+            self.learning,
+            if self.checkpointing { ", gradient checkpointing" } else { "" }.to_string() + if self.shared_prompts { ", shared prompts once" } else { "" },
+            self.stem_layer.map_or(String::new(), |l| format!(", update from layer {l} (the frozen layers' output kept by the rollouts)")),
+            self.trainable_parameters as f64 / 1e6, self.parameters as f64 / 1e6,
             self.memory_line()
         )
     }
@@ -165,6 +173,11 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         }
     };
     let (parameters, trainable_parameters) = crate::model::parameters::parameter_counts(&model);
+    let trainable = match opts.learning {
+        Learning::TopLayers(n) => Some(n),
+        _ => None,
+    };
+    let stem_layer = crate::model::stem::stem_layer(config.num_layers, trainable, opts.checkpointing).filter(|_| opts.reuse_stems && !crate::device::compiles_per_shape(&device));
     let inv_freq = rope::inverse_frequencies(&config);
     eprintln!("bench train: {name} on {info}");
 
@@ -195,7 +208,7 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         }
         let infer = model.valid();
         let packed = PackedLlama::for_device(&infer, PanelPrecision::F32);
-        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &inv_freq, tokenizer: &tokenizer };
+        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &inv_freq, tokenizer: &tokenizer, stem_layer };
         let t = Instant::now();
         let traces = run_agent(&policy, &inputs, opts.group, &params)?;
         // One recall request per rollout, from its last memory and the exercise's first probe.
@@ -235,7 +248,7 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         let sequence_tokens: usize = samples.iter().map(|s| s.prompt.len() + s.response.len() - 1).sum();
         let cfg = GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() };
         let plain = Forward::plain(&device);
-        let forward = Forward { recompute: opts.checkpointing, precision: opts.precision, share_prompts: plain.share_prompts && opts.share_prompts, ..plain };
+        let forward = Forward { recompute: opts.checkpointing, precision: opts.precision, share_prompts: plain.share_prompts && opts.share_prompts, reuse_stems: stem_layer.is_some(), ..plain };
         let micro_batches = micro_batches(&samples, opts.micro_batch, forward.shares_prompts());
         let update = accumulated_step_over(model, &mut optim, &mut scale, 1e-6, &micro_batches, |m, part| {
             let batch = TokenBatch::new(part)?;
@@ -275,6 +288,7 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         learning: opts.learning.to_string(),
         checkpointing: opts.checkpointing,
         shared_prompts: shares,
+        stem_layer,
         parameters,
         trainable_parameters,
         peak_host_mb,

@@ -5,6 +5,8 @@
 pub mod sampler;
 
 use crate::model::kv_cache::KvCache;
+use crate::model::stem::{StemStates, StemTap};
+use std::sync::Arc;
 use crate::kernels::gpu;
 use crate::model::packed::PackedLlama;
 use crate::model::{Llama, StepLayout};
@@ -29,6 +31,9 @@ pub struct Generation {
     pub tokens: Vec<u32>,
     pub logprobs: Vec<f32>,
     pub stop: StopReason,
+    /// With [`generate_tapped`] on the CPU: the stream entering the tapped layer at every token
+    /// this sequence fed (its prompt, then its tokens but the last).
+    pub stem: Option<Arc<StemStates>>,
 }
 
 /// What the streaming callback sees after each sampled token.
@@ -48,6 +53,23 @@ pub fn generate(
     prompts: &[Vec<u32>],
     params: &SamplingParams,
     stop_ids: &[u32],
+    on_token: &mut dyn FnMut(TokenEvent) -> bool,
+) -> Result<Vec<Generation>> {
+    generate_tapped(model, packed, inv_freq, prompts, params, stop_ids, None, on_token)
+}
+
+/// [`generate`], also keeping for each sequence the residual stream entering layer
+/// `stem_layer` at every token it feeds ([`Generation::stem`]; see [`crate::model::stem`]).
+/// On the CPU only: elsewhere (and for a layer the model does not have) no stem is kept.
+#[allow(clippy::too_many_arguments)]
+pub fn generate_tapped(
+    model: &Llama,
+    packed: Option<&PackedLlama>,
+    inv_freq: &[f64],
+    prompts: &[Vec<u32>],
+    params: &SamplingParams,
+    stop_ids: &[u32],
+    stem_layer: Option<usize>,
     on_token: &mut dyn FnMut(TokenEvent) -> bool,
 ) -> Result<Vec<Generation>> {
     if prompts.is_empty() {
@@ -74,9 +96,12 @@ pub fn generate(
         rows.extend(prompts[i].iter().map(|&t| t as i64));
     }
     let mut cache = KvCache::new(model.layers.len(), pad);
+    let tap = stem_layer.filter(|&l| !buckets && l > 0 && l < model.layers.len());
+    cache.stem_tap = tap.map(|layer| StemTap { layer, taken: None });
+    let mut stems = StemRecorder::new(tap, prompts, copies.as_deref(), width);
     let mut rngs: Vec<_> = (0..prompts.len()).map(|i| sampler::sequence_rng(params.seed, i)).collect();
     let mut out: Vec<Generation> =
-        prompts.iter().map(|_| Generation { tokens: vec![], logprobs: vec![], stop: StopReason::MaxTokens }).collect();
+        prompts.iter().map(|_| Generation { tokens: vec![], logprobs: vec![], stop: StopReason::MaxTokens, stem: None }).collect();
     // `batch[j]` is the prompt index of batch row j, `None` for a finished row kept for its shape.
     let mut batch: Vec<Option<usize>> = (0..prompts.len()).map(Some).collect();
     let mut input = Tensor::<2, Int>::from_data(TensorData::new(rows, [distinct.len(), width]), &device);
@@ -96,6 +121,9 @@ pub fn generate(
             if params.temperature <= 0.0 { greedy_without_repeats(logits, params.no_repeat_ngram, &batch, &out) } else { sample(logits, params, &batch, &mut rngs) }
         };
         let picks = if buckets { step()? } else { on_cpu_workers(step)? };
+        if let Some(taken) = cache.stem_tap.as_mut().and_then(|t| t.taken.take()) {
+            stems.keep(taken, &batch)?;
+        }
         let mut next = Vec::with_capacity(batch.len());
         for (row, slot) in batch.iter_mut().enumerate() {
             let Some(seq) = *slot else {
@@ -136,7 +164,54 @@ pub fn generate(
         }
         input = Tensor::<2, Int>::from_data(TensorData::new(next, [batch.len(), 1]), &device);
     }
+    stems.attach(&mut out);
     Ok(out)
+}
+
+/// Collects each sequence's tapped stream, step by step ([`generate_tapped`]).
+struct StemRecorder {
+    layer: Option<usize>,
+    /// Per sequence, `[fed positions, hidden]` so far.
+    values: Vec<Vec<f32>>,
+    /// Before the first step: each sequence's row of the prefill (identical prompts share one)
+    /// and prompt length; afterwards empty.
+    prefill: Vec<(usize, usize)>,
+    width: usize,
+}
+
+impl StemRecorder {
+    fn new(layer: Option<usize>, prompts: &[Vec<u32>], copies: Option<&[usize]>, width: usize) -> Self {
+        let prefill = prompts.iter().enumerate().map(|(i, p)| (copies.map_or(i, |c| c[i]), p.len())).collect();
+        StemRecorder { layer, values: vec![vec![]; if layer.is_some() { prompts.len() } else { 0 }], prefill, width }
+    }
+
+    /// Appends one step's stream `[rows, q_len, hidden]`: the prefill's (left-padded distinct
+    /// prompts) or a decode step's (one token per batch row; finished rows kept for their shape
+    /// are skipped).
+    fn keep(&mut self, taken: Tensor<3>, batch: &[Option<usize>]) -> Result<()> {
+        let [_, q, d] = taken.dims();
+        let host = taken.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("reading the tapped stream: {e:?}"))?;
+        if !self.prefill.is_empty() {
+            debug_assert_eq!(q, self.width);
+            for ((row, len), values) in std::mem::take(&mut self.prefill).into_iter().zip(&mut self.values) {
+                values.extend_from_slice(&host[(row * q + q - len) * d..(row + 1) * q * d]);
+            }
+            return Ok(());
+        }
+        for (row, slot) in batch.iter().enumerate() {
+            if let Some(seq) = *slot {
+                self.values[seq].extend_from_slice(&host[row * q * d..(row + 1) * q * d]);
+            }
+        }
+        Ok(())
+    }
+
+    fn attach(self, out: &mut [Generation]) {
+        let Some(layer) = self.layer else { return };
+        for (g, values) in out.iter_mut().zip(self.values) {
+            g.stem = Some(Arc::new(StemStates { layer, values }));
+        }
+    }
 }
 
 /// The first prompt of each distinct value, and — when some prompts repeat — each prompt's

@@ -125,7 +125,12 @@ pub fn forward(model: &Llama, packed: &PackedLlama, x: &Tensor<3>, layout: &Step
     }
     let rope = Rope { cos: slice(&cos), sin: slice(&sin) };
     let mut x = slice(&embedded).to_vec();
-    for ((layer, block), layer_cache) in model.layers.iter().zip(blocks).zip(&mut cache.layers) {
+    let tap = cache.stem_tap.as_ref().map(|t| t.layer);
+    for (i, ((layer, block), layer_cache)) in model.layers.iter().zip(blocks).zip(&mut cache.layers).enumerate() {
+        if tap == Some(i) {
+            let stream = Tensor::from_primitive::<Flex>(glue::tensor(x.clone(), Shape::new([b, s, d])));
+            cache.stem_tap.as_mut().expect("a tap").taken = Some(stream);
+        }
         let a = &layer.self_attn;
         let normed = block.norms.input.apply(&x);
         let [mut q, mut k, v] = PackedMatrix::matmul_group([&block.q, &block.k, &block.v], &normed, m);

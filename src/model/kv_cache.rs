@@ -11,6 +11,7 @@
 //! ([`LayerCache::host`]), writes the new columns in place and reads only the written ones.
 
 use super::shared_prompts::PromptKv;
+use super::stem::StemTap;
 use crate::kernels::cached_attention::HostKv;
 use burn::prelude::*;
 
@@ -93,11 +94,14 @@ pub struct KvCache {
     pub capacity: usize,
     /// Left-padding columns of each sequence: they are never attended to.
     pub pad: Vec<usize>,
+    /// Where a call keeps the residual stream entering one layer ([`super::stem`]): generation
+    /// hands the frozen layers' output to the update.
+    pub stem_tap: Option<StemTap>,
 }
 
 impl KvCache {
     pub fn new(num_layers: usize, pad: Vec<usize>) -> Self {
-        KvCache { layers: vec![LayerCache::default(); num_layers], len: 0, capacity: 0, pad }
+        KvCache { layers: vec![LayerCache::default(); num_layers], len: 0, capacity: 0, pad, stem_tap: None }
     }
 
     pub fn batch(&self) -> usize {

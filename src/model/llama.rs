@@ -471,7 +471,7 @@ impl Llama {
     /// [`Self::forward_hidden`], with the projections going through `packed` (a copy of these
     /// same weights: CPU decode panels for small calls, or wgpu fused projections).
     pub fn forward_hidden_packed(&self, tokens: Tensor<2, Int>, layout: &StepLayout, mut cache: Option<&mut KvCache>, packed: Option<&PackedLlama>) -> Tensor<3> {
-        let mut x = self.embed_tokens.forward(tokens);
+        let x = self.embed_tokens.forward(tokens);
         // Few rows on the CPU: the whole call on host buffers.
         if let (Some(p), Some(c)) = (packed, cache.as_deref_mut()) {
             if let Some(hidden) = super::host_decode::forward(self, p, &x, layout, c) {
@@ -479,8 +479,18 @@ impl Llama {
                 return hidden;
             }
         }
+        self.forward_layers_from(0, x, layout, cache, packed)
+    }
+
+    /// Final hidden states of `x`, the residual stream `[batch, seq, hidden]` entering layer
+    /// `from`, through that layer and those above it (the embedding and the layers below are
+    /// not run: see [`super::stem`]). Keeps the stream entering the layer `cache.stem_tap` asks for.
+    pub(super) fn forward_layers_from(&self, from: usize, mut x: Tensor<3>, layout: &StepLayout, mut cache: Option<&mut KvCache>, packed: Option<&PackedLlama>) -> Tensor<3> {
         let mut pending = None;
-        for (i, layer) in self.layers.iter().enumerate() {
+        for (i, layer) in self.layers.iter().enumerate().skip(from) {
+            if let Some(c) = cache.as_deref_mut() {
+                super::stem::tap(c, i, &x, pending.as_ref());
+            }
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             let (stream, mlp) = layer.forward_pending(x, pending, layout, layer_cache, packed.map(|p| &p.layers[i]));
             (x, pending) = (stream, Some(mlp));

@@ -14,6 +14,7 @@ pub mod random;
 pub mod recompute;
 pub mod rope;
 pub mod shared_prompts;
+pub mod stem;
 pub mod weights_out;
 
 pub use config::{Architecture, ModelConfig};

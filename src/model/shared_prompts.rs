@@ -24,6 +24,7 @@ use super::kv_cache::{KvCache, LayerCache};
 use super::llama::{Llama, StepLayout};
 use super::precision::Precision;
 use super::rope;
+use super::stem::Start;
 use burn::prelude::*;
 
 /// What one layer's attention does with shared prompts in a training forward.
@@ -106,22 +107,26 @@ impl Passes {
 }
 
 impl Llama {
-    /// Final hidden states `[rows, ls, hidden]` of the rest pass (see the module docs): `prompts` `[n,
-    /// lp]` holds the distinct prompts but their last token, right-padded, `prompt_lens` their
-    /// lengths (≤ lp, at least one ≥ 1); row `i` of `rest` `[rows, ls]` continues prompt
-    /// `prompt_of[i]`. Differentiable on an autodiff device.
-    pub fn forward_hidden_after_prompts(&self, inv_freq: &[f64], prompts: Tensor<2, Int>, prompt_lens: &[usize], prompt_of: &[usize], rest: Tensor<2, Int>, precision: Precision) -> Tensor<3> {
-        let device = rest.device();
+    /// Final hidden states `[rows, ls, hidden]` of the rest pass (see the module docs): `prompts`
+    /// `[n, lp]` starts the distinct prompts but their last token, right-padded, `prompt_lens`
+    /// their lengths (≤ lp, at least one ≥ 1); row `i` of `rest` `[rows, ls]` continues prompt
+    /// `prompt_of[i]`. Both start at the same layer (token ids, or the frozen stem's output:
+    /// [`super::stem`]). Differentiable on an autodiff device.
+    pub fn forward_hidden_after_prompts(&self, inv_freq: &[f64], prompts: Start, prompt_lens: &[usize], prompt_of: &[usize], rest: Start, precision: Precision) -> Tensor<3> {
         let ([n, lp], [rows, ls]) = (prompts.dims(), rest.dims());
+        let from = prompts.layer();
+        assert!(rest.layer() == from, "the prompts start at layer {from} and the rest at layer {}", rest.layer());
         assert!(prompt_lens.len() == n && prompt_of.len() == rows, "{n} prompts and {rows} rows, for {} lengths and {} rows' prompts", prompt_lens.len(), prompt_of.len());
+        let device = self.embed_tokens.weight.val().device();
         let passes = Passes::new(inv_freq, prompt_lens, prompt_of, lp, ls, precision, &device);
         let mut cache = KvCache::new(0, vec![0; n]);
-        cache.layers = self.layers.iter().map(|_| recording()).collect();
+        // Layers below `from` do not run in either pass.
+        cache.layers = (0..self.layers.len()).map(|i| if i < from { LayerCache::default() } else { recording() }).collect();
         // Only the keys and values are wanted: the hidden states of the prompts are not.
-        drop(self.forward_hidden(prompts, &passes.prompts, Some(&mut cache)));
+        drop(self.forward_hidden_from(prompts, &passes.prompts, Some(&mut cache)));
         let mut rest_cache = KvCache::new(0, vec![0; rows]);
-        rest_cache.layers = cache.layers.iter_mut().map(|layer| passes.reading(recorded(layer))).collect();
-        self.forward_hidden(rest, &passes.rest, Some(&mut rest_cache))
+        rest_cache.layers = cache.layers.iter_mut().enumerate().map(|(i, layer)| if i < from { LayerCache::default() } else { passes.reading(recorded(layer)) }).collect();
+        self.forward_hidden_from(rest, &passes.rest, Some(&mut rest_cache))
     }
 }
 

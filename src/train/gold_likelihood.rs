@@ -31,7 +31,7 @@ pub fn gold_likelihoods(model: &Llama, inv_freq: &[f64], tokenizer: &TextTokeniz
         .map(|q| {
             let response = reply_ids(tokenizer, &boxed(&q.gold))?;
             let prompt = crate::agent::chat_prompt_ids(tokenizer, &q.prompt)?;
-            Ok(PolicySample { prompt, old_logprobs: vec![0.0; response.len()], response, advantage: 0.0 })
+            Ok(PolicySample { prompt, old_logprobs: vec![0.0; response.len()], response, advantage: 0.0, stem: None })
         })
         .collect::<Result<Vec<_>>>()?;
     let mut out = Vec::with_capacity(samples.len());

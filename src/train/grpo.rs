@@ -18,12 +18,14 @@ use crate::agent::{RecallAnswer, Trace, Turn};
 use super::update::Loss;
 use crate::model::recompute::LayerTape;
 use crate::model::precision::Precision;
+use crate::model::stem::{Start, StemStates};
 use crate::model::{Llama, StepLayout};
 use anyhow::{Result, bail};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GrpoConfig {
@@ -88,6 +90,9 @@ pub struct PolicySample {
     /// Log-probs of `response` under the policy that sampled it.
     pub old_logprobs: Vec<f32>,
     pub advantage: f32,
+    /// The frozen layers' output at this conversation's inputs, when generation kept it
+    /// ([`crate::model::stem`]): the update may start above the frozen layers.
+    pub stem: Option<Arc<StemStates>>,
 }
 
 /// Every turn of every kept rollout becomes a sample carrying its rollout's advantage.
@@ -107,7 +112,7 @@ pub fn samples_from_recall(answers: &[RecallAnswer], advantages: &[Option<f32>])
 }
 
 fn sample_of(turn: &Turn, advantage: f32) -> Option<PolicySample> {
-    (!turn.generated_ids.is_empty()).then(|| PolicySample { prompt: turn.prompt_ids.clone(), response: turn.generated_ids.clone(), old_logprobs: turn.logprobs.clone(), advantage })
+    (!turn.generated_ids.is_empty()).then(|| PolicySample { prompt: turn.prompt_ids.clone(), response: turn.generated_ids.clone(), old_logprobs: turn.logprobs.clone(), advantage, stem: turn.stem.clone() })
 }
 
 /// Puts `samples` in the order micro-batches take them: by sequence length, shortest first, the
@@ -253,6 +258,49 @@ pub struct TokenBatch {
     /// computes fewer positions.
     #[serde(skip)]
     pub shared: Option<SharedPrompts>,
+    /// Every row's stem, when all rows have one ([`BatchStems::of`]).
+    #[serde(skip)]
+    pub stems: Option<BatchStems>,
+}
+
+/// The stems of a batch's rows, all entering one layer, each covering its row's inputs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchStems {
+    pub layer: usize,
+    /// Values per position.
+    pub hidden: usize,
+    pub rows: Vec<Arc<StemStates>>,
+}
+
+impl BatchStems {
+    /// `samples`' stems, when every one has a stem entering the same layer with the same number
+    /// of values for each of its inputs (prompt + response but the last token).
+    pub fn of(samples: &[PolicySample]) -> Option<Self> {
+        let inputs = |s: &PolicySample| s.prompt.len() + s.response.len() - 1;
+        let first = samples.first()?;
+        let (layer, hidden) = (first.stem.as_ref()?.layer, first.stem.as_ref()?.values.len() / inputs(first).max(1));
+        let fits = |s: &PolicySample| s.stem.as_ref().is_some_and(|t| t.layer == layer && t.values.len() == inputs(s) * hidden);
+        (hidden > 0 && samples.iter().all(fits)).then(|| BatchStems { layer, hidden, rows: samples.iter().filter_map(|s| s.stem.clone()).collect() })
+    }
+
+    /// The plain forward's start: each row's stream, right-padded to `width`.
+    fn plain(&self, width: usize, device: &Device) -> Start {
+        let rows: Vec<&[f32]> = self.rows.iter().map(|s| &s.values[..]).collect();
+        Start::padded_stream(self.layer, &rows, width, self.hidden, device)
+    }
+
+    /// The two passes' starts: each distinct prompt's stream (but the last token's, from its
+    /// first row: copies were prefilled once), then each row's from its prompt's last token.
+    fn shared(&self, shared: &SharedPrompts, device: &Device) -> (Start, Start) {
+        let h = self.hidden;
+        let mut first_row = vec![0; shared.prompt_lens.len()];
+        for (row, &p) in shared.prompt_of.iter().enumerate().rev() {
+            first_row[p] = row;
+        }
+        let prompts: Vec<&[f32]> = first_row.iter().zip(&shared.prompt_lens).map(|(&row, &len)| &self.rows[row].values[..len * h]).collect();
+        let rest: Vec<&[f32]> = shared.prompt_of.iter().zip(&self.rows).map(|(&p, s)| &s.values[shared.prompt_lens[p] * h..]).collect();
+        (Start::padded_stream(self.layer, &prompts, shared.prompt_width, h, device), Start::padded_stream(self.layer, &rest, shared.rest_width, h, device))
+    }
 }
 
 /// A batch laid out for [`Llama::forward_hidden_after_prompts`]: each distinct prompt but its
@@ -309,7 +357,7 @@ impl TokenBatch {
             bail!("sample {i} needs a prompt, a response and one old log-prob per response token");
         }
         let width = plain_width(samples);
-        let mut b = TokenBatch { rows: samples.len(), width, inputs: vec![0; samples.len() * width], positions: vec![], targets: vec![], old_logprobs: vec![], advantages: vec![], shared: SharedPrompts::of(samples) };
+        let mut b = TokenBatch { rows: samples.len(), width, inputs: vec![0; samples.len() * width], positions: vec![], targets: vec![], old_logprobs: vec![], advantages: vec![], shared: SharedPrompts::of(samples), stems: BatchStems::of(samples) };
         for (row, s) in samples.iter().enumerate() {
             let sequence = s.prompt.iter().chain(&s.response).take(s.prompt.len() + s.response.len() - 1);
             for (col, &t) in sequence.enumerate() {
@@ -352,7 +400,7 @@ impl TokenBatch {
         let mut targets = self.targets.clone();
         targets.resize(n, 0);
         // Shapes that compile once matter more there than positions saved.
-        TokenBatch { rows, width, inputs, positions, targets, old_logprobs: pad(&self.old_logprobs), advantages: pad(&self.advantages), shared: None }
+        TokenBatch { rows, width, inputs, positions, targets, old_logprobs: pad(&self.old_logprobs), advantages: pad(&self.advantages), shared: None, stems: None }
     }
 }
 
@@ -384,6 +432,10 @@ pub struct Forward {
     /// bucketed (not implemented for it). Every log-prob forward of a [`TokenBatch`] goes through
     /// it (GRPO, SFT, the KL reference, evaluation's likelihoods); GRPO batches repeat prompts.
     pub share_prompts: bool,
+    /// Start above the frozen layers from the stems generation kept ([`BatchStems`]), where
+    /// every row has one; not with `recompute` or `buckets` (not implemented there). Only for
+    /// the model that generated (the policy): a KL reference or evaluation model runs from tokens.
+    pub reuse_stems: bool,
 }
 
 impl Forward {
@@ -391,7 +443,7 @@ impl Forward {
     /// a GPU yet); every activation kept; f32.
     pub fn plain(device: &Device) -> Self {
         let buckets = crate::device::compiles_per_shape(device);
-        Forward { buckets, recompute: false, precision: Precision::F32, share_prompts: !buckets }
+        Forward { buckets, recompute: false, precision: Precision::F32, share_prompts: !buckets, reuse_stems: false }
     }
 
     /// Whether batches that share prompts run as [`SharedPrompts`].
@@ -401,6 +453,12 @@ impl Forward {
 
     fn shares<'a>(&self, batch: &'a TokenBatch) -> Option<&'a SharedPrompts> {
         batch.shared.as_ref().filter(|_| self.shares_prompts())
+    }
+
+    /// The batch's stems, when this forward starts from them for `model`.
+    fn stems<'a>(&self, batch: &'a TokenBatch, model: &Llama) -> Option<&'a BatchStems> {
+        let fits = |s: &&BatchStems| s.layer > 0 && s.layer < model.layers.len() && s.hidden == model.embed_tokens.weight.dims()[1];
+        batch.stems.as_ref().filter(|_| self.reuse_stems && !self.recompute && !self.buckets).filter(fits)
     }
 }
 
@@ -418,6 +476,10 @@ fn padded_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: 
             let (hidden, tape) = model.forward_hidden_after_prompts_recomputed(inv_freq, prompts, &shared.prompt_lens, &shared.prompt_of, rest, forward.precision);
             (hidden, Some(tape))
         } else {
+            let (prompts, rest) = match forward.stems(batch, model) {
+                Some(stems) => stems.shared(shared, device),
+                None => (Start::Tokens(prompts), Start::Tokens(rest)),
+            };
             (model.forward_hidden_after_prompts(inv_freq, prompts, &shared.prompt_lens, &shared.prompt_of, rest, forward.precision), None)
         };
         return (picked_logprobs(model, hidden, &shared.positions, &batch.targets, device), tape);
@@ -436,7 +498,11 @@ fn padded_logprobs(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: 
         let (hidden, tape) = model.forward_hidden_recomputed(tokens, layout);
         (hidden, Some(tape))
     } else {
-        (model.forward_hidden(tokens, &layout, None), None)
+        let start = match forward.stems(batch, model) {
+            Some(stems) => stems.plain(width, device),
+            None => Start::Tokens(tokens),
+        };
+        (model.forward_hidden_from(start, &layout, None), None)
     };
     (picked_logprobs(model, hidden, &batch.positions, &batch.targets, device), tape)
 }

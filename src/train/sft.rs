@@ -32,7 +32,7 @@ fn batch_of(examples: &[SftExample]) -> Result<TokenBatch> {
     // Old log-probs and advantages are unused by the SFT loss; the layout is what matters.
     let samples: Vec<PolicySample> = examples
         .iter()
-        .map(|e| PolicySample { prompt: e.prompt.clone(), response: e.target.clone(), old_logprobs: vec![0.0; e.target.len()], advantage: 0.0 })
+        .map(|e| PolicySample { prompt: e.prompt.clone(), response: e.target.clone(), old_logprobs: vec![0.0; e.target.len()], advantage: 0.0, stem: None })
         .collect();
     TokenBatch::new(&samples)
 }

@@ -235,7 +235,7 @@ impl Trainer {
         };
         let infer = self.model().valid();
         let packed = PackedLlama::for_device(&infer, PanelPrecision::F32);
-        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer };
+        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer, stem_layer: None };
         let params = eval::greedy(self.cfg.agent.memory_tokens, self.cfg.agent.answer_tokens, self.cfg.agent.no_repeat_ngram);
         let mut run = eval::evaluate(&policy, self.state.step, &self.data.held_out[..n], &self.data.held_out_recall, &params)?;
         let references = eval::held_out_references(&self.data, n, self.cfg.agent.memory_tokens, &self.tokenizer)?;
@@ -325,7 +325,7 @@ impl Trainer {
         let inputs: Vec<AgentInput> = docs.iter().map(|&i| AgentInput::from(&self.data.train[i])).collect();
         let infer = self.model().valid();
         let packed = PackedLlama::for_device(&infer, PanelPrecision::F32);
-        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer };
+        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer, stem_layer: None };
         let traces = run_agent(&policy, &inputs, 1, &eval::greedy(self.cfg.agent.memory_tokens, self.cfg.agent.answer_tokens, self.cfg.agent.no_repeat_ngram))?;
         let teacher = super::reference::TeacherStyle::from_config(&self.cfg.sft);
         let weights = super::reference::TurnWeights::from_config(&self.cfg.sft);
@@ -340,6 +340,11 @@ impl Trainer {
         Ok(out)
     }
 
+    /// The layer whose input the rollouts keep for the update ([`crate::model::stem`]).
+    fn stem_layer(&self) -> Option<usize> {
+        crate::model::stem::stem_layer(self.model().layers.len(), self.cfg.trainable_layers, self.cfg.gradient_checkpointing)
+    }
+
     fn grpo_step(&mut self, step: usize, k: usize, lr: f64) -> Result<StepRecord> {
         let cfg = self.cfg.clone();
         let (group, g2) = (cfg.grpo.group, cfg.objectives.recall_group);
@@ -352,7 +357,7 @@ impl Trainer {
         let t = Instant::now();
         let infer = self.model().valid();
         let packed = PackedLlama::for_device(&infer, PanelPrecision::F32);
-        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer };
+        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer, stem_layer: self.stem_layer() };
         let traces = run_agent(&policy, &inputs, group, &params)?;
         let (requests, recall_golds, request_of_trace) = if cfg.objectives.recall { self.recall_requests(&traces, &docs, seed) } else { (vec![], vec![], vec![]) };
         let recall_sampling = SamplingParams { temperature: cfg.agent.recall_temperature.unwrap_or(cfg.agent.temperature), ..sampling.clone() };
@@ -475,7 +480,7 @@ impl Trainer {
         let mut micro_batch_count = 0;
         let (times, skipped) = self.update(lr, |model, optim, scale, lr| {
             let device = model.embed_tokens.weight.val().device();
-            let forward = Forward { recompute, precision, ..Forward::plain(&device) };
+            let forward = Forward { recompute, precision, reuse_stems: true, ..Forward::plain(&device) };
             let micro_batches = micro_batches(samples, micro, forward.shares_prompts());
             micro_batch_count = micro_batches.len();
             accumulated_step_over(model, optim, scale, lr, &micro_batches, |m, part| {

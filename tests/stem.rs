@@ -1,0 +1,157 @@
+//! Reusing the frozen layers' output from generation in the update (`memtrain::model::stem`).
+//!
+//! 1. What generation keeps for each sequence (`generate_tapped`) is the stream the training
+//!    forward computes entering the tapped layer at the same tokens (prompt + generated tokens
+//!    but the last), through identical prompts prefilled once, left padding, rows stopping at
+//!    different steps, a prefill on host buffers or through tensors, decode steps on host
+//!    buffers — on random weights and on the real SmolLM2.
+//! 2. An update that starts at the stem gives the log-probs, GRPO loss and every trainable
+//!    gradient of the update that runs the frozen layers, as one plain batch and as shared prompts.
+
+mod common;
+
+use burn::prelude::*;
+use common::{assert_same, max_abs_diff, value_and_gradients};
+use memtrain::generate::{SamplingParams, generate, generate_tapped};
+use memtrain::model::packed::{PackedLlama, PanelPrecision};
+use memtrain::model::stem::StemStates;
+use memtrain::model::{Llama, ModelConfig, StepLayout};
+use memtrain::train::grpo::{Forward, GrpoConfig, PolicySample, TokenBatch, training_loss};
+use std::sync::Arc;
+
+fn four_layers() -> ModelConfig {
+    ModelConfig { num_layers: 4, ..common::tiny_config() }
+}
+
+/// The stream entering `layer` at `tokens` by the training forward (no cache), `[len, hidden]`.
+fn training_stream(model: &Llama, inv_freq: &[f64], tokens: &[u32], layer: usize, device: &Device) -> Vec<f32> {
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(tokens.iter().map(|&t| t as i64).collect(), [1, tokens.len()]), device);
+    let layout = StepLayout::new(inv_freq, &[0], 0, tokens.len(), device);
+    model.stem_stream(ids, layer, &layout).into_data().try_to_vec().unwrap()
+}
+
+/// Generates for `prompts` with the stream entering `layer` kept, checks that the tap changed no
+/// token, and returns the largest difference of a kept stream from the training forward's and
+/// the root mean square of those streams (SmolLM2's have a few entries of ~10⁴, so the largest
+/// entry would make a lax scale).
+fn tapped_against_training(model: &Llama, inv_freq: &[f64], packed: Option<&PackedLlama>, prompts: &[Vec<u32>], stop: &[u32], layer: usize) -> (f32, f32) {
+    let device = model.embed_tokens.weight.val().device();
+    let sampling = SamplingParams { temperature: 1.0, seed: 7, max_new_tokens: 12, ..Default::default() };
+    let tapped = generate_tapped(model, packed, inv_freq, prompts, &sampling, stop, Some(layer), &mut |_| true).unwrap();
+    let plain = generate(model, packed, inv_freq, prompts, &sampling, stop, &mut |_| true).unwrap();
+    let lengths: Vec<usize> = tapped.iter().map(|g| g.tokens.len()).collect();
+    assert!(lengths.iter().min() < lengths.iter().max(), "rows should stop at different steps: {lengths:?}");
+    let (mut worst, mut squares, mut count) = (0.0f32, 0.0f64, 0usize);
+    for ((prompt, g), p) in prompts.iter().zip(&tapped).zip(&plain) {
+        assert_eq!(g.tokens, p.tokens, "the tap changed what was generated");
+        let fed: Vec<u32> = prompt.iter().chain(&g.tokens[..g.tokens.len() - 1]).copied().collect();
+        let stem = g.stem.as_ref().expect("a kept stream");
+        assert_eq!(stem.layer, layer);
+        let expected = training_stream(model, inv_freq, &fed, layer, &device);
+        assert_eq!(stem.values.len(), expected.len(), "one hidden vector per fed token");
+        worst = worst.max(max_abs_diff(&stem.values, &expected));
+        squares += expected.iter().map(|&v| (v as f64).powi(2)).sum::<f64>();
+        count += expected.len();
+    }
+    (worst, (squares / count as f64).sqrt() as f32)
+}
+
+#[test]
+fn generation_keeps_the_stream_the_training_forward_computes() {
+    let device = Device::flex();
+    let cfg = four_layers();
+    let model = common::jittered_model(&cfg, &device, 11);
+    let inv_freq = memtrain::model::rope::inverse_frequencies(&cfg);
+    let packed = PackedLlama::for_device(&model, PanelPrecision::F32);
+    assert!(packed.is_some(), "CPU decode panels for the tiny model");
+    let stop: Vec<u32> = (40..48).collect();
+    let prompt = |start: u32, len: u32| -> Vec<u32> { (start..start + len).map(|t| t % 40).collect() };
+    // Identical prompts (prefilled once), and shorter ones left-padded. 3 distinct × 18 columns
+    // fit the host path's 64 rows; 3 × 30 go through tensors.
+    for len in [18, 30] {
+        let prompts = vec![prompt(1, len), prompt(3, len / 2), prompt(1, len), prompt(9, 5), prompt(1, len)];
+        for p in [packed.as_ref(), None] {
+            let (worst, rms) = tapped_against_training(&model, &inv_freq, p, &prompts, &stop, 2);
+            eprintln!("prompt {len}, panels {}: worst {worst:.2e}, rms {rms:.3}", p.is_some());
+            assert!(rms > 1e-3 && worst < 1e-5 * rms, "kept stream off by {worst} (rms {rms})");
+        }
+    }
+}
+
+#[test]
+fn generation_on_the_real_model_keeps_its_stream_at_layer_20() {
+    let Some(path) = common::real_model() else { return };
+    let device = Device::flex();
+    let lm = memtrain::checkpoint::load(&path, &device).unwrap();
+    let packed = lm.packed();
+    let ids = |text: &str| memtrain::agent::chat_prompt_ids(&lm.tokenizer, text).unwrap();
+    let prompts = vec![ids("Name the capital of France."), ids("Write one sentence about the sea and its tides."), ids("Name the capital of France.")];
+    let mut stop = lm.tokenizer.stop_ids.clone();
+    // Full stops end a row early: rows of different lengths.
+    stop.extend(lm.tokenizer.encode(".", false).unwrap());
+    let (worst, rms) = tapped_against_training(&lm.model, &lm.inv_freq, packed, &prompts, &stop, 20);
+    eprintln!("SmolLM2 layer 20: worst {worst:.2e}, rms {rms:.1}");
+    assert!(worst < 1e-5 * rms, "kept stream off by {worst} (rms {rms})");
+}
+
+fn sample(prompt: &[u32], response: &[u32], advantage: f32) -> PolicySample {
+    PolicySample { prompt: prompt.to_vec(), response: response.to_vec(), old_logprobs: response.iter().enumerate().map(|(j, _)| -4.0 + 0.3 * j as f32).collect(), advantage, stem: None }
+}
+
+/// Prompts shared by three and by two rows, a one-token prompt shared by two, one alone; each sample with the stream entering
+/// `layer` (as the training forward computes it) labelled as entering `label`.
+fn samples_with_stems(model: &Llama, inv_freq: &[f64], layer: usize, label: usize, device: &Device) -> Vec<PolicySample> {
+    let a: Vec<u32> = (1..=7).collect();
+    let mut samples = vec![
+        sample(&a, &[8, 9, 10], 1.0),
+        sample(&[20, 21, 22], &[23, 24, 25, 26], -0.5),
+        sample(&a, &[11, 12, 13, 14, 15], -0.5),
+        sample(&(40..53).collect::<Vec<u32>>(), &[54, 55], 0.75),
+        sample(&a, &[16], 0.5),
+        sample(&[20, 21, 22], &[27, 28], 1.0),
+        // A one-token prompt: nothing of it before the rest pass.
+        sample(&[30], &[31, 32, 33], 0.25),
+        sample(&[30], &[34, 35], -1.0),
+    ];
+    for s in &mut samples {
+        let fed: Vec<u32> = s.prompt.iter().chain(&s.response[..s.response.len() - 1]).copied().collect();
+        s.stem = Some(Arc::new(StemStates { layer: label, values: training_stream(model, inv_freq, &fed, layer, device) }));
+    }
+    samples
+}
+
+#[test]
+fn an_update_from_the_stem_equals_one_through_the_frozen_layers() {
+    let base = Device::flex();
+    let device = base.clone().autodiff();
+    let cfg = four_layers();
+    let inv_freq = memtrain::model::rope::inverse_frequencies(&cfg);
+    // The top two of four layers learn.
+    let model = memtrain::train::freeze::freeze_below(common::jittered_model(&cfg, &device, 5), 2).unwrap();
+    let stem = memtrain::model::stem::stem_layer(4, Some(2), false);
+    assert_eq!(stem, Some(2));
+    let samples = samples_with_stems(&model.valid(), &inv_freq, 2, 2, &base);
+    let batch = TokenBatch::new(&samples).unwrap();
+    assert!(batch.stems.is_some() && batch.shared.is_some());
+    let cfg_loss = GrpoConfig { kl_beta: 0.0, ..Default::default() };
+    for share_prompts in [false, true] {
+        let forward = |reuse_stems| Forward { buckets: false, share_prompts, reuse_stems, ..Forward::plain(&device) };
+        let [from_tokens, from_stem] = [false, true].map(|reuse| value_and_gradients(&model, training_loss(&model, &inv_freq, &batch, None, &cfg_loss, &device, forward(reuse)).0));
+        let learning = assert_same(&from_tokens, &from_stem, 1e-4);
+        assert_eq!(learning, 2 * 9 + 1, "two layers' weights and the final norm learn");
+        let logp = |reuse| -> Vec<f32> { token_logprobs_with(&model.valid(), &inv_freq, &batch, &base, forward(reuse)) };
+        let (tokens, stems) = (logp(false), logp(true));
+        assert!(max_abs_diff(&tokens, &stems) < 1e-5, "log-probs moved by {}", max_abs_diff(&tokens, &stems));
+    }
+    // A stem taken one layer too low, labelled as layer 2, is seen.
+    let wrong = TokenBatch::new(&samples_with_stems(&model.valid(), &inv_freq, 1, 2, &base)).unwrap();
+    let forward = |reuse_stems| Forward { buckets: false, reuse_stems, ..Forward::plain(&base) };
+    let gap = max_abs_diff(&token_logprobs_with(&model.valid(), &inv_freq, &wrong, &base, forward(false)), &token_logprobs_with(&model.valid(), &inv_freq, &wrong, &base, forward(true)));
+    assert!(gap > 1e-3, "a wrong stem changed the log-probs by only {gap}");
+}
+
+/// Host log-probs of the batch's response tokens under `forward` (no autodiff).
+fn token_logprobs_with(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: &Device, forward: Forward) -> Vec<f32> {
+    let (logp, _) = memtrain::train::grpo::recomputable_logprobs(model, inv_freq, batch, device, forward);
+    logp.into_data().try_to_vec().unwrap()
+}
