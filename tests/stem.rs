@@ -155,3 +155,44 @@ fn token_logprobs_with(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, devi
     let (logp, _) = memtrain::train::grpo::recomputable_logprobs(model, inv_freq, batch, device, forward);
     logp.into_data().try_to_vec().unwrap()
 }
+
+/// The whole way on the real SmolLM2: rollouts of the agent (two chunks, a group of two) and
+/// recall answers with the stream at layer 20 kept, their GRPO samples laid out as the trainer
+/// does, and the update's log-probs from the stem against those from tokens and those the
+/// sampler recorded.
+#[test]
+fn rollouts_of_the_real_agent_carry_their_stems_into_the_update() {
+    use memtrain::agent::{AgentInput, AgentParams, Policy, RecallInput, run_agent, run_recall};
+    use memtrain::train::grpo::{micro_batches, samples_from_recall, samples_from_traces, sort_by_length};
+    let Some(path) = common::real_model() else { return };
+    let device = Device::flex();
+    let lm = memtrain::checkpoint::load(&path, &device).unwrap();
+    let policy = Policy { stem_layer: Some(20), ..Policy::from_loaded(&lm) };
+    let doc = AgentInput {
+        chunks: vec!["The ferry Astrid was built in Bergen in 1931.".into(), "Years later, the [MASK] ferry sank near Oslo.".into()],
+        question: "Based on the entire article, which entity is represented by the [MASK] placeholder?".into(),
+    };
+    let sampling = SamplingParams { temperature: 1.0, seed: 5, ..Default::default() };
+    let params = AgentParams { sampling: sampling.clone(), memory_tokens: 24, answer_tokens: 12 };
+    let traces = run_agent(&policy, &[doc], 2, &params).unwrap();
+    let recall = [RecallInput { memory: traces[0].memories[0].clone(), masked_section: "The ferry [TARGET] was built in Bergen in 1931.".into() }];
+    let answers = run_recall(&policy, &recall, 2, &sampling, 12, 1 << 20).unwrap();
+    let mut samples = samples_from_traces(&traces, &[Some(1.0), Some(-1.0)]);
+    samples.extend(samples_from_recall(&answers, &[Some(0.5), Some(-0.5)]));
+    assert_eq!(samples.len(), 8, "three turns per rollout and two recall answers");
+    assert!(samples.iter().all(|s| s.stem.as_ref().is_some_and(|t| t.layer == 20)), "every sample kept its stem");
+    sort_by_length(&mut samples);
+    let (mut worst_stem, mut worst_sampler) = (0.0f32, 0.0f32);
+    for part in micro_batches(&samples, 4, true) {
+        let batch = TokenBatch::new(part).unwrap();
+        assert!(batch.stems.is_some(), "a micro-batch without stems would run from tokens");
+        let forward = |reuse_stems| Forward { buckets: false, reuse_stems, ..Forward::plain(&device) };
+        let from_tokens = token_logprobs_with(&lm.model, &lm.inv_freq, &batch, &device, forward(false));
+        let from_stem = token_logprobs_with(&lm.model, &lm.inv_freq, &batch, &device, forward(true));
+        worst_stem = worst_stem.max(max_abs_diff(&from_tokens, &from_stem));
+        worst_sampler = worst_sampler.max(max_abs_diff(&batch.old_logprobs, &from_stem));
+    }
+    eprintln!("log-probs from the stem vs from tokens: {worst_stem:.2e}; vs the sampler's: {worst_sampler:.2e}");
+    assert!(worst_stem < 2e-4, "the update's log-probs moved by {worst_stem} when starting from the stem");
+    assert!(worst_sampler < 1e-3, "the sampler's log-probs and the update's differ by {worst_sampler}");
+}

@@ -103,6 +103,8 @@ pub struct TrainBenchReport {
     pub shared_prompts: bool,
     /// The layer the update started at, from the stream the rollouts kept (`None`: from tokens).
     pub stem_layer: Option<usize>,
+    /// Micro-batches that started there, of all.
+    pub stem_micro_batches: (usize, usize),
     pub parameters: usize,
     pub trainable_parameters: usize,
     /// The process's peak resident memory over the timed step (on the CPU: every tensor).
@@ -133,7 +135,7 @@ impl TrainBenchReport {
             self.seconds_optimizer, pct(self.seconds_optimizer), total,
             self.learning,
             if self.checkpointing { ", gradient checkpointing" } else { "" }.to_string() + if self.shared_prompts { ", shared prompts once" } else { "" },
-            self.stem_layer.map_or(String::new(), |l| format!(", update from layer {l} (the frozen layers' output kept by the rollouts)")),
+            self.stem_layer.map_or(String::new(), |l| format!(", update from layer {l} in {} of {} micro-batches (the frozen layers' output kept by the rollouts)", self.stem_micro_batches.0, self.stem_micro_batches.1)),
             self.trainable_parameters as f64 / 1e6, self.parameters as f64 / 1e6,
             self.memory_line()
         )
@@ -250,11 +252,15 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         let plain = Forward::plain(&device);
         let forward = Forward { recompute: opts.checkpointing, precision: opts.precision, share_prompts: plain.share_prompts && opts.share_prompts, reuse_stems: stem_layer.is_some(), ..plain };
         let micro_batches = micro_batches(&samples, opts.micro_batch, forward.shares_prompts());
+        let mut from_stem = 0;
         let update = accumulated_step_over(model, &mut optim, &mut scale, 1e-6, &micro_batches, |m, part| {
             let batch = TokenBatch::new(part)?;
+            from_stem += usize::from(forward.reuse_stems && batch.stems.is_some());
             let (loss, _) = training_loss(m, &inv_freq, &batch, None, &cfg, &device, forward);
             Ok(loss.scaled(batch.tokens() as f32 / total as f32))
         })?;
+        let parts = micro_batches.len();
+        drop(micro_batches);
         let Update::Applied(next, times) = update else { bail!("the loss was not finite") };
         model = next;
         if rounds > 1 {
@@ -262,10 +268,10 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
             eprintln!("bench train: round {} of {rounds}: generation {seconds_generation:.1} s, forward-backward {:.1} s, optimizer {:.2} s", round + 1, times.forward_backward, times.optimizer);
         }
         if round + 1 == rounds {
-            last = Some((traces, answers, samples, total, sequence_tokens, seconds_generation, seconds_reward, times, synthetic, forward.shares_prompts()));
+            last = Some((traces, answers, samples, total, sequence_tokens, seconds_generation, seconds_reward, times, synthetic, forward.shares_prompts(), (from_stem, parts)));
         }
     }
-    let Some((traces, answers, samples, total, sequence_tokens, seconds_generation, seconds_reward, times, synthetic, shares)) = last else { bail!("no round ran") };
+    let Some((traces, answers, samples, total, sequence_tokens, seconds_generation, seconds_reward, times, synthetic, shares, stem_micro_batches)) = last else { bail!("no round ran") };
     let peak_host_mb = super::memory::peak_host_mb();
     let pools = super::memory::device_pools_mb(&base);
     let _ = std::fs::remove_dir_all(&dir);
@@ -289,6 +295,7 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         checkpointing: opts.checkpointing,
         shared_prompts: shares,
         stem_layer,
+        stem_micro_batches,
         parameters,
         trainable_parameters,
         peak_host_mb,
