@@ -143,11 +143,15 @@ fn an_update_from_the_stem_equals_one_through_the_frozen_layers() {
         let (tokens, stems) = (logp(false), logp(true));
         assert!(max_abs_diff(&tokens, &stems) < 1e-5, "log-probs moved by {}", max_abs_diff(&tokens, &stems));
     }
-    // A stem taken one layer too low, labelled as layer 2, is seen.
+    // A stem taken one layer too low, labelled as layer 2, is seen in both layouts (so both
+    // really start from the stem).
     let wrong = TokenBatch::new(&samples_with_stems(&model.valid(), &inv_freq, 1, 2, &base)).unwrap();
-    let forward = |reuse_stems| Forward { buckets: false, reuse_stems, ..Forward::plain(&base) };
-    let gap = max_abs_diff(&token_logprobs_with(&model.valid(), &inv_freq, &wrong, &base, forward(false)), &token_logprobs_with(&model.valid(), &inv_freq, &wrong, &base, forward(true)));
-    assert!(gap > 1e-3, "a wrong stem changed the log-probs by only {gap}");
+    for share_prompts in [false, true] {
+        let forward = |reuse_stems| Forward { buckets: false, share_prompts, reuse_stems, ..Forward::plain(&base) };
+        assert!(forward(true).starts_from_stem(&wrong, &model.valid()) && !forward(false).starts_from_stem(&wrong, &model.valid()));
+        let gap = max_abs_diff(&token_logprobs_with(&model.valid(), &inv_freq, &wrong, &base, forward(false)), &token_logprobs_with(&model.valid(), &inv_freq, &wrong, &base, forward(true)));
+        assert!(gap > 1e-3, "sharing prompts {share_prompts}: a wrong stem changed the log-probs by only {gap}");
+    }
 }
 
 /// Host log-probs of the batch's response tokens under `forward` (no autodiff).

@@ -162,6 +162,30 @@ fn a_run_killed_at_a_random_moment_resumes_exactly() {
     assert!(std::fs::read_dir(straight.join("checkpoints")).unwrap().count() <= 2, "old checkpoints are pruned");
 }
 
+/// `trainable_layers`: every GRPO update of the run starts above the frozen layer, from the
+/// stream its rollouts kept (`memtrain::model::stem`), and its record says so.
+#[test]
+fn grpo_with_a_frozen_layer_starts_its_updates_from_the_rollouts_stream() {
+    let dir = temp("stem");
+    let data = learnable_exercises(&dir);
+    let mut cfg = small_config();
+    cfg.trainable_layers = Some(1);
+    // With the tied embedding frozen too, one layer learns too little for any group's rewards to
+    // differ: an untied head learns with it, and SFT runs longer.
+    if let ModelSource::Scratch { config, .. } = &mut cfg.model {
+        config.tie_word_embeddings = false;
+    }
+    cfg.sft.steps = 150;
+    let out = dir.join("run");
+    assert_eq!(run_to_end(cfg, &data, &out, false), Outcome::Finished);
+    let records = read_records(&out.join("metrics.jsonl")).unwrap();
+    let updates: Vec<_> = records.iter().filter(|r| r.phase.as_deref() == Some("grpo") && r.skipped.is_none()).collect();
+    assert!(!updates.is_empty(), "no GRPO step updated the model, so the test would not cover it: {records:?}");
+    eprintln!("{} of 3 GRPO steps updated", updates.len());
+    assert!(updates.iter().all(|r| r.update_from_layer == Some(1) && r.loss.is_some_and(f32::is_finite)), "{updates:?}");
+    assert!(records.iter().filter(|r| r.phase.as_deref() == Some("sft")).all(|r| r.update_from_layer.is_none()), "SFT trains on the teacher's tokens, not on rollouts");
+}
+
 #[test]
 fn impossible_configs_are_refused_before_loading_anything() {
     let dir = temp("invalid");

@@ -255,7 +255,7 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         let mut from_stem = 0;
         let update = accumulated_step_over(model, &mut optim, &mut scale, 1e-6, &micro_batches, |m, part| {
             let batch = TokenBatch::new(part)?;
-            from_stem += usize::from(forward.reuse_stems && batch.stems.is_some());
+            from_stem += usize::from(forward.starts_from_stem(&batch, m));
             let (loss, _) = training_loss(m, &inv_freq, &batch, None, &cfg, &device, forward);
             Ok(loss.scaled(batch.tokens() as f32 / total as f32))
         })?;

@@ -180,6 +180,10 @@ struct StemRecorder {
 }
 
 impl StemRecorder {
+    /// Each sequence's buffer grows by doubling, so it may hold up to about twice its values.
+    /// Reserved once for the prompt and `max_new_tokens` instead, a GRPO step's host peak was
+    /// 130 MB lower but its generation took 60.2 / 61.3 s against 50.6–55.1 s (one run each, not
+    /// understood; README, Performance).
     fn new(layer: Option<usize>, prompts: &[Vec<u32>], copies: Option<&[usize]>, width: usize) -> Self {
         let prefill = prompts.iter().enumerate().map(|(i, p)| (copies.map_or(i, |c| c[i]), p.len())).collect();
         StemRecorder { layer, values: vec![vec![]; if layer.is_some() { prompts.len() } else { 0 }], prefill, width }

@@ -455,6 +455,11 @@ impl Forward {
         batch.shared.as_ref().filter(|_| self.shares_prompts())
     }
 
+    /// Whether this forward of `batch` starts from its stems (above `model`'s frozen layers).
+    pub fn starts_from_stem(&self, batch: &TokenBatch, model: &Llama) -> bool {
+        self.stems(batch, model).is_some()
+    }
+
     /// The batch's stems, when this forward starts from them for `model`.
     fn stems<'a>(&self, batch: &'a TokenBatch, model: &Llama) -> Option<&'a BatchStems> {
         let fits = |s: &&BatchStems| s.layer > 0 && s.layer < model.layers.len() && s.hidden == model.embed_tokens.weight.dims()[1];

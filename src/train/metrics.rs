@@ -72,6 +72,10 @@ pub struct StepRecord {
     pub seconds_optimizer: f32,
     /// Why the update was skipped (no groups left, non-finite loss), if it was.
     pub skipped: Option<String>,
+    /// The layer every micro-batch of the GRPO update started at, from the stream its rollouts
+    /// kept ([`crate::model::stem`]); `None`: from tokens.
+    #[serde(default)]
+    pub update_from_layer: Option<usize>,
 }
 
 /// Appends one record as a JSON line, creating the file if needed.

@@ -416,7 +416,8 @@ impl Trainer {
             return Ok(record);
         }
         sort_by_length(&mut samples);
-        let (stats, times, skipped) = self.grpo_update(&samples, lr)?;
+        let (stats, times, skipped, from_stem) = self.grpo_update(&samples, lr)?;
+        record.update_from_layer = self.stem_layer().filter(|_| from_stem && skipped.is_none());
         record.loss = skipped.is_none().then_some(stats.loss);
         record.kl = (cfg.grpo.loss.kl_beta > 0.0 && skipped.is_none()).then_some(stats.kl);
         record.clip_fraction = skipped.is_none().then_some(stats.clip_fraction);
@@ -471,12 +472,14 @@ impl Trainer {
         (requests, golds, of_trace)
     }
 
-    fn grpo_update(&mut self, samples: &[PolicySample], lr: f64) -> Result<(super::grpo::LossStats, UpdateTimes, Option<String>)> {
+    /// The update over `samples`: its loss statistics, times, why it was skipped (if it was), and
+    /// whether every micro-batch started from the rollouts' kept stream.
+    fn grpo_update(&mut self, samples: &[PolicySample], lr: f64) -> Result<(super::grpo::LossStats, UpdateTimes, Option<String>, bool)> {
         let total_tokens: usize = samples.iter().map(|s| s.response.len()).sum();
         let (inv_freq, loss_cfg, micro) = (self.inv_freq.clone(), self.cfg.grpo.loss.clone(), self.cfg.grpo.micro_batch);
         let (recompute, precision) = (self.cfg.gradient_checkpointing, self.cfg.precision);
         let reference = self.reference.clone();
-        let mut parts: Vec<super::grpo::LossStats> = Vec::new();
+        let mut parts: Vec<(super::grpo::LossStats, bool)> = Vec::new();
         let mut micro_batch_count = 0;
         let (times, skipped) = self.update(lr, |model, optim, scale, lr| {
             let device = model.embed_tokens.weight.val().device();
@@ -490,13 +493,15 @@ impl Trainer {
                     None => None,
                 };
                 let (loss, stats) = training_loss(m, &inv_freq, &batch, refs.as_deref(), &loss_cfg, &device, forward);
-                parts.push(stats);
+                parts.push((stats, forward.starts_from_stem(&batch, m)));
                 Ok(loss.scaled(batch.tokens() as f32 / total_tokens as f32))
             })
         })?;
         // A step re-run at a smaller loss scale called the closure again: the last run's parts.
         let last_run = &parts[parts.len().saturating_sub(micro_batch_count)..];
-        Ok((super::grpo::LossStats::weighted_mean(last_run), times, skipped))
+        let stats: Vec<_> = last_run.iter().map(|&(s, _)| s).collect();
+        let from_stem = !last_run.is_empty() && last_run.iter().all(|&(_, stem)| stem);
+        Ok((super::grpo::LossStats::weighted_mean(&stats), times, skipped, from_stem))
     }
 }
 
