@@ -247,7 +247,7 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         // As the trainer does: micro-batches of similar lengths.
         sort_by_length(&mut samples);
         let total: usize = samples.iter().map(|s| s.response.len()).sum();
-        let sequence_tokens: usize = samples.iter().map(|s| s.prompt.len() + s.response.len() - 1).sum();
+        let sequence_tokens: usize = samples.iter().map(PolicySample::input_len).sum();
         let cfg = GrpoConfig { kl_beta: 0.0, ..GrpoConfig::default() };
         let plain = Forward::plain(&device);
         let forward = Forward { recompute: opts.checkpointing, precision: opts.precision, share_prompts: plain.share_prompts && opts.share_prompts, reuse_stems: stem_layer.is_some(), ..plain };

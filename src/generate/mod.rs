@@ -98,7 +98,7 @@ pub fn generate_tapped(
     let mut cache = KvCache::new(model.layers.len(), pad);
     let tap = stem_layer.filter(|&l| !buckets && l > 0 && l < model.layers.len());
     cache.stem_tap = tap.map(|layer| StemTap { layer, taken: None });
-    let mut stems = StemRecorder::new(tap, prompts, copies.as_deref(), width);
+    let mut stems = StemRecorder::new(tap, prompts, copies.as_deref());
     let mut rngs: Vec<_> = (0..prompts.len()).map(|i| sampler::sequence_rng(params.seed, i)).collect();
     let mut out: Vec<Generation> =
         prompts.iter().map(|_| Generation { tokens: vec![], logprobs: vec![], stop: StopReason::MaxTokens, stem: None }).collect();
@@ -176,7 +176,6 @@ struct StemRecorder {
     /// Before the first step: each sequence's row of the prefill (identical prompts share one)
     /// and prompt length; afterwards empty.
     prefill: Vec<(usize, usize)>,
-    width: usize,
 }
 
 impl StemRecorder {
@@ -184,9 +183,9 @@ impl StemRecorder {
     /// Reserved once for the prompt and `max_new_tokens` instead, a GRPO step's host peak was
     /// 130 MB lower but its generation took 60.2 / 61.3 s against 50.6–55.1 s (one run each, not
     /// understood; README, Performance).
-    fn new(layer: Option<usize>, prompts: &[Vec<u32>], copies: Option<&[usize]>, width: usize) -> Self {
+    fn new(layer: Option<usize>, prompts: &[Vec<u32>], copies: Option<&[usize]>) -> Self {
         let prefill = prompts.iter().enumerate().map(|(i, p)| (copies.map_or(i, |c| c[i]), p.len())).collect();
-        StemRecorder { layer, values: vec![vec![]; if layer.is_some() { prompts.len() } else { 0 }], prefill, width }
+        StemRecorder { layer, values: vec![vec![]; if layer.is_some() { prompts.len() } else { 0 }], prefill }
     }
 
     /// Appends one step's stream `[rows, q_len, hidden]`: the prefill's (left-padded distinct
@@ -196,7 +195,6 @@ impl StemRecorder {
         let [_, q, d] = taken.dims();
         let host = taken.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("reading the tapped stream: {e:?}"))?;
         if !self.prefill.is_empty() {
-            debug_assert_eq!(q, self.width);
             for ((row, len), values) in std::mem::take(&mut self.prefill).into_iter().zip(&mut self.values) {
                 values.extend_from_slice(&host[(row * q + q - len) * d..(row + 1) * q * d]);
             }

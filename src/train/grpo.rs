@@ -95,6 +95,14 @@ pub struct PolicySample {
     pub stem: Option<Arc<StemStates>>,
 }
 
+impl PolicySample {
+    /// Tokens a teacher-forced forward feeds: the prompt and the response but its last token
+    /// (only ever a target).
+    pub fn input_len(&self) -> usize {
+        (self.prompt.len() + self.response.len()).saturating_sub(1)
+    }
+}
+
 /// Every turn of every kept rollout becomes a sample carrying its rollout's advantage.
 pub fn samples_from_traces(traces: &[Trace], advantages: &[Option<f32>]) -> Vec<PolicySample> {
     traces
@@ -207,7 +215,7 @@ fn plain_positions(part: &[PolicySample]) -> usize {
 /// The width of `part` as one plain [`TokenBatch`]: the last response token is only ever a
 /// target, never an input.
 fn plain_width(part: &[PolicySample]) -> usize {
-    part.iter().map(|s| (s.prompt.len() + s.response.len()).saturating_sub(1)).max().unwrap_or(0)
+    part.iter().map(PolicySample::input_len).max().unwrap_or(0)
 }
 
 /// How the rows of a batch share prompts, when computing each prompt once pays: some share one,
@@ -276,10 +284,9 @@ impl BatchStems {
     /// `samples`' stems, when every one has a stem entering the same layer with the same number
     /// of values for each of its inputs (prompt + response but the last token).
     pub fn of(samples: &[PolicySample]) -> Option<Self> {
-        let inputs = |s: &PolicySample| s.prompt.len() + s.response.len() - 1;
         let first = samples.first()?;
-        let (layer, hidden) = (first.stem.as_ref()?.layer, first.stem.as_ref()?.values.len() / inputs(first).max(1));
-        let fits = |s: &PolicySample| s.stem.as_ref().is_some_and(|t| t.layer == layer && t.values.len() == inputs(s) * hidden);
+        let (layer, hidden) = (first.stem.as_ref()?.layer, first.stem.as_ref()?.values.len() / first.input_len().max(1));
+        let fits = |s: &PolicySample| s.stem.as_ref().is_some_and(|t| t.layer == layer && t.values.len() == s.input_len() * hidden);
         (hidden > 0 && samples.iter().all(fits)).then(|| BatchStems { layer, hidden, rows: samples.iter().filter_map(|s| s.stem.clone()).collect() })
     }
 
@@ -359,7 +366,7 @@ impl TokenBatch {
         let width = plain_width(samples);
         let mut b = TokenBatch { rows: samples.len(), width, inputs: vec![0; samples.len() * width], positions: vec![], targets: vec![], old_logprobs: vec![], advantages: vec![], shared: SharedPrompts::of(samples), stems: BatchStems::of(samples) };
         for (row, s) in samples.iter().enumerate() {
-            let sequence = s.prompt.iter().chain(&s.response).take(s.prompt.len() + s.response.len() - 1);
+            let sequence = s.prompt.iter().chain(&s.response).take(s.input_len());
             for (col, &t) in sequence.enumerate() {
                 b.inputs[row * width + col] = t as i64;
             }
