@@ -263,6 +263,10 @@ enum BenchCommand {
         /// from their output kept by the rollouts (to time the difference).
         #[arg(long)]
         no_stem_reuse: bool,
+        /// Prefill every prompt whole in generation instead of their common leading tokens once
+        /// (to time the difference).
+        #[arg(long)]
+        no_shared_prefix: bool,
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -465,7 +469,7 @@ fn run_command(cmd: Command) -> Result<()> {
             println!("{}", path.display());
             Ok(())
         }
-        Command::Bench { what: BenchCommand::Train { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, trainable_layers, lora, checkpointing, f16, no_shared_prompts, no_stem_reuse, json } } => {
+        Command::Bench { what: BenchCommand::Train { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, trainable_layers, lora, checkpointing, f16, no_shared_prompts, no_stem_reuse, no_shared_prefix, json } } => {
             use crate::bench::train::Learning;
             let learning = match (trainable_layers, lora) {
                 (Some(n), _) => Learning::TopLayers(n),
@@ -474,7 +478,7 @@ fn run_command(cmd: Command) -> Result<()> {
                 _ => Learning::Full,
             };
             let precision = if f16 { crate::model::precision::Precision::MixedF16 } else { crate::model::precision::Precision::F32 };
-            let opts = crate::bench::train::TrainBenchOptions { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, learning, checkpointing, precision, share_prompts: !no_shared_prompts, reuse_stems: !no_stem_reuse };
+            let opts = crate::bench::train::TrainBenchOptions { model, tokenizer, device, docs, group, recall_group, memory_tokens, answer_tokens, micro_batch, dump_batch, warmup, learning, checkpointing, precision, share_prompts: !no_shared_prompts, reuse_stems: !no_stem_reuse, share_prefix: !no_shared_prefix };
             let report = crate::bench::train::train_step(&opts)?;
             println!("{}", report.text());
             write_json(json, &report)?;

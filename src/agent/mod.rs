@@ -17,7 +17,7 @@ pub mod recall_answer;
 use crate::checkpoint::LoadedModel;
 use crate::checkpoint::chat_template::{ChatMessage, render_chat};
 use crate::checkpoint::tokenizer::TextTokenizer;
-use crate::generate::{Generation, SamplingParams, generate_tapped};
+use crate::generate::{GenerateOptions, Generation, SamplingParams, generate_with};
 use crate::model::Llama;
 use crate::model::packed::PackedLlama;
 use anyhow::{Result, bail};
@@ -33,15 +33,15 @@ pub struct Policy<'a> {
     pub packed: Option<&'a PackedLlama>,
     pub inv_freq: &'a [f64],
     pub tokenizer: &'a TextTokenizer,
-    /// Keep each turn's residual stream entering this layer ([`Turn::stem`]): the trainer's
-    /// rollouts, whose frozen layers below it the update need not run again
-    /// ([`crate::model::stem`]).
-    pub stem_layer: Option<usize>,
+    /// How generation runs. The trainer's rollouts set `stem_layer`: each turn keeps its residual
+    /// stream entering that layer ([`Turn::stem`]), so the update need not run the frozen layers
+    /// below it again ([`crate::model::stem`]).
+    pub options: GenerateOptions,
 }
 
 impl<'a> Policy<'a> {
     pub fn from_loaded(loaded: &'a LoadedModel) -> Self {
-        Policy { model: &loaded.model, packed: loaded.packed(), inv_freq: &loaded.inv_freq, tokenizer: &loaded.tokenizer, stem_layer: None }
+        Policy { model: &loaded.model, packed: loaded.packed(), inv_freq: &loaded.inv_freq, tokenizer: &loaded.tokenizer, options: GenerateOptions::default() }
     }
 
     /// Token ids of `user_text` as the single user turn of a chat, ready for the assistant reply.
@@ -58,7 +58,7 @@ impl<'a> Policy<'a> {
     /// ends the call with [`Cancelled`].
     pub fn generate_observed(&self, prompts: &[Vec<u32>], sampling: &SamplingParams, go_on: &mut dyn FnMut() -> bool) -> Result<Vec<Generation>> {
         let mut stopped = false;
-        let out = generate_tapped(self.model, self.packed, self.inv_freq, prompts, sampling, &self.tokenizer.stop_ids, self.stem_layer, &mut |_| {
+        let out = generate_with(self.model, self.packed, self.inv_freq, prompts, sampling, &self.tokenizer.stop_ids, self.options, &mut |_| {
             stopped = !go_on();
             !stopped
         })?;

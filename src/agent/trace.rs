@@ -35,7 +35,7 @@ pub struct Turn {
     /// Decoded response with special tokens removed.
     pub text: String,
     /// The stream entering the policy's frozen layers' top, at every token the turn fed, when
-    /// the rollout kept it ([`super::Policy::stem_layer`]); for the update only.
+    /// the rollout kept it ([`crate::generate::GenerateOptions::stem_layer`]); for the update only.
     #[serde(skip)]
     pub stem: Option<Arc<StemStates>>,
 }

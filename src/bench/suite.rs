@@ -256,6 +256,7 @@ pub fn run(opts: &SuiteOptions, progress: &mut dyn FnMut(&str)) -> Result<SuiteR
                 precision: Precision::F32,
                 share_prompts: true,
                 reuse_stems: true,
+                share_prefix: true,
             };
             report.grpo.push(train_step(&t)?);
         }

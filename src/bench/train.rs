@@ -11,7 +11,7 @@ use crate::model::packed::{PackedLlama, PanelPrecision};
 use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, run_agent, run_recall};
 use crate::device::DeviceChoice;
 use crate::exercises::{DatasetOptions, Preset, build};
-use crate::generate::SamplingParams;
+use crate::generate::{GenerateOptions, SamplingParams};
 use crate::model::precision::Precision;
 use crate::model::{Llama, ModelConfig, rope};
 use crate::train::data::TrainData;
@@ -53,6 +53,9 @@ pub struct TrainBenchOptions {
     /// With [`Learning::TopLayers`]: start the update above the frozen layers from the stream
     /// the rollouts kept ([`crate::model::stem`]); off: from tokens, for timing the difference.
     pub reuse_stems: bool,
+    /// Prefill the prompts' common leading tokens once in generation (CPU;
+    /// [`GenerateOptions::share_prefix`]); off: every prompt whole, for timing the difference.
+    pub share_prefix: bool,
 }
 
 /// Which weights a step trains, as `memtrain train` can be configured to.
@@ -210,7 +213,7 @@ pub fn train_step(opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
         }
         let infer = model.valid();
         let packed = PackedLlama::for_device(&infer, PanelPrecision::F32);
-        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &inv_freq, tokenizer: &tokenizer, stem_layer };
+        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &inv_freq, tokenizer: &tokenizer, options: GenerateOptions { stem_layer, share_prefix: opts.share_prefix } };
         let t = Instant::now();
         let traces = run_agent(&policy, &inputs, opts.group, &params)?;
         // One recall request per rollout, from its last memory and the exercise's first probe.

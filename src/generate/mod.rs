@@ -3,9 +3,12 @@
 //! callback and cancellation. This is the rollout engine of GRPO, so batch > 1 is the norm.
 
 pub mod sampler;
+pub mod shared_prefix;
+mod stem_recorder;
 
 use crate::model::kv_cache::KvCache;
 use crate::model::stem::{StemStates, StemTap};
+use stem_recorder::StemRecorder;
 use std::sync::Arc;
 use crate::kernels::gpu;
 use crate::model::packed::PackedLlama;
@@ -31,7 +34,7 @@ pub struct Generation {
     pub tokens: Vec<u32>,
     pub logprobs: Vec<f32>,
     pub stop: StopReason,
-    /// With [`generate_tapped`] on the CPU: the stream entering the tapped layer at every token
+    /// With [`GenerateOptions::stem_layer`] on the CPU: the stream entering the tapped layer at every token
     /// this sequence fed (its prompt, then its tokens but the last).
     pub stem: Option<Arc<StemStates>>,
 }
@@ -55,21 +58,38 @@ pub fn generate(
     stop_ids: &[u32],
     on_token: &mut dyn FnMut(TokenEvent) -> bool,
 ) -> Result<Vec<Generation>> {
-    generate_tapped(model, packed, inv_freq, prompts, params, stop_ids, None, on_token)
+    generate_with(model, packed, inv_freq, prompts, params, stop_ids, GenerateOptions::default(), on_token)
 }
 
-/// [`generate`], also keeping for each sequence the residual stream entering layer
-/// `stem_layer` at every token it feeds ([`Generation::stem`]; see [`crate::model::stem`]).
-/// On the CPU only: elsewhere (and for a layer the model does not have) no stem is kept.
+/// How a call runs, beside what it samples. Neither option changes what is generated beyond
+/// float rounding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GenerateOptions {
+    /// Keep for each sequence the residual stream entering this layer at every token it feeds
+    /// ([`Generation::stem`]; see [`crate::model::stem`]). On the CPU only: elsewhere (and for a
+    /// layer the model does not have) no stem is kept.
+    pub stem_layer: Option<usize>,
+    /// Prefill the distinct prompts' common leading tokens once (the chat template's system
+    /// turn and the instruction; see [`shared_prefix`]). On the CPU only.
+    pub share_prefix: bool,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions { stem_layer: None, share_prefix: true }
+    }
+}
+
+/// [`generate`] with [`GenerateOptions`].
 #[allow(clippy::too_many_arguments)]
-pub fn generate_tapped(
+pub fn generate_with(
     model: &Llama,
     packed: Option<&PackedLlama>,
     inv_freq: &[f64],
     prompts: &[Vec<u32>],
     params: &SamplingParams,
     stop_ids: &[u32],
-    stem_layer: Option<usize>,
+    options: GenerateOptions,
     on_token: &mut dyn FnMut(TokenEvent) -> bool,
 ) -> Result<Vec<Generation>> {
     if prompts.is_empty() {
@@ -90,21 +110,27 @@ pub fn generate_tapped(
     // recall answers sample each prompt `group` times.
     let (distinct, mut copies) = distinct_prompts(prompts);
     let pad: Vec<usize> = distinct.iter().map(|&i| width - prompts[i].len()).collect();
-    let mut rows: Vec<i64> = Vec::with_capacity(distinct.len() * width);
-    for (&i, &n) in distinct.iter().zip(&pad) {
-        rows.extend(std::iter::repeat_n(0i64, n));
-        rows.extend(prompts[i].iter().map(|&t| t as i64));
-    }
     let mut cache = KvCache::new(model.layers.len(), pad);
-    let tap = stem_layer.filter(|&l| !buckets && l > 0 && l < model.layers.len());
+    let tap = options.stem_layer.filter(|&l| !buckets && l > 0 && l < model.layers.len());
     cache.stem_tap = tap.map(|layer| StemTap { layer, taken: None });
-    let mut stems = StemRecorder::new(tap, prompts, copies.as_deref());
+    // The prompts' common leading tokens, prefilled once into every row's cache: the first step
+    // then computes only the columns after them.
+    let firsts: Vec<&[u32]> = distinct.iter().map(|&i| prompts[i].as_slice()).collect();
+    let columns = if buckets || !options.share_prefix { 0 } else { shared_prefix::columns(&firsts) };
+    let shared = if columns > 0 { on_cpu_workers(|| shared_prefix::prefill(model, packed, inv_freq, &firsts[0][..columns], &mut cache, width))? } else { None };
+    let skip = shared.as_ref().map_or(0, |s| s.columns);
+    let mut rows: Vec<i64> = Vec::with_capacity(distinct.len() * (width - skip));
+    for (&i, &n) in distinct.iter().zip(&cache.pad) {
+        let padded = std::iter::repeat_n(0i64, n).chain(prompts[i].iter().map(|&t| t as i64));
+        rows.extend(padded.skip(skip));
+    }
+    let mut stems = StemRecorder::new(tap, prompts, copies.as_deref(), shared);
     let mut rngs: Vec<_> = (0..prompts.len()).map(|i| sampler::sequence_rng(params.seed, i)).collect();
     let mut out: Vec<Generation> =
         prompts.iter().map(|_| Generation { tokens: vec![], logprobs: vec![], stop: StopReason::MaxTokens, stem: None }).collect();
     // `batch[j]` is the prompt index of batch row j, `None` for a finished row kept for its shape.
     let mut batch: Vec<Option<usize>> = (0..prompts.len()).map(Some).collect();
-    let mut input = Tensor::<2, Int>::from_data(TensorData::new(rows, [distinct.len(), width]), &device);
+    let mut input = Tensor::<2, Int>::from_data(TensorData::new(rows, [distinct.len(), width - skip]), &device);
     for _step in 0..params.max_new_tokens {
         let q_len = input.dims()[1];
         cache.reserve(q_len);
@@ -166,54 +192,6 @@ pub fn generate_tapped(
     }
     stems.attach(&mut out);
     Ok(out)
-}
-
-/// Collects each sequence's tapped stream, step by step ([`generate_tapped`]).
-struct StemRecorder {
-    layer: Option<usize>,
-    /// Per sequence, `[fed positions, hidden]` so far.
-    values: Vec<Vec<f32>>,
-    /// Before the first step: each sequence's row of the prefill (identical prompts share one)
-    /// and prompt length; afterwards empty.
-    prefill: Vec<(usize, usize)>,
-}
-
-impl StemRecorder {
-    /// Each sequence's buffer grows by doubling, so it may hold up to about twice its values.
-    /// Reserved once for the prompt and `max_new_tokens` instead, a GRPO step's host peak was
-    /// 130 MB lower but its generation took 60.2 / 61.3 s against 50.6–55.1 s (one run each, not
-    /// understood; README, Performance).
-    fn new(layer: Option<usize>, prompts: &[Vec<u32>], copies: Option<&[usize]>) -> Self {
-        let prefill = prompts.iter().enumerate().map(|(i, p)| (copies.map_or(i, |c| c[i]), p.len())).collect();
-        StemRecorder { layer, values: vec![vec![]; if layer.is_some() { prompts.len() } else { 0 }], prefill }
-    }
-
-    /// Appends one step's stream `[rows, q_len, hidden]`: the prefill's (left-padded distinct
-    /// prompts) or a decode step's (one token per batch row; finished rows kept for their shape
-    /// are skipped).
-    fn keep(&mut self, taken: Tensor<3>, batch: &[Option<usize>]) -> Result<()> {
-        let [_, q, d] = taken.dims();
-        let host = taken.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("reading the tapped stream: {e:?}"))?;
-        if !self.prefill.is_empty() {
-            for ((row, len), values) in std::mem::take(&mut self.prefill).into_iter().zip(&mut self.values) {
-                values.extend_from_slice(&host[(row * q + q - len) * d..(row + 1) * q * d]);
-            }
-            return Ok(());
-        }
-        for (row, slot) in batch.iter().enumerate() {
-            if let Some(seq) = *slot {
-                self.values[seq].extend_from_slice(&host[row * q * d..(row + 1) * q * d]);
-            }
-        }
-        Ok(())
-    }
-
-    fn attach(self, out: &mut [Generation]) {
-        let Some(layer) = self.layer else { return };
-        for (g, values) in out.iter_mut().zip(self.values) {
-            g.stem = Some(Arc::new(StemStates { layer, values }));
-        }
-    }
 }
 
 /// The first prompt of each distinct value, and — when some prompts repeat — each prompt's

@@ -63,6 +63,30 @@ impl HostKv {
         self.capacity = capacity;
     }
 
+    /// A cache of `pads.len()` sequences and `capacity` columns whose sequence `r` holds, from
+    /// its column `pads[r]` (its first prompt token) up to column `columns`, the leading
+    /// positions of `prefix`, a one-sequence cache of their shared prompt prefix. Keys were
+    /// rotated at their positions, not their columns, so they move as they are. The columns
+    /// past `columns` are left for the caller's next write (`None` if `prefix` is not one
+    /// written sequence holding `columns` positions).
+    pub fn shared_prefix(prefix: &HostKv, pads: &[usize], columns: usize, capacity: usize) -> Option<HostKv> {
+        let HostKv { batch, kv_heads, head_dim: hd, capacity: from_cap, .. } = *prefix;
+        if prefix.is_empty() || batch != 1 || from_cap < columns || capacity < columns {
+            return None;
+        }
+        let b = pads.len();
+        let mut out = HostKv { keys: vec![0.0; b * kv_heads * capacity * hd], values: vec![0.0; b * kv_heads * capacity * hd], batch: b, kv_heads, capacity, head_dim: hd };
+        for (r, &pad) in pads.iter().enumerate() {
+            let n = columns.saturating_sub(pad) * hd;
+            for h in 0..kv_heads {
+                let (from, to) = (h * from_cap * hd, ((r * kv_heads + h) * capacity + pad) * hd);
+                out.keys[to..to + n].copy_from_slice(&prefix.keys[from..from + n]);
+                out.values[to..to + n].copy_from_slice(&prefix.values[from..from + n]);
+            }
+        }
+        Some(out)
+    }
+
     /// Writes token-major `[b, s, kvh, hd]` rows at columns `start..start + s` (`rope` rotates
     /// them: the keys).
     fn write(buffer: &mut [f32], x: &[f32], d: Dims, capacity: usize, start: usize, rope: Option<Rope>) {

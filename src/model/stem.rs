@@ -6,7 +6,7 @@
 //! entering layer `L − n` at a rollout's tokens is the same in the update as when the rollout was
 //! generated. The update used to run those layers again for every position: 20 of its 30 layer
 //! forwards (their backward is not recorded). Generation keeps that stream for every token it
-//! feeds ([`StemTap`], [`crate::generate::generate_tapped`]) and the update starts at layer
+//! feeds ([`StemTap`], [`crate::generate::GenerateOptions::stem_layer`]) and the update starts at layer
 //! `L − n` from it ([`Start::Stem`]).
 //!
 //! The arithmetic: generation's prefill and decode compute the same function as the training

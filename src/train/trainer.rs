@@ -25,7 +25,7 @@ use crate::agent::{AgentInput, AgentParams, Policy, RecallInput, Trace, TurnKind
 use crate::checkpoint::{self, tokenizer::TextTokenizer};
 use crate::device::{self, DeviceInfo};
 use crate::eval::{self, HeldOutEval};
-use crate::generate::SamplingParams;
+use crate::generate::{GenerateOptions, SamplingParams};
 use crate::model::random::RandomWeights;
 use crate::model::weights_out::{NamedTensors, hf_tensors};
 use crate::model::{Llama, ModelConfig, rope};
@@ -235,7 +235,7 @@ impl Trainer {
         };
         let infer = self.model().valid();
         let packed = PackedLlama::for_device(&infer, PanelPrecision::F32);
-        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer, stem_layer: None };
+        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer, options: GenerateOptions::default() };
         let params = eval::greedy(self.cfg.agent.memory_tokens, self.cfg.agent.answer_tokens, self.cfg.agent.no_repeat_ngram);
         let mut run = eval::evaluate(&policy, self.state.step, &self.data.held_out[..n], &self.data.held_out_recall, &params)?;
         let references = eval::held_out_references(&self.data, n, self.cfg.agent.memory_tokens, &self.tokenizer)?;
@@ -325,7 +325,7 @@ impl Trainer {
         let inputs: Vec<AgentInput> = docs.iter().map(|&i| AgentInput::from(&self.data.train[i])).collect();
         let infer = self.model().valid();
         let packed = PackedLlama::for_device(&infer, PanelPrecision::F32);
-        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer, stem_layer: None };
+        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer, options: GenerateOptions::default() };
         let traces = run_agent(&policy, &inputs, 1, &eval::greedy(self.cfg.agent.memory_tokens, self.cfg.agent.answer_tokens, self.cfg.agent.no_repeat_ngram))?;
         let teacher = super::reference::TeacherStyle::from_config(&self.cfg.sft);
         let weights = super::reference::TurnWeights::from_config(&self.cfg.sft);
@@ -357,7 +357,7 @@ impl Trainer {
         let t = Instant::now();
         let infer = self.model().valid();
         let packed = PackedLlama::for_device(&infer, PanelPrecision::F32);
-        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer, stem_layer: self.stem_layer() };
+        let policy = Policy { model: &infer, packed: packed.as_ref(), inv_freq: &self.inv_freq, tokenizer: &self.tokenizer, options: GenerateOptions { stem_layer: self.stem_layer(), ..GenerateOptions::default() } };
         let traces = run_agent(&policy, &inputs, group, &params)?;
         let (requests, recall_golds, request_of_trace) = if cfg.objectives.recall { self.recall_requests(&traces, &docs, seed) } else { (vec![], vec![], vec![]) };
         let recall_sampling = SamplingParams { temperature: cfg.agent.recall_temperature.unwrap_or(cfg.agent.temperature), ..sampling.clone() };

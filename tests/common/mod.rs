@@ -100,6 +100,26 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
+/// Of residual streams `got` against `want` (pairs of equally long slices): the largest
+/// difference relative to its entry's size plus the root mean square of every `want`, and that
+/// root mean square. Relative to the entry too because SmolLM2's streams have a few entries of
+/// ~10⁴ (the first position's), where two summation orders (the host path's and the tensor
+/// path's) differ by ~10 ulps, ~10⁻², against an rms of ~10².
+pub fn stream_error(pairs: &[(&[f32], &[f32])]) -> (f32, f32) {
+    let values: usize = pairs.iter().map(|(_, w)| w.len()).sum();
+    let squares: f64 = pairs.iter().flat_map(|(_, w)| w.iter()).map(|&v| (v as f64).powi(2)).sum();
+    let rms = (squares / values.max(1) as f64).sqrt() as f32;
+    let worst = pairs
+        .iter()
+        .flat_map(|(g, w)| {
+            assert_eq!(g.len(), w.len(), "one hidden vector per fed token");
+            g.iter().zip(w.iter())
+        })
+        .map(|(g, w)| (g - w).abs() / (w.abs() + rms))
+        .fold(0.0f32, f32::max);
+    (worst, rms)
+}
+
 /// `lm`'s next-token logits after `ids` (one CPU forward, the last position's row).
 pub fn last_logits(lm: &memtrain::checkpoint::LoadedModel, ids: &[u32]) -> Vec<f32> {
     let device = Device::flex();

@@ -1,0 +1,103 @@
+//! Generation that prefills the prompts' common leading tokens once
+//! (`GenerateOptions::share_prefix`, `memtrain::generate::shared_prefix`) generates what it
+//! generates prefilling every prompt whole: the same greedy tokens, their log-probs and the kept
+//! residual streams to float rounding — through left padding wider than the prefix, a prompt that
+//! is the prefix itself, identical prompts prefilled once, the first step on host buffers or
+//! through tensors, with and without decode panels; on random weights and on the real SmolLM2
+//! with the agent's prompts.
+
+mod common;
+
+use burn::prelude::*;
+use common::max_abs_diff;
+use memtrain::generate::{GenerateOptions, Generation, SamplingParams, generate_with, shared_prefix};
+use memtrain::model::packed::{PackedLlama, PanelPrecision};
+use memtrain::model::{Llama, ModelConfig};
+
+/// Generates greedily for `prompts` keeping the stream entering `layer`, prefix shared and not.
+fn shared_and_whole(model: &Llama, packed: Option<&PackedLlama>, inv_freq: &[f64], prompts: &[Vec<u32>], stop: &[u32], layer: usize, tokens: usize) -> [Vec<Generation>; 2] {
+    let sampling = SamplingParams { max_new_tokens: tokens, ..Default::default() };
+    [true, false].map(|share_prefix| {
+        let options = GenerateOptions { stem_layer: Some(layer), share_prefix };
+        generate_with(model, packed, inv_freq, prompts, &sampling, stop, options, &mut |_| true).unwrap()
+    })
+}
+
+/// The largest log-prob difference and the kept streams' error ([`common::stream_error`]) with
+/// their root mean square, after checking the tokens are the same.
+fn compare(shared: &[Generation], whole: &[Generation]) -> (f32, f32, f32) {
+    let mut logprob = 0.0f32;
+    let mut pairs: Vec<(&[f32], &[f32])> = vec![];
+    for (i, (s, w)) in shared.iter().zip(whole).enumerate() {
+        assert_eq!(s.tokens, w.tokens, "sequence {i}: the shared prefix changed what was generated");
+        assert_eq!(s.stop, w.stop);
+        logprob = logprob.max(max_abs_diff(&s.logprobs, &w.logprobs));
+        pairs.push((&s.stem.as_ref().expect("a kept stream").values, &w.stem.as_ref().expect("a kept stream").values));
+    }
+    let (stream, rms) = common::stream_error(&pairs);
+    (logprob, stream, rms)
+}
+
+fn distinct_shared(prompts: &[Vec<u32>]) -> usize {
+    let mut distinct: Vec<&[u32]> = vec![];
+    for p in prompts {
+        if !distinct.contains(&p.as_slice()) {
+            distinct.push(p);
+        }
+    }
+    shared_prefix::columns(&distinct)
+}
+
+#[test]
+fn prompts_sharing_a_prefix_generate_the_same_with_it_prefilled_once() {
+    let device = Device::flex();
+    let cfg = ModelConfig { num_layers: 4, ..common::tiny_config() };
+    let model = common::jittered_model(&cfg, &device, 5);
+    let inv_freq = memtrain::model::rope::inverse_frequencies(&cfg);
+    let packed = PackedLlama::for_device(&model, PanelPrecision::F32);
+    assert!(packed.is_some(), "CPU decode panels for the tiny model");
+    let stop: Vec<u32> = (40..44).collect();
+    let prefix: Vec<u32> = (0..20).map(|t| (t * 7 + 3) % 40).collect();
+    let with = |tail: &[u32]| -> Vec<u32> { prefix.iter().chain(tail).copied().collect() };
+    let long: Vec<u32> = (0..25).map(|t| (t * 11 + 1) % 40).collect();
+    // Short tails: the first step after the prefix is 3 rows × 5 columns, on host buffers.
+    // The long tail: 5 distinct rows × 25 columns, through tensors; the prefix itself is padded
+    // by 25 columns, more than the prefix's 20, and recomputes all of it.
+    let cases = [
+        vec![with(&[21, 22, 23, 24, 25]), with(&[30, 31]), prefix.clone(), with(&[21, 22, 23, 24, 25])],
+        vec![with(&long), with(&[30, 31, 32]), prefix.clone(), with(&long[..9]), with(&[30, 31, 32]), with(&[5; 12])],
+    ];
+    for prompts in &cases {
+        assert_eq!(distinct_shared(prompts), 20, "the prompts share 20 leading tokens");
+        for p in [packed.as_ref(), None] {
+            let [shared, whole] = shared_and_whole(&model, p, &inv_freq, prompts, &stop, 2, 10);
+            let (logprob, stream, rms) = compare(&shared, &whole);
+            eprintln!("{} prompts, panels {}: log-probs {logprob:.2e}, streams {stream:.2e} of size + rms (rms {rms:.3})", prompts.len(), p.is_some());
+            assert!(logprob < 1e-5, "log-probs off by {logprob}");
+            assert!(rms > 1e-3 && stream < 1e-5, "kept streams off by {stream} of their size + rms (rms {rms})");
+        }
+    }
+}
+
+#[test]
+fn the_real_agent_prompts_generate_the_same_with_their_prefix_prefilled_once() {
+    use memtrain::agent::prompts::{memory_recall, memory_update};
+    let Some(path) = common::real_model() else { return };
+    let device = Device::flex();
+    let lm = memtrain::checkpoint::load(&path, &device).unwrap();
+    let ids = |text: &str| memtrain::agent::chat_prompt_ids(&lm.tokenizer, text).unwrap();
+    let problem = "Based on the entire article, which entity is represented by the [MASK] placeholder?";
+    let prompts = vec![
+        ids(&memory_update(problem, "No previous memory", "The ferry Astrid was built in Bergen in 1931 for the coastal route.")),
+        ids(&memory_update(problem, "The ferry Astrid was built in Bergen in 1931.", "Years later, the [MASK] ferry sank near Oslo in a storm.")),
+        ids(&memory_update(problem, "No previous memory", "The ferry Astrid was built in Bergen in 1931 for the coastal route.")),
+        ids(&memory_recall("The ferry Astrid was built in Bergen.", "The ferry [TARGET] was built in Bergen in 1931.")),
+    ];
+    let shared = distinct_shared(&prompts);
+    assert!(shared >= 16, "the chat template's system turn at least: {shared} tokens");
+    let [a, b] = shared_and_whole(&lm.model, lm.packed(), &lm.inv_freq, &prompts, &lm.tokenizer.stop_ids, 20, 16);
+    let (logprob, stream, rms) = compare(&a, &b);
+    eprintln!("SmolLM2, {shared} shared tokens: log-probs {logprob:.2e}, streams at layer 20 {stream:.2e} of size + rms (rms {rms:.1})");
+    assert!(logprob < 1e-3, "log-probs off by {logprob}");
+    assert!(stream < 1e-5, "kept streams off by {stream} of their size + rms (rms {rms})");
+}
