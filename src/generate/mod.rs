@@ -105,8 +105,7 @@ pub fn generate_with(
     let buckets = crate::device::compiles_per_shape(&device);
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let width = if buckets { shape_bucket(longest) } else { longest };
-    // Identical prompts are prefilled once; after the first step each of their sequences reads
-    // the prompt's cache row, shared (`KvCache::repeat_rows`; copied where the cache is tensors):
+    // Identical prompts are prefilled once and their cache rows copied after the first step:
     // GRPO's rollouts of one document all start from the same first-turn prompt, and its
     // recall answers sample each prompt `group` times.
     let (distinct, mut copies) = distinct_prompts(prompts);
@@ -143,7 +142,7 @@ pub fn generate_with(
             if let Some(rows) = copies.take() {
                 let index = Tensor::<1, Int>::from_data(TensorData::new(rows.iter().map(|&r| r as i64).collect(), [rows.len()]), &device);
                 logits = logits.select(0, index);
-                cache.repeat_rows(&rows, &device);
+                cache.retain(&rows, &device);
             }
             if params.temperature <= 0.0 { greedy_without_repeats(logits, params.no_repeat_ngram, &batch, &out) } else { sample(logits, params, &batch, &mut rngs) }
         };

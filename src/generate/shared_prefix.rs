@@ -13,7 +13,7 @@
 //! columns has the prefix's last `pad` positions among those columns: it recomputes them, as the
 //! padding cost before, so the saving is the prefix's columns of every row.
 
-use crate::kernels::host_kv::HostKv;
+use crate::kernels::cached_attention::HostKv;
 use crate::model::kv_cache::KvCache;
 use crate::model::packed::PackedLlama;
 use crate::model::stem::StemTap;

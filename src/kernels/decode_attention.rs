@@ -11,7 +11,6 @@
 
 use super::causal_attention::AttnShape;
 use super::fast_exp::exp_shifted_in_place;
-use super::host_kv::SharedRows;
 use super::rms_norm::dot;
 use std::ops::Range;
 use rayon::prelude::*;
@@ -61,41 +60,6 @@ fn decode_in(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], sh: AttnShape, split
         })
         .collect();
     for (out, parts) in out.chunks_exact_mut(g * d).zip(parts.chunks_exact(splits)) {
-        Partial::merge(parts, out, d);
-    }
-    out
-}
-
-/// [`decode`] over a cache whose sequences read their first `shared.columns` columns from
-/// `shared`'s rows (identical prompts prefilled once: [`SharedRows`]) and the later ones from
-/// `own` (`[b, kvh, sh.cols − shared.columns, hd]`). Each (sequence, KV head) task reads its two
-/// spans on tasks of their own, merged as [`decode`] merges split columns.
-pub fn decode_shared(q: &[f32], shared: &SharedRows, (own_k, own_v): (&[f32], &[f32]), bias: &[f32], sh: AttnShape) -> Vec<f32> {
-    assert_eq!(sh.s, 1, "one query row per sequence");
-    let (g, d, cols, first) = (sh.h / sh.kvh, sh.hd, sh.past + 1, shared.columns);
-    let own = sh.cols - first;
-    assert!(first < cols && q.len() == sh.b * sh.h * d && own_k.len() == sh.b * sh.kvh * own * d && own_v.len() == own_k.len() && bias.len() == sh.b * sh.cols && shared.row_of.len() == sh.b, "shared decode attention's inputs are not shaped as {sh:?}");
-    let isa = Isa::detect();
-    let parts: Vec<(Vec<f32>, Partial)> = (0..sh.b * sh.kvh * 2)
-        .into_par_iter()
-        .map(|i| {
-            let (task, mine) = (i / 2, i % 2 == 1);
-            let (bi, kh) = (task / sh.kvh, task % sh.kvh);
-            let bias = &bias[bi * sh.cols..][..cols];
-            let (keys, values, bias) = if mine {
-                let at = (bi * sh.kvh + kh) * own * d;
-                (&own_k[at..][..(cols - first) * d], &own_v[at..][..(cols - first) * d], &bias[first..])
-            } else {
-                let at = (shared.row_of[bi] * sh.kvh + kh) * shared.stride * d;
-                (&shared.keys[at..][..first * d], &shared.values[at..][..first * d], &bias[..first])
-            };
-            let mut o = vec![0.0f32; g * d];
-            let part = Group { q: &q[task * g * d..][..g * d], keys, values, bias, g, d, scale: sh.scale }.run(&mut o, isa);
-            (o, part)
-        })
-        .collect();
-    let mut out = vec![0.0f32; q.len()];
-    for (out, parts) in out.chunks_exact_mut(g * d).zip(parts.chunks_exact(2)) {
         Partial::merge(parts, out, d);
     }
     out

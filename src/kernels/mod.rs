@@ -9,7 +9,6 @@ pub mod flex_glue;
 pub mod causal_attention;
 pub mod causal_attention_op;
 pub mod cached_attention;
-pub mod host_kv;
 pub mod decode_attention;
 pub mod head_layout;
 pub mod fast_exp;

@@ -12,7 +12,7 @@
 
 use super::shared_prompts::PromptKv;
 use super::stem::StemTap;
-use crate::kernels::host_kv::HostKv;
+use crate::kernels::cached_attention::HostKv;
 use burn::prelude::*;
 
 /// Smallest capacity a cache is given: short prompts share one set of kernel shapes.
@@ -113,18 +113,6 @@ impl KvCache {
         let needed = self.len + new_columns;
         if needed > self.capacity {
             self.capacity = bucket(needed);
-        }
-    }
-
-    /// The sequences at `rows` (indices into the current batch, repeats allowed: identical
-    /// prompts prefilled once). Host caches share the written columns of a repeated row
-    /// instead of copying them ([`HostKv::repeat_rows`]).
-    pub fn repeat_rows(&mut self, rows: &[usize], device: &Device) {
-        if self.layers.iter().all(|l| !l.host.is_empty()) {
-            self.layers.iter_mut().for_each(|l| l.host.repeat_rows(rows, self.len));
-            self.pad = rows.iter().map(|&i| self.pad[i]).collect();
-        } else {
-            self.retain(rows, device);
         }
     }
 
