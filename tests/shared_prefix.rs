@@ -88,19 +88,25 @@ fn the_real_agent_prompts_generate_the_same_with_their_prefix_prefilled_once() {
     let lm = memtrain::checkpoint::load(&path, &device).unwrap();
     let ids = |text: &str| memtrain::agent::chat_prompt_ids(&lm.tokenizer, text).unwrap();
     let problem = "Based on the entire article, which entity is represented by the [MASK] placeholder?";
-    let prompts = vec![
+    let updates = vec![
         ids(&memory_update(problem, "No previous memory", "The ferry Astrid was built in Bergen in 1931 for the coastal route.")),
         ids(&memory_update(problem, "The ferry Astrid was built in Bergen in 1931.", "Years later, the [MASK] ferry sank near Oslo in a storm.")),
         ids(&memory_update(problem, "No previous memory", "The ferry Astrid was built in Bergen in 1931 for the coastal route.")),
-        ids(&memory_recall("The ferry Astrid was built in Bergen.", "The ferry [TARGET] was built in Bergen in 1931.")),
     ];
-    let shared = distinct_shared(&prompts);
-    assert!(shared >= 16, "the chat template's system turn at least: {shared} tokens");
-    let [a, b] = shared_and_whole(&lm.model, lm.packed(), &lm.inv_freq, &prompts, &lm.tokenizer.stop_ids, 20, 16);
-    let (logprob, stream, rms) = compare(&a, &b);
-    eprintln!("SmolLM2, {shared} shared tokens: log-probs {logprob:.2e}, streams at layer 20 {stream:.2e} of size + rms (rms {rms:.1})");
-    assert!(logprob < 1e-3, "log-probs off by {logprob}");
-    assert!(stream < 1e-5, "kept streams off by {stream} of their size + rms (rms {rms})");
+    let mut mixed = updates.clone();
+    mixed.push(ids(&memory_recall("The ferry Astrid was built in Bergen.", "The ferry [TARGET] was built in Bergen in 1931.")));
+    // Update prompts alone share the system turn, the instruction and the problem: more than the
+    // host path's 64 rows, so the prefix pass runs through tensors, as in training. With a recall
+    // prompt, only the system turn: the prefix pass runs on host buffers.
+    for (prompts, at_least) in [(updates, 65), (mixed, 16)] {
+        let shared = distinct_shared(&prompts);
+        assert!(shared >= at_least, "{shared} shared tokens, expected at least {at_least}");
+        let [a, b] = shared_and_whole(&lm.model, lm.packed(), &lm.inv_freq, &prompts, &lm.tokenizer.stop_ids, 20, 16);
+        let (logprob, stream, rms) = compare(&a, &b);
+        eprintln!("SmolLM2, {shared} shared tokens: log-probs {logprob:.2e}, streams at layer 20 {stream:.2e} of size + rms (rms {rms:.1})");
+        assert!(logprob < 1e-3, "log-probs off by {logprob}");
+        assert!(stream < 1e-5, "kept streams off by {stream} of their size + rms (rms {rms})");
+    }
 }
 
 /// Greedy generations of `prompts` (some repeated) against those of each distinct prompt alone

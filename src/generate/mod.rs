@@ -116,7 +116,7 @@ pub fn generate_with(
     // The prompts' common leading tokens, prefilled once into every row's cache: the first step
     // then computes only the columns after them.
     let firsts: Vec<&[u32]> = distinct.iter().map(|&i| prompts[i].as_slice()).collect();
-    let columns = if buckets || !options.share_prefix { 0 } else { shared_prefix::columns(&firsts) };
+    let columns = if buckets || !options.share_prefix || params.max_new_tokens == 0 { 0 } else { shared_prefix::columns(&firsts) };
     let shared = if columns > 0 { on_cpu_workers(|| shared_prefix::prefill(model, packed, inv_freq, &firsts[0][..columns], &mut cache, width))? } else { None };
     let skip = shared.as_ref().map_or(0, |s| s.columns);
     let mut rows: Vec<i64> = Vec::with_capacity(distinct.len() * (width - skip));

@@ -10,8 +10,8 @@
 //! copied into every row of the batch's cache, each at its row's first prompt column (rows are
 //! left-padded to the longest prompt, and a key's rotation depends on its position, not its
 //! column). The first step then feeds only the columns after the prefix. A row padded by `pad`
-//! columns has the prefix's last `pad` positions among those columns: it recomputes them, as the
-//! padding cost before, so the saving is the prefix's columns of every row.
+//! columns has the prefix's last `min(pad, prefix)` positions among those columns: it recomputes
+//! them, as the padding cost before, so the saving is the prefix's columns of every row.
 
 use crate::kernels::cached_attention::HostKv;
 use crate::model::kv_cache::KvCache;
@@ -26,7 +26,8 @@ const MIN_COLUMNS: usize = 16;
 
 /// What [`prefill`] wrote.
 pub(super) struct SharedPrefix {
-    /// Leading columns of the batch's cache written (the prefix's length).
+    /// The prefix's length: every row's cache holds its prefix positions up to this column (from
+    /// its first prompt column), and the first step starts here.
     pub columns: usize,
     /// With a stem tap, the prefix's stream entering the tapped layer `[columns, hidden]`.
     pub stem: Option<Vec<f32>>,
@@ -49,10 +50,16 @@ pub fn columns(prompts: &[&[u32]]) -> usize {
 /// Runs `prefix` through `model` alone and writes its keys and values into every row of the
 /// empty `cache` (rows left-padded to `width` columns by `cache.pad`), leaving `cache.len` at the
 /// prefix's length. `None`, with `cache` untouched but for its capacity, where the cache is not
-/// kept on the host (our CPU ops off): the caller prefills whole prompts.
+/// kept on the host (our CPU ops off, or a model not in f32): the caller prefills whole prompts.
+/// Both are checked before the prefix runs; the cache's form after it is checked too.
 pub(super) fn prefill(model: &Llama, packed: Option<&PackedLlama>, inv_freq: &[f64], prefix: &[u32], cache: &mut KvCache, width: usize) -> Result<Option<SharedPrefix>> {
     assert_eq!(cache.len, 0, "the shared prefix goes into an empty cache");
-    let device = model.embed_tokens.weight.val().device();
+    let weights = model.embed_tokens.weight.val();
+    // Our cached-attention op (which keeps the cache on the host) runs only then.
+    if !crate::kernels::flex_glue::enabled() || weights.dtype() != burn::tensor::DType::F32 {
+        return Ok(None);
+    }
+    let device = weights.device();
     let columns = prefix.len();
     let mut alone = KvCache::new(model.layers.len(), vec![0]);
     alone.stem_tap = cache.stem_tap.as_ref().map(|t| StemTap { layer: t.layer, taken: None });

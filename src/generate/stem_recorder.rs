@@ -42,7 +42,7 @@ impl StemRecorder {
             for ((row, len), values) in std::mem::take(&mut self.prefill).into_iter().zip(&mut self.values) {
                 // The row's prompt starts at column `pad`: its positions before column `columns`
                 // come from the shared prefix, the others from this step (which recomputed the
-                // prefix's last `pad` positions for it).
+                // prefix's last `min(pad, columns)` positions for it).
                 let pad = columns + q - len;
                 values.extend_from_slice(&prefix[..columns.saturating_sub(pad) * d]);
                 values.extend_from_slice(&host[(row * q + pad.saturating_sub(*columns)) * d..(row + 1) * q * d]);
