@@ -39,6 +39,16 @@ fn compare(shared: &[Generation], whole: &[Generation]) -> (f32, f32, f32) {
     (logprob, stream, rms)
 }
 
+/// A jittered 4-layer tiny model on the CPU (seeded), its RoPE frequencies and its decode panels.
+fn four_layers(seed: u64) -> (Llama, Vec<f64>, Option<PackedLlama>) {
+    let cfg = ModelConfig { num_layers: 4, ..common::tiny_config() };
+    let model = common::jittered_model(&cfg, &Device::flex(), seed);
+    let inv_freq = memtrain::model::rope::inverse_frequencies(&cfg);
+    let packed = PackedLlama::for_device(&model, PanelPrecision::F32);
+    assert!(packed.is_some(), "CPU decode panels for the tiny model");
+    (model, inv_freq, packed)
+}
+
 fn distinct_shared(prompts: &[Vec<u32>]) -> usize {
     let mut distinct: Vec<&[u32]> = vec![];
     for p in prompts {
@@ -51,12 +61,7 @@ fn distinct_shared(prompts: &[Vec<u32>]) -> usize {
 
 #[test]
 fn prompts_sharing_a_prefix_generate_the_same_with_it_prefilled_once() {
-    let device = Device::flex();
-    let cfg = ModelConfig { num_layers: 4, ..common::tiny_config() };
-    let model = common::jittered_model(&cfg, &device, 5);
-    let inv_freq = memtrain::model::rope::inverse_frequencies(&cfg);
-    let packed = PackedLlama::for_device(&model, PanelPrecision::F32);
-    assert!(packed.is_some(), "CPU decode panels for the tiny model");
+    let (model, inv_freq, packed) = four_layers(5);
     let stop: Vec<u32> = (40..44).collect();
     let prefix: Vec<u32> = (0..20).map(|t| (t * 7 + 3) % 40).collect();
     let with = |tail: &[u32]| -> Vec<u32> { prefix.iter().chain(tail).copied().collect() };
@@ -143,11 +148,7 @@ fn repeats_against_distinct(model: &Llama, packed: Option<&PackedLlama>, inv_fre
 
 #[test]
 fn repeated_prompts_prefilled_once_generate_as_alone() {
-    let device = Device::flex();
-    let cfg = ModelConfig { num_layers: 4, ..common::tiny_config() };
-    let model = common::jittered_model(&cfg, &device, 9);
-    let inv_freq = memtrain::model::rope::inverse_frequencies(&cfg);
-    let packed = PackedLlama::for_device(&model, PanelPrecision::F32);
+    let (model, inv_freq, packed) = four_layers(9);
     let prompt = |start: u32, len: u32| -> Vec<u32> { (start..start + len).map(|t| (t * 5) % 40).collect() };
     // Short prompts (the first step on host buffers) and long ones (through tensors).
     for len in [6, 30] {

@@ -18,7 +18,8 @@ use crate::model::kv_cache::KvCache;
 use crate::model::packed::PackedLlama;
 use crate::model::stem::StemTap;
 use crate::model::{Llama, StepLayout};
-use anyhow::Result;
+use crate::model::weights_out::host;
+use anyhow::{Context, Result};
 use burn::prelude::*;
 
 /// Below this many shared tokens the second call is not worth it.
@@ -74,9 +75,6 @@ pub(super) fn prefill(model: &Llama, packed: Option<&PackedLlama>, inv_freq: &[f
         layer.host = host;
     }
     cache.len = columns;
-    let stem = match alone.stem_tap.and_then(|t| t.taken) {
-        Some(s) => Some(s.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("reading the shared prefix's tapped stream: {e:?}"))?),
-        None => None,
-    };
+    let stem = alone.stem_tap.and_then(|t| t.taken).map(|s| host(s).context("the shared prefix's tapped stream")).transpose()?;
     Ok(Some(SharedPrefix { columns, stem }))
 }

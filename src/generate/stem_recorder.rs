@@ -4,7 +4,8 @@
 use super::Generation;
 use super::shared_prefix::SharedPrefix;
 use crate::model::stem::StemStates;
-use anyhow::Result;
+use crate::model::weights_out::host;
+use anyhow::{Context, Result};
 use burn::prelude::*;
 use std::sync::Arc;
 
@@ -36,7 +37,7 @@ impl StemRecorder {
     /// row; finished rows kept for their shape are skipped).
     pub(super) fn keep(&mut self, taken: Tensor<3>, batch: &[Option<usize>]) -> Result<()> {
         let [_, q, d] = taken.dims();
-        let host = taken.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("reading the tapped stream: {e:?}"))?;
+        let host = host(taken).context("the tapped stream")?;
         if !self.prefill.is_empty() {
             let (columns, prefix) = &self.shared;
             for ((row, len), values) in std::mem::take(&mut self.prefill).into_iter().zip(&mut self.values) {

@@ -13,9 +13,10 @@ use std::collections::BTreeMap;
 /// One tensor: HF name, row-major data, row-major shape.
 pub type NamedTensor = (String, Vec<f32>, Vec<usize>);
 
-/// A tensor's values on the host as f32 (also what the CPU decode kernels pack from).
+/// A tensor's values on the host as f32 (weights the CPU decode kernels pack from, the stream
+/// generation keeps for the update).
 pub(crate) fn host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow!("reading a weight: {e:?}"))
+    t.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow!("reading a tensor's values: {e:?}"))
 }
 
 fn linear(out: &mut Vec<NamedTensor>, prefix: &str, l: &Linear) -> Result<()> {
