@@ -4,9 +4,10 @@
 //!    forward computes entering the tapped layer at the same tokens (prompt + generated tokens
 //!    but the last), through identical prompts prefilled once, left padding, rows stopping at
 //!    different steps, a prefill on host buffers or through tensors, decode steps on host
-//!    buffers — on random weights and on the real SmolLM2.
+//!    buffers — on random Llama, Qwen2 and Qwen3 weights and on the real SmolLM2.
 //! 2. An update that starts at the stem gives the log-probs, GRPO loss and every trainable
-//!    gradient of the update that runs the frozen layers, as one plain batch and as shared prompts.
+//!    gradient of the update that runs the frozen layers, as one plain batch and as shared prompts,
+//!    for each of the three architectures.
 
 mod common;
 
@@ -15,13 +16,16 @@ use common::{assert_same, max_abs_diff, value_and_gradients};
 use memtrain::generate::{GenerateOptions, SamplingParams, generate, generate_with};
 use memtrain::model::packed::{PackedLlama, PanelPrecision};
 use memtrain::model::stem::StemStates;
-use memtrain::model::{Llama, ModelConfig, StepLayout};
+use memtrain::model::{Architecture, Llama, ModelConfig, StepLayout};
 use memtrain::train::grpo::{Forward, GrpoConfig, PolicySample, TokenBatch, training_loss};
 use std::sync::Arc;
 
-fn four_layers() -> ModelConfig {
-    ModelConfig { num_layers: 4, ..common::tiny_config() }
+/// Four layers of `arch` (Qwen2 with q/k/v biases and an untied head, Qwen3 with q/k norms).
+fn four_layers(arch: Architecture) -> ModelConfig {
+    ModelConfig { num_layers: 4, architecture: arch, tie_word_embeddings: arch != Architecture::Qwen2, ..common::tiny_config() }
 }
+
+const ARCHITECTURES: [Architecture; 3] = [Architecture::Llama, Architecture::Qwen2, Architecture::Qwen3];
 
 /// The stream entering `layer` at `tokens` by the training forward (no cache), `[len, hidden]`.
 fn training_stream(model: &Llama, inv_freq: &[f64], tokens: &[u32], layer: usize, device: &Device) -> Vec<f32> {
@@ -55,8 +59,14 @@ fn tapped_against_training(model: &Llama, inv_freq: &[f64], packed: Option<&Pack
 
 #[test]
 fn generation_keeps_the_stream_the_training_forward_computes() {
+    for arch in ARCHITECTURES {
+        generation_keeps_the_training_stream(arch);
+    }
+}
+
+fn generation_keeps_the_training_stream(arch: Architecture) {
     let device = Device::flex();
-    let cfg = four_layers();
+    let cfg = four_layers(arch);
     let model = common::jittered_model(&cfg, &device, 11);
     let inv_freq = memtrain::model::rope::inverse_frequencies(&cfg);
     let packed = PackedLlama::for_device(&model, PanelPrecision::F32);
@@ -69,7 +79,7 @@ fn generation_keeps_the_stream_the_training_forward_computes() {
         let prompts = vec![prompt(1, len), prompt(3, len / 2), prompt(1, len), prompt(9, 5), prompt(1, len)];
         for p in [packed.as_ref(), None] {
             let (worst, rms) = tapped_against_training(&model, &inv_freq, p, &prompts, &stop, 2);
-            eprintln!("prompt {len}, panels {}: worst {worst:.2e} of size + rms, rms {rms:.3}", p.is_some());
+            eprintln!("{arch:?}, prompt {len}, panels {}: worst {worst:.2e} of size + rms, rms {rms:.3}", p.is_some());
             assert!(rms > 1e-3 && worst < 1e-5, "kept stream off by {worst} of its size + rms (rms {rms})");
         }
     }
@@ -119,9 +129,15 @@ fn samples_with_stems(model: &Llama, inv_freq: &[f64], layer: usize, label: usiz
 
 #[test]
 fn an_update_from_the_stem_equals_one_through_the_frozen_layers() {
+    for arch in ARCHITECTURES {
+        an_update_from_the_stem_equals_the_whole(arch);
+    }
+}
+
+fn an_update_from_the_stem_equals_the_whole(arch: Architecture) {
     let base = Device::flex();
     let device = base.clone().autodiff();
-    let cfg = four_layers();
+    let cfg = four_layers(arch);
     let inv_freq = memtrain::model::rope::inverse_frequencies(&cfg);
     // The top two of four layers learn.
     let model = memtrain::train::freeze::freeze_below(common::jittered_model(&cfg, &device, 5), 2).unwrap();
@@ -135,7 +151,9 @@ fn an_update_from_the_stem_equals_one_through_the_frozen_layers() {
         let forward = |reuse_stems| Forward { buckets: false, share_prompts, reuse_stems, ..Forward::plain(&device) };
         let [from_tokens, from_stem] = [false, true].map(|reuse| value_and_gradients(&model, training_loss(&model, &inv_freq, &batch, None, &cfg_loss, &device, forward(reuse)).0));
         let learning = assert_same(&from_tokens, &from_stem, 1e-4);
-        assert_eq!(learning, 2 * 9 + 1, "two layers' weights and the final norm learn");
+        // Per layer 9 weights, Qwen2's 3 biases, Qwen3's 2 head norms; the final norm, and an untied head.
+        let per_layer = 9 + match arch { Architecture::Qwen2 => 3, Architecture::Qwen3 => 2, _ => 0 };
+        assert_eq!(learning, 2 * per_layer + 1 + usize::from(!cfg.tie_word_embeddings), "{arch:?}: two layers' weights, the final norm and an untied head learn");
         let logp = |reuse| -> Vec<f32> { token_logprobs_with(&model.valid(), &inv_freq, &batch, &base, forward(reuse)) };
         let (tokens, stems) = (logp(false), logp(true));
         assert!(max_abs_diff(&tokens, &stems) < 1e-5, "log-probs moved by {}", max_abs_diff(&tokens, &stems));
