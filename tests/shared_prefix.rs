@@ -4,8 +4,9 @@
 //! residual streams to float rounding — through left padding wider than the prefix, a prompt that
 //! is the prefix itself, identical prompts prefilled once, the first step on host buffers or
 //! through tensors, with and without decode panels; on random Llama, Qwen2 (q/k/v biases, an
-//! untied head) and Qwen3 (q/k norms) weights and on the real SmolLM2 with the agent's prompts. And repeated prompts (prefilled once, their cache rows copied)
-//! generate what each generates alone.
+//! untied head) and Qwen3 (q/k norms) weights and on the real SmolLM2 with the agent's prompts.
+//! And repeated prompts (prefilled once, their cache rows copied) generate what each generates
+//! alone.
 
 mod common;
 
