@@ -7,7 +7,8 @@
 //!    buffers — on random Llama, Qwen2 and Qwen3 weights and on the real SmolLM2.
 //! 2. An update that starts at the stem gives the log-probs, GRPO loss and every trainable
 //!    gradient of the update that runs the frozen layers, as one plain batch and as shared prompts,
-//!    for each of the three architectures.
+//!    for each of the three architectures, and with LoRA adapters (the frozen layers' adapters
+//!    carried by the stem).
 
 mod common;
 
@@ -167,6 +168,40 @@ fn an_update_from_the_stem_equals_the_whole(arch: Architecture) {
         let gap = max_abs_diff(&token_logprobs_with(&model.valid(), &inv_freq, &wrong, &base, forward(false)), &token_logprobs_with(&model.valid(), &inv_freq, &wrong, &base, forward(true)));
         assert!(gap > 1e-3, "sharing prompts {share_prompts}: a wrong stem changed the log-probs by only {gap}");
     }
+}
+
+#[test]
+fn with_lora_an_update_from_the_stem_equals_one_through_the_frozen_layers() {
+    let base = Device::flex();
+    let device = base.clone().autodiff();
+    let cfg = four_layers(Architecture::Llama);
+    let inv_freq = memtrain::model::rope::inverse_frequencies(&cfg);
+    let targets = memtrain::train::lora::TARGETS.iter().map(|(t, _)| t.to_string()).collect();
+    let lora_cfg = memtrain::train::config::LoraConfig { rank: 2, alpha: 2.0, targets };
+    let lora = memtrain::train::lora::attach(common::jittered_model(&cfg, &device, 8), &lora_cfg, 4, 1);
+    // B starts at zero: one step with every adapter learning makes the frozen layers' adapters
+    // change the stream too, so the stem must carry them.
+    let samples = samples_with_stems(&lora.valid(), &inv_freq, 2, 2, &base);
+    let batch = TokenBatch::new(&samples).unwrap();
+    let cfg_loss = GrpoConfig { kl_beta: 0.0, ..Default::default() };
+    let mut optim = memtrain::train::adamw::FusedAdamW::init(Default::default());
+    let plain = Forward { buckets: false, share_prompts: false, reuse_stems: false, ..Forward::plain(&device) };
+    let (loss, _) = training_loss(&lora, &inv_freq, &batch, None, &cfg_loss, &device, plain);
+    let lora = optim.step(1e-2, lora.clone(), loss.gradients(&lora));
+    let model = memtrain::train::freeze::freeze_below(lora, 2).unwrap();
+    let samples = samples_with_stems(&model.valid(), &inv_freq, 2, 2, &base);
+    let batch = TokenBatch::new(&samples).unwrap();
+    for share_prompts in [false, true] {
+        let forward = |reuse_stems| Forward { buckets: false, share_prompts, reuse_stems, ..Forward::plain(&device) };
+        let [from_tokens, from_stem] = [false, true].map(|reuse| value_and_gradients(&model, training_loss(&model, &inv_freq, &batch, None, &cfg_loss, &device, forward(reuse)).0));
+        let learning = assert_same(&from_tokens, &from_stem, 1e-4);
+        assert_eq!(learning, 2 * 7 * 2, "A and B of the seven projections of the top two layers learn");
+    }
+    // The stream with the frozen layers' adapters differs from the one without them: a stem
+    // taken from the base weights would be wrong.
+    let without = samples_with_stems(&common::jittered_model(&cfg, &base, 8), &inv_freq, 2, 2, &base);
+    let moved = max_abs_diff(&samples[0].stem.as_ref().unwrap().values, &without[0].stem.as_ref().unwrap().values);
+    assert!(moved > 1e-4, "the frozen adapters moved the stream by only {moved}");
 }
 
 /// Host log-probs of the batch's response tokens under `forward` (no autodiff).
