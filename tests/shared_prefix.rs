@@ -6,7 +6,7 @@
 //! through tensors, with and without decode panels; on random Llama, Qwen2 (q/k/v biases, an
 //! untied head) and Qwen3 (q/k norms) weights and on the real SmolLM2 with the agent's prompts.
 //! And repeated prompts (prefilled once, their cache rows copied) generate what each generates
-//! alone.
+//! alone; a call cancelled mid-way or asked for no token returns what it generated.
 
 mod common;
 
@@ -195,4 +195,30 @@ fn the_real_recall_prompts_repeated_generate_as_alone() {
     let worst = repeats_against_distinct(&lm.model, lm.packed(), &lm.inv_freq, &prompts, 16);
     eprintln!("SmolLM2 recall prompts: log-probs {worst:.2e}");
     assert!(worst < 1e-4, "log-probs off by {worst}");
+}
+
+#[test]
+fn a_cancelled_or_empty_call_with_a_shared_prefix_and_a_tap_returns_what_it_generated() {
+    let (model, inv_freq, packed) = four_layers(Architecture::Llama, 5);
+    let prefix: Vec<u32> = (0..20).map(|t| (t * 7 + 3) % 40).collect();
+    let prompts: Vec<Vec<u32>> = [&[21u32, 22][..], &[30], &[31, 32, 33]].iter().map(|tail| prefix.iter().chain(*tail).copied().collect()).collect();
+    let options = GenerateOptions { stem_layer: Some(2), share_prefix: true };
+    let sampling = SamplingParams { max_new_tokens: 8, ..Default::default() };
+    let full = generate_with(&model, packed.as_ref(), &inv_freq, &prompts, &sampling, &[], options, &mut |_| true).unwrap();
+    // Cancelled at the fifth token: every sequence stops as cancelled with what it had.
+    let mut seen = 0;
+    let cancelled = generate_with(&model, packed.as_ref(), &inv_freq, &prompts, &sampling, &[], options, &mut |_| {
+        seen += 1;
+        seen < 5
+    })
+    .unwrap();
+    for (c, f) in cancelled.iter().zip(&full) {
+        assert_eq!(c.stop, memtrain::generate::StopReason::Cancelled);
+        assert!(f.tokens.starts_with(&c.tokens) && c.tokens.len() <= 2, "cancelled {:?} against {:?}", c.tokens, f.tokens);
+    }
+    assert_eq!(cancelled.iter().map(|g| g.tokens.len()).sum::<usize>(), 5);
+    // No token asked for: nothing generated, nothing fed, no panic.
+    let none = SamplingParams { max_new_tokens: 0, ..Default::default() };
+    let empty = generate_with(&model, packed.as_ref(), &inv_freq, &prompts, &none, &[], options, &mut |_| true).unwrap();
+    assert!(empty.iter().all(|g| g.tokens.is_empty() && g.stem.as_ref().is_none_or(|s| s.values.is_empty())));
 }
