@@ -29,6 +29,20 @@ pub struct HostKv {
     kv_heads: usize,
     capacity: usize,
     head_dim: usize,
+    /// The prompts' common prefix, once, when the rows' caches were made from it
+    /// ([`Self::shared_prefix`]): decode steps read it from here (see
+    /// [`decode_attention::decode_with_shared`]).
+    prefix: Option<PrefixColumns>,
+}
+
+/// A shared prefix's keys and values `[kv_heads, columns, head_dim]`, and the column each row's
+/// copy starts at.
+#[derive(Clone, Debug)]
+struct PrefixColumns {
+    keys: Vec<f32>,
+    values: Vec<f32>,
+    columns: usize,
+    starts: Vec<usize>,
 }
 
 impl HostKv {
@@ -41,7 +55,7 @@ impl HostKv {
     /// is allocated).
     fn fit(&mut self, b: usize, kvh: usize, hd: usize, capacity: usize) {
         if self.is_empty() {
-            *self = HostKv { keys: vec![0.0; b * kvh * capacity * hd], values: vec![0.0; b * kvh * capacity * hd], batch: b, kv_heads: kvh, capacity, head_dim: hd };
+            *self = HostKv { keys: vec![0.0; b * kvh * capacity * hd], values: vec![0.0; b * kvh * capacity * hd], batch: b, kv_heads: kvh, capacity, head_dim: hd, prefix: None };
             return;
         }
         // The batch changes only through `retain`: anything else is a caller's bug, and going
@@ -68,14 +82,17 @@ impl HostKv {
     /// positions of `prefix`, a one-sequence cache of their shared prompt prefix. Keys were
     /// rotated at their positions, not their columns, so they move as they are. The columns
     /// past `columns` are left for the caller's next write (`None` if `prefix` is not one
-    /// written sequence holding `columns` positions).
+    /// written sequence holding `columns` positions). The prefix is also kept once, whole, for
+    /// decode steps to read instead of the rows' copies.
     pub fn shared_prefix(prefix: &HostKv, pads: &[usize], columns: usize, capacity: usize) -> Option<HostKv> {
         let HostKv { batch, kv_heads, head_dim: hd, capacity: from_cap, .. } = *prefix;
         if prefix.is_empty() || batch != 1 || from_cap < columns || capacity < columns {
             return None;
         }
         let b = pads.len();
-        let mut out = HostKv { keys: vec![0.0; b * kv_heads * capacity * hd], values: vec![0.0; b * kv_heads * capacity * hd], batch: b, kv_heads, capacity, head_dim: hd };
+        let compact = |src: &[f32]| -> Vec<f32> { (0..kv_heads).flat_map(|h| src[h * from_cap * hd..][..columns * hd].iter().copied()).collect() };
+        let shared = PrefixColumns { keys: compact(&prefix.keys), values: compact(&prefix.values), columns, starts: pads.to_vec() };
+        let mut out = HostKv { keys: vec![0.0; b * kv_heads * capacity * hd], values: vec![0.0; b * kv_heads * capacity * hd], batch: b, kv_heads, capacity, head_dim: hd, prefix: Some(shared) };
         for (r, &pad) in pads.iter().enumerate() {
             let n = columns.saturating_sub(pad) * hd;
             for h in 0..kv_heads {
@@ -123,6 +140,9 @@ impl HostKv {
             self.values = pick(&self.values);
         }
         self.batch = rows.len();
+        if let Some(p) = &mut self.prefix {
+            p.starts = rows.iter().map(|&r| p.starts[r]).collect();
+        }
     }
 }
 
@@ -181,7 +201,13 @@ pub fn attend(q: &[f32], k: &[f32], v: &[f32], rope: Rope, bias: &[f32], cache: 
     let shape = AttnShape { b, h, kvh, s, cols: capacity, hd, past, scale };
     if s == 1 {
         // Head-major `[b, h, 1, hd]` is already token-major.
-        decode_attention::decode(&q, &cache.keys, &cache.values, bias, shape)
+        match &cache.prefix {
+            Some(p) => {
+                let shared = decode_attention::SharedColumns { keys: &p.keys, values: &p.values, columns: p.columns, starts: &p.starts };
+                decode_attention::decode_with_shared(&q, &cache.keys, &cache.values, bias, shape, shared)
+            }
+            None => decode_attention::decode(&q, &cache.keys, &cache.values, bias, shape),
+        }
     } else {
         layout::from_heads(&kernel::forward(&q, &cache.keys, &cache.values, bias, shape).0, qd, None)
     }
