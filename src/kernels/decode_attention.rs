@@ -46,8 +46,10 @@ pub struct SharedColumns<'a> {
 /// of values per KV head) that stays in the cores' caches while every sequence reads it, they
 /// cost no memory traffic, and the padding before them is not read at all. Each sequence's
 /// softmax is the merge of two partial ones (the prefix, then its own columns), as for columns
-/// split across tasks. `examples/decode_attention_probe.rs --shared`: 30 layers of batch 32 over
-/// 300 columns sharing 125, 20–25 → 15–19 ms; batch 128 over 280 sharing 80, 72–81 → 59–65 ms.
+/// split across tasks. `examples/decode_attention_probe.rs --shared` (30 layers; every layer
+/// its own cache): batch 32 over 300 columns sharing 125, 33–34 ms before the sized loops
+/// ([`Group::body`]), 20–25 ms with them, 15–19 ms with the prefix read once; batch 128 over 280
+/// columns sharing 80, 85–102, 72–81 and 59–65 ms.
 pub fn decode_with_shared(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], sh: AttnShape, shared: SharedColumns) -> Vec<f32> {
     assert_eq!(sh.s, 1, "one query row per sequence");
     let (g, d, cols) = (sh.h / sh.kvh, sh.hd, sh.past + 1);
