@@ -45,8 +45,8 @@ fn main() {
 }
 
 /// One decode step's attention (30 layers) as the GRPO step's calls run it, each sequence
-/// reading its own copy of the prompts' shared prefix and its padding, against the prefix read
-/// once ([`decode_with_shared`]): batch 32 over ~300 columns sharing 125, and batch 128 over
+/// reading its own copy of the prompts' shared prefix and its padding (rows padded by up to 70
+/// and 60 columns), against the prefix read once and the padding skipped ([`decode_with_shared`]): batch 32 over ~300 columns sharing 125, and batch 128 over
 /// ~280 sharing 80 (the memory-update and recall calls of `memtrain bench train`).
 fn shared_prefix_rows() {
     use memtrain::kernels::causal_attention::AttnShape;
@@ -55,25 +55,25 @@ fn shared_prefix_rows() {
     for (b, past, columns, widest_pad) in [(32usize, 300usize, 125usize, 70usize), (128, 280, 80, 60)] {
         let sh = AttnShape { b, h, kvh, s: 1, cols: 512, hd, past, scale: 0.125 };
         let wave = |n: usize, f: f32| (0..n).map(|i| ((i as f32) * f).sin()).collect::<Vec<f32>>();
-        // Every layer its own cache, as in generation (one would stay in the CPU's caches).
+        // Every layer its own cache and prefix, as in generation (one would stay in the CPU's
+        // caches).
         let caches: Vec<(Vec<f32>, Vec<f32>)> = (0..layers).map(|l| (wave(b * kvh * sh.cols * hd, 0.7 + l as f32 * 1e-3), wave(b * kvh * sh.cols * hd, 0.2))).collect();
-        let (pk, pv) = (wave(kvh * columns * hd, 0.3), wave(kvh * columns * hd, 0.5));
+        let prefixes: Vec<(Vec<f32>, Vec<f32>)> = (0..layers).map(|l| (wave(kvh * columns * hd, 0.3 + l as f32 * 1e-3), wave(kvh * columns * hd, 0.5))).collect();
         let q = wave(b * h * hd, 0.9);
         let starts: Vec<usize> = (0..b).map(|r| r * 7 % (widest_pad + 1)).collect();
         let mut bias = vec![0.0f32; b * sh.cols];
         for (r, &start) in starts.iter().enumerate() {
             bias[r * sh.cols..][..sh.cols].iter_mut().enumerate().for_each(|(j, x)| *x = if j < start || j > past { -1e9 } else { 0.0 });
         }
-        let shared = SharedColumns { keys: &pk, values: &pv, columns, starts: &starts };
         let reps = 5;
-        let time = |f: &(dyn Fn(&[f32], &[f32]) -> Vec<f32> + Sync)| {
+        let time = |f: &(dyn Fn(&(Vec<f32>, Vec<f32>), &(Vec<f32>, Vec<f32>)) -> Vec<f32> + Sync)| {
             let t = Instant::now();
-            rayon::scope(|_| (0..reps).for_each(|_| caches.iter().for_each(|(k, v)| drop(f(k, v)))));
+            rayon::scope(|_| (0..reps).for_each(|_| caches.iter().zip(&prefixes).for_each(|(cache, prefix)| drop(f(cache, prefix)))));
             t.elapsed().as_secs_f64() * 1e3 / reps as f64
         };
         for round in 1..=2 {
-            let own = time(&|k, v| decode(&q, k, v, &bias, sh));
-            let once = time(&|k, v| decode_with_shared(&q, k, v, &bias, sh, shared));
+            let own = time(&|(k, v), _| decode(&q, k, v, &bias, sh));
+            let once = time(&|(k, v), (pk, pv)| decode_with_shared(&q, k, v, &bias, sh, SharedColumns { keys: pk, values: pv, columns, starts: &starts }));
             println!("round {round}: batch {b:3}, {past} columns, {columns} shared: each row's copy {own:.1} ms, the prefix once {once:.1} ms (30 layers)");
         }
     }

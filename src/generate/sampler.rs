@@ -53,7 +53,8 @@ pub fn log_prob(logits: &[f32], token: u32) -> f32 {
 /// `exp((l − max) / temperature)` for every logit, and their sum in f64.
 ///
 /// Why: a row of SmolLM2's 49k logits took ~0.25 ms through f64 `exp` one value at a time, and
-/// a sampled CPU step pays it twice per row (the draw's weights, the token's log-prob); the
+/// a sampled CPU step paid it twice per row (the draw's weights, the token's log-prob; once at
+/// temperature 1 without top-k / top-p since [`sample_with_log_prob`]); the
 /// vectorised f32 `exp` (relative error ≤ 2e-7, [`crate::kernels::fast_exp`]) takes a fraction
 /// of that, and summing its results in f64 keeps the log-prob's error at that size.
 fn exponentials(logits: &[f32], max: f32, temperature: f32) -> (Vec<f32>, f64) {
@@ -89,7 +90,8 @@ pub fn sample(logits: &[f32], p: &SamplingParams, rng: &mut ChaCha8Rng) -> u32 {
 /// paid twice per row and token).
 pub fn sample_with_log_prob(logits: &[f32], p: &SamplingParams, rng: &mut ChaCha8Rng) -> (u32, f32) {
     let top_k = p.top_k > 0 && p.top_k < logits.len();
-    if p.temperature != 1.0 || top_k || p.top_p < 1.0 {
+    // Written as `candidates` tests it, so that a NaN top_p goes the same way.
+    if p.temperature != 1.0 || top_k || !(p.top_p >= 1.0) {
         let token = sample(logits, p, rng);
         return (token, log_prob(logits, token));
     }
@@ -338,8 +340,9 @@ mod tests {
     fn sampling_with_the_log_prob_gives_the_token_and_log_prob_of_the_two_calls() {
         let mut rng = sequence_rng(5, 0);
         let rows: Vec<Vec<f32>> = (0..6).map(|r| (0..49_152).map(|_| rng.random::<f32>() * (2.0 + r as f32 * 3.0) - 4.0).collect()).collect();
-        // The fast path (temperature 1, nothing cut), and the others through `sample`.
-        for p in [SamplingParams { temperature: 1.0, ..Default::default() }, SamplingParams { temperature: 0.7, ..Default::default() }, SamplingParams { temperature: 1.0, top_p: 0.9, ..Default::default() }, SamplingParams { temperature: 1.0, top_k: 40, ..Default::default() }] {
+        // The fast path (temperature 1, nothing cut, top-k of the whole vocabulary), and the
+        // others through `sample` (a NaN top_p as `candidates` reads it).
+        for p in [SamplingParams { temperature: 1.0, ..Default::default() }, SamplingParams { temperature: 0.7, ..Default::default() }, SamplingParams { temperature: 1.0, top_p: 0.9, ..Default::default() }, SamplingParams { temperature: 1.0, top_k: 40, ..Default::default() }, SamplingParams { temperature: 1.0, top_k: 49_152, ..Default::default() }, SamplingParams { temperature: 1.0, top_p: f32::NAN, ..Default::default() }] {
             for (i, row) in rows.iter().enumerate() {
                 for seed in 0..20 {
                     let (mut a, mut b) = (sequence_rng(seed, i), sequence_rng(seed, i));

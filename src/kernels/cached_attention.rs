@@ -36,7 +36,9 @@ pub struct HostKv {
 }
 
 /// A shared prefix's keys and values `[kv_heads, columns, head_dim]`, and the column each row's
-/// copy starts at.
+/// copy starts at. A row's copy is whole once the first step has run: [`HostKv::shared_prefix`]
+/// writes its columns before `columns`, the first step recomputes the rest. Decode steps read the
+/// prefix as computed alone, the first step the rows' copies: the same values to float rounding.
 #[derive(Clone, Debug)]
 struct PrefixColumns {
     keys: Vec<f32>,

@@ -42,15 +42,25 @@ pub struct SharedColumns<'a> {
 ///
 /// Why: decode attention reads every cached key and value row of every sequence once per step,
 /// ~14 % of a GRPO step's generation on 2 cores (`perf`, 2026-12-08). The prompts of a call
-/// share their first 80–138 of ~300 columns: read from one buffer (20–35 KB of keys and as much
-/// of values per KV head) that stays in the cores' caches while every sequence reads it, they
-/// cost no memory traffic, and the padding before them is not read at all. Each sequence's
+/// share their first 80–138 of ~300 columns: read from one buffer per layer (20–35 KB of keys
+/// and as much of values per KV head), which stays in the cores' caches while every sequence
+/// reads it, they come from memory once per layer and step instead of once per sequence; the
+/// padding before them is not read at all. Each sequence's
 /// softmax is the merge of two partial ones (the prefix, then its own columns), as for columns
-/// split across tasks. `examples/decode_attention_probe.rs --shared` (30 layers; every layer
-/// its own cache): batch 32 over 300 columns sharing 125, 33–34 ms before the sized loops
-/// ([`Group::body`]), 20–25 ms with them, 15–19 ms with the prefix read once; batch 128 over 280
-/// columns sharing 80, 85–102, 72–81 and 59–65 ms.
+/// split across tasks. `examples/decode_attention_probe.rs --shared` (30 layers, each with its
+/// own cache and prefix; rows padded by up to 70 columns; medians of 8 rounds): batch 32 over 300
+/// columns sharing 125, 33–34 ms before the sized loops ([`Group::body`]), 22 ms with them,
+/// 18 ms with the prefix read once and the padding skipped; batch 128 over 280 columns sharing
+/// 80, 85–102, 80 and 65 ms (`docs/bench/cpu-decode-attention-2026-12-08/`).
+///
+/// Each sequence must hold the prefix's written columns in its own cache too: with too few
+/// sequences to keep every core busy (the last rows of a call), this reads them there, through
+/// [`decode`]'s column splits.
 pub fn decode_with_shared(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], sh: AttnShape, shared: SharedColumns) -> Vec<f32> {
+    let splits = column_splits(sh.b * sh.kvh, sh.past + 1, rayon::current_num_threads());
+    if splits > 1 {
+        return decode_in(q, k, v, bias, sh, splits);
+    }
     assert_eq!(sh.s, 1, "one query row per sequence");
     let (g, d, cols) = (sh.h / sh.kvh, sh.hd, sh.past + 1);
     assert!(q.len() == sh.b * sh.h * d && k.len() == sh.b * sh.kvh * sh.cols * d && v.len() == k.len() && bias.len() == sh.b * sh.cols && cols <= sh.cols, "decode attention's inputs are not shaped as {sh:?}");
@@ -60,8 +70,9 @@ pub fn decode_with_shared(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], sh: Att
     out.par_chunks_mut(g * d).enumerate().for_each(|(task, out)| {
         let (bi, kh) = (task / sh.kvh, task % sh.kvh);
         let start = shared.starts[bi];
+        assert!(start < cols, "sequence {bi} starts at column {start}, past the {cols} written");
         // The prefix's columns this sequence has (all but at a first step that ends inside it).
-        let n = shared.columns.min(cols.saturating_sub(start));
+        let n = shared.columns.min(cols - start);
         let own = (start + n).min(cols)..cols;
         let q = &q[task * g * d..][..g * d];
         let bias = &bias[bi * sh.cols..][..sh.cols];
@@ -179,6 +190,23 @@ enum Isa {
 }
 
 impl Isa {
+    /// The baseline, then every vector copy this CPU can run (tests compare them).
+    #[cfg(test)]
+    fn available() -> Vec<Isa> {
+        #[allow(unused_mut)]
+        let mut all = vec![Isa::Baseline];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                all.push(Isa::Avx2);
+            }
+            if std::is_x86_feature_detected!("avx512f") {
+                all.push(Isa::Avx512);
+            }
+        }
+        all
+    }
+
     fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
@@ -223,8 +251,9 @@ impl Group<'_> {
     /// output with those weights.
     ///
     /// Why head sizes 64 and 128 get their own copies: with the size known, a group's outputs
-    /// (up to 256 values) stay in vector registers while every value row is read once for all
-    /// of the group's heads, and each score's 16 lanes are summed as a tree. Written for any
+    /// (up to 256 values: 16 AVX-512 registers; AVX2's 16 registers hold half, so there some
+    /// spill) are accumulated while every value row is read once for all of the group's heads,
+    /// and each score's lanes are summed as a tree. Written for any
     /// size, the loop loaded and stored every output row once per value row, and summed the
     /// lanes one after the other: together ~70 % of this kernel's samples in a GRPO step.
     #[inline(always)]
@@ -378,8 +407,8 @@ mod tests {
         // columns of capacity, row 1 left-padded by 3 (its first span is all padding when the
         // columns are cut in 4); head sizes with and without a ragged tail of lanes.
         // Head sizes 64 and 128 take the sized loops: 7 heads a group are a chunk of 4 and one
-        // of 3 at 64, 3 heads a chunk of 2 and one of 1 at 128.
-        for (h, hd, past) in [(6, 8, 9), (6, 12, 9), (6, 8, 40), (6, 64, 9), (14, 64, 40), (6, 128, 40), (4, 64, 20)] {
+        // of 3 at 64, 3 heads a chunk of 2 and one of 1 at 128; 2 and 1 heads at 64.
+        for (h, hd, past) in [(6, 8, 9), (6, 12, 9), (6, 8, 40), (6, 64, 9), (14, 64, 40), (6, 128, 40), (4, 64, 20), (2, 64, 20)] {
             let sh = AttnShape { b: 2, h, kvh: 2, s: 1, cols: past + 9, hd, past, scale: 0.35 };
             let wave = |n: usize, f: f32| (0..n).map(|i| ((i as f32) * f).sin()).collect::<Vec<f32>>();
             let (q, k, v) = (wave(sh.b * sh.h * sh.hd, 0.7), wave(sh.b * sh.kvh * sh.cols * sh.hd, 1.3), wave(sh.b * sh.kvh * sh.cols * sh.hd, 0.4));
@@ -400,8 +429,8 @@ mod tests {
                 let stale = |x: &[f32]| x.iter().enumerate().map(|(i, &x)| if (i / sh.hd) % sh.cols > sh.past { f32::NAN } else { x }).collect::<Vec<f32>>();
                 assert_eq!(decode_in(&q, &stale(&k), &stale(&v), &bias, sh, splits), got);
             }
-            // Every copy of the loops gives the same result as the CPU's own.
-            let each: Vec<Vec<f32>> = [Isa::Baseline, Isa::detect()]
+            // Every copy of the loops this CPU can run gives the baseline's result.
+            let each: Vec<Vec<f32>> = Isa::available()
                 .into_iter()
                 .map(|isa| {
                     let mut out = vec![0.0f32; sh.h / sh.kvh * hd];
@@ -410,8 +439,10 @@ mod tests {
                     out
                 })
                 .collect();
-            let worst = max_diff(&each[0], &each[1]);
-            assert!(worst < 1e-6, "head size {hd}: the baseline loops differ from the vector ones by {worst}");
+            for other in &each[1..] {
+                let worst = max_diff(&each[0], other);
+                assert!(worst < 1e-6, "head size {hd}: the baseline loops differ from the vector ones by {worst}");
+            }
         }
     }
 
@@ -443,12 +474,13 @@ mod tests {
             }
         }
         let want = decode_in(&q, &k, &v, &bias, sh, 1);
-        // Padding and the rows' own prefix copies poisoned: neither may be read.
+        // Padding, the rows' own prefix copies and the unwritten columns poisoned: none may be read.
         let (mut k2, mut v2) = (k.clone(), v.clone());
         for (bi, &start) in starts.iter().enumerate() {
             for kh in 0..sh.kvh {
                 let row = (bi * sh.kvh + kh) * sh.cols * hd;
-                for c in 0..(start + columns).min(past + 1) {
+                // Columns past `past` (never written) as well.
+                for c in (0..(start + columns).min(past + 1)).chain(past + 1..sh.cols) {
                     k2[row + c * hd..row + (c + 1) * hd].fill(f32::NAN);
                     v2[row + c * hd..row + (c + 1) * hd].fill(f32::NAN);
                 }
