@@ -45,9 +45,9 @@ pub struct SharedColumns<'a> {
 /// share their first 80–138 of ~300 columns: read from one buffer per layer (20–35 KB of keys
 /// and as much of values per KV head), which stays in the cores' caches while every sequence
 /// reads it, they come from memory once per layer and step instead of once per sequence; the
-/// padding before them is not read at all. Each sequence's
-/// softmax is the merge of two partial ones (the prefix, then its own columns), as for columns
-/// split across tasks. `examples/decode_attention_probe.rs --shared` (30 layers, each with its
+/// padding before them is not read at all. Each sequence's softmax is the merge of two partial
+/// ones (the prefix, then its own columns), as for columns split across tasks.
+/// `examples/decode_attention_probe.rs --shared` (30 layers, each with its
 /// own cache and prefix; rows padded by up to 70 columns; medians of 8 rounds): batch 32 over 300
 /// columns sharing 125, 33–34 ms before the sized loops ([`Group::body`]), 22 ms with them,
 /// 18 ms with the prefix read once and the padding skipped; batch 128 over 280 columns sharing
@@ -253,9 +253,9 @@ impl Group<'_> {
     /// Why head sizes 64 and 128 get their own copies: with the size known, a group's outputs
     /// (up to 256 values: 16 AVX-512 registers; AVX2's 16 registers hold half, so there some
     /// spill) are accumulated while every value row is read once for all of the group's heads,
-    /// and each score's lanes are summed as a tree. Written for any
-    /// size, the loop loaded and stored every output row once per value row, and summed the
-    /// lanes one after the other: together ~70 % of this kernel's samples in a GRPO step.
+    /// and each score's lanes are summed as a tree. Written for any size, the loop loaded and
+    /// stored every output row once per value row, and summed the lanes one after the other:
+    /// together ~70 % of this kernel's samples in a GRPO step.
     #[inline(always)]
     fn body(&self, out: &mut [f32], isa: Isa) -> Partial {
         match self.d {
