@@ -53,11 +53,16 @@ impl HostKv {
         self.keys.is_empty()
     }
 
+    /// `b` sequences of `capacity` zero columns.
+    fn zeros(b: usize, kvh: usize, hd: usize, capacity: usize) -> HostKv {
+        HostKv { keys: vec![0.0; b * kvh * capacity * hd], values: vec![0.0; b * kvh * capacity * hd], batch: b, kv_heads: kvh, capacity, head_dim: hd, prefix: None }
+    }
+
     /// Grown to `capacity` columns for `b` sequences, the written columns kept (an empty cache
     /// is allocated).
     fn fit(&mut self, b: usize, kvh: usize, hd: usize, capacity: usize) {
         if self.is_empty() {
-            *self = HostKv { keys: vec![0.0; b * kvh * capacity * hd], values: vec![0.0; b * kvh * capacity * hd], batch: b, kv_heads: kvh, capacity, head_dim: hd, prefix: None };
+            *self = HostKv::zeros(b, kvh, hd, capacity);
             return;
         }
         // The batch changes only through `retain`: anything else is a caller's bug, and going
@@ -94,7 +99,7 @@ impl HostKv {
         let b = pads.len();
         let compact = |src: &[f32]| -> Vec<f32> { (0..kv_heads).flat_map(|h| src[h * from_cap * hd..][..columns * hd].iter().copied()).collect() };
         let shared = PrefixColumns { keys: compact(&prefix.keys), values: compact(&prefix.values), columns, starts: pads.to_vec() };
-        let mut out = HostKv { keys: vec![0.0; b * kv_heads * capacity * hd], values: vec![0.0; b * kv_heads * capacity * hd], batch: b, kv_heads, capacity, head_dim: hd, prefix: Some(shared) };
+        let mut out = HostKv { prefix: Some(shared), ..HostKv::zeros(b, kv_heads, hd, capacity) };
         for (r, &pad) in pads.iter().enumerate() {
             let n = columns.saturating_sub(pad) * hd;
             for h in 0..kv_heads {

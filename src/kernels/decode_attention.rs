@@ -61,9 +61,8 @@ pub fn decode_with_shared(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], sh: Att
     if splits > 1 {
         return decode_in(q, k, v, bias, sh, splits);
     }
-    assert_eq!(sh.s, 1, "one query row per sequence");
+    assert_shaped(q, k, v, bias, sh);
     let (g, d, cols) = (sh.h / sh.kvh, sh.hd, sh.past + 1);
-    assert!(q.len() == sh.b * sh.h * d && k.len() == sh.b * sh.kvh * sh.cols * d && v.len() == k.len() && bias.len() == sh.b * sh.cols && cols <= sh.cols, "decode attention's inputs are not shaped as {sh:?}");
     assert!(shared.starts.len() == sh.b && shared.keys.len() == sh.kvh * shared.columns * d && shared.values.len() == shared.keys.len(), "the shared prefix is not shaped for {sh:?}");
     let isa = Isa::detect();
     let mut out = vec![0.0f32; q.len()];
@@ -73,7 +72,7 @@ pub fn decode_with_shared(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], sh: Att
         assert!(start < cols, "sequence {bi} starts at column {start}, past the {cols} written");
         // The prefix's columns this sequence has (all but at a first step that ends inside it).
         let n = shared.columns.min(cols - start);
-        let own = (start + n).min(cols)..cols;
+        let own = start + n..cols;
         let q = &q[task * g * d..][..g * d];
         let bias = &bias[bi * sh.cols..][..sh.cols];
         let from = kh * shared.columns * d;
@@ -91,11 +90,17 @@ pub fn decode_with_shared(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], sh: Att
     out
 }
 
+/// Checks one decode step's inputs against `sh` (see [`decode`]).
+fn assert_shaped(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], sh: AttnShape) {
+    assert_eq!(sh.s, 1, "one query row per sequence");
+    let d = sh.hd;
+    assert!(q.len() == sh.b * sh.h * d && k.len() == sh.b * sh.kvh * sh.cols * d && v.len() == k.len() && bias.len() == sh.b * sh.cols && sh.past < sh.cols, "decode attention's inputs are not shaped as {sh:?}");
+}
+
 /// [`decode`] with each task's columns cut into `splits` spans.
 fn decode_in(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], sh: AttnShape, splits: usize) -> Vec<f32> {
-    assert_eq!(sh.s, 1, "one query row per sequence");
+    assert_shaped(q, k, v, bias, sh);
     let (g, d, cols) = (sh.h / sh.kvh, sh.hd, sh.past + 1);
-    assert!(q.len() == sh.b * sh.h * d && k.len() == sh.b * sh.kvh * sh.cols * d && v.len() == k.len() && bias.len() == sh.b * sh.cols && cols <= sh.cols, "decode attention's inputs are not shaped as {sh:?}");
     let isa = Isa::detect();
     // Task `task` = (sequence, KV head); `span` its columns to read.
     let group = |task: usize, span: Range<usize>| {
@@ -290,6 +295,8 @@ impl Group<'_> {
     #[inline(always)]
     fn body_sized<const D: usize>(&self, out: &mut [f32], isa: Isa) -> Partial {
         let (g, cols) = (self.g, self.bias.len());
+        // The score loop of `body_any` with the sized dot, written out again: passed in as a
+        // closure, the dot's intrinsics were no longer inlined (steps took 4× as long).
         let mut p = vec![0.0f32; g * cols];
         for (j, (key, &b)) in self.keys.chunks_exact(D).zip(self.bias).enumerate() {
             for (gi, qh) in self.q.chunks_exact(D).enumerate() {
