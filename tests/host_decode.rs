@@ -11,7 +11,7 @@ use common::{jittered_model, max_abs_diff, tiny_config};
 use memtrain::model::host_decode;
 use memtrain::model::kv_cache::KvCache;
 use memtrain::model::packed::{MAX_ROWS, PackedLlama, PanelPrecision};
-use memtrain::model::{Architecture, Llama, StepLayout, rope};
+use memtrain::model::{Llama, StepLayout, rope};
 
 fn host(t: Tensor<3>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec().unwrap()
@@ -59,8 +59,8 @@ fn host_decode_matches_burns_ops_through_prefill_and_decode_for_every_architectu
         calls.push((0..2).map(|r| (0..28).map(|i| (i * 7 + r + c) % 64).collect()).collect());
     }
     calls.push(vec![vec![1], vec![2]]);
-    for arch in [Architecture::Llama, Architecture::Qwen2, Architecture::Qwen3] {
-        let cfg = memtrain::model::ModelConfig { architecture: arch, tie_word_embeddings: arch != Architecture::Qwen2, ..tiny_config() };
+    for arch in common::ARCHITECTURES {
+        let cfg = common::tiny_config_of(arch, tiny_config().num_layers);
         let model = jittered_model(&cfg, &device, 17);
         let inv = rope::inverse_frequencies(&cfg);
         let packed = PackedLlama::pack(&model, PanelPrecision::F32).unwrap();

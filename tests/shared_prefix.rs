@@ -14,9 +14,7 @@ use burn::prelude::*;
 use common::max_abs_diff;
 use memtrain::generate::{GenerateOptions, Generation, SamplingParams, generate_with, shared_prefix};
 use memtrain::model::packed::{PackedLlama, PanelPrecision};
-use memtrain::model::{Architecture, Llama, ModelConfig};
-
-const ARCHITECTURES: [Architecture; 3] = [Architecture::Llama, Architecture::Qwen2, Architecture::Qwen3];
+use memtrain::model::{Architecture, Llama};
 
 /// Generates greedily for `prompts` keeping the stream entering `layer`, prefix shared and not.
 fn shared_and_whole(model: &Llama, packed: Option<&PackedLlama>, inv_freq: &[f64], prompts: &[Vec<u32>], stop: &[u32], layer: usize, tokens: usize) -> [Vec<Generation>; 2] {
@@ -45,7 +43,7 @@ fn compare(shared: &[Generation], whole: &[Generation]) -> (f32, f32, f32) {
 /// A jittered 4-layer tiny model of `arch` on the CPU (seeded; Qwen2 with q/k/v biases and an
 /// untied head, Qwen3 with q/k norms), its RoPE frequencies and its decode panels.
 fn four_layers(arch: Architecture, seed: u64) -> (Llama, Vec<f64>, Option<PackedLlama>) {
-    let cfg = ModelConfig { num_layers: 4, architecture: arch, tie_word_embeddings: arch != Architecture::Qwen2, ..common::tiny_config() };
+    let cfg = common::tiny_config_of(arch, 4);
     let model = common::jittered_model(&cfg, &Device::flex(), seed);
     let inv_freq = memtrain::model::rope::inverse_frequencies(&cfg);
     let packed = PackedLlama::for_device(&model, PanelPrecision::F32);
@@ -65,7 +63,7 @@ fn distinct_shared(prompts: &[Vec<u32>]) -> usize {
 
 #[test]
 fn prompts_sharing_a_prefix_generate_the_same_with_it_prefilled_once() {
-    for arch in ARCHITECTURES {
+    for arch in common::ARCHITECTURES {
         prompts_sharing_a_prefix_generate_the_same(arch);
     }
 }
@@ -160,7 +158,7 @@ fn repeats_against_distinct(model: &Llama, packed: Option<&PackedLlama>, inv_fre
 
 #[test]
 fn repeated_prompts_prefilled_once_generate_as_alone() {
-    for arch in ARCHITECTURES {
+    for arch in common::ARCHITECTURES {
         repeated_prompts_generate_as_alone(arch);
     }
 }

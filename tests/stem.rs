@@ -23,10 +23,8 @@ use std::sync::Arc;
 
 /// Four layers of `arch` (Qwen2 with q/k/v biases and an untied head, Qwen3 with q/k norms).
 fn four_layers(arch: Architecture) -> ModelConfig {
-    ModelConfig { num_layers: 4, architecture: arch, tie_word_embeddings: arch != Architecture::Qwen2, ..common::tiny_config() }
+    common::tiny_config_of(arch, 4)
 }
-
-const ARCHITECTURES: [Architecture; 3] = [Architecture::Llama, Architecture::Qwen2, Architecture::Qwen3];
 
 /// The stream entering `layer` at `tokens` by the training forward (no cache), `[len, hidden]`.
 fn training_stream(model: &Llama, inv_freq: &[f64], tokens: &[u32], layer: usize, device: &Device) -> Vec<f32> {
@@ -60,7 +58,7 @@ fn tapped_against_training(model: &Llama, inv_freq: &[f64], packed: Option<&Pack
 
 #[test]
 fn generation_keeps_the_stream_the_training_forward_computes() {
-    for arch in ARCHITECTURES {
+    for arch in common::ARCHITECTURES {
         generation_keeps_the_training_stream(arch);
     }
 }
@@ -130,7 +128,7 @@ fn samples_with_stems(model: &Llama, inv_freq: &[f64], layer: usize, label: usiz
 
 #[test]
 fn an_update_from_the_stem_equals_one_through_the_frozen_layers() {
-    for arch in ARCHITECTURES {
+    for arch in common::ARCHITECTURES {
         an_update_from_the_stem_equals_the_whole(arch);
     }
 }

@@ -49,6 +49,14 @@ pub fn to_vec3(t: Tensor<3>) -> Vec<f32> {
     t.into_data().try_to_vec().expect("f32 data")
 }
 
+/// The architectures the model code has paths for.
+pub const ARCHITECTURES: [memtrain::model::Architecture; 3] = [memtrain::model::Architecture::Llama, memtrain::model::Architecture::Qwen2, memtrain::model::Architecture::Qwen3];
+
+/// [`tiny_config`] as `arch` (Qwen2 with an untied head, as its checkpoints have), `layers` deep.
+pub fn tiny_config_of(arch: memtrain::model::Architecture, layers: usize) -> memtrain::model::ModelConfig {
+    memtrain::model::ModelConfig { architecture: arch, num_layers: layers, tie_word_embeddings: arch != memtrain::model::Architecture::Qwen2, ..tiny_config() }
+}
+
 /// A tiny Llama-shaped config for training-step tests on random weights.
 pub fn tiny_config() -> memtrain::model::ModelConfig {
     memtrain::model::ModelConfig {
