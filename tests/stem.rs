@@ -145,11 +145,9 @@ fn an_update_from_the_stem_equals_the_whole(arch: Architecture) {
     let samples = samples_with_stems(&model.valid(), &inv_freq, 2, 2, &base);
     let batch = TokenBatch::new(&samples).unwrap();
     assert!(batch.stems.is_some() && batch.shared.is_some());
-    let cfg_loss = GrpoConfig { kl_beta: 0.0, ..Default::default() };
     for share_prompts in [false, true] {
         let forward = |reuse_stems| Forward { buckets: false, share_prompts, reuse_stems, ..Forward::plain(&device) };
-        let [from_tokens, from_stem] = [false, true].map(|reuse| value_and_gradients(&model, training_loss(&model, &inv_freq, &batch, None, &cfg_loss, &device, forward(reuse)).0));
-        let learning = assert_same(&from_tokens, &from_stem, 1e-4);
+        let learning = stem_and_tokens_agree(&model, &inv_freq, &batch, &device, share_prompts);
         // Per layer 9 weights, Qwen2's 3 biases, Qwen3's 2 head norms; the final norm, and an untied head.
         let per_layer = 9 + match arch { Architecture::Qwen2 => 3, Architecture::Qwen3 => 2, _ => 0 };
         assert_eq!(learning, 2 * per_layer + 1 + usize::from(!cfg.tie_word_embeddings), "{arch:?}: two layers' weights, the final norm and an untied head learn");
@@ -190,9 +188,7 @@ fn with_lora_an_update_from_the_stem_equals_one_through_the_frozen_layers() {
     let samples = samples_with_stems(&model.valid(), &inv_freq, 2, 2, &base);
     let batch = TokenBatch::new(&samples).unwrap();
     for share_prompts in [false, true] {
-        let forward = |reuse_stems| Forward { buckets: false, share_prompts, reuse_stems, ..Forward::plain(&device) };
-        let [from_tokens, from_stem] = [false, true].map(|reuse| value_and_gradients(&model, training_loss(&model, &inv_freq, &batch, None, &cfg_loss, &device, forward(reuse)).0));
-        let learning = assert_same(&from_tokens, &from_stem, 1e-4);
+        let learning = stem_and_tokens_agree(&model, &inv_freq, &batch, &device, share_prompts);
         assert_eq!(learning, 2 * 7 * 2, "A and B of the seven projections of the top two layers learn");
     }
     // The stream with the frozen layers' adapters differs from the one without them: a stem
@@ -200,6 +196,15 @@ fn with_lora_an_update_from_the_stem_equals_one_through_the_frozen_layers() {
     let without = samples_with_stems(&common::jittered_model(&cfg, &base, 8), &inv_freq, 2, 2, &base);
     let moved = max_abs_diff(&samples[0].stem.as_ref().unwrap().values, &without[0].stem.as_ref().unwrap().values);
     assert!(moved > 1e-4, "the frozen adapters moved the stream by only {moved}");
+}
+
+/// The GRPO loss (no KL) and every gradient of an update from the stem and of one through the
+/// frozen layers, checked equal ([`assert_same`]); returns how many tensors got a gradient.
+fn stem_and_tokens_agree(model: &Llama, inv_freq: &[f64], batch: &TokenBatch, device: &Device, share_prompts: bool) -> usize {
+    let cfg_loss = GrpoConfig { kl_beta: 0.0, ..Default::default() };
+    let forward = |reuse_stems| Forward { buckets: false, share_prompts, reuse_stems, ..Forward::plain(device) };
+    let [from_tokens, from_stem] = [false, true].map(|reuse| value_and_gradients(model, training_loss(model, inv_freq, batch, None, &cfg_loss, device, forward(reuse)).0));
+    assert_same(&from_tokens, &from_stem, 1e-4)
 }
 
 /// Host log-probs of the batch's response tokens under `forward` (no autodiff).
